@@ -1,0 +1,6 @@
+//! The `agent` binary. Not ready yet: it says so and exits non-zero rather than pretend to work.
+
+fn main() -> std::process::ExitCode {
+    eprintln!("agent: not implemented yet");
+    std::process::ExitCode::from(69) // EX_UNAVAILABLE
+}
