@@ -3,7 +3,7 @@
 //! Cargo hands `CARGO_BIN_EXE_<name>` only to a package's own integration tests. A test that
 //! starts another package's binary (the agent's tests start the app; the system tests start all
 //! three) calls [`binary`] instead: it runs `cargo build -p <package> --bin <name>` once per test
-//! process, with the profile and target of the running test, and returns the executable's path.
+//! process, with the profile of the running test, and returns the executable's path.
 //! When the binary is up to date that build is a no-op that takes well under a second, so plain
 //! `cargo test --workspace` is all a test run needs.
 //!
@@ -33,7 +33,6 @@ pub fn binary(package: &str, bin: &str) -> PathBuf {
         .package(package)
         .bin(bin)
         .current_release()
-        .current_target()
         .run()
         .unwrap_or_else(|error| panic!("cannot build binary {bin} of package {package}: {error}"));
     let path = run.path().to_path_buf();
