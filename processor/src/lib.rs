@@ -1,4 +1,42 @@
 //! The Kapacitor-compatible stream processor: InfluxDB write API, TICKscript tasks, scaling.
 //!
 //! # Layout
-//! Nothing is built yet; the modules arrive with their issues (write API, TICKscript, scaling).
+//! - [`config`]: `kapacitor.conf`-shaped TOML, unknown keys warned about by name.
+//! - [`line_protocol`]: request body -> [`point::Batch`] + InfluxDB 1.x per-line errors (pure).
+//! - [`point`]: the batch of parsed points that subscribers read (spans into the body).
+//! - [`routing`]: (db, rp, measurement) -> [`routing::Subscriber`]s, the seam tasks plug into.
+//! - [`write_api`]: the InfluxDB-compatible HTTP handlers; [`server`]: the listener.
+//!
+//! [`run`] wires them: `config -> Router -> WriteApi -> Server`, until the shutdown future ends.
+
+pub mod config;
+pub mod line_protocol;
+pub mod point;
+pub mod routing;
+pub mod server;
+pub mod write_api;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use config::Config;
+use routing::Router;
+use write_api::WriteApi;
+
+/// Binds the write API per `config` and serves until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), server::Error> {
+    let router = Arc::new(Router::new());
+    let api = Arc::new(WriteApi::new(
+        config.http.clone(),
+        config.default_retention_policy.clone(),
+        router,
+        write_api::system_clock(),
+    ));
+    let server =
+        server::Server::bind(&config.http.bind_address, api, config.http.shutdown_timeout).await?;
+    if let Some(address) = server.local_addr() {
+        tracing::info!(%address, "listening");
+    }
+    server.serve(shutdown).await;
+    Ok(())
+}

@@ -1,0 +1,478 @@
+//! The processor's configuration: TOML in the shape of `kapacitor.conf`.
+//!
+//! Loading is two steps so later sections (`[load]`, `[kubernetes]`) and environment overrides
+//! slot in without a rewrite: the text is parsed into a [`toml::Table`], then each section takes
+//! the keys it knows out of its table ([`Http::from_table`]); whatever is left is an unknown key,
+//! reported by its full dotted name in [`Loaded::warnings`] (a real `kapacitor.conf` has many
+//! sections this processor does not implement, so unknown keys are warnings, not errors). A key
+//! that is present with a wrong type or an invalid value is an [`Error`] naming that key.
+//!
+//! Environment overrides (`KAPACITOR_HTTP_BIND_ADDRESS`, `PROCESSOR_...`) will edit the table
+//! between the two steps; they are not implemented yet.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::{Table, Value};
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not TOML.
+    #[error("config is not valid TOML")]
+    Syntax(#[source] Box<toml::de::Error>),
+    /// A key is present but its value has the wrong type or is out of range.
+    #[error("config key `{key}`: {reason}")]
+    InvalidValue { key: String, reason: String },
+}
+
+/// A `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Directory for the processor's state (task definitions, in a later issue). Key `data_dir`.
+    pub data_dir: PathBuf,
+    /// Retention policy given to writes that name none (key `default-retention-policy`).
+    /// Kapacitor's default is empty, which makes writes without `rp` miss `db.autogen` tasks
+    /// (compat.md 5.2); ours is `autogen`.
+    pub default_retention_policy: String,
+    /// The `[http]` section.
+    pub http: Http,
+}
+
+/// The `[http]` section: the write API's listener and its limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Http {
+    /// Listen address, `host:port`; a bare `:port` means every interface (`bind-address`).
+    pub bind_address: String,
+    /// Largest accepted request body in bytes, applied after gunzip too; 0 means no limit, as
+    /// InfluxDB (`max-body-size`).
+    pub max_body_size: usize,
+    /// Require credentials on write and query endpoints (`auth-enabled`).
+    pub auth_enabled: bool,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT (`shutdown-timeout`,
+    /// a duration such as `"10s"`).
+    pub shutdown_timeout: Duration,
+    /// Accepted users (`[[http.users]]`), for Basic auth, `u`/`p` and `Token name:password`.
+    pub users: Vec<User>,
+    /// Accepted API tokens (`[[http.tokens]]`), for `Authorization: Token|Bearer <token>`.
+    pub tokens: Vec<ApiToken>,
+}
+
+/// One `[[http.users]]` entry.
+#[derive(Clone, PartialEq)]
+pub struct User {
+    /// User name (`name`).
+    pub name: String,
+    /// Password, compared in constant time (`password`).
+    pub password: String,
+}
+
+/// One `[[http.tokens]]` entry.
+#[derive(Clone, PartialEq)]
+pub struct ApiToken {
+    /// The secret sent after `Token ` or `Bearer ` (`token`).
+    pub token: String,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A configuration and the warnings produced while loading it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub config: Config,
+    /// One line per unknown (ignored) key, naming it.
+    pub warnings: Vec<String>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/processor")
+}
+
+fn default_retention_policy() -> String {
+    "autogen".to_owned()
+}
+
+fn default_bind_address() -> String {
+    ":9092".to_owned()
+}
+
+/// 25 MB, InfluxDB's default `max-body-size`.
+fn default_max_body_size() -> usize {
+    25_000_000
+}
+
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            default_retention_policy: default_retention_policy(),
+            http: Http::default(),
+        }
+    }
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self {
+            bind_address: default_bind_address(),
+            max_body_size: default_max_body_size(),
+            auth_enabled: false,
+            shutdown_timeout: default_shutdown_timeout(),
+            users: Vec::new(),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and parses the file at `path`.
+    pub fn load(path: &Path) -> Result<Loaded> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parses configuration text.
+    pub fn parse(text: &str) -> Result<Loaded> {
+        let table: Table = text
+            .parse()
+            .map_err(|error| Error::Syntax(Box::new(error)))?;
+        Self::from_table(table)
+    }
+
+    /// Takes the known keys out of a parsed table; the rest become warnings.
+    pub fn from_table(mut table: Table) -> Result<Loaded> {
+        let mut warnings = Vec::new();
+        let data_dir = take_string(&mut table, "", "data_dir")?
+            .map(PathBuf::from)
+            .unwrap_or_else(default_data_dir);
+        if data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        let default_retention_policy = take_string(&mut table, "", "default-retention-policy")?
+            .unwrap_or_else(default_retention_policy);
+        let http = match table.remove("http") {
+            None => Http::default(),
+            Some(Value::Table(section)) => Http::from_table(section, &mut warnings)?,
+            Some(_) => return Err(invalid("http", "must be a table ([http])")),
+        };
+        warn_unknown(&table, "", &mut warnings);
+        Ok(Loaded {
+            config: Config {
+                data_dir,
+                default_retention_policy,
+                http,
+            },
+            warnings,
+        })
+    }
+}
+
+impl Http {
+    /// Takes the `[http]` keys out of `table`; unknown ones are pushed to `warnings`.
+    pub fn from_table(mut table: Table, warnings: &mut Vec<String>) -> Result<Self> {
+        const SECTION: &str = "http";
+        let bind_address =
+            take_string(&mut table, SECTION, "bind-address")?.unwrap_or_else(default_bind_address);
+        if crate::server::parse_bind_address(&bind_address).is_none() {
+            return Err(invalid(
+                "http.bind-address",
+                format!("{bind_address:?} is not host:port or :port"),
+            ));
+        }
+        let max_body_size = match take_integer(&mut table, SECTION, "max-body-size")? {
+            None => default_max_body_size(),
+            Some(n) => usize::try_from(n)
+                .map_err(|_| invalid("http.max-body-size", "must be 0 or a positive byte count"))?,
+        };
+        let auth_enabled = take_bool(&mut table, SECTION, "auth-enabled")?.unwrap_or(false);
+        let shutdown_timeout = match take_string(&mut table, SECTION, "shutdown-timeout")? {
+            None => default_shutdown_timeout(),
+            Some(text) => humantime::parse_duration(&text)
+                .map_err(|error| invalid("http.shutdown-timeout", format!("{text:?}: {error}")))?,
+        };
+        let mut users = Vec::new();
+        for (index, mut entry) in take_array_of_tables(&mut table, SECTION, "users")?
+            .into_iter()
+            .enumerate()
+        {
+            let path = format!("http.users[{index}]");
+            let name = take_string(&mut entry, &path, "name")?
+                .filter(|name| !name.is_empty())
+                .ok_or_else(|| invalid(&format!("{path}.name"), "is required"))?;
+            let password = take_string(&mut entry, &path, "password")?.unwrap_or_default();
+            warn_unknown(&entry, &path, warnings);
+            users.push(User { name, password });
+        }
+        let mut tokens = Vec::new();
+        for (index, mut entry) in take_array_of_tables(&mut table, SECTION, "tokens")?
+            .into_iter()
+            .enumerate()
+        {
+            let path = format!("http.tokens[{index}]");
+            let token = take_string(&mut entry, &path, "token")?
+                .filter(|token| !token.is_empty())
+                .ok_or_else(|| invalid(&format!("{path}.token"), "is required"))?;
+            warn_unknown(&entry, &path, warnings);
+            tokens.push(ApiToken { token });
+        }
+        if auth_enabled && users.is_empty() && tokens.is_empty() {
+            return Err(invalid(
+                "http.auth-enabled",
+                "is true but no [[http.users]] or [[http.tokens]] are configured",
+            ));
+        }
+        warn_unknown(&table, SECTION, warnings);
+        Ok(Self {
+            bind_address,
+            max_body_size,
+            auth_enabled,
+            shutdown_timeout,
+            users,
+            tokens,
+        })
+    }
+}
+
+fn dotted(section: &str, key: &str) -> String {
+    if section.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{section}.{key}")
+    }
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidValue {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn wrong_type(section: &str, key: &str, expected: &str, found: &Value) -> Error {
+    invalid(
+        &dotted(section, key),
+        format!("expected {expected}, found {}", found.type_str()),
+    )
+}
+
+fn take_string(table: &mut Table, section: &str, key: &str) -> Result<Option<String>> {
+    match table.remove(key) {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(other) => Err(wrong_type(section, key, "a string", &other)),
+    }
+}
+
+fn take_integer(table: &mut Table, section: &str, key: &str) -> Result<Option<i64>> {
+    match table.remove(key) {
+        None => Ok(None),
+        Some(Value::Integer(n)) => Ok(Some(n)),
+        Some(other) => Err(wrong_type(section, key, "an integer", &other)),
+    }
+}
+
+fn take_bool(table: &mut Table, section: &str, key: &str) -> Result<Option<bool>> {
+    match table.remove(key) {
+        None => Ok(None),
+        Some(Value::Boolean(flag)) => Ok(Some(flag)),
+        Some(other) => Err(wrong_type(section, key, "true or false", &other)),
+    }
+}
+
+fn take_array_of_tables(table: &mut Table, section: &str, key: &str) -> Result<Vec<Table>> {
+    match table.remove(key) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::Table(entry) => Ok(entry),
+                other => Err(wrong_type(section, key, "an array of tables", &other)),
+            })
+            .collect(),
+        Some(other) => Err(wrong_type(section, key, "an array of tables", &other)),
+    }
+}
+
+fn warn_unknown(table: &Table, section: &str, warnings: &mut Vec<String>) {
+    for key in table.keys() {
+        warnings.push(format!(
+            "unknown config key `{}` is ignored",
+            dotted(section, key)
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Loaded {
+        match Config::parse(text) {
+            Ok(loaded) => loaded,
+            Err(error) => panic!("config should parse: {error}"),
+        }
+    }
+
+    fn error(text: &str) -> String {
+        match Config::parse(text) {
+            Ok(loaded) => panic!("config should be rejected, got {loaded:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn empty_config_takes_every_default() {
+        let loaded = parse("");
+        assert_eq!(loaded.config, Config::default());
+        assert_eq!(loaded.config.http.bind_address, ":9092");
+        assert_eq!(loaded.config.http.max_body_size, 25_000_000);
+        assert_eq!(loaded.config.default_retention_policy, "autogen");
+        assert!(!loaded.config.http.auth_enabled);
+        assert!(loaded.warnings.is_empty());
+    }
+
+    #[test]
+    fn every_known_key_is_read() {
+        let loaded = parse(
+            r#"
+            data_dir = "/tmp/proc"
+            default-retention-policy = "raw"
+            [http]
+            bind-address = "127.0.0.1:9999"
+            max-body-size = 1000
+            auth-enabled = true
+            shutdown-timeout = "3s"
+            [[http.users]]
+            name = "telegraf"
+            password = "secret"
+            [[http.tokens]]
+            token = "abc"
+            "#,
+        );
+        let config = loaded.config;
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/proc"));
+        assert_eq!(config.default_retention_policy, "raw");
+        assert_eq!(config.http.bind_address, "127.0.0.1:9999");
+        assert_eq!(config.http.max_body_size, 1000);
+        assert!(config.http.auth_enabled);
+        assert_eq!(config.http.shutdown_timeout, Duration::from_secs(3));
+        assert_eq!(config.http.users.len(), 1);
+        assert_eq!(config.http.users[0].name, "telegraf");
+        assert_eq!(config.http.users[0].password, "secret");
+        assert_eq!(config.http.tokens[0].token, "abc");
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    }
+
+    #[test]
+    fn unknown_keys_are_warned_about_by_full_name() {
+        let loaded = parse(
+            r#"
+            hostname = "x"
+            [http]
+            log-enabled = true
+            [[http.users]]
+            name = "a"
+            admin = true
+            [replay]
+            dir = "/x"
+            "#,
+        );
+        let mut warnings = loaded.warnings;
+        warnings.sort();
+        assert_eq!(
+            warnings,
+            [
+                "unknown config key `hostname` is ignored",
+                "unknown config key `http.log-enabled` is ignored",
+                "unknown config key `http.users[0].admin` is ignored",
+                "unknown config key `replay` is ignored",
+            ]
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        assert_eq!(
+            error("[http]\nmax-body-size = \"big\""),
+            "config key `http.max-body-size`: expected an integer, found string"
+        );
+        assert_eq!(
+            error("[http]\nauth-enabled = \"yes\""),
+            "config key `http.auth-enabled`: expected true or false, found string"
+        );
+    }
+
+    #[test]
+    fn negative_body_size_is_rejected() {
+        assert!(error("[http]\nmax-body-size = -1").contains("`http.max-body-size`"));
+    }
+
+    #[test]
+    fn bad_bind_address_is_rejected() {
+        assert!(error("[http]\nbind-address = \"nope\"").contains("`http.bind-address`"));
+    }
+
+    #[test]
+    fn bad_duration_names_the_key() {
+        assert!(error("[http]\nshutdown-timeout = \"soon\"").contains("`http.shutdown-timeout`"));
+    }
+
+    #[test]
+    fn auth_without_credentials_is_rejected() {
+        assert!(error("[http]\nauth-enabled = true").contains("`http.auth-enabled`"));
+    }
+
+    #[test]
+    fn user_without_name_is_rejected() {
+        assert!(error("[[http.users]]\npassword = \"x\"").contains("`http.users[0].name`"));
+    }
+
+    #[test]
+    fn invalid_toml_is_a_syntax_error() {
+        assert_eq!(error("[http"), "config is not valid TOML");
+    }
+
+    #[test]
+    fn secrets_are_not_printed_by_debug() {
+        let loaded = parse(
+            "[[http.users]]\nname = \"u\"\npassword = \"hunter2\"\n[[http.tokens]]\ntoken = \"tok3n\"",
+        );
+        let printed = format!("{:?}", loaded.config);
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("tok3n"),
+            "{printed}"
+        );
+    }
+}
