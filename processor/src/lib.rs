@@ -14,6 +14,7 @@ pub mod line_protocol;
 pub mod point;
 pub mod routing;
 pub mod server;
+pub mod tick;
 pub mod write_api;
 
 use std::future::Future;
