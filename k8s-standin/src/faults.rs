@@ -1,0 +1,270 @@
+//! Injectable faults: the next N matching requests answer an error status, are delayed, or both.
+
+use std::time::Duration;
+
+use crate::request::RequestInfo;
+
+/// Which requests a fault applies to; unset fields match anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct FaultMatch {
+    /// Verb (`get`, `patch`, `update`, `list`, `create`, …).
+    pub verb: Option<String>,
+    /// Resource (`deployments`).
+    pub resource: Option<String>,
+    /// Subresource (`scale`); `Some("")` matches only requests without one.
+    pub subresource: Option<String>,
+    /// Namespace.
+    pub namespace: Option<String>,
+    /// Object name.
+    pub name: Option<String>,
+    /// A substring of the path.
+    pub path_contains: Option<String>,
+}
+
+impl FaultMatch {
+    fn matches(&self, path: &str, info: &RequestInfo) -> bool {
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        eq(&self.verb, &info.verb)
+            && eq(&self.resource, &info.resource)
+            && eq(&self.subresource, &info.subresource)
+            && eq(&self.namespace, &info.namespace)
+            && eq(&self.name, &info.name)
+            && self
+                .path_contains
+                .as_deref()
+                .is_none_or(|p| path.contains(p))
+    }
+}
+
+/// One injected fault.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fault {
+    /// HTTP status to answer with (401, 403, 404, 409, 429, 500, 503 give the API server's
+    /// Status objects; other codes answer 500); `None` to answer normally (after the delay).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// How long to wait before answering, in milliseconds on the wire format.
+    #[serde(default, with = "millis")]
+    pub delay: Duration,
+    /// How many matching requests this fault affects; `None` for every one until cleared.
+    #[serde(default)]
+    pub times: Option<u32>,
+    /// Which requests.
+    #[serde(default)]
+    pub matching: FaultMatch,
+}
+
+mod millis {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let ms: u64 = serde::Deserialize::deserialize(d)?;
+        Ok(Duration::from_millis(ms))
+    }
+}
+
+impl Fault {
+    /// Answer `code` (once unless `.times(n)` or `.always()`).
+    pub fn status(code: u16) -> Fault {
+        Fault {
+            status: Some(code),
+            delay: Duration::ZERO,
+            times: Some(1),
+            matching: FaultMatch::default(),
+        }
+    }
+
+    /// Delay the answer by `delay` (once unless `.times(n)` or `.always()`).
+    pub fn delay(delay: Duration) -> Fault {
+        Fault {
+            status: None,
+            delay,
+            times: Some(1),
+            matching: FaultMatch::default(),
+        }
+    }
+
+    /// Also delay an error answer.
+    pub fn after(mut self, delay: Duration) -> Fault {
+        self.delay = delay;
+        self
+    }
+
+    /// Affect the next `n` matching requests.
+    pub fn times(mut self, n: u32) -> Fault {
+        self.times = Some(n);
+        self
+    }
+
+    /// Affect every matching request until cleared.
+    pub fn always(mut self) -> Fault {
+        self.times = None;
+        self
+    }
+
+    /// Only requests with this verb.
+    pub fn verb(mut self, verb: &str) -> Fault {
+        self.matching.verb = Some(verb.to_string());
+        self
+    }
+
+    /// Only requests on this resource (`deployments`).
+    pub fn resource(mut self, resource: &str) -> Fault {
+        self.matching.resource = Some(resource.to_string());
+        self
+    }
+
+    /// Only requests on this subresource (`scale`).
+    pub fn subresource(mut self, subresource: &str) -> Fault {
+        self.matching.subresource = Some(subresource.to_string());
+        self
+    }
+
+    /// Only requests for this object name.
+    pub fn name(mut self, name: &str) -> Fault {
+        self.matching.name = Some(name.to_string());
+        self
+    }
+
+    /// Only requests whose path contains `part`.
+    pub fn path_contains(mut self, part: &str) -> Fault {
+        self.matching.path_contains = Some(part.to_string());
+        self
+    }
+}
+
+/// What to do to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Injection {
+    /// Status to answer with instead of handling.
+    pub status: Option<u16>,
+    /// Wait before answering.
+    pub delay: Duration,
+}
+
+/// The active faults, in injection order.
+#[derive(Debug, Default)]
+pub struct Faults {
+    active: Vec<Fault>,
+}
+
+impl Faults {
+    /// Adds a fault; earlier faults take precedence.
+    pub fn push(&mut self, fault: Fault) {
+        if fault.times != Some(0) {
+            self.active.push(fault);
+        }
+    }
+
+    /// Removes every fault.
+    pub fn clear(&mut self) {
+        self.active.clear();
+    }
+
+    /// How many faults are still active.
+    pub fn len(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Whether no fault is active.
+    pub fn is_empty(&self) -> bool {
+        self.active.is_empty()
+    }
+
+    /// The injection for this request, consuming one use of the first matching fault.
+    pub fn take(&mut self, path: &str, info: &RequestInfo) -> Option<Injection> {
+        let index = self
+            .active
+            .iter()
+            .position(|f| f.matching.matches(path, info))?;
+        let fault = self.active.get_mut(index)?;
+        let injection = Injection {
+            status: fault.status,
+            delay: fault.delay,
+        };
+        if let Some(n) = fault.times.as_mut() {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.active.remove(index);
+            }
+        }
+        Some(injection)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::parse;
+
+    const SCALE: &str = "/apis/apps/v1/namespaces/default/deployments/app/scale";
+
+    #[test]
+    fn a_fault_affects_exactly_n_matching_requests() {
+        let mut faults = Faults::default();
+        faults.push(
+            Fault::status(503)
+                .times(2)
+                .verb("patch")
+                .subresource("scale"),
+        );
+        let get = parse("GET", SCALE, false);
+        let patch = parse("PATCH", SCALE, false);
+        assert_eq!(faults.take(SCALE, &get), None);
+        assert_eq!(faults.take(SCALE, &patch).and_then(|i| i.status), Some(503));
+        assert_eq!(faults.take(SCALE, &patch).and_then(|i| i.status), Some(503));
+        assert_eq!(faults.take(SCALE, &patch), None);
+        assert!(faults.is_empty());
+    }
+
+    #[test]
+    fn earlier_faults_win_and_always_faults_stay() {
+        let mut faults = Faults::default();
+        faults.push(Fault::status(409).times(1));
+        faults.push(Fault::delay(Duration::from_millis(5)).always());
+        let info = parse("PUT", SCALE, false);
+        assert_eq!(faults.take(SCALE, &info).and_then(|i| i.status), Some(409));
+        for _ in 0..3 {
+            let i = faults.take(SCALE, &info);
+            assert_eq!(
+                i.map(|i| (i.status, i.delay)),
+                Some((None, Duration::from_millis(5)))
+            );
+        }
+        assert_eq!(faults.len(), 1);
+        faults.clear();
+        assert_eq!(faults.take(SCALE, &info), None);
+    }
+
+    #[test]
+    fn path_and_name_matchers_narrow_the_fault() {
+        let mut faults = Faults::default();
+        faults.push(Fault::status(500).name("web").always());
+        faults.push(Fault::status(403).path_contains("/leases/").always());
+        let app = parse("GET", SCALE, false);
+        assert_eq!(faults.take(SCALE, &app), None);
+        let lease = "/apis/coordination.k8s.io/v1/namespaces/default/leases/x";
+        assert_eq!(
+            faults
+                .take(lease, &parse("GET", lease, false))
+                .and_then(|i| i.status),
+            Some(403)
+        );
+    }
+
+    #[test]
+    fn faults_round_trip_through_json_config() {
+        let text = r#"{"status": 500, "delay": 250, "times": 3, "matching": {"verb": "patch"}}"#;
+        let fault: Result<Fault, _> = serde_json::from_str(text);
+        let expected = Fault::status(500)
+            .after(Duration::from_millis(250))
+            .times(3)
+            .verb("patch");
+        assert_eq!(fault.ok(), Some(expected));
+    }
+}

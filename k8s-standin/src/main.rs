@@ -1,0 +1,132 @@
+//! `k8s-standin`: serve the Kubernetes API stand-in on loopback for the lab or by hand.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use k8s_standin::{Config, Server, StatusMode, WorkloadKind, WorkloadSeed};
+
+/// A stand-in for the Kubernetes API server (discovery, workloads and /scale, Leases, Events).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// JSON configuration file (see `k8s_standin::Config`); flags add to it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A Deployment to create: `namespace/name=replicas` (repeatable).
+    #[arg(long = "deployment", value_name = "NS/NAME=N")]
+    deployments: Vec<String>,
+    /// A StatefulSet to create: `namespace/name=replicas` (repeatable).
+    #[arg(long = "statefulset", value_name = "NS/NAME=N")]
+    statefulsets: Vec<String>,
+    /// A ReplicaSet to create: `namespace/name=replicas` (repeatable).
+    #[arg(long = "replicaset", value_name = "NS/NAME=N")]
+    replicasets: Vec<String>,
+    /// A ReplicationController to create: `namespace/name=replicas` (repeatable).
+    #[arg(long = "replicationcontroller", value_name = "NS/NAME=N")]
+    replicationcontrollers: Vec<String>,
+    /// Require this bearer token: `TOKEN` or `TOKEN=USER` (repeatable).
+    #[arg(long = "token", value_name = "TOKEN[=USER]")]
+    tokens: Vec<String>,
+    /// Leave workload status to the lab instead of mirroring spec.replicas.
+    #[arg(long)]
+    manual_status: bool,
+    /// Write a kubeconfig for kubectl here (with the first token).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+}
+
+fn build_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = match &cli.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => Config::default(),
+    };
+    if let Some(listen) = cli.listen {
+        config.listen = listen;
+    }
+    for (kind, texts) in [
+        (WorkloadKind::Deployment, &cli.deployments),
+        (WorkloadKind::StatefulSet, &cli.statefulsets),
+        (WorkloadKind::ReplicaSet, &cli.replicasets),
+        (
+            WorkloadKind::ReplicationController,
+            &cli.replicationcontrollers,
+        ),
+    ] {
+        for text in texts {
+            config.workloads.push(WorkloadSeed::parse(kind, text)?);
+        }
+    }
+    for text in &cli.tokens {
+        let (token, user) = text.split_once('=').unwrap_or((text, "standin-user"));
+        config = config.with_token(token, user);
+    }
+    if cli.manual_status {
+        config.status_mode = StatusMode::Manual;
+    }
+    Ok(config)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = build_config(&cli)?;
+    let token = config.auth.tokens.first().map(|t| t.token.clone());
+    let server = Server::start(config).await?;
+    if let Some(path) = &cli.kubeconfig {
+        std::fs::write(path, server.kubeconfig(token.as_deref()))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("{}", server.url());
+    shutdown_signal().await;
+    server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("k8s-standin: {error:#}");
+            let config_error = error.downcast_ref::<k8s_standin::ConfigError>().is_some()
+                || error.downcast_ref::<serde_json::Error>().is_some();
+            ExitCode::from(if config_error { 64 } else { 1 })
+        }
+    }
+}

@@ -1,0 +1,854 @@
+//! The HTTP edge: accepts connections on loopback, records every request, authenticates,
+//! injects faults, authorizes, routes to discovery or the store, and answers JSON.
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::{debug, info, warn};
+
+use crate::auth::Rule;
+use crate::config::Config;
+use crate::discovery;
+use crate::faults::{Fault, Faults};
+use crate::patch::PatchType;
+use crate::request::{self, RequestInfo};
+use crate::resources::{self, ResourceDef, WorkloadKind};
+use crate::selector::Selector;
+use crate::status::{ApiError, Result as ApiResult};
+use crate::store::{Part, Store, WorkloadChange, WorkloadView, WriteOptions};
+use crate::table::{self, IncludeObject};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A seeded workload or object was refused by the store.
+    #[error("cannot create seeded object {what}")]
+    Seed {
+        what: String,
+        #[source]
+        source: ApiError,
+    },
+    /// A seeded object names a resource we do not serve.
+    #[error("seeded object {0} is of a kind the stand-in does not serve")]
+    UnknownKind(String),
+}
+
+/// One request as the API server's audit log would see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RequestRecord {
+    /// Arrival order, from 1.
+    pub seq: u64,
+    /// HTTP method.
+    pub method: String,
+    /// Path without the query.
+    pub path: String,
+    /// Raw query string, empty when none.
+    pub query: String,
+    /// Verb, group, version, namespace, resource, subresource, name.
+    #[serde(flatten)]
+    pub info: RequestInfo,
+    /// Authenticated user, empty when authentication failed.
+    pub user: String,
+    /// `User-Agent` header.
+    pub user_agent: String,
+    /// `Content-Type` header (tells the patch type).
+    pub content_type: String,
+    /// HTTP status answered; 0 while in flight.
+    pub status: u16,
+    /// Whether an injected fault changed the answer or delayed it.
+    pub fault_injected: bool,
+}
+
+impl RequestRecord {
+    /// `deployments/scale`, the resource as a Role rule names it.
+    pub fn rbac_resource(&self) -> String {
+        self.info.rbac_resource()
+    }
+}
+
+struct State {
+    store: Store,
+    auth: crate::auth::Auth,
+    faults: Faults,
+    log: Vec<RequestRecord>,
+    seq: u64,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changes: broadcast::Sender<WorkloadChange>,
+    addr: SocketAddr,
+    minor_version: u32,
+    max_body_bytes: usize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the store half-written (writes are single
+        // inserts), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The stand-in API server.
+pub struct Server;
+
+impl Server {
+    /// Binds, seeds the configured objects and serves until the handle shuts it down.
+    pub async fn start(config: Config) -> Result<Handle, Error> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ u64::from(addr.port());
+        let mut store = Store::new(seed, config.status_mode);
+        let opts = WriteOptions {
+            dry_run: false,
+            now: now_secs(),
+        };
+        for w in &config.workloads {
+            let manifest =
+                crate::store::workload_manifest(w.kind, &w.namespace, &w.name, w.replicas);
+            store
+                .create(w.kind.def(), &w.namespace, manifest, opts)
+                .map_err(|source| Error::Seed {
+                    what: format!("{} {}/{}", w.kind, w.namespace, w.name),
+                    source,
+                })?;
+        }
+        for obj in &config.objects {
+            let what = describe(obj);
+            let def = def_of(obj).ok_or_else(|| Error::UnknownKind(what.clone()))?;
+            let ns = obj
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .to_string();
+            store
+                .create(def, &ns, obj.clone(), opts)
+                .map_err(|source| Error::Seed { what, source })?;
+        }
+        let mut faults = Faults::default();
+        for f in &config.faults {
+            faults.push(f.clone());
+        }
+        let (changes, _) = broadcast::channel(1024);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                store,
+                auth: config.auth.clone(),
+                faults,
+                log: Vec::new(),
+                seq: 0,
+            }),
+            changes,
+            addr,
+            minor_version: config.minor_version,
+            max_body_bytes: config.max_body_bytes,
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let grace = Duration::from_millis(config.shutdown_grace_ms);
+        let task = tokio::spawn(accept_loop(listener, shared.clone(), stop_rx, grace));
+        info!(%addr, "kubernetes api stand-in listening");
+        Ok(Handle {
+            shared,
+            stop: stop_tx,
+            task: Some(task),
+        })
+    }
+}
+
+fn describe(obj: &Value) -> String {
+    format!(
+        "{} {}/{}",
+        obj.get("kind").and_then(Value::as_str).unwrap_or("?"),
+        obj.pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("default"),
+        obj.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+    )
+}
+
+fn def_of(obj: &Value) -> Option<&'static ResourceDef> {
+    let api_version = obj.get("apiVersion").and_then(Value::as_str)?;
+    let kind = obj.get("kind").and_then(Value::as_str)?;
+    resources::ALL
+        .iter()
+        .find(|d| d.group_version() == api_version && d.kind == kind)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(error) => {
+                        warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let shared = shared.clone();
+                let mut stop = stop.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |req| {
+                        let shared = shared.clone();
+                        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        result = conn.as_mut() => {
+                            if let Err(error) = result {
+                                debug!(%error, %peer, "connection ended with an error");
+                            }
+                        }
+                        _ = stop.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        connections.abort_all();
+    }
+    info!("kubernetes api stand-in stopped");
+}
+
+/// A running stand-in; dropping it stops the server.
+pub struct Handle {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Handle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.shared.addr)
+    }
+
+    /// A kubeconfig for kubectl or kube (`Kubeconfig::from_yaml`): one cluster, context and user
+    /// named `standin`, namespace `default`, with the bearer token when given.
+    pub fn kubeconfig(&self, token: Option<&str>) -> String {
+        kubeconfig_yaml(&self.url(), token)
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.lock().log.clone()
+    }
+
+    /// Forgets the request log.
+    pub fn clear_requests(&self) {
+        self.shared.lock().log.clear();
+    }
+
+    /// The distinct (api group, resource incl. subresource, verb) triples of resource requests
+    /// that were allowed, to compare with a Role.
+    pub fn permissions_used(&self) -> BTreeSet<(String, String, String)> {
+        self.shared
+            .lock()
+            .log
+            .iter()
+            .filter(|r| r.info.is_resource_request && r.status != 401 && r.status != 403)
+            .map(|r| {
+                (
+                    r.info.api_group.clone(),
+                    r.rbac_resource(),
+                    r.info.verb.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Adds a fault (earlier faults take precedence).
+    pub fn inject(&self, fault: Fault) {
+        self.shared.lock().faults.push(fault);
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
+    /// How many faults are still armed.
+    pub fn pending_faults(&self) -> usize {
+        self.shared.lock().faults.len()
+    }
+
+    /// Replaces the authorization rules (`None` allows everything).
+    pub fn set_rules(&self, rules: Option<Vec<Rule>>) {
+        self.shared.lock().auth.rules = rules;
+    }
+
+    /// Accepts another bearer token (turns authentication on if it was off).
+    pub fn add_token(&self, token: &str, user: &str) {
+        self.shared.lock().auth.tokens.push(crate::auth::TokenUser {
+            token: token.to_string(),
+            user: user.to_string(),
+        });
+    }
+
+    /// A workload's replicas, status, generation and resourceVersion.
+    pub fn workload(
+        &self,
+        kind: WorkloadKind,
+        namespace: &str,
+        name: &str,
+    ) -> Option<WorkloadView> {
+        self.shared.lock().store.workload(kind, namespace, name)
+    }
+
+    /// Shorthand for a Deployment's spec.replicas.
+    pub fn deployment_replicas(&self, namespace: &str, name: &str) -> Option<i64> {
+        self.workload(WorkloadKind::Deployment, namespace, name)
+            .map(|w| w.replicas)
+    }
+
+    /// Changes spec.replicas as another actor would (bumps resourceVersion and generation).
+    pub fn set_replicas(
+        &self,
+        kind: WorkloadKind,
+        namespace: &str,
+        name: &str,
+        replicas: i64,
+    ) -> ApiResult<()> {
+        let written =
+            self.shared
+                .lock()
+                .store
+                .set_replicas(kind, namespace, name, replicas, now_secs())?;
+        if let Some(change) = written.change {
+            let _ = self.shared.changes.send(change);
+        }
+        Ok(())
+    }
+
+    /// Sets status as the lab's kubelet: `replicas` pods, `ready` of them ready.
+    pub fn set_status(
+        &self,
+        kind: WorkloadKind,
+        namespace: &str,
+        name: &str,
+        replicas: i64,
+        ready: i64,
+    ) -> ApiResult<()> {
+        self.shared
+            .lock()
+            .store
+            .set_status(kind, namespace, name, replicas, ready, now_secs())
+            .map(|_| ())
+    }
+
+    /// Changes of workloads' spec.replicas from now on (API writes and `set_replicas`).
+    pub fn subscribe(&self) -> broadcast::Receiver<WorkloadChange> {
+        self.shared.changes.subscribe()
+    }
+
+    /// Every stored object of a resource, e.g. `resources::CORE_EVENTS`, with kind.
+    pub fn objects(&self, def: &ResourceDef) -> Vec<Value> {
+        self.shared.lock().store.objects_of(def)
+    }
+
+    /// Core v1 and events.k8s.io/v1 Events, in that order.
+    pub fn events(&self) -> Vec<Value> {
+        let state = self.shared.lock();
+        let mut out = state.store.objects_of(&resources::CORE_EVENTS);
+        out.extend(state.store.objects_of(&resources::EVENTS_V1));
+        out
+    }
+
+    /// Creates an object (full manifest; namespace `default` when unset).
+    pub fn create(&self, object: Value) -> ApiResult<Value> {
+        let def = def_of(&object).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{} is of a kind the stand-in does not serve",
+                describe(&object)
+            ))
+        })?;
+        let ns = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("default")
+            .to_string();
+        let written = self.shared.lock().store.create(
+            def,
+            &ns,
+            object,
+            WriteOptions {
+                dry_run: false,
+                now: now_secs(),
+            },
+        )?;
+        if let Some(change) = written.change {
+            let _ = self.shared.changes.send(change);
+        }
+        Ok(written.object)
+    }
+
+    /// Stops accepting, lets open connections finish within the grace period, and waits.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// The kubeconfig text for a server URL and optional token.
+pub fn kubeconfig_yaml(url: &str, token: Option<&str>) -> String {
+    let user = match token {
+        Some(t) => format!("    token: {t:?}\n"),
+        None => "    {}\n".to_string(),
+    };
+    let user = if token.is_some() { user } else { String::new() };
+    let user_block = if user.is_empty() {
+        "  user: {}\n".to_string()
+    } else {
+        format!("  user:\n{user}")
+    };
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: {url}\ncontexts:\n- name: standin\n  context:\n    cluster: standin\n    user: standin\n    namespace: default\ncurrent-context: standin\npreferences: {{}}\nusers:\n- name: standin\n{user_block}"
+    )
+}
+
+fn json_response(code: u16, body: &Value) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn error_response(err: &ApiError) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(err.to_status_bytes())));
+    *resp.status_mut() =
+        StatusCode::from_u16(err.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if err.code() == 429 {
+        resp.headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+fn header(req: &Request<Incoming>, name: hyper::header::HeaderName) -> String {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Query parameters, percent-decoded.
+fn query_params(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                if let Some(v) = hex {
+                    out.push(v);
+                    i += 2;
+                } else {
+                    out.push(b'%');
+                }
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Everything the router needs from one request.
+struct Call {
+    method: Method,
+    path: String,
+    params: Vec<(String, String)>,
+    info: RequestInfo,
+    accept: String,
+    content_type: String,
+    body: Bytes,
+}
+
+impl Call {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let params = query_params(&query);
+    let watch = params
+        .iter()
+        .any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
+    let info = request::parse(method.as_str(), &path, watch);
+    let authorization = header(&req, AUTHORIZATION);
+    let accept = header(&req, ACCEPT);
+    let content_type = header(&req, CONTENT_TYPE);
+    let user_agent = header(&req, USER_AGENT);
+
+    let seq = {
+        let mut state = shared.lock();
+        state.seq += 1;
+        let seq = state.seq;
+        state.log.push(RequestRecord {
+            seq,
+            method: method.to_string(),
+            path: path.clone(),
+            query: query.clone(),
+            info: info.clone(),
+            user: String::new(),
+            user_agent,
+            content_type: content_type.clone(),
+            status: 0,
+            fault_injected: false,
+        });
+        seq
+    };
+    let finish = |resp: Response<Full<Bytes>>, user: &str, fault: bool| {
+        let mut state = shared.lock();
+        if let Some(rec) = state.log.iter_mut().rev().find(|r| r.seq == seq) {
+            rec.status = resp.status().as_u16();
+            rec.user = user.to_string();
+            rec.fault_injected = fault;
+        }
+        debug!(seq, method = %method, path = %path, status = resp.status().as_u16(), "request");
+        resp
+    };
+
+    let auth = shared
+        .lock()
+        .auth
+        .authenticate(Some(authorization.as_str()).filter(|a| !a.is_empty()));
+    let user = match auth {
+        Ok(user) => user,
+        Err(err) => return finish(error_response(&err), "", false),
+    };
+
+    let injection = shared.lock().faults.take(&path, &info);
+    if let Some(inj) = injection {
+        if !inj.delay.is_zero() {
+            tokio::time::sleep(inj.delay).await;
+        }
+        if let Some(code) = inj.status {
+            let err = ApiError::injected(code, &info.api_group, &info.resource, &info.name)
+                .unwrap_or_else(|| {
+                    ApiError::Internal(format!("injected fault with unmodelled code {code}"))
+                });
+            return finish(error_response(&err), &user, true);
+        }
+    }
+    let fault = injection.is_some();
+
+    if let Err(err) = shared.lock().auth.authorize(&user, &info) {
+        return finish(error_response(&err), &user, fault);
+    }
+
+    let body = match Limited::new(req.into_body(), shared.max_body_bytes)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return finish(
+                error_response(&ApiError::TooLarge(shared.max_body_bytes)),
+                &user,
+                fault,
+            );
+        }
+    };
+    let call = Call {
+        method: method.clone(),
+        path: path.clone(),
+        params,
+        info,
+        accept,
+        content_type,
+        body,
+    };
+    let resp = match route(&shared, &call) {
+        Ok((code, value)) => json_response(code, &value),
+        Err(err) => error_response(&err),
+    };
+    finish(resp, &user, fault)
+}
+
+fn route(shared: &Shared, call: &Call) -> ApiResult<(u16, Value)> {
+    if !call.info.is_resource_request {
+        return discovery_route(shared, call);
+    }
+    let info = &call.info;
+    let def = resources::find(&info.api_group, &info.api_version, &info.resource)
+        .ok_or(ApiError::NoRoute)?;
+    if def.namespaced && info.namespace.is_empty() && !info.name.is_empty() {
+        return Err(ApiError::NoRoute);
+    }
+    let now = now_secs();
+    let opts = WriteOptions {
+        dry_run: call.param("dryRun") == Some("All"),
+        now,
+    };
+    let sub = info.subresource.as_str();
+    let part = match sub {
+        "" => Part::Main,
+        "status" if def.has_status => Part::Status,
+        "scale" if def.scalable => Part::Main,
+        _ => return Err(ApiError::NoRoute),
+    };
+    let wants_table = call.accept.contains("as=Table");
+    let include = IncludeObject::from_query(call.param("includeObject"));
+    let ns = info.namespace.as_str();
+    let name = info.name.as_str();
+    let mut state = shared.lock();
+    let store = &mut state.store;
+    let written = match (info.verb.as_str(), sub) {
+        ("watch", _) => {
+            return Err(ApiError::BadRequest(
+                "watch is not supported by the kubernetes api stand-in".into(),
+            ));
+        }
+        ("get", "scale") => return Ok((200, store.get_scale(def, ns, name)?)),
+        ("get", _) => {
+            let obj = store.get(def, ns, name)?;
+            if wants_table {
+                let rv = obj
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                return Ok((200, table::render(def, &[obj], &rv, include, now)));
+            }
+            return Ok((200, obj));
+        }
+        ("list", "") => {
+            let labels = Selector::parse(call.param("labelSelector").unwrap_or(""))
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let field_name = field_selector_name(call.param("fieldSelector").unwrap_or(""))?;
+            let list = store.list(def, ns, &labels, field_name.as_deref());
+            if wants_table {
+                let items = list
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let rv = store.revision().to_string();
+                return Ok((200, table::render(def, &items, &rv, include, now)));
+            }
+            return Ok((200, list));
+        }
+        ("create", "") => {
+            if ns.is_empty() && def.namespaced {
+                return Err(ApiError::NoRoute);
+            }
+            store.create(def, ns, decode_json(&call.body)?, opts)?
+        }
+        ("update", "scale") => {
+            store.update_scale(def, ns, name, &decode_json(&call.body)?, opts)?
+        }
+        ("update", _) => store.update(def, ns, name, decode_json(&call.body)?, part, opts)?,
+        ("patch", _) => {
+            let kind = PatchType::from_content_type(&call.content_type)
+                .ok_or(ApiError::UnsupportedMediaType)?;
+            if kind == PatchType::Apply && call.param("fieldManager").is_none_or(str::is_empty) {
+                return Err(ApiError::invalid(crate::status::FieldError {
+                    group: "meta.k8s.io".into(),
+                    kind: "PatchOptions".into(),
+                    name: String::new(),
+                    field: "fieldManager".into(),
+                    value: None,
+                    detail: "is required for apply patch".into(),
+                }));
+            }
+            if sub == "scale" {
+                store.patch_scale(def, ns, name, kind, &call.body, opts)?
+            } else {
+                store.patch(def, ns, name, kind, &call.body, part, opts)?
+            }
+        }
+        ("delete", "") => return Ok((200, store.delete(def, ns, name)?)),
+        _ => return Err(ApiError::MethodNotAllowed),
+    };
+    drop(state);
+    if let Some(change) = &written.change {
+        info!(kind = %change.kind, namespace = %change.namespace, name = %change.name,
+            previous = ?change.previous, replicas = change.replicas, "workload replicas changed");
+        let _ = shared.changes.send(change.clone());
+    }
+    let _ = &call.path;
+    Ok((if written.created { 201 } else { 200 }, written.object))
+}
+
+fn field_selector_name(selector: &str) -> ApiResult<Option<String>> {
+    let mut name = None;
+    for term in selector.split(',').filter(|t| !t.trim().is_empty()) {
+        let (k, v) = term
+            .split_once("==")
+            .or_else(|| term.split_once('='))
+            .ok_or_else(|| ApiError::BadRequest(format!("invalid field selector {term:?}")))?;
+        match k.trim() {
+            "metadata.name" => name = Some(v.trim().to_string()),
+            "metadata.namespace" => {}
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "field label not supported: {other}"
+                )));
+            }
+        }
+    }
+    Ok(name)
+}
+
+fn decode_json(body: &[u8]) -> ApiResult<Value> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!("the body of the request could not be decoded: {e}"))
+    })
+}
+
+fn discovery_route(shared: &Shared, call: &Call) -> ApiResult<(u16, Value)> {
+    let parts: Vec<&str> = call.path.trim_matches('/').split('/').collect();
+    let doc = match parts.as_slice() {
+        ["version"] => Some(discovery::version(shared.minor_version)),
+        ["api"] => Some(discovery::core_versions(&shared.addr.to_string())),
+        ["apis"] => Some(discovery::group_list()),
+        ["api", version] => discovery::resource_list("", version),
+        ["apis", group] => discovery::group(group),
+        ["apis", group, version] => discovery::resource_list(group, version),
+        ["healthz" | "livez" | "readyz"] => {
+            return Ok((200, Value::String("ok".into())));
+        }
+        _ => None,
+    };
+    let doc = doc.ok_or(ApiError::NoRoute)?;
+    if call.method != Method::GET && call.method != Method::HEAD {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    Ok((200, doc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_handles_selectors_and_bad_escapes() {
+        assert_eq!(percent_decode("app%3Dapp%2Cenv%21%3Dx"), "app=app,env!=x");
+        assert_eq!(percent_decode("a+b"), "a b");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn field_selectors_support_name_and_namespace_only() {
+        assert_eq!(
+            field_selector_name("metadata.name=app"),
+            Ok(Some("app".into()))
+        );
+        assert_eq!(field_selector_name(""), Ok(None));
+        assert!(field_selector_name("spec.x=1").is_err());
+    }
+
+    #[test]
+    fn kubeconfig_names_server_and_token() {
+        let text = kubeconfig_yaml("http://127.0.0.1:1", Some("abc"));
+        assert!(text.contains("server: http://127.0.0.1:1\n"));
+        assert!(text.contains("token: \"abc\"\n"));
+        assert!(kubeconfig_yaml("http://x", None).contains("user: {}\n"));
+    }
+}

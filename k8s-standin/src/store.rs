@@ -1,0 +1,1383 @@
+//! The object store: what etcd and the registry strategies do for the resources we serve —
+//! resourceVersion (one global revision, like etcd), uid, creationTimestamp, generation on spec
+//! changes, defaults for workloads, optimistic concurrency (409 on a stale resourceVersion), the
+//! `/scale` and `/status` subresources. Pure: the caller passes the time.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::patch::{self, PatchType};
+use crate::resources::{ResourceDef, WorkloadKind};
+use crate::selector::{Selector, selector_string};
+use crate::status::{ApiError, GroupResource, Result};
+use crate::timestamp::rfc3339;
+
+/// How workload `status` follows `spec.replicas`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatusMode {
+    /// Every spec change is at once reflected in status (replicas, readyReplicas,
+    /// availableReplicas, updatedReplicas, observedGeneration): a perfect controller and kubelet.
+    #[default]
+    Immediate,
+    /// Status changes only through `Handle::set_status` or `PUT …/status` (a lab's "kubelet").
+    Manual,
+}
+
+/// Identifies one stored object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct ObjectKey {
+    group: &'static str,
+    plural: &'static str,
+    namespace: String,
+    name: String,
+}
+
+/// A change of a workload's desired replicas, as the lab's "kubelet" observes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WorkloadChange {
+    /// Kind of workload.
+    pub kind: WorkloadKind,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// spec.replicas before, `None` when the workload was just created.
+    pub previous: Option<i64>,
+    /// spec.replicas now.
+    pub replicas: i64,
+    /// metadata.resourceVersion after the change.
+    pub resource_version: String,
+    /// metadata.generation after the change.
+    pub generation: i64,
+}
+
+/// A workload as tests see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WorkloadView {
+    /// spec.replicas.
+    pub replicas: i64,
+    /// status.replicas.
+    pub status_replicas: i64,
+    /// status.readyReplicas.
+    pub ready_replicas: i64,
+    /// metadata.generation.
+    pub generation: i64,
+    /// status.observedGeneration.
+    pub observed_generation: i64,
+    /// metadata.resourceVersion.
+    pub resource_version: String,
+}
+
+/// The result of a write: the object as returned to the client, and the replica change if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    /// The object (or Scale) to answer with.
+    pub object: Value,
+    /// Set when a workload's spec.replicas was created or changed.
+    pub change: Option<WorkloadChange>,
+    /// Whether the write created the object (answer 201).
+    pub created: bool,
+}
+
+/// Which part of an object a write may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The object (status kept from the stored object for resources with a status subresource).
+    Main,
+    /// The `/status` subresource (only status changes).
+    Status,
+}
+
+/// Options of a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteOptions {
+    /// `?dryRun=All`: validate and answer, store nothing.
+    pub dry_run: bool,
+    /// The time of the write, seconds since the epoch.
+    pub now: u64,
+}
+
+/// All stored objects.
+#[derive(Debug, Default)]
+pub struct Store {
+    objects: BTreeMap<ObjectKey, Value>,
+    revision: u64,
+    uid_seed: u64,
+    uids: u64,
+    status_mode: StatusMode,
+}
+
+fn key(def: &ResourceDef, namespace: &str, name: &str) -> ObjectKey {
+    ObjectKey {
+        group: def.group,
+        plural: def.plural,
+        namespace: if def.namespaced {
+            namespace.to_string()
+        } else {
+            String::new()
+        },
+        name: name.to_string(),
+    }
+}
+
+fn not_found(def: &ResourceDef, name: &str) -> ApiError {
+    ApiError::NotFound {
+        resource: GroupResource::new(def.group, def.plural),
+        name: name.to_string(),
+    }
+}
+
+fn conflict(def: &ResourceDef, name: &str) -> ApiError {
+    ApiError::Conflict {
+        resource: GroupResource::new(def.group, def.plural),
+        name: name.to_string(),
+    }
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn replicas_of(obj: &Value) -> Option<i64> {
+    obj.get("spec")
+        .and_then(|s| s.get("replicas"))
+        .and_then(Value::as_i64)
+}
+
+/// Sets `obj.path… = value`, turning whatever is not an object on the way into one.
+fn set_in(obj: &mut Value, path: &[&str], value: Value) {
+    let Some((first, rest)) = path.split_first() else {
+        *obj = value;
+        return;
+    };
+    if !obj.is_object() {
+        *obj = Value::Object(Map::new());
+    }
+    if let Value::Object(m) = obj {
+        let slot = m.entry(first.to_string()).or_insert(Value::Null);
+        set_in(slot, rest, value);
+    }
+}
+
+/// Removes `obj.metadata.field`.
+fn remove_meta(obj: &mut Value, field: &str) {
+    if let Some(Value::Object(m)) = obj.get_mut("metadata") {
+        m.remove(field);
+    }
+}
+
+impl Store {
+    /// An empty store; `uid_seed` varies the generated uids between servers.
+    pub fn new(uid_seed: u64, status_mode: StatusMode) -> Self {
+        Store {
+            uid_seed,
+            status_mode,
+            revision: 1,
+            ..Store::default()
+        }
+    }
+
+    /// The current revision (the list resourceVersion).
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// How workload status follows spec.
+    pub fn status_mode(&self) -> StatusMode {
+        self.status_mode
+    }
+
+    fn next_uid(&mut self) -> String {
+        self.uids += 1;
+        let a = self.uid_seed ^ self.uids.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let b = a.rotate_left(29) ^ 0x5851_f42d_4c95_7f2d;
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            (a >> 32) as u32,
+            (a >> 16) as u16,
+            (a & 0xfff) as u16,
+            ((b >> 48) as u16 & 0x3fff) | 0x8000,
+            b & 0xffff_ffff_ffff
+        )
+    }
+
+    /// GET one object.
+    pub fn get(&self, def: &ResourceDef, namespace: &str, name: &str) -> Result<Value> {
+        self.objects
+            .get(&key(def, namespace, name))
+            .cloned()
+            .ok_or_else(|| not_found(def, name))
+    }
+
+    /// LIST, in one namespace or all (`namespace` empty); items lose kind and apiVersion as the
+    /// API server's JSON lists do.
+    pub fn list(
+        &self,
+        def: &ResourceDef,
+        namespace: &str,
+        labels: &Selector,
+        field_name: Option<&str>,
+    ) -> Value {
+        let items: Vec<Value> = self
+            .objects
+            .iter()
+            .filter(|(k, _)| k.group == def.group && k.plural == def.plural)
+            .filter(|(k, _)| namespace.is_empty() || k.namespace == namespace)
+            .filter(|(k, _)| field_name.is_none_or(|n| n == k.name))
+            .filter(|(_, v)| labels.matches(v.get("metadata").and_then(|m| m.get("labels"))))
+            .map(|(_, v)| {
+                let mut item = v.clone();
+                if let Some(m) = item.as_object_mut() {
+                    m.remove("kind");
+                    m.remove("apiVersion");
+                }
+                item
+            })
+            .collect();
+        json!({
+            "kind": format!("{}List", def.kind),
+            "apiVersion": def.group_version(),
+            "metadata": {"resourceVersion": self.revision.to_string()},
+            "items": items,
+        })
+    }
+
+    /// POST: creates an object in `namespace`.
+    pub fn create(
+        &mut self,
+        def: &ResourceDef,
+        namespace: &str,
+        mut body: Value,
+        opts: WriteOptions,
+    ) -> Result<Written> {
+        if !body.is_object() {
+            return Err(ApiError::BadRequest(
+                "the request body must be an object".into(),
+            ));
+        }
+        check_kind(def, &body)?;
+        let body_ns = meta_str(&body, "namespace");
+        if def.namespaced && !body_ns.is_empty() && body_ns != namespace {
+            return Err(ApiError::BadRequest(
+                "the namespace of the provided object does not match the namespace sent on the request"
+                    .into(),
+            ));
+        }
+        let mut name = meta_str(&body, "name").to_string();
+        if name.is_empty() {
+            let generate = meta_str(&body, "generateName").to_string();
+            if generate.is_empty() {
+                return Err(ApiError::invalid(crate::status::FieldError {
+                    group: def.group.into(),
+                    kind: def.kind.into(),
+                    name: String::new(),
+                    field: "metadata.name".into(),
+                    value: None,
+                    detail: "name or generateName is required".into(),
+                }));
+            }
+            let suffix = self.next_uid().replace('-', "");
+            name = format!("{generate}{}", suffix.get(..5).unwrap_or("x"));
+        }
+        validate_name(def, &name)?;
+        let k = key(def, namespace, &name);
+        if self.objects.contains_key(&k) {
+            return Err(ApiError::AlreadyExists {
+                resource: GroupResource::new(def.group, def.plural),
+                name,
+            });
+        }
+        set_in(&mut body, &["metadata", "name"], json!(name));
+        if def.namespaced {
+            set_in(&mut body, &["metadata", "namespace"], json!(namespace));
+        }
+        remove_meta(&mut body, "resourceVersion");
+        let uid = self.next_uid();
+        set_in(&mut body, &["metadata", "uid"], json!(uid));
+        set_in(
+            &mut body,
+            &["metadata", "creationTimestamp"],
+            json!(rfc3339(opts.now)),
+        );
+        if def.tracks_generation {
+            set_in(&mut body, &["metadata", "generation"], json!(1));
+        }
+        set_in(&mut body, &["apiVersion"], json!(def.group_version()));
+        set_in(&mut body, &["kind"], json!(def.kind));
+        if def.scalable {
+            default_workload(def, &mut body);
+            validate_workload(def, &name, &body)?;
+            if let Some(m) = body.as_object_mut() {
+                m.insert("status".into(), json!({}));
+            }
+            if self.status_mode == StatusMode::Immediate {
+                mirror_status(&mut body);
+            }
+        }
+        let change = def.workload_kind().map(|kind| WorkloadChange {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.clone(),
+            previous: None,
+            replicas: replicas_of(&body).unwrap_or(0),
+            resource_version: String::new(),
+            generation: 1,
+        });
+        self.store(k, body, change, opts, true)
+    }
+
+    /// Stores (unless dry run) with a new resourceVersion.
+    fn store(
+        &mut self,
+        k: ObjectKey,
+        mut obj: Value,
+        mut change: Option<WorkloadChange>,
+        opts: WriteOptions,
+        created: bool,
+    ) -> Result<Written> {
+        let rv = if opts.dry_run {
+            self.revision
+        } else {
+            self.revision += 1;
+            self.revision
+        };
+        set_in(
+            &mut obj,
+            &["metadata", "resourceVersion"],
+            json!(rv.to_string()),
+        );
+        if let Some(c) = change.as_mut() {
+            c.resource_version = rv.to_string();
+        }
+        if !opts.dry_run {
+            self.objects.insert(k, obj.clone());
+        }
+        Ok(Written {
+            object: obj,
+            change: if opts.dry_run { None } else { change },
+            created,
+        })
+    }
+
+    /// PUT on the object or its `/status`.
+    pub fn update(
+        &mut self,
+        def: &ResourceDef,
+        namespace: &str,
+        name: &str,
+        body: Value,
+        part: Part,
+        opts: WriteOptions,
+    ) -> Result<Written> {
+        if !body.is_object() {
+            return Err(ApiError::BadRequest(
+                "the request body must be an object".into(),
+            ));
+        }
+        check_kind(def, &body)?;
+        let body_name = meta_str(&body, "name");
+        if body_name != name {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let body_ns = meta_str(&body, "namespace");
+        if def.namespaced && !body_ns.is_empty() && body_ns != namespace {
+            return Err(ApiError::BadRequest(
+                "the namespace of the provided object does not match the namespace sent on the request"
+                    .into(),
+            ));
+        }
+        let old = self.get(def, namespace, name)?;
+        self.replace(def, namespace, name, &old, body, part, opts)
+    }
+
+    /// The common update path: precondition, immutable fields, generation, status, store.
+    #[allow(clippy::too_many_arguments)]
+    fn replace(
+        &mut self,
+        def: &ResourceDef,
+        namespace: &str,
+        name: &str,
+        old: &Value,
+        mut new: Value,
+        part: Part,
+        opts: WriteOptions,
+    ) -> Result<Written> {
+        if !new.is_object() {
+            return Err(ApiError::BadRequest(
+                "the patched object is not an object".into(),
+            ));
+        }
+        let old_rv = meta_str(old, "resourceVersion");
+        let new_rv = meta_str(&new, "resourceVersion");
+        if !new_rv.is_empty() && new_rv != old_rv {
+            return Err(conflict(def, name));
+        }
+        let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        match part {
+            Part::Main => {
+                if def.has_status {
+                    match old.get("status") {
+                        Some(s) => set_in(&mut new, &["status"], s.clone()),
+                        None => {
+                            if let Some(m) = new.as_object_mut() {
+                                m.remove("status");
+                            }
+                        }
+                    }
+                }
+            }
+            Part::Status => {
+                let status = new.get("status").cloned();
+                new = old.clone();
+                if let (Some(m), Some(s)) = (new.as_object_mut(), status) {
+                    m.insert("status".into(), s);
+                }
+            }
+        }
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "namespace",
+            "name",
+        ] {
+            match old_meta.get(field) {
+                Some(v) => set_in(&mut new, &["metadata", field], v.clone()),
+                None => remove_meta(&mut new, field),
+            }
+        }
+        set_in(&mut new, &["apiVersion"], json!(def.group_version()));
+        set_in(&mut new, &["kind"], json!(def.kind));
+        let old_replicas = replicas_of(old);
+        if def.scalable && part == Part::Main {
+            default_workload(def, &mut new);
+            validate_workload(def, name, &new)?;
+        }
+        let mut generation = old_meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if def.tracks_generation && new.get("spec") != old.get("spec") {
+            generation += 1;
+            set_in(&mut new, &["metadata", "generation"], json!(generation));
+        }
+        if def.scalable && self.status_mode == StatusMode::Immediate && part == Part::Main {
+            mirror_status(&mut new);
+        }
+        // An update that changes nothing is not written: the resourceVersion stays (etcd3 store).
+        let mut unchanged = new.clone();
+        set_in(
+            &mut unchanged,
+            &["metadata", "resourceVersion"],
+            json!(old_rv),
+        );
+        if &unchanged == old {
+            return Ok(Written {
+                object: unchanged,
+                change: None,
+                created: false,
+            });
+        }
+        let new_replicas = replicas_of(&new);
+        let change = match def.workload_kind() {
+            Some(kind) if new_replicas != old_replicas => Some(WorkloadChange {
+                kind,
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                previous: old_replicas,
+                replicas: new_replicas.unwrap_or(0),
+                resource_version: String::new(),
+                generation,
+            }),
+            _ => None,
+        };
+        self.store(key(def, namespace, name), new, change, opts, false)
+    }
+
+    /// PATCH on the object or its `/status`; an apply patch creates a missing object.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &mut self,
+        def: &ResourceDef,
+        namespace: &str,
+        name: &str,
+        kind: PatchType,
+        body: &[u8],
+        part: Part,
+        opts: WriteOptions,
+    ) -> Result<Written> {
+        let old = match self.get(def, namespace, name) {
+            Ok(old) => old,
+            Err(_) if kind == PatchType::Apply && part == Part::Main => {
+                let empty = json!({"apiVersion": def.group_version(), "kind": def.kind,
+                    "metadata": {"name": name, "namespace": namespace}});
+                let mut patched = apply_patch(kind, &empty, body)?;
+                if def.namespaced {
+                    set_in(&mut patched, &["metadata", "namespace"], json!(namespace));
+                }
+                return self.create(def, namespace, patched, opts);
+            }
+            Err(e) => return Err(e),
+        };
+        let patched = apply_patch(kind, &old, body)?;
+        if meta_str(&patched, "name") != name {
+            return Err(ApiError::BadRequest(
+                "metadata.name: Invalid value: the name of the object does not match the name on the URL"
+                    .into(),
+            ));
+        }
+        self.replace(def, namespace, name, &old, patched, part, opts)
+    }
+
+    /// DELETE.
+    pub fn delete(&mut self, def: &ResourceDef, namespace: &str, name: &str) -> Result<Value> {
+        let removed = self
+            .objects
+            .remove(&key(def, namespace, name))
+            .ok_or_else(|| not_found(def, name))?;
+        self.revision += 1;
+        Ok(crate::status::success_delete(
+            def.group,
+            def.plural,
+            name,
+            meta_str(&removed, "uid"),
+        ))
+    }
+
+    /// GET `/scale`.
+    pub fn get_scale(&self, def: &ResourceDef, namespace: &str, name: &str) -> Result<Value> {
+        Ok(scale_of(&self.get(def, namespace, name)?))
+    }
+
+    /// PUT `/scale` with an `autoscaling/v1` Scale body.
+    pub fn update_scale(
+        &mut self,
+        def: &ResourceDef,
+        namespace: &str,
+        name: &str,
+        body: &Value,
+        opts: WriteOptions,
+    ) -> Result<Written> {
+        let old = self.get(def, namespace, name)?;
+        self.write_scale(def, namespace, name, &old, body, opts)
+    }
+
+    /// PATCH `/scale`: the patch applies to the Scale, which is then written like a PUT.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch_scale(
+        &mut self,
+        def: &ResourceDef,
+        namespace: &str,
+        name: &str,
+        kind: PatchType,
+        body: &[u8],
+        opts: WriteOptions,
+    ) -> Result<Written> {
+        let old = self.get(def, namespace, name)?;
+        let patched = apply_patch(kind, &scale_of(&old), body)?;
+        self.write_scale(def, namespace, name, &old, &patched, opts)
+    }
+
+    fn write_scale(
+        &mut self,
+        def: &ResourceDef,
+        namespace: &str,
+        name: &str,
+        old: &Value,
+        scale: &Value,
+        opts: WriteOptions,
+    ) -> Result<Written> {
+        if !scale.is_object() {
+            return Err(ApiError::BadRequest(
+                "the request body must be a Scale object".into(),
+            ));
+        }
+        let body_name = meta_str(scale, "name");
+        if body_name != name {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let replicas_value = scale.get("spec").and_then(|s| s.get("replicas"));
+        let replicas = match replicas_value {
+            None | Some(Value::Null) => 0,
+            Some(v) => v.as_i64().filter(|r| i32::try_from(*r).is_ok()).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "Scale in version \"v1\" cannot be handled as a Scale: spec.replicas: {v} is not an int32"
+                ))
+            })?,
+        };
+        if replicas < 0 {
+            return Err(ApiError::invalid(crate::status::FieldError {
+                group: "autoscaling".into(),
+                kind: "Scale".into(),
+                name: name.into(),
+                field: "spec.replicas".into(),
+                value: Some(replicas.to_string()),
+                detail: "must be greater than or equal to 0".into(),
+            }));
+        }
+        let mut new = old.clone();
+        set_in(&mut new, &["spec", "replicas"], json!(replicas));
+        let rv = meta_str(scale, "resourceVersion");
+        set_in(&mut new, &["metadata", "resourceVersion"], json!(rv));
+        let written = self.replace(def, namespace, name, old, new, Part::Main, opts)?;
+        Ok(Written {
+            object: scale_of(&written.object),
+            ..written
+        })
+    }
+
+    /// Sets a workload's spec.replicas outside the API (like another controller would).
+    pub fn set_replicas(
+        &mut self,
+        kind: WorkloadKind,
+        namespace: &str,
+        name: &str,
+        replicas: i64,
+        now: u64,
+    ) -> Result<Written> {
+        let def = kind.def();
+        let old = self.get(def, namespace, name)?;
+        let mut new = old.clone();
+        set_in(&mut new, &["spec", "replicas"], json!(replicas));
+        self.replace(
+            def,
+            namespace,
+            name,
+            &old,
+            new,
+            Part::Main,
+            WriteOptions {
+                dry_run: false,
+                now,
+            },
+        )
+    }
+
+    /// Sets a workload's status as a kubelet and controller would: `replicas` pods exist,
+    /// `ready` of them ready; observedGeneration catches up with generation.
+    pub fn set_status(
+        &mut self,
+        kind: WorkloadKind,
+        namespace: &str,
+        name: &str,
+        replicas: i64,
+        ready: i64,
+        now: u64,
+    ) -> Result<Written> {
+        let def = kind.def();
+        let old = self.get(def, namespace, name)?;
+        let mut new = old.clone();
+        let generation = old
+            .get("metadata")
+            .and_then(|m| m.get("generation"))
+            .cloned()
+            .unwrap_or(json!(1));
+        set_in(
+            &mut new,
+            &["status"],
+            status_for(kind, replicas, ready, &generation),
+        );
+        self.replace(
+            def,
+            namespace,
+            name,
+            &old,
+            new,
+            Part::Status,
+            WriteOptions {
+                dry_run: false,
+                now,
+            },
+        )
+    }
+
+    /// A workload's replicas, generation and resourceVersion.
+    pub fn workload(
+        &self,
+        kind: WorkloadKind,
+        namespace: &str,
+        name: &str,
+    ) -> Option<WorkloadView> {
+        let obj = self.objects.get(&key(kind.def(), namespace, name))?;
+        let status = |f: &str| {
+            obj.get("status")
+                .and_then(|s| s.get(f))
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+        };
+        Some(WorkloadView {
+            replicas: replicas_of(obj).unwrap_or(0),
+            status_replicas: status("replicas"),
+            ready_replicas: status("readyReplicas"),
+            generation: obj
+                .get("metadata")
+                .and_then(|m| m.get("generation"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+            observed_generation: status("observedGeneration"),
+            resource_version: meta_str(obj, "resourceVersion").to_string(),
+        })
+    }
+
+    /// Every stored object of a resource type (for tests and the lab).
+    pub fn objects_of(&self, def: &ResourceDef) -> Vec<Value> {
+        self.objects
+            .iter()
+            .filter(|(k, _)| k.group == def.group && k.plural == def.plural)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+fn apply_patch(kind: PatchType, target: &Value, body: &[u8]) -> Result<Value> {
+    patch::apply(kind, target, body).map_err(|e| match e {
+        patch::PatchError::Malformed(m) => ApiError::BadRequest(m),
+        op @ patch::PatchError::Operation { .. } => ApiError::Unprocessable(op.to_string()),
+    })
+}
+
+fn check_kind(def: &ResourceDef, body: &Value) -> Result<()> {
+    let kind = body.get("kind").and_then(Value::as_str).unwrap_or(def.kind);
+    let api_version = body
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| def.group_version());
+    if kind != def.kind || api_version != def.group_version() {
+        return Err(ApiError::BadRequest(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({})",
+            def.group_version()
+        )));
+    }
+    Ok(())
+}
+
+/// DNS-1123 subdomain, the rule for the names of the objects we serve.
+fn validate_name(def: &ResourceDef, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(crate::status::FieldError {
+            group: def.group.into(),
+            kind: def.kind.into(),
+            name: name.into(),
+            field: "metadata.name".into(),
+            value: Some(format!("{name:?}")),
+            detail: "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character".into(),
+        }))
+    }
+}
+
+/// The defaults the API server fills in for a workload (`SetDefaults_Deployment` and friends).
+fn default_workload(def: &ResourceDef, obj: &mut Value) {
+    if !obj.get("spec").is_some_and(Value::is_object) {
+        set_in(obj, &["spec"], json!({}));
+    }
+    if obj
+        .get("spec")
+        .and_then(|s| s.get("replicas"))
+        .is_none_or(Value::is_null)
+    {
+        set_in(obj, &["spec", "replicas"], json!(1));
+    }
+    let Some(Value::Object(spec)) = obj.get_mut("spec") else {
+        return;
+    };
+    match def.kind {
+        "Deployment" => {
+            if spec.get("strategy").is_none() {
+                spec.insert(
+                    "strategy".into(),
+                    json!({"type": "RollingUpdate",
+                    "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+                );
+            }
+            if spec.get("revisionHistoryLimit").is_none() {
+                spec.insert("revisionHistoryLimit".into(), json!(10));
+            }
+            if spec.get("progressDeadlineSeconds").is_none() {
+                spec.insert("progressDeadlineSeconds".into(), json!(600));
+            }
+        }
+        "StatefulSet" => {
+            if spec.get("podManagementPolicy").is_none() {
+                spec.insert("podManagementPolicy".into(), json!("OrderedReady"));
+            }
+            if spec.get("updateStrategy").is_none() {
+                spec.insert(
+                    "updateStrategy".into(),
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+                );
+            }
+            if spec.get("revisionHistoryLimit").is_none() {
+                spec.insert("revisionHistoryLimit".into(), json!(10));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn validate_workload(def: &ResourceDef, name: &str, obj: &Value) -> Result<()> {
+    let invalid = |field: &str, value: Option<String>, detail: &str| {
+        ApiError::invalid(crate::status::FieldError {
+            group: def.group.into(),
+            kind: def.kind.into(),
+            name: name.into(),
+            field: field.into(),
+            value,
+            detail: detail.into(),
+        })
+    };
+    match obj.get("spec").and_then(|s| s.get("replicas")) {
+        Some(v)
+            if v.as_i64()
+                .is_some_and(|r| (0..=i64::from(i32::MAX)).contains(&r)) => {}
+        Some(v) => {
+            return Err(invalid(
+                "spec.replicas",
+                Some(v.to_string()),
+                "must be greater than or equal to 0",
+            ));
+        }
+        None => {}
+    }
+    if def.group == "apps" {
+        let selector = obj.get("spec").and_then(|s| s.get("selector"));
+        if selector_string(selector).is_empty() {
+            return Err(invalid(
+                "spec.selector",
+                None,
+                "empty selector is invalid for deployment",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A healthy status for `replicas` pods of which `ready` are ready.
+fn status_for(kind: WorkloadKind, replicas: i64, ready: i64, generation: &Value) -> Value {
+    let mut status = json!({
+        "observedGeneration": generation,
+        "replicas": replicas,
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+    });
+    match kind {
+        WorkloadKind::Deployment => {
+            status["updatedReplicas"] = json!(replicas);
+            let unavailable = replicas - ready;
+            if unavailable > 0 {
+                status["unavailableReplicas"] = json!(unavailable);
+            }
+        }
+        WorkloadKind::StatefulSet => {
+            status["currentReplicas"] = json!(replicas);
+            status["updatedReplicas"] = json!(replicas);
+        }
+        WorkloadKind::ReplicaSet | WorkloadKind::ReplicationController => {
+            status["fullyLabeledReplicas"] = json!(replicas);
+        }
+    }
+    if let Some(m) = status.as_object_mut() {
+        // The API server omits zero counts (`omitempty`) except `replicas`.
+        m.retain(|k, v| k == "replicas" || k == "observedGeneration" || v != &json!(0));
+    }
+    status
+}
+
+fn mirror_status(obj: &mut Value) {
+    let Some(kind) = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .and_then(WorkloadKind::parse)
+    else {
+        return;
+    };
+    let replicas = replicas_of(obj).unwrap_or(0);
+    let generation = obj
+        .get("metadata")
+        .and_then(|m| m.get("generation"))
+        .cloned()
+        .unwrap_or(json!(1));
+    set_in(
+        obj,
+        &["status"],
+        status_for(kind, replicas, replicas, &generation),
+    );
+}
+
+/// The `autoscaling/v1` Scale of a workload, as the registry's scale REST returns it.
+pub fn scale_of(obj: &Value) -> Value {
+    let replicas = replicas_of(obj).unwrap_or(0);
+    let status_replicas = obj
+        .get("status")
+        .and_then(|s| s.get("replicas"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let mut metadata = Map::new();
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
+        if let Some(v) = obj.get("metadata").and_then(|m| m.get(field)) {
+            metadata.insert(field.into(), v.clone());
+        }
+    }
+    let mut spec = Map::new();
+    if replicas != 0 {
+        spec.insert("replicas".into(), json!(replicas));
+    }
+    let mut status = Map::new();
+    status.insert("replicas".into(), json!(status_replicas));
+    let selector = selector_string(obj.get("spec").and_then(|s| s.get("selector")));
+    if !selector.is_empty() {
+        status.insert("selector".into(), json!(selector));
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": metadata,
+        "spec": spec,
+        "status": status,
+    })
+}
+
+/// A realistic workload object for seeding: labels `app: <name>`, one container.
+pub fn workload_manifest(kind: WorkloadKind, namespace: &str, name: &str, replicas: i64) -> Value {
+    let def = kind.def();
+    let labels = json!({"app": name});
+    let template = json!({
+        "metadata": {"labels": labels},
+        "spec": {"containers": [{"name": name, "image": format!("{name}:latest"),
+            "ports": [{"containerPort": 8080, "protocol": "TCP"}]}]}
+    });
+    let selector = if kind == WorkloadKind::ReplicationController {
+        labels.clone()
+    } else {
+        json!({"matchLabels": labels})
+    };
+    let mut spec = json!({"replicas": replicas, "selector": selector, "template": template});
+    if kind == WorkloadKind::StatefulSet {
+        set_in(&mut spec, &["serviceName"], json!(name));
+    }
+    json!({
+        "apiVersion": def.group_version(),
+        "kind": def.kind,
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": spec,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::{DEPLOYMENTS, LEASES, REPLICATIONCONTROLLERS};
+
+    const NOW: u64 = 1_795_888_115;
+
+    fn opts() -> WriteOptions {
+        WriteOptions {
+            dry_run: false,
+            now: NOW,
+        }
+    }
+
+    fn store_with_app(replicas: i64) -> Store {
+        let mut store = Store::new(7, StatusMode::Immediate);
+        let manifest = workload_manifest(WorkloadKind::Deployment, "default", "app", replicas);
+        assert!(
+            store
+                .create(&DEPLOYMENTS, "default", manifest, opts())
+                .is_ok()
+        );
+        store
+    }
+
+    fn rv(obj: &Value) -> String {
+        meta_str(obj, "resourceVersion").to_string()
+    }
+
+    #[test]
+    fn created_deployments_get_uid_generation_defaults_and_status() {
+        let store = store_with_app(2);
+        let obj = store.get(&DEPLOYMENTS, "default", "app");
+        let Ok(obj) = obj else {
+            panic!("missing: {obj:?}")
+        };
+        assert_eq!(obj["metadata"]["generation"], 1);
+        assert_eq!(obj["metadata"]["creationTimestamp"], "2026-11-28T17:48:35Z");
+        assert_eq!(meta_str(&obj, "uid").len(), 36);
+        assert_eq!(obj["spec"]["strategy"]["type"], "RollingUpdate");
+        assert_eq!(obj["status"]["readyReplicas"], 2);
+        assert_eq!(obj["status"]["observedGeneration"], 1);
+        assert_eq!(obj["kind"], "Deployment");
+    }
+
+    #[test]
+    fn the_scale_of_a_deployment_carries_replicas_and_selector() {
+        let store = store_with_app(2);
+        let scale = store.get_scale(&DEPLOYMENTS, "default", "app");
+        let Ok(scale) = scale else {
+            panic!("{scale:?}")
+        };
+        assert_eq!(scale["kind"], "Scale");
+        assert_eq!(scale["apiVersion"], "autoscaling/v1");
+        assert_eq!(scale["spec"], json!({"replicas": 2}));
+        assert_eq!(
+            scale["status"],
+            json!({"replicas": 2, "selector": "app=app"})
+        );
+    }
+
+    #[test]
+    fn scaling_bumps_resource_version_and_generation_and_reports_the_change() {
+        let mut store = store_with_app(1);
+        let before = store
+            .get(&DEPLOYMENTS, "default", "app")
+            .unwrap_or_default();
+        let written = store.patch_scale(
+            &DEPLOYMENTS,
+            "default",
+            "app",
+            PatchType::Merge,
+            br#"{"spec":{"replicas":3}}"#,
+            opts(),
+        );
+        let Ok(written) = written else {
+            panic!("{written:?}")
+        };
+        assert_eq!(written.object["spec"]["replicas"], 3);
+        let change = written.change.unwrap_or_else(|| panic!("no change"));
+        assert_eq!(
+            (change.previous, change.replicas, change.generation),
+            (Some(1), 3, 2)
+        );
+        let after = store
+            .get(&DEPLOYMENTS, "default", "app")
+            .unwrap_or_default();
+        assert_ne!(rv(&after), rv(&before));
+        assert_eq!(after["metadata"]["generation"], 2);
+        assert_eq!(after["status"]["observedGeneration"], 2);
+    }
+
+    #[test]
+    fn a_stale_resource_version_on_put_scale_is_a_conflict() {
+        let mut store = store_with_app(1);
+        let scale = store
+            .get_scale(&DEPLOYMENTS, "default", "app")
+            .unwrap_or_default();
+        let mut first = scale.clone();
+        first["spec"]["replicas"] = json!(2);
+        assert!(
+            store
+                .update_scale(&DEPLOYMENTS, "default", "app", &first, opts())
+                .is_ok()
+        );
+        let mut stale = scale;
+        stale["spec"]["replicas"] = json!(5);
+        let err = store.update_scale(&DEPLOYMENTS, "default", "app", &stale, opts());
+        assert_eq!(err.map_err(|e| e.code()).err(), Some(409));
+        assert_eq!(
+            store
+                .workload(WorkloadKind::Deployment, "default", "app")
+                .map(|w| w.replicas),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn put_scale_without_resource_version_is_unconditional() {
+        let mut store = store_with_app(1);
+        let body = json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {"name": "app", "namespace": "default"}, "spec": {"replicas": 4}});
+        let written = store.update_scale(&DEPLOYMENTS, "default", "app", &body, opts());
+        assert_eq!(
+            written.map(|w| w.object["spec"]["replicas"].clone()).ok(),
+            Some(json!(4))
+        );
+    }
+
+    #[test]
+    fn scaling_to_the_same_count_writes_nothing() {
+        let mut store = store_with_app(2);
+        let before = store.revision();
+        let written = store.patch_scale(
+            &DEPLOYMENTS,
+            "default",
+            "app",
+            PatchType::Merge,
+            br#"{"spec":{"replicas":2}}"#,
+            opts(),
+        );
+        assert_eq!(written.map(|w| w.change).ok(), Some(None));
+        assert_eq!(store.revision(), before);
+    }
+
+    #[test]
+    fn negative_replicas_are_invalid_and_json_patch_test_failures_unprocessable() {
+        let mut store = store_with_app(1);
+        let neg = store.patch_scale(
+            &DEPLOYMENTS,
+            "default",
+            "app",
+            PatchType::Json,
+            br#"[{"op":"replace","path":"/spec/replicas","value":-1}]"#,
+            opts(),
+        );
+        assert_eq!(neg.map_err(|e| e.reason()).err(), Some("Invalid"));
+        let test = store.patch_scale(
+            &DEPLOYMENTS,
+            "default",
+            "app",
+            PatchType::Json,
+            br#"[{"op":"test","path":"/spec/replicas","value":7}]"#,
+            opts(),
+        );
+        assert_eq!(test.map_err(|e| e.code()).err(), Some(422));
+    }
+
+    #[test]
+    fn scale_to_zero_omits_spec_replicas_like_the_api_server() {
+        let mut store = store_with_app(1);
+        let written = store.patch_scale(
+            &DEPLOYMENTS,
+            "default",
+            "app",
+            PatchType::Merge,
+            br#"{"spec":{"replicas":0}}"#,
+            opts(),
+        );
+        assert_eq!(
+            written.map(|w| w.object["spec"].clone()).ok(),
+            Some(json!({}))
+        );
+    }
+
+    #[test]
+    fn a_patch_carrying_a_stale_resource_version_conflicts() {
+        let mut store = store_with_app(1);
+        let err = store.patch_scale(
+            &DEPLOYMENTS,
+            "default",
+            "app",
+            PatchType::Merge,
+            br#"{"metadata":{"resourceVersion":"1"},"spec":{"replicas":3}}"#,
+            opts(),
+        );
+        assert_eq!(err.map_err(|e| e.reason()).err(), Some("Conflict"));
+    }
+
+    #[test]
+    fn dry_run_answers_but_stores_nothing() {
+        let mut store = store_with_app(1);
+        let written = store.patch_scale(
+            &DEPLOYMENTS,
+            "default",
+            "app",
+            PatchType::Merge,
+            br#"{"spec":{"replicas":3}}"#,
+            WriteOptions {
+                dry_run: true,
+                now: NOW,
+            },
+        );
+        assert_eq!(
+            written
+                .map(|w| (w.object["spec"]["replicas"].clone(), w.change))
+                .ok(),
+            Some((json!(3), None))
+        );
+        assert_eq!(
+            store
+                .workload(WorkloadKind::Deployment, "default", "app")
+                .map(|w| w.replicas),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn main_resource_put_ignores_status_and_status_put_ignores_spec() {
+        let mut store = store_with_app(1);
+        let mut obj = store
+            .get(&DEPLOYMENTS, "default", "app")
+            .unwrap_or_default();
+        obj["status"]["readyReplicas"] = json!(9);
+        obj["spec"]["paused"] = json!(true);
+        let main = store.update(
+            &DEPLOYMENTS,
+            "default",
+            "app",
+            obj.clone(),
+            Part::Main,
+            opts(),
+        );
+        let Ok(main) = main else { panic!("{main:?}") };
+        assert_eq!(main.object["status"]["readyReplicas"], 1);
+        assert_eq!(main.object["spec"]["paused"], true);
+        let mut status_body = main.object.clone();
+        status_body["status"]["readyReplicas"] = json!(0);
+        status_body["spec"]["replicas"] = json!(5);
+        let status = store.update(
+            &DEPLOYMENTS,
+            "default",
+            "app",
+            status_body,
+            Part::Status,
+            opts(),
+        );
+        let Ok(status) = status else {
+            panic!("{status:?}")
+        };
+        assert_eq!(status.object["status"]["readyReplicas"], 0);
+        assert_eq!(status.object["spec"]["replicas"], 1);
+    }
+
+    #[test]
+    fn manual_status_mode_leaves_status_to_the_kubelet() {
+        let mut store = Store::new(1, StatusMode::Manual);
+        let m = workload_manifest(WorkloadKind::Deployment, "default", "app", 1);
+        assert!(store.create(&DEPLOYMENTS, "default", m, opts()).is_ok());
+        assert!(
+            store
+                .set_replicas(WorkloadKind::Deployment, "default", "app", 3, NOW)
+                .is_ok()
+        );
+        let view = store.workload(WorkloadKind::Deployment, "default", "app");
+        assert_eq!(
+            view.as_ref().map(|w| (w.replicas, w.ready_replicas)),
+            Some((3, 0))
+        );
+        assert!(
+            store
+                .set_status(WorkloadKind::Deployment, "default", "app", 3, 2, NOW)
+                .is_ok()
+        );
+        let view = store.workload(WorkloadKind::Deployment, "default", "app");
+        assert_eq!(
+            view.map(|w| (w.status_replicas, w.ready_replicas, w.observed_generation)),
+            Some((3, 2, 2))
+        );
+    }
+
+    #[test]
+    fn creating_twice_is_already_exists_and_missing_objects_are_not_found() {
+        let mut store = store_with_app(1);
+        let m = workload_manifest(WorkloadKind::Deployment, "default", "app", 1);
+        let err = store.create(&DEPLOYMENTS, "default", m, opts());
+        assert_eq!(err.map_err(|e| e.reason()).err(), Some("AlreadyExists"));
+        let missing = store.get_scale(&DEPLOYMENTS, "default", "nope");
+        assert_eq!(
+            missing.map_err(|e| e.to_string()).err(),
+            Some("deployments.apps \"nope\" not found".to_string())
+        );
+    }
+
+    #[test]
+    fn lists_filter_by_namespace_and_labels_and_drop_item_kinds() {
+        let mut store = store_with_app(1);
+        let other = workload_manifest(WorkloadKind::Deployment, "prod", "web", 1);
+        assert!(store.create(&DEPLOYMENTS, "prod", other, opts()).is_ok());
+        let all = store.list(&DEPLOYMENTS, "", &Selector::default(), None);
+        assert_eq!(all["items"].as_array().map(Vec::len), Some(2));
+        assert_eq!(all["kind"], "DeploymentList");
+        assert!(all["items"][0].get("kind").is_none());
+        let prod = store.list(&DEPLOYMENTS, "prod", &Selector::default(), None);
+        assert_eq!(prod["items"][0]["metadata"]["name"], "web");
+        let sel = Selector::parse("app=app").unwrap_or_default();
+        let by_label = store.list(&DEPLOYMENTS, "", &sel, None);
+        assert_eq!(by_label["items"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn replication_controllers_scale_through_the_core_group() {
+        let mut store = Store::new(1, StatusMode::Immediate);
+        let m = workload_manifest(WorkloadKind::ReplicationController, "default", "rc1", 1);
+        assert!(
+            store
+                .create(&REPLICATIONCONTROLLERS, "default", m, opts())
+                .is_ok()
+        );
+        let scale = store
+            .get_scale(&REPLICATIONCONTROLLERS, "default", "rc1")
+            .unwrap_or_default();
+        assert_eq!(scale["status"]["selector"], "app=rc1");
+    }
+
+    #[test]
+    fn leases_update_with_optimistic_concurrency_and_no_generation() {
+        let mut store = Store::new(1, StatusMode::Immediate);
+        let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "processor"}, "spec": {"holderIdentity": "a"}});
+        let created = store.create(&LEASES, "default", lease, opts());
+        let Ok(created) = created else {
+            panic!("{created:?}")
+        };
+        assert!(created.created);
+        assert!(created.object["metadata"].get("generation").is_none());
+        let mut next = created.object.clone();
+        next["spec"]["holderIdentity"] = json!("b");
+        assert!(
+            store
+                .update(
+                    &LEASES,
+                    "default",
+                    "processor",
+                    next.clone(),
+                    Part::Main,
+                    opts()
+                )
+                .is_ok()
+        );
+        let stale = store.update(&LEASES, "default", "processor", next, Part::Main, opts());
+        assert_eq!(stale.map_err(|e| e.code()).err(), Some(409));
+    }
+
+    #[test]
+    fn apply_patch_creates_a_missing_object() {
+        let mut store = Store::new(1, StatusMode::Immediate);
+        let body = br#"{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"l"},"spec":{"holderIdentity":"x"}}"#;
+        let written = store.patch(
+            &LEASES,
+            "ns",
+            "l",
+            PatchType::Apply,
+            body,
+            Part::Main,
+            opts(),
+        );
+        assert_eq!(
+            written
+                .map(|w| (w.created, w.object["metadata"]["namespace"].clone()))
+                .ok(),
+            Some((true, json!("ns")))
+        );
+    }
+
+    #[test]
+    fn generated_uids_are_distinct() {
+        let mut store = Store::new(3, StatusMode::Immediate);
+        let a = store.next_uid();
+        let b = store.next_uid();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+    }
+}
