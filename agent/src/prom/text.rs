@@ -1,0 +1,421 @@
+//! Text format 0.0.4, read the way Prometheus' Go parser (`expfmt.TextParser`) reads it.
+//!
+//! Its rules, in the order the Go state machine applies them:
+//! - Every line ends with `\n`; a last line without one is an error unless it is only blanks.
+//!   Leading blanks and tabs are skipped; empty lines are ignored.
+//! - `#` starts a comment. Only `# HELP name text` and `# TYPE name type` mean something; a
+//!   keyword or name alone on the line is ignored. A second HELP, or a TYPE after the family
+//!   already has one or has samples, is an error. Types: counter, gauge, summary, histogram,
+//!   untyped, gauge_histogram, in any case. HELP escapes: `\\`, `\n`, `\"`.
+//! - A sample is `name [{labels}] value [timestamp]`, blanks and tabs allowed between tokens
+//!   and inside the label set (around `=`, `,`, and a trailing comma). Label values escape `\\`,
+//!   `\"`, `\n` only; `__name__` is reserved. The value is a Go float (no hex, no `_`, no
+//!   overflow), the timestamp an `int64` of milliseconds; nothing may follow it, not even a blank.
+//! - Families are keyed by name across the whole input (samples of one family may be spread
+//!   out). `x_sum`/`x_count` belong to summary or histogram `x`, `x_bucket` to histogram `x`,
+//!   unless a family named exactly `x_sum` exists. Summary lines are grouped by their labels
+//!   without `quantile`, histogram lines by their labels without `le`, in any label order; the
+//!   last timestamp written in a group wins. Families without samples are dropped.
+//!
+//! Where this parser is stricter than Go: a duplicate `le` or `quantile` label is an error (Go
+//! keeps the last one silently), and quoted UTF-8 names (`{"my.metric"}`, newer Go only) are
+//! rejected.
+
+use std::collections::HashMap;
+use std::hash::RandomState;
+
+use super::lex::{self, Dialect, Fail};
+use super::model::{
+    Bucket, Label, Metric, MetricFamily, MetricType, Quantile, Timestamp, Value, label_set_hash,
+    same_label_set,
+};
+use super::{ParseError, line_error};
+
+/// Parses a whole text 0.0.4 exposition.
+pub(crate) fn parse(input: &str) -> Result<Vec<MetricFamily<'_>>, ParseError> {
+    let mut parser = TextParser::default();
+    let mut rest = input;
+    let mut line_number = 0;
+    while !rest.is_empty() {
+        line_number += 1;
+        let (line, next) = match rest.find('\n') {
+            Some(end) => (&rest[..end], &rest[end + 1..]),
+            None => {
+                if lex::blanks(rest).is_empty() {
+                    break;
+                }
+                return Err(line_error(
+                    line_number,
+                    rest,
+                    &Fail::new(
+                        "",
+                        "unexpected end of input stream (the last line has no newline)",
+                    ),
+                ));
+            }
+        };
+        parser
+            .line(line)
+            .map_err(|fail| line_error(line_number, line, &fail))?;
+        rest = next;
+    }
+    Ok(parser.finish())
+}
+
+/// Which part of its family a sample line is (Go's `currentIs...Count/Sum` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Plain,
+    Sum,
+    Count,
+}
+
+struct FamilyState<'a> {
+    family: MetricFamily<'a>,
+    /// Go's `Type != nil`: set by TYPE or by the first sample.
+    typed: bool,
+    /// Summary/histogram metrics by their label-set hash (any label order).
+    groups: HashMap<u64, Vec<usize>>,
+}
+
+#[derive(Default)]
+struct TextParser<'a> {
+    families: Vec<FamilyState<'a>>,
+    by_name: HashMap<&'a str, usize>,
+    hasher: RandomState,
+}
+
+impl<'a> TextParser<'a> {
+    fn finish(self) -> Vec<MetricFamily<'a>> {
+        self.families
+            .into_iter()
+            .map(|state| state.family)
+            .filter(|family| !family.metrics.is_empty())
+            .collect()
+    }
+
+    fn line(&mut self, line: &'a str) -> Result<(), Fail<'a>> {
+        let body = lex::blanks(line);
+        match body.as_bytes().first() {
+            None => Ok(()),
+            Some(b'#') => self.comment(&body[1..]),
+            Some(_) => self.sample(body),
+        }
+    }
+
+    /// Go's `setOrCreateCurrentMF`: the family a name belongs to, created if needed.
+    fn family_for(&mut self, name: &'a str) -> (usize, Role) {
+        if let Some(&index) = self.by_name.get(name) {
+            return (index, Role::Plain);
+        }
+        let suffixed = |suffix: &str, role: Role| name.strip_suffix(suffix).map(|b| (b, role));
+        let base = suffixed("_count", Role::Count).or_else(|| suffixed("_sum", Role::Sum));
+        if let Some((base, role)) = base
+            && let Some(&index) = self.by_name.get(base)
+            && self.families[index].family.metric_type == MetricType::Summary
+        {
+            return (index, role);
+        }
+        let base = base.or_else(|| suffixed("_bucket", Role::Plain));
+        if let Some((base, role)) = base
+            && let Some(&index) = self.by_name.get(base)
+            && self.families[index].family.metric_type == MetricType::Histogram
+        {
+            return (index, role);
+        }
+        let index = self.families.len();
+        self.families.push(FamilyState {
+            family: MetricFamily {
+                name,
+                metric_type: MetricType::Untyped,
+                help: None,
+                unit: None,
+                metrics: Vec::new(),
+            },
+            typed: false,
+            groups: HashMap::new(),
+        });
+        self.by_name.insert(name, index);
+        (index, Role::Plain)
+    }
+
+    fn comment(&mut self, after_hash: &'a str) -> Result<(), Fail<'a>> {
+        let text = lex::blanks(after_hash);
+        let keyword_end = text.find([' ', '\t']).unwrap_or(text.len());
+        let (keyword, rest) = text.split_at(keyword_end);
+        if rest.is_empty() || (keyword != "HELP" && keyword != "TYPE") {
+            return Ok(()); // A plain comment, or a keyword alone on its line.
+        }
+        let (after_name, name) = lex::finish(lex::metric_name(lex::blanks(rest)), rest)?;
+        if after_name.is_empty() {
+            return Ok(());
+        }
+        if !after_name.starts_with([' ', '\t']) {
+            return Err(Fail::new(after_name, "invalid metric name in comment"));
+        }
+        let (index, _) = self.family_for(name);
+        let text = lex::blanks(after_name);
+        if text.is_empty() {
+            return Ok(());
+        }
+        let state = &mut self.families[index];
+        if keyword == "HELP" {
+            if state.family.help.is_some() {
+                return Err(Fail::new(
+                    text,
+                    format!("second HELP line for metric name {name:?}"),
+                ));
+            }
+            state.family.help = Some(lex::help_text(text, Dialect::Text)?);
+        } else {
+            if state.typed {
+                return Err(Fail::new(
+                    text,
+                    format!(
+                        "second TYPE line for metric name {:?}, or TYPE reported after samples",
+                        state.family.name
+                    ),
+                ));
+            }
+            state.family.metric_type = text_type(text)
+                .ok_or_else(|| Fail::new(text, format!("unknown metric type {text:?}")))?;
+            state.typed = true;
+        }
+        Ok(())
+    }
+
+    fn sample(&mut self, body: &'a str) -> Result<(), Fail<'a>> {
+        let (rest, name) = lex::finish(lex::metric_name(body), body)?;
+        if name.is_empty() {
+            return Err(Fail::new(body, "invalid metric name"));
+        }
+        let (index, role) = self.family_for(name);
+        let state = &mut self.families[index];
+        if !state.typed {
+            state.family.metric_type = MetricType::Untyped;
+            state.typed = true;
+        }
+        let metric_type = state.family.metric_type;
+        let special = match metric_type {
+            MetricType::Summary => Some("quantile"),
+            MetricType::Histogram => Some("le"),
+            _ => None,
+        };
+        let rest = lex::blanks(rest);
+        let (rest, labels, special_value) = if let Some(after_brace) = rest.strip_prefix('{') {
+            label_set(after_brace, name, special)?
+        } else {
+            (rest, Vec::new(), None)
+        };
+
+        // The value, then an optional timestamp and nothing else.
+        let value_end = rest.find([' ', '\t']).unwrap_or(rest.len());
+        let (token, after_value) = rest.split_at(value_end);
+        let value = lex::number(token, Dialect::Text)
+            .ok_or_else(|| Fail::new(rest, format!("expected float as value, got {token:?}")))?;
+        let timestamp = if after_value.is_empty() {
+            None
+        } else {
+            let text = lex::blanks(after_value);
+            let end = text.find([' ', '\t']).unwrap_or(text.len());
+            let (token, spurious) = text.split_at(end);
+            let millis = token.parse::<i64>().map_err(|_| {
+                Fail::new(
+                    text,
+                    format!("expected integer as timestamp, got {token:?}"),
+                )
+            })?;
+            if !spurious.is_empty() {
+                return Err(Fail::new(
+                    spurious,
+                    format!("spurious string after timestamp: {spurious:?}"),
+                ));
+            }
+            Some(Timestamp::Millis(millis))
+        };
+
+        let family = &mut state.family;
+        let value = match metric_type {
+            MetricType::Counter => Value::Counter {
+                total: Some(value),
+                created: None,
+                exemplar: None,
+            },
+            MetricType::Summary | MetricType::Histogram => {
+                let hash = label_set_hash(&self.hasher, &labels, None);
+                let metric = group(family, &mut state.groups, hash, labels, metric_type);
+                if timestamp.is_some() {
+                    metric.timestamp = timestamp;
+                }
+                add_to_group(&mut metric.value, role, special_value, value);
+                return Ok(());
+            }
+            _ => Value::Single(value),
+        };
+        family.metrics.push(Metric {
+            labels,
+            timestamp,
+            value,
+        });
+        Ok(())
+    }
+}
+
+/// The metric of a summary/histogram family with this label set, created if new.
+fn group<'f, 'a>(
+    family: &'f mut MetricFamily<'a>,
+    groups: &mut HashMap<u64, Vec<usize>>,
+    hash: u64,
+    labels: Vec<Label<'a>>,
+    metric_type: MetricType,
+) -> &'f mut Metric<'a> {
+    // Most groups are written contiguously: try the last one first.
+    let last = family.metrics.len().checked_sub(1);
+    let found = last
+        .filter(|&i| same_label_set(&family.metrics[i].labels, &labels))
+        .or_else(|| {
+            groups.get(&hash).and_then(|candidates| {
+                candidates
+                    .iter()
+                    .copied()
+                    .find(|&i| same_label_set(&family.metrics[i].labels, &labels))
+            })
+        });
+    let index = found.unwrap_or_else(|| {
+        let index = family.metrics.len();
+        groups.entry(hash).or_default().push(index);
+        let value = if metric_type == MetricType::Summary {
+            Value::Summary {
+                quantiles: Vec::new(),
+                sum: None,
+                count: None,
+                created: None,
+            }
+        } else {
+            Value::Histogram {
+                buckets: Vec::new(),
+                sum: None,
+                count: None,
+                created: None,
+            }
+        };
+        family.metrics.push(Metric {
+            labels,
+            timestamp: None,
+            value,
+        });
+        index
+    });
+    &mut family.metrics[index]
+}
+
+/// Go's readingValue for summaries and histograms: `_count`, `_sum`, or a quantile/bucket when
+/// the line has the special label; a line with none of these adds nothing.
+fn add_to_group(value: &mut Value<'_>, role: Role, special: Option<f64>, sample: f64) {
+    match (value, role) {
+        (Value::Summary { count, .. } | Value::Histogram { count, .. }, Role::Count) => {
+            *count = Some(sample);
+        }
+        (Value::Summary { sum, .. } | Value::Histogram { sum, .. }, Role::Sum) => {
+            *sum = Some(sample);
+        }
+        (Value::Summary { quantiles, .. }, Role::Plain) => {
+            if let Some(quantile) = special {
+                quantiles.push(Quantile {
+                    quantile,
+                    value: sample,
+                });
+            }
+        }
+        (Value::Histogram { buckets, .. }, Role::Plain) => {
+            if let Some(upper_bound) = special {
+                buckets.push(Bucket {
+                    upper_bound,
+                    cumulative_count: sample,
+                    exemplar: None,
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The label set after `{`, Go style: blanks allowed around everything, a trailing comma allowed.
+/// The `special` label (`quantile` or `le`) is parsed as a float and kept out of the labels.
+#[allow(clippy::type_complexity)]
+fn label_set<'a>(
+    mut rest: &'a str,
+    metric: &str,
+    special: Option<&str>,
+) -> Result<(&'a str, Vec<Label<'a>>, Option<f64>), Fail<'a>> {
+    let mut labels: Vec<Label<'a>> = Vec::new();
+    let mut special_value = None;
+    let mut special_seen = false;
+    loop {
+        rest = lex::blanks(rest);
+        if let Some(after) = rest.strip_prefix('}') {
+            return Ok((lex::blanks(after), labels, special_value));
+        }
+        let (after_name, name) = lex::finish(lex::label_name(rest), rest)?;
+        if name.is_empty() {
+            return Err(Fail::new(
+                rest,
+                format!("invalid label name for metric {metric:?}"),
+            ));
+        }
+        let after_name = lex::blanks(after_name);
+        let Some(after_equals) = after_name.strip_prefix('=') else {
+            return Err(Fail::new(after_name, "expected '=' after label name"));
+        };
+        if name == "__name__" {
+            return Err(Fail::new(rest, "label name \"__name__\" is reserved"));
+        }
+        let is_special = Some(name) == special;
+        if (is_special && special_seen) || (!is_special && labels.iter().any(|l| l.name == name)) {
+            return Err(Fail::new(
+                rest,
+                format!("duplicate label names for metric {metric:?}"),
+            ));
+        }
+        let after_equals = lex::blanks(after_equals);
+        let Some(quoted) = after_equals.strip_prefix('"') else {
+            return Err(Fail::new(
+                after_equals,
+                "expected '\"' at start of label value",
+            ));
+        };
+        let (after_value, value) = lex::finish(lex::label_value(quoted, Dialect::Text), quoted)?;
+        if is_special {
+            special_seen = true;
+            special_value = Some(lex::number(&value, Dialect::Text).ok_or_else(|| {
+                Fail::new(
+                    after_equals,
+                    format!("expected float as value for {name:?} label, got {value:?}"),
+                )
+            })?);
+        } else {
+            labels.push(Label { name, value });
+        }
+        rest = lex::blanks(after_value);
+        if let Some(after) = rest.strip_prefix(',') {
+            rest = after;
+        } else if !rest.starts_with('}') {
+            return Err(Fail::new(rest, "unexpected end of label value"));
+        }
+    }
+}
+
+fn text_type(word: &str) -> Option<MetricType> {
+    let types = [
+        ("counter", MetricType::Counter),
+        ("gauge", MetricType::Gauge),
+        ("summary", MetricType::Summary),
+        ("histogram", MetricType::Histogram),
+        ("untyped", MetricType::Untyped),
+        ("gauge_histogram", MetricType::GaugeHistogram),
+    ];
+    types
+        .iter()
+        .find(|(spelling, _)| word.eq_ignore_ascii_case(spelling))
+        .map(|&(_, metric_type)| metric_type)
+}
