@@ -177,11 +177,12 @@ impl ApiError {
         body.push('\n');
         let mut response = json_response(status, Bytes::from(body));
         let headers = response.headers_mut();
+        // Newlines (and any other control character) become spaces, as influxd does.
         let flat: String = message
             .chars()
-            .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+            .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
-        if let Ok(value) = HeaderValue::from_str(&flat) {
+        if let Ok(value) = HeaderValue::from_bytes(flat.as_bytes()) {
             headers.insert("x-influxdb-error", value);
         }
         if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -571,8 +572,14 @@ where
 /// Decompresses a gzip body (several members allowed, as Go's reader), failing with 413 when
 /// the output passes `limit`, and with Go's messages for broken input.
 fn gunzip(compressed: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
-    if compressed.is_empty() {
-        return Err(ApiError::Gzip("EOF"));
+    // Go reads the 10-byte header first, then checks the magic number.
+    match compressed.len() {
+        0 => return Err(ApiError::Gzip("EOF")),
+        1..10 => return Err(ApiError::Gzip("unexpected EOF")),
+        _ if !compressed.starts_with(&[0x1f, 0x8b]) => {
+            return Err(ApiError::Gzip("gzip: invalid header"));
+        }
+        _ => {}
     }
     let mut out = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit));
     let decoder = flate2::read::MultiGzDecoder::new(compressed);

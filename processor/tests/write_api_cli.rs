@@ -1,0 +1,115 @@
+//! `processor serve` as a process: config errors exit 64 naming the key, unknown keys are
+//! warned about, the server answers on `--bind`, and SIGTERM stops it cleanly.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_processor");
+
+fn write_config(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join("processor.conf");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+#[test]
+fn a_bad_config_value_exits_64_naming_the_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write_config(&dir, "[http]\nmax-body-size = \"lots\"\n");
+    let output = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run processor");
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("http.max-body-size"), "{stderr}");
+}
+
+#[test]
+fn a_missing_config_file_or_bad_flag_exits_64() {
+    let output = Command::new(BIN)
+        .args(["serve", "--config", "/nonexistent/processor.conf"])
+        .output()
+        .expect("run processor");
+    assert_eq!(output.status.code(), Some(64));
+    let output = Command::new(BIN)
+        .args(["serve", "--no-such-flag"])
+        .output()
+        .expect("run processor");
+    assert_eq!(output.status.code(), Some(64));
+    let output = Command::new(BIN)
+        .args(["serve", "--bind", "nowhere"])
+        .output()
+        .expect("run processor");
+    assert_eq!(output.status.code(), Some(64));
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
+
+fn http(port: u16, request: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+#[test]
+fn serve_answers_on_bind_warns_about_unknown_keys_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write_config(&dir, "[http]\nlog-enabled = true\nbind-address = \":1\"\n");
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start processor");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ping = "GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let response = loop {
+        if let Some(response) = http(port, ping) {
+            break response;
+        }
+        assert!(Instant::now() < deadline, "processor did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(response.starts_with("HTTP/1.1 204"), "{response}");
+    let write = "POST /write?db=x HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nConnection: close\r\n\r\nm v=1 1";
+    let response = http(port, write).expect("write");
+    assert!(response.starts_with("HTTP/1.1 204"), "{response}");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("send SIGTERM");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processor did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(exit.code(), Some(0));
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        pipe.read_to_string(&mut stderr).expect("stderr");
+    }
+    assert!(stderr.contains("http.log-enabled"), "{stderr}");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+}
