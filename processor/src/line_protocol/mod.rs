@@ -128,10 +128,12 @@ pub struct Parsed {
 /// - Duplicate tags, `=` in a tag value: rejected with 1.x's reasons (the crate accepts them).
 /// - `.5`, `-.5`, `1.`, `1.e5`: accepted as 1.x does; the crate cannot parse them, so such a
 ///   line is rewritten (`0.5`, `1.0`, ...) and parsed again (a copy, for these lines only).
-/// - A doubled backslash in a measurement, tag or field key is one backslash (the crate's,
-///   and InfluxDB 2's reading); 1.x keeps both.
-/// - Lines 1.x accepts but the crate cannot represent (a raw tab or NUL inside a name, the
-///   input that crashes influxd 1.6.7) are rejected with a reason saying so.
+/// - Backslashes in names and keys: 1.x keeps `\\` as two backslashes and treats `\\ ` as a
+///   backslash then an escaped space; the crate reads `\\` as one backslash. Lines containing
+///   `\\` are rewritten for the crate so the values are 1.x's (a copy, for these lines only).
+/// - Lines 1.x accepts but the crate cannot represent (a name ending in a backslash, a raw tab
+///   or NUL inside a name, the input that crashes influxd 1.6.7) are rejected with a reason
+///   saying so.
 /// - A line with 100 tags is accepted (1.6.7's parser panics and answers 500).
 pub fn parse_body(
     body: Vec<u8>,
@@ -311,6 +313,21 @@ fn parse_line(
             .ok_or(Reason::TimeOutOfRange)?,
     };
     let trimmed = line.trim_end_matches([' ', '\t']);
+    if trimmed.contains("\\\\")
+        && let Some(rewritten) = rewrite_backslashes(trimmed)
+    {
+        // Rare: parse the rewritten copy, then (if needed) its number forms.
+        let parsed = match crate_parse(&rewritten) {
+            Ok(parsed) => parsed,
+            Err(first_error) => {
+                let again = rewrite_numbers(&rewritten).ok_or(first_error.clone())?;
+                return crate_parse(&again)
+                    .map_err(|_| first_error)
+                    .and_then(|parsed| store(batch, context, &parsed, time));
+            }
+        };
+        return store(batch, context, &parsed, time);
+    }
     match crate_parse(trimmed) {
         Ok(parsed) => store(batch, context, &parsed, time),
         Err(first_error) => {
@@ -353,6 +370,91 @@ fn crate_reason(error: &influxdb_line_protocol::Error) -> Reason {
         E::DuplicateTag { .. } => "duplicate tags",
         _ => "unsupported line",
     })
+}
+
+/// Rewrites backslashes outside string values so the crate reads names as 1.x does.
+///
+/// 1.x unescapes only `\,`, `\ ` and `\=` in names and keys and keeps every other backslash,
+/// including both of `\\`; the crate reads `\\` as one escaped backslash. In the measurement
+/// and tags, 1.x treats a delimiter as escaped when the byte before it is a backslash; in field
+/// keys a backslash escapes the next byte whatever it is. Each literal backslash becomes `\\`
+/// for the crate. `None` when there is nothing to rewrite.
+fn rewrite_backslashes(line: &str) -> Option<String> {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::with_capacity(line.len() + 8);
+    let at = |i: usize| chars.get(i).copied();
+    let mut i = 0;
+    // Measurement and tags: up to the first space not preceded by a backslash.
+    while let Some(c) = at(i) {
+        if c == ' ' && (i == 0 || at(i - 1) != Some('\\')) {
+            break;
+        }
+        if c == '\\' {
+            match at(i + 1) {
+                Some(next @ (',' | ' ' | '=')) => {
+                    out.push('\\');
+                    out.push(next);
+                    i += 2;
+                }
+                _ => {
+                    out.push_str("\\\\");
+                    i += 1;
+                }
+            }
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    // Fields: keys rewritten, values copied (strings as they are: both read `\\` and `\"` alike).
+    let (mut quoted, mut in_value, mut equals, mut commas) = (false, false, 0usize, 0usize);
+    let mut started = false;
+    while let Some(c) = at(i) {
+        if !started {
+            // The separating spaces.
+            if c == ' ' {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            started = true;
+        }
+        if c == '\\' && at(i + 1).is_some() {
+            let next = at(i + 1).unwrap_or_default();
+            if in_value || quoted {
+                out.push(c);
+                out.push(next);
+            } else if matches!(next, ',' | ' ' | '=') {
+                out.push('\\');
+                out.push(next);
+            } else {
+                out.push_str("\\\\");
+                if next == '\\' {
+                    out.push_str("\\\\");
+                } else {
+                    out.push(next);
+                }
+            }
+            i += 2;
+            continue;
+        }
+        if c == '"' && equals > commas {
+            quoted = !quoted;
+        } else if !quoted && c == '=' {
+            equals += 1;
+            in_value = true;
+        } else if !quoted && c == ',' {
+            commas += 1;
+            in_value = false;
+        } else if !quoted && c == ' ' {
+            // The timestamp follows; copy the rest.
+            out.extend(chars.get(i..).unwrap_or_default());
+            break;
+        }
+        out.push(c);
+        i += 1;
+    }
+    (out != line).then_some(out)
 }
 
 /// Rewrites the number forms 1.x accepts and the crate does not (`.5`, `-.5`, `1.`, `1.e5`) into

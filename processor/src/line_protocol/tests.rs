@@ -347,11 +347,39 @@ fn the_line_that_crashes_influxd_is_rejected_without_harm() {
 }
 
 #[test]
-fn a_doubled_backslash_in_a_name_is_one_backslash() {
-    let parsed = parse("m\\\\x,t=a\\\\b v=1");
+fn backslashes_in_names_are_read_as_influxdb_1_reads_them() {
+    let parsed = parse(
+        "m\\\\x,t=a\\\\b v=1\n\
+         cpu,regions=\\\\ east value=1.0\n\
+         cpu,regions=\\\\,\\,\\=east value=1.0\n\
+         u f\\\\x=1,g=\"s\\\\\" 1\n",
+    );
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
     let point = parsed.batch.point(0).expect("point");
-    assert_eq!(point.measurement(), "m\\x");
-    assert_eq!(point.tag("t"), Some("a\\b"));
+    assert_eq!(point.measurement(), "m\\\\x");
+    assert_eq!(point.tag("t"), Some("a\\\\b"));
+    assert_eq!(
+        parsed.batch.point(1).and_then(|p| p.tag("regions")),
+        Some("\\ east")
+    );
+    assert_eq!(
+        parsed.batch.point(2).and_then(|p| p.tag("regions")),
+        Some("\\,,=east")
+    );
+    let fields: Vec<_> = parsed.batch.point(3).expect("point").fields().collect();
+    assert_eq!(
+        fields,
+        [
+            ("f\\\\x", FieldValue::Float(1.0)),
+            ("g", FieldValue::String("s\\"))
+        ]
+    );
+    // The crate cannot hold a name that ends with a backslash: rejected, saying so.
+    let parsed = parse("u f\\\\=1");
+    assert_eq!(
+        parsed.errors[0].reason,
+        Reason::Unsupported("name ends with a backslash")
+    );
 }
 
 #[test]
