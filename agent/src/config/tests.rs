@@ -1,0 +1,253 @@
+use super::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn parse(text: &str) -> Config {
+    Config::parse(text, no_env).unwrap_or_else(|e| panic!("{e}"))
+}
+
+const MINIMAL: &str =
+    "[[inputs.prometheus]]\nurls = [\"http://localhost:8000\"]\n[[outputs.file]]\n";
+
+#[test]
+fn the_tutorial_config_loads_with_the_expected_settings() {
+    let text = include_str!("../../examples/tutorial-telegraf.conf");
+    let config = parse(text);
+    let agent = &config.agent;
+    assert_eq!(agent.interval, Duration::from_secs(1));
+    assert!(agent.round_interval);
+    assert_eq!(agent.metric_batch_size, 1000);
+    assert_eq!(agent.metric_buffer_limit, 10_000);
+    assert_eq!(agent.collection_jitter, Duration::ZERO);
+    assert_eq!(agent.flush_interval, Duration::from_secs(10));
+    assert_eq!(agent.flush_jitter, Duration::ZERO);
+    assert_eq!(agent.precision, Some(Duration::from_secs(1)));
+    assert!(agent.debug && !agent.quiet && !agent.omit_hostname);
+    assert_eq!(agent.hostname, "");
+
+    assert_eq!(config.inputs.len(), 1);
+    let input = &config.inputs[0];
+    assert_eq!(input.urls, ["http://localhost:8000/metrics"]);
+    assert_eq!(input.metric_version, 1);
+    assert_eq!(input.url_tag, "url");
+    let namepass = input.filter.namepass.as_ref().expect("namepass");
+    assert!(namepass.is_match("requests"));
+    assert!(!namepass.is_match("process_open_fds"));
+
+    let [Output::Influxdb(influx), Output::File(file)] = config.outputs.as_slice() else {
+        panic!("outputs: {:?}", config.outputs);
+    };
+    assert_eq!(influx.urls, ["http://kapacitor:9092"]);
+    assert_eq!(influx.database, "autoscale");
+    assert_eq!(influx.retention_policy, "autogen");
+    assert_eq!(influx.write_consistency, "any");
+    assert_eq!(influx.timeout, Duration::from_secs(5));
+    assert_eq!(influx.content_encoding, ContentEncoding::Gzip);
+    assert_eq!(file.files, ["stdout"]);
+
+    // The only remark is the old precision form.
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    assert!(config.warnings[0].starts_with("agent.precision: \"s\" is the old unit-only form"));
+}
+
+#[test]
+fn defaults_match_telegraf() {
+    let config = parse(MINIMAL);
+    assert_eq!(config.agent.interval, Duration::from_secs(10));
+    assert_eq!(config.agent.flush_interval, Duration::from_secs(10));
+    assert_eq!(config.agent.metric_batch_size, 1000);
+    assert_eq!(config.agent.metric_buffer_limit, 10_000);
+    assert_eq!(config.agent.precision, None);
+    assert!(config.agent.round_interval);
+    assert_eq!(config.inputs[0].timeout, Duration::from_secs(5));
+    let parsed = parse("[[inputs.prometheus]]\nurls=[\"http://a\"]\n[[outputs.influxdb]]\n");
+    let Output::Influxdb(influx) = &parsed.outputs[0] else {
+        panic!()
+    };
+    assert_eq!(influx.urls, ["http://localhost:8086"]);
+    assert_eq!(influx.database, "telegraf");
+    assert!(!influx.skip_database_creation);
+}
+
+#[test]
+fn unknown_keys_and_plugins_are_reported_by_name() {
+    let text = format!(
+        "{MINIMAL}[agent]\ncollection_offset = \"1s\"\n\
+         [[inputs.cpu]]\npercpu = true\n\
+         [[outputs.kafka]]\nbrokers = []\n\
+         [[processors.rename]]\n\
+         [[inputs.prometheus]]\nurls = [\"http://b\"]\nkubernetes_services = [\"http://svc\"]\n"
+    );
+    let config = parse(&text);
+    let expected = [
+        "agent.collection_offset: option not implemented; ignored",
+        "inputs.cpu: input plugin not implemented; it collects nothing",
+        "outputs.kafka: output plugin not implemented; nothing is written to it",
+        "processors.rename: plugin not implemented; metrics pass through unchanged",
+        "inputs.prometheus[1].kubernetes_services: option not implemented; ignored",
+    ];
+    for warning in expected {
+        assert!(
+            config.warnings.iter().any(|w| w == warning),
+            "missing {warning:?} in {:#?}",
+            config.warnings
+        );
+    }
+    assert_eq!(
+        config.warnings.len(),
+        expected.len(),
+        "{:#?}",
+        config.warnings
+    );
+}
+
+#[test]
+fn environment_variables_are_substituted_before_parsing() {
+    let text = "[[inputs.prometheus]]\nurls = [\"http://localhost:${PORT}\"]\n\
+                [[outputs.influxdb]]\nurls = [\"$URL\"]\ndatabase = \"${DB:-autoscale}\"\n\
+                [agent]\nmetric_batch_size = ${BATCH}\n";
+    let env = |name: &str| match name {
+        "PORT" => Some("8000".to_owned()),
+        "URL" => Some("http://processor:9092".to_owned()),
+        "BATCH" => Some("50".to_owned()),
+        _ => None,
+    };
+    let config = Config::parse(text, env).unwrap();
+    assert_eq!(config.inputs[0].urls, ["http://localhost:8000"]);
+    let Output::Influxdb(influx) = &config.outputs[0] else {
+        panic!()
+    };
+    assert_eq!(influx.urls, ["http://processor:9092"]);
+    assert_eq!(influx.database, "autoscale");
+    assert_eq!(config.agent.metric_batch_size, 50);
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    let cases = [
+        ("[agent]\ninterval = \"soon\"\n", "agent.interval"),
+        ("[agent]\ninterval = \"0s\"\n", "agent.interval"),
+        (
+            "[agent]\nmetric_batch_size = 0\n",
+            "agent.metric_batch_size",
+        ),
+        (
+            "[agent]\nround_interval = \"yes\"\n",
+            "agent.round_interval",
+        ),
+        ("[agent]\nprecision = \"fortnight\"\n", "agent.precision"),
+    ];
+    for (extra, key) in cases {
+        let error = Config::parse(&format!("{MINIMAL}{extra}"), no_env).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::Invalid { key: k, .. } if k == key),
+            "{extra:?}: {error}"
+        );
+    }
+    let plugin_cases = [
+        ("urls = []\n", "inputs.prometheus[0].urls"),
+        (
+            "urls = [\"http://a\"]\nmetric_version = 3\n",
+            "inputs.prometheus[0].metric_version",
+        ),
+        (
+            "urls = [\"http://a\"]\nnamepass = [\"a[\"]\n",
+            "inputs.prometheus[0].namepass",
+        ),
+        (
+            "urls = [\"http://a\"]\ntagpass = { cpu = \"x\" }\n",
+            "inputs.prometheus[0].tagpass.cpu",
+        ),
+    ];
+    for (body, key) in plugin_cases {
+        let text = format!("[[inputs.prometheus]]\n{body}[[outputs.file]]\n");
+        let error = Config::parse(&text, no_env).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::Invalid { key: k, .. } if k == key),
+            "{body:?}: {error}"
+        );
+    }
+}
+
+#[test]
+fn missing_inputs_or_outputs_and_broken_toml_are_errors() {
+    assert!(matches!(
+        Config::parse("[[outputs.file]]\n", no_env),
+        Err(ConfigError::NoInputs)
+    ));
+    assert!(matches!(
+        Config::parse("[[inputs.prometheus]]\nurls=[\"http://a\"]\n", no_env),
+        Err(ConfigError::NoOutputs)
+    ));
+    assert!(matches!(
+        Config::parse("[agent\n", no_env),
+        Err(ConfigError::Toml { .. })
+    ));
+    assert!(matches!(
+        Config::parse("x = \"${NEEDED:?set it}\"\n", no_env),
+        Err(ConfigError::Environment { .. })
+    ));
+}
+
+#[test]
+fn durations_accept_numbers_as_seconds() {
+    let config = parse(&format!(
+        "{MINIMAL}[agent]\ninterval = 2\nflush_interval = 0.5\n"
+    ));
+    assert_eq!(config.agent.interval, Duration::from_secs(2));
+    assert_eq!(config.agent.flush_interval, Duration::from_millis(500));
+}
+
+#[test]
+fn later_files_add_plugins_and_override_agent_keys() {
+    let first = format!("{MINIMAL}[agent]\ninterval = \"5s\"\nflush_interval = \"7s\"\n");
+    let second = "[agent]\ninterval = \"1s\"\n[[inputs.prometheus]]\nurls = [\"http://b\"]\n";
+    let config = Config::parse_many(&[("a.conf", &first), ("b.conf", second)], no_env).unwrap();
+    assert_eq!(config.agent.interval, Duration::from_secs(1));
+    assert_eq!(config.agent.flush_interval, Duration::from_secs(7));
+    assert_eq!(config.inputs.len(), 2);
+}
+
+#[test]
+fn host_tag_follows_hostname_and_omit_hostname() {
+    let machine = || "vm-1".to_owned();
+    assert_eq!(parse(MINIMAL).host_tag(machine).as_deref(), Some("vm-1"));
+    let named = parse(&format!("{MINIMAL}[agent]\nhostname = \"pod-9\"\n"));
+    assert_eq!(named.host_tag(machine).as_deref(), Some("pod-9"));
+    let omitted = parse(&format!("{MINIMAL}[agent]\nomit_hostname = true\n"));
+    assert_eq!(omitted.host_tag(machine), None);
+}
+
+#[test]
+fn input_options_are_read() {
+    let text = "[[inputs.prometheus]]\n\
+        urls = [\"https://a:9100/metrics\"]\nmetric_version = 2\nresponse_timeout = \"2s\"\n\
+        bearer_token_string = \"abc\"\nusername = \"u\"\npassword = \"p\"\n\
+        tls_ca = \"/ca.pem\"\ninsecure_skip_verify = true\ninterval = \"30s\"\n\
+        name_prefix = \"p_\"\nname_suffix = \"_s\"\nname_override = \"o\"\n\
+        fielddrop = [\"gauge\"]\ntagdrop = { mode = [\"idle\"] }\n\
+        [inputs.prometheus.tags]\nteam = \"ops\"\n\
+        [[outputs.file]]\n";
+    let config = parse(text);
+    let input = &config.inputs[0];
+    assert_eq!(input.metric_version, 2);
+    assert_eq!(input.response_timeout, Some(Duration::from_secs(2)));
+    assert_eq!(input.bearer_token_string.as_deref(), Some("abc"));
+    assert_eq!(input.tls.ca.as_deref(), Some(Path::new("/ca.pem")));
+    assert!(input.tls.insecure_skip_verify);
+    assert_eq!(input.interval, Some(Duration::from_secs(30)));
+    assert_eq!(
+        (
+            input.name_prefix.as_str(),
+            input.name_suffix.as_str(),
+            input.name_override.as_str()
+        ),
+        ("p_", "_s", "o")
+    );
+    assert_eq!(input.tags.get("team").map(String::as_str), Some("ops"));
+    assert!(!input.filter.keep_field("gauge"));
+    assert_eq!(input.filter.tagdrop.len(), 1);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}

@@ -1,0 +1,241 @@
+//! The HTTP(S) client shared by scrapes and writes, built from a plugin's TLS settings.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as LegacyClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use crate::config::TlsConfig;
+
+/// A pooled HTTP/1.1 client for `http://` and `https://` URLs, sending bodies of type `B`.
+pub type Client<B = Full<Bytes>> = LegacyClient<HttpsConnector<HttpConnector>, B>;
+
+/// Why a client could not be built from its TLS settings.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read PEM file {path}")]
+    Pem {
+        path: PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("{path} holds no certificate")]
+    NoCertificate { path: PathBuf },
+    #[error("tls_cert and tls_key must be given together")]
+    HalfClientIdentity,
+    #[error("cannot set up TLS")]
+    Rustls(#[from] rustls::Error),
+    #[error("cannot load the system's trusted certificates")]
+    NativeRoots(#[source] std::io::Error),
+}
+
+/// Builds a client that trusts `tls.ca` (or the system's roots), presents `tls.cert`/`tls.key`
+/// when given, and skips server verification only with `insecure_skip_verify`.
+pub fn build<B>(tls: &TlsConfig) -> Result<Client<B>, TlsError>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+{
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?;
+    let builder = if tls.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider)))
+    } else {
+        builder.with_root_certificates(root_store(tls.ca.as_deref())?)
+    };
+    let config = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => {
+            let certs = certificates(cert)?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Pem {
+                path: key.clone(),
+                source,
+            })?;
+            builder.with_client_auth_cert(certs, key)?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => return Err(TlsError::HalfClientIdentity),
+    };
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(LegacyClient::builder(TokioExecutor::new()).build(connector))
+}
+
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem_error = |source| TlsError::Pem {
+        path: path.to_owned(),
+        source,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(pem_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(pem_error)?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: path.to_owned(),
+        });
+    }
+    Ok(certs)
+}
+
+fn root_store(ca: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            for cert in certificates(path)? {
+                roots.add(cert)?;
+            }
+        }
+        None => {
+            let native = rustls_native_certs_roots()?;
+            // Unparseable system certificates are skipped, as every TLS stack does.
+            let _ = roots.add_parsable_certificates(native);
+        }
+    }
+    Ok(roots)
+}
+
+fn rustls_native_certs_roots() -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    // The system bundle of Debian and most distributions; missing means no public roots.
+    const BUNDLES: &[&str] = &[
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+        "/etc/ssl/cert.pem",
+    ];
+    let mut certs = Vec::new();
+    for bundle in BUNDLES {
+        if Path::new(bundle).exists() {
+            match CertificateDer::pem_file_iter(bundle) {
+                Ok(iter) => certs.extend(iter.filter_map(Result::ok)),
+                Err(rustls::pki_types::pem::Error::Io(error)) => {
+                    return Err(TlsError::NativeRoots(error));
+                }
+                Err(_) => {}
+            }
+            break;
+        }
+    }
+    Ok(certs)
+}
+
+/// `insecure_skip_verify = true`: any certificate is accepted, signatures are still checked.
+#[derive(Debug)]
+struct AcceptAnyServer(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_client_builds_with_the_system_roots() {
+        assert!(build::<Full<Bytes>>(&TlsConfig::default()).is_ok());
+    }
+
+    #[test]
+    fn insecure_skip_verify_builds() {
+        let tls = TlsConfig {
+            insecure_skip_verify: true,
+            ..TlsConfig::default()
+        };
+        assert!(build::<Full<Bytes>>(&tls).is_ok());
+    }
+
+    #[test]
+    fn missing_or_empty_pem_files_are_named() {
+        let tls = TlsConfig {
+            ca: Some("/nonexistent/ca.pem".into()),
+            ..TlsConfig::default()
+        };
+        let Err(error) = build::<Full<Bytes>>(&tls) else {
+            panic!("a missing CA file must fail");
+        };
+        assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
+
+        let empty = std::env::temp_dir().join(format!("agent-empty-{}.pem", std::process::id()));
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let tls = TlsConfig {
+            ca: Some(empty.clone()),
+            ..TlsConfig::default()
+        };
+        let Err(error) = build::<Full<Bytes>>(&tls) else {
+            panic!("a file without certificates must fail");
+        };
+        assert!(matches!(error, TlsError::NoCertificate { .. }), "{error}");
+        std::fs::remove_file(empty).ok();
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key() {
+        let tls = TlsConfig {
+            cert: Some("/some/cert.pem".into()),
+            ..TlsConfig::default()
+        };
+        assert!(matches!(
+            build::<Full<Bytes>>(&tls),
+            Err(TlsError::HalfClientIdentity)
+        ));
+    }
+}

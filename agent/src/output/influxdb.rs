@@ -1,0 +1,450 @@
+//! `[[outputs.influxdb]]`: InfluxDB 1.x `/write`, with Telegraf's request shape and its
+//! response rules.
+//!
+//! Each batch goes to one URL, tried in a random order; the first that takes it ends the write
+//! (the others are failover). The request is `POST <url>/write?consistency=..&db=..&rp=..`
+//! (no precision: timestamps are nanoseconds), gzip by default, Basic auth when set.
+//!
+//! Responses ([`classify`]): 2xx is written. A body that is not JSON is retried (what a
+//! plain-text error from an old Kapacitor gets). JSON `{"error"}` saying the database is missing
+//! triggers `CREATE DATABASE` and a retry; any other 4xx, and the messages that retrying cannot
+//! fix (partial write, unable to parse, points beyond retention, ...), drop the batch with a log
+//! line; anything else (5xx) is retried. Timeouts and connection errors are retried.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{
+    AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderName, HeaderValue, USER_AGENT,
+};
+use hyper::{HeaderMap, Method, Request, Uri};
+
+use super::Outcome;
+use crate::config::{ContentEncoding, InfluxdbOutput};
+use crate::http_client::{self, Client};
+
+/// The most of a response body that is read (error messages are short).
+const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+/// Why the output cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("invalid url {url:?}: {reason}")]
+    Url { url: String, reason: String },
+    #[error("invalid http header {name:?}")]
+    Header { name: String },
+    #[error(transparent)]
+    Tls(#[from] http_client::TlsError),
+}
+
+/// What a response means for the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Written,
+    /// The server refused the batch for good; it is dropped.
+    Dropped(String),
+    /// The database does not exist: create it, then retry.
+    DatabaseNotFound(String),
+    Retry(String),
+}
+
+/// Telegraf's rules for a write response (`http.go` `writeBatch`).
+pub fn classify(status: u16, body: &[u8]) -> Verdict {
+    if (200..300).contains(&status) {
+        return Verdict::Written;
+    }
+    let body_text = String::from_utf8_lossy(body);
+    let message = if body.iter().all(u8::is_ascii_whitespace) {
+        String::new()
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(json) => json
+                .get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            Err(_) => {
+                return Verdict::Retry(format!(
+                    "status {status} with a body that is not JSON: {}",
+                    body_text.trim()
+                ));
+            }
+        }
+    };
+    const DROP_MESSAGES: [&str; 5] = [
+        "retention policy not found",
+        "hinted handoff queue not empty",
+        "points beyond retention policy",
+        "partial write",
+        "unable to parse",
+    ];
+    if message.contains("database not found") {
+        Verdict::DatabaseNotFound(message)
+    } else if (400..500).contains(&status) || DROP_MESSAGES.iter().any(|m| message.contains(m)) {
+        Verdict::Dropped(format!("status {status}: {message}"))
+    } else {
+        Verdict::Retry(format!("status {status}: {message}"))
+    }
+}
+
+struct Target {
+    write: Uri,
+    query: Uri,
+}
+
+/// A configured InfluxDB output.
+pub struct InfluxdbWriter {
+    client: Client,
+    targets: Vec<Target>,
+    headers: HeaderMap,
+    encoding: ContentEncoding,
+    timeout: Duration,
+    database: String,
+    create_database: bool,
+}
+
+impl InfluxdbWriter {
+    pub fn new(config: &InfluxdbOutput) -> Result<Self, SetupError> {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if !config.write_consistency.is_empty() && config.write_consistency != "one" {
+            query.append_pair("consistency", &config.write_consistency);
+        }
+        query.append_pair("db", &config.database);
+        if !config.retention_policy.is_empty() {
+            query.append_pair("rp", &config.retention_policy);
+        }
+        let write_query = query.finish();
+        let targets = config
+            .urls
+            .iter()
+            .map(|url| {
+                Ok(Target {
+                    write: endpoint(url, "write", Some(&write_query))?,
+                    query: endpoint(url, "query", None)?,
+                })
+            })
+            .collect::<Result<_, SetupError>>()?;
+        Ok(Self {
+            client: http_client::build(&config.tls)?,
+            targets,
+            headers: headers(config)?,
+            encoding: config.content_encoding,
+            timeout: config.timeout,
+            database: config.database.clone(),
+            create_database: !config.skip_database_creation,
+        })
+    }
+
+    /// Sends `CREATE DATABASE` to every URL, as Telegraf does at start (unless
+    /// `skip_database_creation`). Failures are logged, never fatal: a Kapacitor-style receiver
+    /// has no databases to create.
+    pub async fn create_database(&self) {
+        if !self.create_database {
+            return;
+        }
+        for target in &self.targets {
+            if let Err(reason) = self.send_create_database(target).await {
+                tracing::warn!(url = %target.query, %reason, "database creation failed");
+            }
+        }
+    }
+
+    async fn send_create_database(&self, target: &Target) -> Result<(), String> {
+        let statement = format!(
+            "CREATE DATABASE \"{}\"",
+            self.database.replace('\\', "\\\\").replace('"', "\\\"")
+        );
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("q", &statement)
+            .finish();
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(target.query.clone());
+        for (name, value) in &self.headers {
+            if name != CONTENT_ENCODING && name != CONTENT_TYPE {
+                request = request.header(name, value);
+            }
+        }
+        let request = request
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let (status, body) = self.exchange(request).await?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(format!(
+                "status {status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            ))
+        }
+    }
+
+    /// Writes one batch (`body` is line protocol) to one of the URLs.
+    pub async fn write(&self, body: &str) -> Outcome {
+        let payload = match self.encoding {
+            ContentEncoding::Gzip => match gzip(body.as_bytes()) {
+                Ok(compressed) => Bytes::from(compressed),
+                Err(error) => return Outcome::Retry(format!("cannot gzip the batch: {error}")),
+            },
+            ContentEncoding::Identity => Bytes::copy_from_slice(body.as_bytes()),
+        };
+        let mut order: Vec<usize> = (0..self.targets.len()).collect();
+        fastrand::shuffle(&mut order);
+        let mut failures = Vec::new();
+        for index in order {
+            let target = &self.targets[index];
+            let verdict = match self.post(target, payload.clone()).await {
+                Ok((status, response)) => classify(status, &response),
+                Err(reason) => Verdict::Retry(reason),
+            };
+            match verdict {
+                Verdict::Written => return Outcome::Written,
+                Verdict::Dropped(reason) => return Outcome::Dropped(reason),
+                Verdict::DatabaseNotFound(reason) => {
+                    if self.create_database
+                        && let Err(error) = self.send_create_database(target).await
+                    {
+                        tracing::warn!(url = %target.query, reason = %error, "database creation failed");
+                    }
+                    failures.push(format!("{}: {reason}", target.write));
+                }
+                Verdict::Retry(reason) => failures.push(format!("{}: {reason}", target.write)),
+            }
+        }
+        Outcome::Retry(format!(
+            "could not write any address: {}",
+            failures.join("; ")
+        ))
+    }
+
+    async fn post(&self, target: &Target, payload: Bytes) -> Result<(u16, Bytes), String> {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(target.write.clone());
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .body(Full::new(payload))
+            .map_err(|e| e.to_string())?;
+        self.exchange(request).await
+    }
+
+    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<(u16, Bytes), String> {
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| describe_client_error(&e))?;
+            let status = response.status().as_u16();
+            let body = Limited::new(response.into_body(), MAX_RESPONSE_BODY)
+                .collect()
+                .await
+                .map_err(|e| format!("reading the response: {e}"))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| format!("timed out after {:?}", self.timeout))?
+    }
+}
+
+/// `base` (`http://host:port[/prefix]`) joined with `path` and an optional query.
+fn endpoint(base: &str, path: &str, query: Option<&str>) -> Result<Uri, SetupError> {
+    let error = |reason: &str| SetupError::Url {
+        url: base.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let uri: Uri = base
+        .parse()
+        .map_err(|e: hyper::http::uri::InvalidUri| error(&e.to_string()))?;
+    let scheme = uri.scheme_str().ok_or_else(|| error("no scheme"))?;
+    if scheme != "http" && scheme != "https" {
+        return Err(error("only http and https are implemented"));
+    }
+    let authority = uri.authority().ok_or_else(|| error("no host"))?;
+    let prefix = uri.path().trim_end_matches('/');
+    let full = match query {
+        Some(query) => format!("{scheme}://{authority}{prefix}/{path}?{query}"),
+        None => format!("{scheme}://{authority}{prefix}/{path}"),
+    };
+    full.parse()
+        .map_err(|e: hyper::http::uri::InvalidUri| error(&e.to_string()))
+}
+
+fn headers(config: &InfluxdbOutput) -> Result<HeaderMap, SetupError> {
+    let mut headers = HeaderMap::new();
+    let value = |text: &str, name: &str| {
+        HeaderValue::from_str(text).map_err(|_| SetupError::Header {
+            name: name.to_owned(),
+        })
+    };
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(USER_AGENT, value(&config.user_agent, "User-Agent")?);
+    if config.content_encoding == ContentEncoding::Gzip {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    if config.username.is_some() || config.password.is_some() {
+        let credentials = format!(
+            "{}:{}",
+            config.username.as_deref().unwrap_or_default(),
+            config.password.as_deref().unwrap_or_default()
+        );
+        let encoded = base64_encode(credentials.as_bytes());
+        headers.insert(
+            AUTHORIZATION,
+            value(&format!("Basic {encoded}"), "Authorization")?,
+        );
+    }
+    extra_headers(&mut headers, &config.http_headers)?;
+    Ok(headers)
+}
+
+/// Adds `http_headers` (they may override the defaults, as in Telegraf).
+pub fn extra_headers(
+    headers: &mut HeaderMap,
+    extra: &BTreeMap<String, String>,
+) -> Result<(), SetupError> {
+    for (name, value) in extra {
+        let header = || SetupError::Header { name: name.clone() };
+        let name_parsed = HeaderName::from_bytes(name.as_bytes()).map_err(|_| header())?;
+        let value_parsed = HeaderValue::from_str(value).map_err(|_| header())?;
+        headers.insert(name_parsed, value_parsed);
+    }
+    Ok(())
+}
+
+fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(data)?;
+    encoder.finish()
+}
+
+/// Standard base64 with padding (for HTTP Basic credentials).
+pub fn base64_encode(input: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(input)
+}
+
+/// A connection error with its cause chain (hyper's top-level message alone is vague).
+pub fn describe_client_error(error: &hyper_util::client::legacy::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_are_classified_as_telegraf_does() {
+        assert_eq!(classify(204, b""), Verdict::Written);
+        assert_eq!(classify(200, b"{}"), Verdict::Written);
+        assert!(matches!(
+            classify(400, br#"{"error":"unable to parse 'x': invalid boolean"}"#),
+            Verdict::Dropped(_)
+        ));
+        assert!(matches!(
+            classify(401, br#"{"error":"authorization failed"}"#),
+            Verdict::Dropped(_)
+        ));
+        assert!(matches!(classify(400, b""), Verdict::Dropped(_)));
+        // Plain text, even with a 4xx, is retried: Telegraf cannot tell what it means.
+        assert!(matches!(classify(400, b"bad request\n"), Verdict::Retry(_)));
+        assert!(matches!(
+            classify(500, br#"{"error":"engine is down"}"#),
+            Verdict::Retry(_)
+        ));
+        assert!(matches!(classify(503, b""), Verdict::Retry(_)));
+        assert!(matches!(
+            classify(500, br#"{"error":"partial write: field type conflict"}"#),
+            Verdict::Dropped(_)
+        ));
+        assert!(matches!(
+            classify(404, br#"{"error":"database not found: \"autoscale\""}"#),
+            Verdict::DatabaseNotFound(_)
+        ));
+    }
+
+    #[test]
+    fn the_write_url_carries_sorted_parameters_and_keeps_a_path_prefix() {
+        let uri = endpoint(
+            "http://kapacitor:9092",
+            "write",
+            Some("consistency=any&db=autoscale&rp=autogen"),
+        )
+        .unwrap();
+        assert_eq!(
+            uri.to_string(),
+            "http://kapacitor:9092/write?consistency=any&db=autoscale&rp=autogen"
+        );
+        let uri = endpoint("https://h/influx/", "query", None).unwrap();
+        assert_eq!(uri.to_string(), "https://h/influx/query");
+        assert!(endpoint("udp://h:8089", "write", None).is_err());
+        assert!(endpoint("not a url", "write", None).is_err());
+    }
+
+    #[test]
+    fn consistency_one_is_not_sent_and_names_are_encoded() {
+        let config = InfluxdbOutput {
+            urls: vec!["http://a:1".into()],
+            database: "my db".into(),
+            retention_policy: String::new(),
+            write_consistency: "one".into(),
+            timeout: Duration::from_secs(1),
+            username: Some("user".into()),
+            password: Some("pa:ss".into()),
+            user_agent: "agent/1".into(),
+            http_headers: BTreeMap::from([("X-Team".into(), "ops".into())]),
+            content_encoding: ContentEncoding::Gzip,
+            skip_database_creation: true,
+            influx_uint_support: false,
+            tls: Default::default(),
+            filter: Default::default(),
+        };
+        let writer = InfluxdbWriter::new(&config).unwrap();
+        assert_eq!(
+            writer.targets[0].write.to_string(),
+            "http://a:1/write?db=my+db"
+        );
+        assert_eq!(writer.headers["authorization"], "Basic dXNlcjpwYTpzcw==");
+        assert_eq!(writer.headers["content-encoding"], "gzip");
+        assert_eq!(writer.headers["x-team"], "ops");
+    }
+
+    #[test]
+    fn base64_matches_the_standard_alphabet() {
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"f"), "Zg==");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert_eq!(base64_encode(b"foo"), "Zm9v");
+        assert_eq!(base64_encode(b"user:pass"), "dXNlcjpwYXNz");
+    }
+
+    #[test]
+    fn gzip_round_trips() {
+        let compressed = gzip(b"m v=1 1\n").unwrap();
+        let mut decoder = flate2::read::GzDecoder::new(&compressed[..]);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut decoder, &mut text).unwrap();
+        assert_eq!(text, "m v=1 1\n");
+    }
+}

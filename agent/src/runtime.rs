@@ -1,0 +1,608 @@
+//! The agent loop: inputs gather on their schedule and hand every metric to each output's
+//! buffer; outputs flush on theirs. IO lives here; the decisions (schedule, transform, buffer,
+//! backoff, response rules) are pure modules.
+//!
+//! - Gathers are aligned to multiples of `interval` on the wall clock (`round_interval`), with
+//!   `collection_jitter`; a gather that overruns leaves at most one tick pending, the rest are
+//!   skipped with a warning.
+//! - Each output writes its buffer every `flush_interval` (+ `flush_jitter`) in batches of
+//!   `metric_batch_size`, and at once when a full batch is waiting. A failed batch goes back to
+//!   the front of the buffer and the output pauses with exponential backoff (Telegraf retries at
+//!   every flush instead).
+//! - On shutdown, gathering stops and each output makes one last flush, bounded in time.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::backoff::Backoff;
+use crate::buffer::Buffer;
+use crate::config::{Config, Output as OutputConfig};
+use crate::convert::{self, Mapping};
+use crate::filter::MetricFilter;
+use crate::line_protocol::{self, Options};
+use crate::metric::Metric;
+use crate::output::{self, Outcome, Sink};
+use crate::prom;
+use crate::scrape::{ScrapeError, Scraper};
+use crate::telemetry::{InputMetrics, OutputMetrics, Telemetry};
+use crate::transform::{self, Transform};
+
+/// How long the last flush at shutdown may take in all, in seconds (below Kubernetes' default
+/// 30 s grace period).
+pub const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("inputs.prometheus[{index}]")]
+    Input {
+        index: usize,
+        #[source]
+        source: ScrapeError,
+    },
+    #[error("outputs[{index}] ({name})")]
+    Output {
+        index: usize,
+        name: &'static str,
+        #[source]
+        source: output::SetupError,
+    },
+}
+
+/// A scrape that failed, for `--test` and `--once` reports.
+#[derive(Debug)]
+pub struct GatherError {
+    pub input: String,
+    pub url: String,
+    pub error: String,
+}
+
+/// The agent, built from its config: inputs and outputs ready to run.
+pub struct Agent {
+    config: Config,
+    inputs: Vec<Arc<Input>>,
+    outputs: Vec<Arc<OutputState>>,
+}
+
+struct Input {
+    name: String,
+    scraper: Arc<Scraper>,
+    /// One transform per target (they differ by the `url` tag).
+    transforms: Vec<Transform>,
+    mapping: Mapping,
+    interval: Duration,
+    metrics: InputMetrics,
+}
+
+struct OutputState {
+    name: String,
+    sink: tokio::sync::Mutex<Sink>,
+    buffer: Mutex<Buffer>,
+    batch_ready: Notify,
+    batch_size: usize,
+    filter: MetricFilter,
+    options: Options,
+    pacing: Mutex<Pacing>,
+    metrics: OutputMetrics,
+}
+
+#[derive(Default)]
+struct Pacing {
+    backoff: Backoff,
+    retry_at: Option<Instant>,
+}
+
+impl Agent {
+    /// Sets up every input and output (`host` is the `host` tag, `None` to omit it).
+    pub fn new(
+        config: Config,
+        host: Option<String>,
+        telemetry: &Telemetry,
+    ) -> Result<Self, StartError> {
+        let mut global_tags: Vec<(String, String)> = config
+            .global_tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(host) = host {
+            global_tags.push(("host".to_owned(), host));
+        }
+        let inputs = config
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(index, input_config)| {
+                let scraper = Scraper::new(input_config)
+                    .map_err(|source| StartError::Input { index, source })?;
+                let transforms = scraper
+                    .targets
+                    .iter()
+                    .map(|t| Transform::new(&config.agent, input_config, &t.tag, &global_tags))
+                    .collect();
+                let name = format!("prometheus[{index}]");
+                Ok(Arc::new(Input {
+                    metrics: telemetry.input(&name),
+                    name,
+                    scraper: Arc::new(scraper),
+                    transforms,
+                    mapping: Mapping {
+                        metric_version: input_config.metric_version,
+                        ignore_timestamp: input_config.ignore_timestamp,
+                    },
+                    interval: input_config.interval.unwrap_or(config.agent.interval),
+                }))
+            })
+            .collect::<Result<_, StartError>>()?;
+        let mut counts = std::collections::HashMap::new();
+        let outputs = config
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(index, output_config)| {
+                let sink = Sink::new(output_config).map_err(|source| StartError::Output {
+                    index,
+                    name: match output_config {
+                        OutputConfig::Influxdb(_) => "influxdb",
+                        OutputConfig::File(_) => "file",
+                    },
+                    source,
+                })?;
+                let kind = sink.name();
+                let ordinal = counts.entry(kind).or_insert(0usize);
+                let name = format!("{kind}[{ordinal}]");
+                *ordinal += 1;
+                let (filter, uint_support) = match output_config {
+                    OutputConfig::Influxdb(c) => (c.filter.clone(), c.influx_uint_support),
+                    OutputConfig::File(c) => (c.filter.clone(), c.influx_uint_support),
+                };
+                let metrics = telemetry.output(&name);
+                metrics
+                    .buffer_limit
+                    .set(config.agent.metric_buffer_limit as f64);
+                Ok(Arc::new(OutputState {
+                    name,
+                    sink: tokio::sync::Mutex::new(sink),
+                    buffer: Mutex::new(Buffer::new(config.agent.metric_buffer_limit)),
+                    batch_ready: Notify::new(),
+                    batch_size: config.agent.metric_batch_size,
+                    filter,
+                    options: Options { uint_support },
+                    pacing: Mutex::new(Pacing::default()),
+                    metrics,
+                }))
+            })
+            .collect::<Result<_, StartError>>()?;
+        Ok(Self {
+            config,
+            inputs,
+            outputs,
+        })
+    }
+
+    /// Runs until `shutdown` completes, then flushes once more.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        for output in &self.outputs {
+            output.sink.lock().await.connect().await;
+        }
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        for input in &self.inputs {
+            let input = Arc::clone(input);
+            let outputs = self.outputs.clone();
+            let agent = self.config.agent.clone();
+            let stopped = stopped.clone();
+            tasks.spawn(async move { input_loop(input, outputs, agent, stopped).await });
+        }
+        let mut flushers = JoinSet::new();
+        for output in &self.outputs {
+            let output = Arc::clone(output);
+            let agent = self.config.agent.clone();
+            let stopped = stopped.clone();
+            flushers.spawn(async move { output_loop(output, agent, stopped).await });
+        }
+        shutdown.await;
+        tracing::info!("stopping: no more gathers, one last flush");
+        let _ = stop.send(true);
+        while tasks.join_next().await.is_some() {}
+        while flushers.join_next().await.is_some() {}
+    }
+
+    /// `--test`: gathers once from every input and returns the metrics as line protocol,
+    /// without writing anywhere, with the scrapes that failed.
+    pub async fn test(&self) -> (Vec<String>, Vec<GatherError>) {
+        let mut lines = Vec::new();
+        let mut errors = Vec::new();
+        for input in &self.inputs {
+            errors.extend(
+                gather(input, |metric| {
+                    let mut line = String::new();
+                    if line_protocol::write_metric(&mut line, metric, Options::default()).is_ok() {
+                        lines.push(line);
+                    }
+                })
+                .await,
+            );
+        }
+        (lines, errors)
+    }
+
+    /// `--once`: gathers once, writes everything, and reports failed scrapes and whether every
+    /// output delivered its metrics.
+    pub async fn once(&self) -> (Vec<GatherError>, bool) {
+        for output in &self.outputs {
+            output.sink.lock().await.connect().await;
+        }
+        let mut errors = Vec::new();
+        for input in &self.inputs {
+            let outputs = &self.outputs;
+            errors.extend(gather(input, |metric| deliver(outputs, metric)).await);
+        }
+        let mut delivered = true;
+        for output in &self.outputs {
+            delivered &= flush(output, true).await;
+        }
+        (errors, delivered)
+    }
+}
+
+/// Scrapes every target of `input` concurrently, then converts each body and hands every metric
+/// that passes the input's rules to `sink`.
+async fn gather(input: &Input, mut sink: impl FnMut(&Metric)) -> Vec<GatherError> {
+    let started = std::time::Instant::now();
+    let mut scrapes = JoinSet::new();
+    for (index, target) in input.scraper.targets.iter().enumerate() {
+        let scraper = Arc::clone(&input.scraper);
+        let target = target.clone();
+        scrapes.spawn(async move {
+            let result = scraper.scrape(&target).await;
+            (index, unix_nanos(SystemTime::now()), result)
+        });
+    }
+    let mut results = Vec::with_capacity(input.scraper.targets.len());
+    while let Some(joined) = scrapes.join_next().await {
+        if let Ok(result) = joined {
+            results.push(result);
+        }
+    }
+    results.sort_by_key(|(index, _, _)| *index);
+    let mut errors = Vec::new();
+    let mut gathered = 0u64;
+    for (index, scrape_time_ns, result) in results {
+        let url = input.scraper.targets[index].tag.clone();
+        let scraped = match result {
+            Ok(scraped) => scraped,
+            Err(error) => {
+                errors.push(GatherError {
+                    input: input.name.clone(),
+                    url,
+                    error: error.to_string(),
+                });
+                continue;
+            }
+        };
+        let families = match prom::parse_bytes(&scraped.body, scraped.format) {
+            Ok(families) => families,
+            Err(error) => {
+                errors.push(GatherError {
+                    input: input.name.clone(),
+                    url,
+                    error: format!("cannot parse the exposition: {error}"),
+                });
+                continue;
+            }
+        };
+        let transform = &input.transforms[index];
+        convert::convert(
+            &families,
+            scraped.format,
+            input.mapping,
+            scrape_time_ns,
+            |metric| {
+                if transform.apply(metric) {
+                    gathered += 1;
+                    sink(metric);
+                }
+            },
+        );
+    }
+    input.metrics.gathered.increment(gathered);
+    input.metrics.errors.increment(errors.len() as u64);
+    input
+        .metrics
+        .gather_seconds
+        .set(started.elapsed().as_secs_f64());
+    for error in &errors {
+        tracing::warn!(input = %error.input, url = %error.url, error = %error.error, "scrape failed");
+    }
+    errors
+}
+
+/// Serialises `metric` for every output whose filters take it and appends it to its buffer.
+fn deliver(outputs: &[Arc<OutputState>], metric: &Metric) {
+    let mut line = String::new();
+    for output in outputs {
+        let tags = metric.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
+        if !output.filter.select(&metric.name, tags) {
+            continue;
+        }
+        line.clear();
+        let written = if output.filter.modifies() {
+            let mut modified = metric.clone();
+            transform::apply_removals(&output.filter, &mut modified)
+                && line_protocol::write_metric(&mut line, &modified, output.options).is_ok()
+        } else {
+            line_protocol::write_metric(&mut line, metric, output.options).is_ok()
+        };
+        if !written {
+            continue;
+        }
+        let len = {
+            let mut buffer = lock(&output.buffer);
+            buffer.push(line.as_str().into());
+            let dropped = buffer.take_unreported_drops();
+            if dropped > 0 {
+                output.metrics.dropped_overflow.increment(dropped);
+                tracing::warn!(output = %output.name, dropped, "metric buffer overflow; the oldest metrics were dropped");
+            }
+            buffer.len()
+        };
+        output.metrics.buffer_size.set(len as f64);
+        if len >= output.batch_size {
+            output.batch_ready.notify_one();
+        }
+    }
+}
+
+async fn input_loop(
+    input: Arc<Input>,
+    outputs: Vec<Arc<OutputState>>,
+    agent: crate::config::AgentConfig,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut schedule = Schedule::new(
+        unix_nanos(SystemTime::now()),
+        Instant::now(),
+        input.interval,
+        agent.round_interval,
+    );
+    loop {
+        let (at, skipped) = schedule.next_tick(Instant::now());
+        if skipped > 0 {
+            tracing::warn!(input = %input.name, skipped, interval = ?input.interval, "collection took longer than expected; ticks skipped");
+        }
+        let jitter = random_up_to(agent.collection_jitter);
+        tokio::select! {
+            () = tokio::time::sleep_until(at + jitter) => {}
+            _ = stopped.changed() => return,
+        }
+        gather(&input, |metric| deliver(&outputs, metric)).await;
+    }
+}
+
+async fn output_loop(
+    output: Arc<OutputState>,
+    agent: crate::config::AgentConfig,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut next_flush = Instant::now() + agent.flush_interval + random_up_to(agent.flush_jitter);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(next_flush) => {
+                flush(&output, false).await;
+                next_flush = Instant::now() + agent.flush_interval + random_up_to(agent.flush_jitter);
+            }
+            () = output.batch_ready.notified() => {
+                write_full_batches(&output).await;
+            }
+            _ = stopped.changed() => break,
+        }
+    }
+    if tokio::time::timeout(FINAL_FLUSH_TIMEOUT, flush(&output, true))
+        .await
+        .is_err()
+    {
+        let left = lock(&output.buffer).len();
+        tracing::error!(output = %output.name, left, "final flush did not finish in time; metrics lost");
+    }
+}
+
+/// Writes while a full batch is waiting (Telegraf's early flush), unless backing off.
+async fn write_full_batches(output: &OutputState) {
+    while lock(&output.buffer).len() >= output.batch_size {
+        if !may_write(output) || !write_batch(output).await {
+            return;
+        }
+    }
+}
+
+/// Writes the whole buffer in batches; stops at the first failure. `force` ignores the backoff
+/// (the final flush and `--once`). Returns whether the buffer was emptied.
+async fn flush(output: &OutputState, force: bool) -> bool {
+    if !force && !may_write(output) {
+        return false;
+    }
+    loop {
+        if lock(&output.buffer).is_empty() {
+            return true;
+        }
+        if !write_batch(output).await {
+            return false;
+        }
+    }
+}
+
+fn may_write(output: &OutputState) -> bool {
+    let pacing = lock(&output.pacing);
+    pacing.retry_at.is_none_or(|at| Instant::now() >= at)
+}
+
+/// Writes one batch; `false` if it must be retried later.
+async fn write_batch(output: &OutputState) -> bool {
+    let batch = lock(&output.buffer).take_batch(output.batch_size);
+    if batch.is_empty() {
+        return true;
+    }
+    let body = batch.body();
+    let outcome = output.sink.lock().await.write(&body).await;
+    let count = batch.len() as u64;
+    let delivered = match outcome {
+        Outcome::Written => {
+            output.metrics.written.increment(count);
+            tracing::debug!(output = %output.name, metrics = count, "wrote batch");
+            true
+        }
+        Outcome::Dropped(reason) => {
+            output.metrics.dropped_rejected.increment(count);
+            tracing::error!(output = %output.name, metrics = count, %reason, "receiver refused the batch; dropped");
+            true
+        }
+        Outcome::Retry(reason) => {
+            output.metrics.write_errors.increment(1);
+            let mut buffer = lock(&output.buffer);
+            buffer.restore(batch);
+            let dropped = buffer.take_unreported_drops();
+            if dropped > 0 {
+                output.metrics.dropped_overflow.increment(dropped);
+            }
+            drop(buffer);
+            let pause = {
+                let mut pacing = lock(&output.pacing);
+                let pause = pacing.backoff.failed(fastrand::f64());
+                pacing.retry_at = Some(Instant::now() + pause);
+                pause
+            };
+            tracing::warn!(output = %output.name, metrics = count, %reason, retry_in = ?pause, "write failed; batch kept for retry");
+            false
+        }
+    };
+    if delivered {
+        let mut pacing = lock(&output.pacing);
+        pacing.backoff.succeeded();
+        pacing.retry_at = None;
+    }
+    output
+        .metrics
+        .buffer_size
+        .set(lock(&output.buffer).len() as f64);
+    delivered
+}
+
+/// When gathers happen: aligned to the wall clock (or to the start), and never more than one
+/// tick behind. Pure: the clock readings are passed in.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    next: Instant,
+    interval: Duration,
+}
+
+impl Schedule {
+    /// A schedule starting now (`now_unix_ns` and `now` are the same moment on the wall clock
+    /// and the monotonic clock). With `round`, ticks fall on multiples of `interval` since the
+    /// epoch; otherwise the first tick is one interval from now.
+    pub fn new(now_unix_ns: i64, now: Instant, interval: Duration, round: bool) -> Self {
+        let interval = interval.max(Duration::from_millis(1));
+        let first = if round {
+            let interval_ns = interval.as_nanos().min(i64::MAX as u128) as i64;
+            let into = now_unix_ns.rem_euclid(interval_ns);
+            now + Duration::from_nanos((interval_ns - into) as u64)
+        } else {
+            now + interval
+        };
+        Self {
+            next: first,
+            interval,
+        }
+    }
+
+    /// The time of the next gather and how many ticks were skipped because the previous gather
+    /// ran past them. An overdue tick runs at once (the one that was pending).
+    pub fn next_tick(&mut self, now: Instant) -> (Instant, u32) {
+        let due = self.next;
+        if due > now {
+            self.next = due + self.interval;
+            return (due, 0);
+        }
+        let behind = now.duration_since(due);
+        let missed = (behind.as_nanos() / self.interval.as_nanos()).min(u32::MAX as u128) as u32;
+        self.next = due + self.interval * (missed + 1);
+        (now, missed)
+    }
+}
+
+fn random_up_to(max: Duration) -> Duration {
+    if max.is_zero() {
+        Duration::ZERO
+    } else {
+        max.mul_f64(fastrand::f64())
+    }
+}
+
+fn unix_nanos(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
+        .unwrap_or(0)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounded_ticks_fall_on_wall_clock_multiples() {
+        let now = Instant::now();
+        // 10.3 s past a whole 10 s: the first tick is 9.7 s away.
+        let mut schedule = Schedule::new(
+            1_700_000_010_300_000_000,
+            now,
+            Duration::from_secs(10),
+            true,
+        );
+        assert_eq!(
+            schedule.next_tick(now),
+            (now + Duration::from_millis(9700), 0)
+        );
+        assert_eq!(
+            schedule.next_tick(now),
+            (now + Duration::from_millis(19_700), 0)
+        );
+    }
+
+    #[test]
+    fn unrounded_ticks_start_one_interval_after_start() {
+        let now = Instant::now();
+        let mut schedule = Schedule::new(
+            1_700_000_010_300_000_000,
+            now,
+            Duration::from_secs(1),
+            false,
+        );
+        assert_eq!(schedule.next_tick(now), (now + Duration::from_secs(1), 0));
+    }
+
+    #[test]
+    fn an_overrunning_gather_leaves_one_pending_tick_and_skips_the_rest() {
+        let start = Instant::now();
+        let mut schedule = Schedule::new(0, start, Duration::from_secs(1), true);
+        let (first, _) = schedule.next_tick(start);
+        assert_eq!(first, start + Duration::from_secs(1));
+        // The gather at 1 s took 3.5 s: the tick at 2 s runs at once, those at 3 and 4 s are
+        // skipped, the next is at 5 s.
+        let late = start + Duration::from_millis(4500);
+        assert_eq!(schedule.next_tick(late), (late, 2));
+        assert_eq!(
+            schedule.next_tick(late),
+            (start + Duration::from_secs(5), 0)
+        );
+    }
+}
