@@ -107,9 +107,9 @@ impl PointScope for Point {
     fn field(&self, name: &str) -> Option<FieldValue<'_>> {
         match name {
             "f" => Some(FieldValue::Float(self.value)),
-            "i" => Some(FieldValue::Int(self.value as i64)),
+            "i" => Some(FieldValue::Integer(self.value as i64)),
             "s" => Some(FieldValue::String("str")),
-            "b" => Some(FieldValue::Bool(self.value > 0.0)),
+            "b" => Some(FieldValue::Boolean(self.value > 0.0)),
             _ => None,
         }
     }

@@ -14,6 +14,9 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
+pub use crate::point::FieldValue;
+use crate::point::PointRef;
+
 use super::ast::{BinaryOp, Expr, UnaryOp};
 use super::value::{Regex, Value, format_tick_duration, parse_duration};
 use super::{Error, Result};
@@ -28,13 +31,16 @@ pub trait PointScope {
     fn time(&self) -> i64;
 }
 
-/// A field value borrowed from the point.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FieldValue<'a> {
-    Float(f64),
-    Int(i64),
-    Bool(bool),
-    String(&'a str),
+impl PointScope for PointRef<'_> {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        PointRef::field(self, name)
+    }
+    fn tag(&self, name: &str) -> Option<&str> {
+        PointRef::tag(self, name)
+    }
+    fn time(&self) -> i64 {
+        PointRef::time(self)
+    }
 }
 
 /// A scope with no fields, no tags and time 0 (for constant expressions).
@@ -562,8 +568,8 @@ fn reference<'s, S: PointScope + ?Sized>(name: &'s str, scope: &'s S) -> EvalRes
         (Some(_), Some(_)) => Err(EvalError::Ambiguous(name.to_string())),
         (Some(field), None) => Ok(match field {
             FieldValue::Float(x) => Val::Float(x),
-            FieldValue::Int(i) => Val::Int(i),
-            FieldValue::Bool(b) => Val::Bool(b),
+            FieldValue::Integer(i) => Val::Int(i),
+            FieldValue::Boolean(b) => Val::Bool(b),
             FieldValue::String(s) => Val::Str(Cow::Borrowed(s)),
         }),
         (None, Some(tag)) => Ok(Val::Str(Cow::Borrowed(tag))),
@@ -967,8 +973,8 @@ mod tests {
         Point {
             fields: vec![
                 ("avg", FieldValue::Float(250.0)),
-                ("count", FieldValue::Int(7)),
-                ("up", FieldValue::Bool(true)),
+                ("count", FieldValue::Integer(7)),
+                ("up", FieldValue::Boolean(true)),
                 ("msg", FieldValue::String("hello")),
             ],
             tags: vec![("host", "web-1"), ("deployment", "app")],
@@ -988,6 +994,27 @@ mod tests {
             Val::Duration(d) => Val::Duration(d),
             Val::Time(t) => Val::Time(t),
         })
+    }
+
+    #[test]
+    fn lambdas_evaluate_directly_on_written_points() {
+        use crate::line_protocol::{Precision, parse_body};
+        let parsed = parse_body(
+            b"requests,host=web-1,deployment=app counter=42i,avg=250.5 1000000000\n".to_vec(),
+            "autoscale".to_string(),
+            "autogen".to_string(),
+            Precision::Nanoseconds,
+            0,
+        );
+        let point = parsed.batch.point(0).unwrap();
+        let l = lambda(
+            "\"deployment\" == 'app' AND \"counter\" > 40 AND int(ceil(\"avg\" / target)) == n",
+        );
+        assert_eq!(l.eval_bool(&point), Ok(true));
+        assert_eq!(
+            lambda("\"time\"").eval(&point),
+            Ok(Val::Time(1_000_000_000))
+        );
     }
 
     #[test]
@@ -1081,7 +1108,7 @@ mod tests {
         );
         let l = lambda("\"x\" > 1");
         let p = Point {
-            fields: vec![("x", FieldValue::Int(2))],
+            fields: vec![("x", FieldValue::Integer(2))],
             tags: vec![("x", "2")],
             time: 0,
         };
