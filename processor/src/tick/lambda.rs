@@ -253,6 +253,29 @@ pub struct Lambda {
     source: String,
 }
 
+/// Limits on a compiled expression (after inlining lambda vars), so evaluation stays shallow.
+const MAX_NODES: usize = 10_000;
+const MAX_DEPTH: usize = 256;
+
+fn size_and_depth(node: &Node) -> (usize, usize) {
+    match node {
+        Node::Const(_) | Node::Reference(_) | Node::Time | Node::IsPresent(_) => (1, 1),
+        Node::Unary(_, n) => {
+            let (s, d) = size_and_depth(n);
+            (s + 1, d + 1)
+        }
+        Node::Binary(_, a, b) => {
+            let (sa, da) = size_and_depth(a);
+            let (sb, db) = size_and_depth(b);
+            (sa + sb + 1, da.max(db) + 1)
+        }
+        Node::Call(_, args) => args.iter().fold((1, 1), |(s, d), a| {
+            let (sa, da) = size_and_depth(a);
+            (s + sa, d.max(da + 1))
+        }),
+    }
+}
+
 /// Looks variables up while compiling.
 pub(crate) trait VarLookup {
     fn var(&self, name: &str) -> Option<&Value>;
@@ -262,6 +285,17 @@ impl Lambda {
     /// Compiles an expression (the body after `lambda:`), resolving variables through `vars`.
     pub(crate) fn compile(source: &str, body: &Expr<'_>, vars: &dyn VarLookup) -> Result<Lambda> {
         let root = compile_node(source, body, vars)?;
+        // Lambda vars are inlined, so `var b = lambda: a + a` doubles the tree: bound it.
+        let (size, depth) = size_and_depth(&root);
+        if size > MAX_NODES || depth > MAX_DEPTH {
+            return Err(Error::invalid(
+                source,
+                body.offset(),
+                format!(
+                    "expression too large: {size} terms nested {depth} deep (limits {MAX_NODES} and {MAX_DEPTH})"
+                ),
+            ));
+        }
         let source = render(&root);
         Ok(Lambda { root, source })
     }
@@ -1183,6 +1217,17 @@ mod tests {
         assert!(compile_err("\"a\" == true").contains("TRUE and FALSE"));
         assert!(compile_err("\"a\" =~ /(/").contains("invalid regex"));
         assert!(compile_err("isPresent('a')").contains("isPresent()"));
+    }
+
+    #[test]
+    fn doubling_lambda_vars_hit_the_size_limit_instead_of_exhausting_memory() {
+        let mut script = String::from("var l0 = lambda: \"x\"\n");
+        for i in 1..64 {
+            script.push_str(&format!("var l{i} = lambda: l{} + l{}\n", i - 1, i - 1));
+        }
+        script.push_str("stream|from().where(lambda: l63 > 1)");
+        let err = crate::tick::compile(&script, &Default::default()).unwrap_err();
+        assert!(err.to_string().contains("expression too large"), "{err}");
     }
 
     #[test]

@@ -261,6 +261,7 @@ impl<'a> Parser<'a> {
     }
 
     fn binary(&mut self, min_precedence: u8) -> Result<Expr<'a>> {
+        let depth_before = self.depth;
         let mut lhs = self.primary()?;
         while let Some(op) = binary_op(self.peek()) {
             let precedence = op.precedence();
@@ -268,9 +269,9 @@ impl<'a> Parser<'a> {
                 break;
             }
             let offset = self.advance().offset;
+            // Each operator nests the tree built so far one level deeper (`1 + 1 + 1 ...`).
             self.enter()?;
             let rhs = self.binary(precedence + 1)?;
-            self.depth -= 1;
             lhs = Expr::Binary {
                 op,
                 lhs: Box::new(lhs),
@@ -278,6 +279,7 @@ impl<'a> Parser<'a> {
                 offset,
             };
         }
+        self.depth = depth_before;
         Ok(lhs)
     }
 
@@ -525,5 +527,9 @@ mod tests {
         assert!(err.to_string().contains("nested"), "{err}");
         let src = format!("{}1", "-".repeat(10_000));
         assert!(parse_lambda_body(&src).is_err());
+        let src = vec!["1"; 10_000].join(" + ");
+        assert!(parse_lambda_body(&src).is_err());
+        let src = vec!["1"; 100].join(" + ");
+        assert!(parse_lambda_body(&src).is_ok());
     }
 }
