@@ -9,6 +9,8 @@
 //!
 //! This is test support: it panics with the build's error when the binary cannot be built.
 
+pub mod peers;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};

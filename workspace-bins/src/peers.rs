@@ -1,0 +1,187 @@
+//! Real programs the tests run beside ours, on free loopback ports in temp dirs: InfluxDB 1.6
+//! (`influxd`, Debian package `influxdb`) and `prometheus-node-exporter`. Each is killed when
+//! its handle drops.
+//!
+//! A missing program makes [`Influxd::start`] and [`NodeExporter::start`] return `None` after
+//! printing `SKIPPED`, or panic when `REQUIRE_PEERS=1` (set by `.ci/run`, which installs them).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const INFLUXD: &str = "/usr/bin/influxd";
+const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
+
+fn available(program: &str, package: &str) -> bool {
+    if Path::new(program).exists() {
+        return true;
+    }
+    let message = format!("{program} is not installed (apt-get install {package})");
+    if std::env::var("REQUIRE_PEERS").is_ok_and(|v| v == "1") {
+        panic!("{message}; REQUIRE_PEERS=1 makes this a failure");
+    }
+    eprintln!("SKIPPED: {message}");
+    false
+}
+
+/// One plain HTTP/1.0 exchange; returns (status, body).
+pub fn http(addr: SocketAddr, method: &str, path_and_query: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let request = format!(
+        "{method} {path_and_query} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn wait_until_up(addr: SocketAddr, path: &str, ok: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if TcpStream::connect(addr).is_ok() && http(addr, "GET", path, "").0 == ok {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} did not start on {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A running `influxd`. Its data lives in a directory that survives [`Influxd::stop`], so a
+/// test can stop it and start it again with [`Influxd::restart`] on the same port and data.
+pub struct Influxd {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    rpc_port: u16,
+    dir: PathBuf,
+}
+
+impl Influxd {
+    /// Starts influxd with its data under `dir`.
+    pub fn start(dir: &Path) -> Option<Self> {
+        if !available(INFLUXD, "influxdb") {
+            return None;
+        }
+        std::fs::create_dir_all(dir).expect("influxd data directory");
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut influxd = Self {
+            child: None,
+            addr,
+            rpc_port: free_port(),
+            dir: dir.to_owned(),
+        };
+        influxd.restart();
+        Some(influxd)
+    }
+
+    /// Starts it again (after [`Influxd::stop`]) on the same address and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("influxd.log"))
+            .expect("influxd log file");
+        let child = Command::new(INFLUXD)
+            .arg("run")
+            .env("INFLUXDB_META_DIR", self.dir.join("meta"))
+            .env("INFLUXDB_DATA_DIR", self.dir.join("data"))
+            .env("INFLUXDB_DATA_WAL_DIR", self.dir.join("wal"))
+            .env("INFLUXDB_HTTP_BIND_ADDRESS", self.addr.to_string())
+            .env(
+                "INFLUXDB_BIND_ADDRESS",
+                format!("127.0.0.1:{}", self.rpc_port),
+            )
+            .env("INFLUXDB_REPORTING_DISABLED", "true")
+            .env("INFLUXDB_HTTP_LOG_ENABLED", "false")
+            .env("INFLUXDB_DATA_QUERY_LOG_ENABLED", "false")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start influxd");
+        self.child = Some(child);
+        wait_until_up(self.addr, "/ping", 204, "influxd");
+    }
+
+    /// Kills it (the data stays).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Runs an InfluxQL query against `db` with nanosecond times; returns the JSON body.
+    pub fn query(&self, db: &str, query: &str) -> serde_json::Value {
+        let params = form_urlencoded::Serializer::new(String::new())
+            .append_pair("db", db)
+            .append_pair("epoch", "ns")
+            .append_pair("q", query)
+            .finish();
+        let (status, body) = http(self.addr, "GET", &format!("/query?{params}"), "");
+        assert_eq!(status, 200, "query {query:?}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("query {query:?}: {e}: {body}"))
+    }
+}
+
+impl Drop for Influxd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A running `prometheus-node-exporter`.
+pub struct NodeExporter {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl NodeExporter {
+    pub fn start() -> Option<Self> {
+        if !available(NODE_EXPORTER, "prometheus-node-exporter") {
+            return None;
+        }
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new(NODE_EXPORTER)
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start node_exporter");
+        let exporter = Self { child, addr };
+        wait_until_up(addr, "/metrics", 200, "node_exporter");
+        Some(exporter)
+    }
+}
+
+impl Drop for NodeExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
