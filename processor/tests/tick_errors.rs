@@ -198,6 +198,24 @@ const BROKEN: &[(&str, u32, u32, &str)] = &[
         30,
         "invalid regex",
     ),
+    (
+        "stream\n    |from()\n    |k8sAutoscale()\n        .resourceName('app')\n        .replicas(lambda: ceil(\"avg\" / 100.0))",
+        5,
+        19,
+        "must evaluate to int, but `ceil(\"avg\" / 100.0)` is float (convert with int())",
+    ),
+    (
+        "stream\n    |from()\n        .where(lambda: int(\"x\"))",
+        3,
+        16,
+        "`.where()` of from1 must evaluate to bool",
+    ),
+    (
+        "stream\n    |from()\n    |where(lambda: \"x\" > 1 AND 5)",
+        3,
+        28,
+        "operator `AND` cannot be applied to int",
+    ),
     ("var x = y", 1, 9, "undefined variable `y`"),
     (
         "var x = 1 + 2.0",

@@ -251,6 +251,8 @@ enum Node {
 pub struct Lambda {
     root: Node,
     source: String,
+    /// The result type when it does not depend on the point's values.
+    static_type: Option<ValType>,
 }
 
 /// Limits on a compiled expression (after inlining lambda vars), so evaluation stays shallow.
@@ -276,6 +278,145 @@ fn size_and_depth(node: &Node) -> (usize, usize) {
     }
 }
 
+/// Infers the result type where it does not depend on the point, and rejects operations that
+/// fail whatever the point holds (`1 + 2.0`, `ceil(1)`, `-'a'`), as Kapacitor does when
+/// compiling expressions whose operand types are known.
+fn infer(node: &Node) -> std::result::Result<Option<ValType>, String> {
+    fn sample(t: ValType) -> Option<Val<'static>> {
+        Some(match t {
+            ValType::Bool => Val::Bool(true),
+            ValType::Int => Val::Int(1),
+            ValType::Float => Val::Float(1.0),
+            ValType::String => Val::Str(Cow::Borrowed("")),
+            ValType::Duration => Val::Duration(1),
+            ValType::Time => Val::Time(1),
+            ValType::Regex => return None,
+        })
+    }
+    Ok(match node {
+        Node::Const(c) => Some(match c {
+            Const::Bool(_) => ValType::Bool,
+            Const::Int(_) => ValType::Int,
+            Const::Float(_) => ValType::Float,
+            Const::Str(_) => ValType::String,
+            Const::Duration(_) => ValType::Duration,
+            Const::Regex(_) => ValType::Regex,
+        }),
+        Node::Reference(_) => None,
+        Node::Time => Some(ValType::Time),
+        Node::IsPresent(_) => Some(ValType::Bool),
+        Node::Unary(op, operand) => match (op, infer(operand)?) {
+            (_, None) if *op == UnaryOp::Not => Some(ValType::Bool),
+            (_, None) => None,
+            (op, Some(t)) => match sample(t) {
+                Some(v) => Some(unary(*op, v).map_err(|e| e.to_string())?.val_type()),
+                None => {
+                    return Err(format!(
+                        "operator `{}` cannot be applied to regex",
+                        if *op == UnaryOp::Neg { "-" } else { "!" }
+                    ));
+                }
+            },
+        },
+        Node::Binary(op, lhs, rhs) => {
+            let (l, r) = (infer(lhs)?, infer(rhs)?);
+            let sym = op.symbol();
+            match op {
+                BinaryOp::And | BinaryOp::Or => {
+                    for t in [l, r].into_iter().flatten() {
+                        if t != ValType::Bool {
+                            return Err(format!("operator `{sym}` cannot be applied to {t}"));
+                        }
+                    }
+                    Some(ValType::Bool)
+                }
+                BinaryOp::RegexMatch | BinaryOp::RegexNotMatch => {
+                    let left_ok = l.is_none_or(|t| t == ValType::String);
+                    let right_ok = r.is_none_or(|t| t == ValType::Regex);
+                    if !(left_ok && right_ok) {
+                        return Err(format!(
+                            "`{sym}` needs a string on the left and a regex on the right, got {} and {}",
+                            l.map_or("a field".to_string(), |t| t.to_string()),
+                            r.map_or("a field".to_string(), |t| t.to_string())
+                        ));
+                    }
+                    Some(ValType::Bool)
+                }
+                _ => {
+                    let comparison = matches!(
+                        op,
+                        BinaryOp::Eq
+                            | BinaryOp::NotEq
+                            | BinaryOp::Lt
+                            | BinaryOp::Le
+                            | BinaryOp::Gt
+                            | BinaryOp::Ge
+                    );
+                    match (l, r) {
+                        (Some(ValType::Regex), _) | (_, Some(ValType::Regex)) => {
+                            return Err(format!("operator `{sym}` cannot be applied to regex"));
+                        }
+                        (Some(a), Some(b)) => match (sample(a), sample(b)) {
+                            (Some(x), Some(y)) => {
+                                Some(apply(*op, x, y).map_err(|e| e.to_string())?.val_type())
+                            }
+                            _ => None,
+                        },
+                        _ if comparison => Some(ValType::Bool),
+                        _ => None,
+                    }
+                }
+            }
+        }
+        Node::Call(func, args) => {
+            let types = args
+                .iter()
+                .map(infer)
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            match func {
+                Func::Abs
+                | Func::Ceil
+                | Func::Floor
+                | Func::Round
+                | Func::Trunc
+                | Func::Sqrt
+                | Func::Log
+                | Func::Exp
+                | Func::Min
+                | Func::Max
+                | Func::Pow => {
+                    if let Some(t) = types.iter().flatten().find(|t| **t != ValType::Float) {
+                        return Err(format!(
+                            "{}() expects a float, got {t} (convert with float())",
+                            func.name()
+                        ));
+                    }
+                    Some(ValType::Float)
+                }
+                Func::Int => Some(ValType::Int),
+                Func::Float => Some(ValType::Float),
+                Func::String => Some(ValType::String),
+                Func::Bool => Some(ValType::Bool),
+                Func::Duration => Some(ValType::Duration),
+                Func::If => {
+                    if let Some(Some(t)) = types.first()
+                        && *t != ValType::Bool
+                    {
+                        return Err(format!("if() needs a bool condition, got {t}"));
+                    }
+                    match (
+                        types.get(1).copied().flatten(),
+                        types.get(2).copied().flatten(),
+                    ) {
+                        (Some(a), Some(b)) if a == b => Some(a),
+                        _ => None,
+                    }
+                }
+            }
+        }
+    })
+}
+
 /// Looks variables up while compiling.
 pub(crate) trait VarLookup {
     fn var(&self, name: &str) -> Option<&Value>;
@@ -296,8 +437,25 @@ impl Lambda {
                 ),
             ));
         }
+        let static_type = infer(&root).map_err(|reason| {
+            Error::invalid(
+                source,
+                body.offset(),
+                format!("type error in expression: {reason}"),
+            )
+        })?;
         let source = render(&root);
-        Ok(Lambda { root, source })
+        Ok(Lambda {
+            root,
+            source,
+            static_type,
+        })
+    }
+
+    /// The type the expression always evaluates to, when known without a point (`int(...)`
+    /// is an int, a comparison a bool); `None` when it depends on field types (`"x" + 1`).
+    pub fn static_type(&self) -> Option<ValType> {
+        self.static_type
     }
 
     /// The expression in TICKscript syntax (after `lambda: `).
@@ -1160,7 +1318,7 @@ mod tests {
     fn logical_operators_short_circuit() {
         assert_eq!(eval("FALSE AND \"nope\" > 1"), Ok(Val::Bool(false)));
         assert_eq!(eval("TRUE OR \"nope\" > 1"), Ok(Val::Bool(true)));
-        assert!(eval("1 AND TRUE").is_err());
+        assert!(compile_err("1 AND TRUE").contains("operator `AND` cannot be applied to int"));
     }
 
     #[test]
@@ -1172,7 +1330,7 @@ mod tests {
             Err(EvalError::Overflow { op: "+" })
         );
         assert_eq!(eval("1.0 / 0.0"), Ok(Val::Float(f64::INFINITY)));
-        assert!(eval("5.0 % 2.0").is_err());
+        assert!(compile_err("5.0 % 2.0").contains("operator `%` cannot be applied to float"));
     }
 
     #[test]
@@ -1181,7 +1339,7 @@ mod tests {
         assert_eq!(eval("cooldown / 30s"), Ok(Val::Int(2)));
         assert_eq!(eval("cooldown - 30s > 10s"), Ok(Val::Bool(true)));
         assert_eq!(eval("cooldown * 0.5"), Ok(Val::Duration(30_000_000_000)));
-        assert!(eval("cooldown + 1").is_err());
+        assert!(eval("\"count\" + cooldown").is_err());
     }
 
     #[test]
@@ -1228,6 +1386,29 @@ mod tests {
         script.push_str("stream|from().where(lambda: l63 > 1)");
         let err = crate::tick::compile(&script, &Default::default()).unwrap_err();
         assert!(err.to_string().contains("expression too large"), "{err}");
+    }
+
+    #[test]
+    fn types_known_without_a_point_are_checked_when_compiling() {
+        assert!(compile_err("1 + 2.0").contains("mismatched types for `+`: int and float"));
+        assert!(compile_err("ceil(1)").contains("ceil() expects a float, got int"));
+        assert!(compile_err("-'a'").contains("cannot be applied to string"));
+        assert!(compile_err("'a' =~ 'b'").contains("needs a string on the left and a regex"));
+        assert!(compile_err("if(1, 2, 3)").contains("bool condition"));
+        assert_eq!(
+            lambda("int(ceil(\"avg\" / target))").static_type(),
+            Some(ValType::Int)
+        );
+        assert_eq!(
+            lambda("ceil(\"avg\" / target)").static_type(),
+            Some(ValType::Float)
+        );
+        assert_eq!(
+            lambda("\"avg\" > 1 AND \"host\" =~ /w/").static_type(),
+            Some(ValType::Bool)
+        );
+        assert_eq!(lambda("\"avg\" * 2.0").static_type(), None);
+        assert_eq!(lambda("cooldown / 30s").static_type(), Some(ValType::Int));
     }
 
     #[test]

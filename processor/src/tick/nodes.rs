@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::lambda::Lambda;
+use super::lambda::{Lambda, ValType};
 use super::value::Value;
 use super::{Error, Result};
 
@@ -412,11 +412,30 @@ impl Checker<'_> {
         }
     }
 
-    fn lambda(&self, what: &str, arg: &Arg) -> Result<Lambda> {
-        match &arg.value {
-            Value::Lambda(l) => Ok(l.clone()),
-            _ => Err(self.wrong(what, "a lambda expression (lambda: ...)", arg)),
+    /// A lambda argument; `returns` is the type it must evaluate to, checked when it is known
+    /// without a point (e.g. `.replicas(lambda: ceil(...))` is a float, never an int).
+    fn lambda(&self, what: &str, arg: &Arg, returns: Option<ValType>) -> Result<Lambda> {
+        let Value::Lambda(l) = &arg.value else {
+            return Err(self.wrong(what, "a lambda expression (lambda: ...)", arg));
+        };
+        if let (Some(expected), Some(actual)) = (returns, l.static_type())
+            && expected != actual
+        {
+            let hint = match expected {
+                ValType::Int => " (convert with int())",
+                ValType::Bool => " (compare it, e.g. `> 0`)",
+                _ => "",
+            };
+            return Err(self.err(
+                arg.offset,
+                format!(
+                    "{what} of {} must evaluate to {expected}, but `{}` is {actual}{hint}",
+                    self.node,
+                    l.source()
+                ),
+            ));
         }
+        Ok(l.clone())
     }
 
     fn one_string(&self, p: &RawProperty<'_>) -> Result<String> {
@@ -437,10 +456,10 @@ impl Checker<'_> {
         self.int(&what, &args[0])
     }
 
-    fn one_lambda(&self, p: &RawProperty<'_>) -> Result<Lambda> {
+    fn one_lambda(&self, p: &RawProperty<'_>, returns: Option<ValType>) -> Result<Lambda> {
         let what = format!("`.{}()`", p.name);
         let args = self.count(&what, &p.args, 1, p.offset)?;
-        self.lambda(&what, &args[0])
+        self.lambda(&what, &args[0], returns)
     }
 
     fn flag(&self, p: &RawProperty<'_>) -> Result<bool> {
@@ -531,7 +550,7 @@ pub(crate) fn build(
         NodeKind::From => build_from(&c, &ctor_what, ctor, props),
         NodeKind::Where => {
             let args = c.count(&ctor_what, ctor, 1, offset)?;
-            let predicate = c.lambda(&ctor_what, &args[0])?;
+            let predicate = c.lambda(&ctor_what, &args[0], Some(ValType::Bool))?;
             if let Some(p) = props.first() {
                 return Err(c.unknown(p, ""));
             }
@@ -687,7 +706,7 @@ fn build_from(
             "database" => spec.database = Some(c.one_string(p)?),
             "retentionPolicy" => spec.retention_policy = Some(c.one_string(p)?),
             "measurement" => spec.measurement = Some(c.one_string(p)?),
-            "where" => spec.where_ = Some(c.one_lambda(p)?),
+            "where" => spec.where_ = Some(c.one_lambda(p, Some(ValType::Bool))?),
             "groupBy" => spec.group_by = c.dimensions("`.groupBy()`", &p.args)?,
             "groupByMeasurement" => spec.group_by_measurement = c.flag(p)?,
             "truncate" => spec.truncate = Some(c.one_duration(p)?),
@@ -726,7 +745,7 @@ fn build_eval(
     }
     let expressions = ctor
         .iter()
-        .map(|a| c.lambda(ctor_what, a))
+        .map(|a| c.lambda(ctor_what, a, None))
         .collect::<Result<Vec<_>>>()?;
     let mut spec = EvalSpec {
         expressions,
@@ -907,7 +926,7 @@ fn build_k8s_autoscale(
             "resourceName" => resource_name = Some(c.one_string(p)?),
             "resourceNameTag" => resource_name_tag = Some(c.one_string(p)?),
             "resourceTag" => resource_tag = c.one_string(p)?,
-            "replicas" => replicas = Some(c.one_lambda(p)?),
+            "replicas" => replicas = Some(c.one_lambda(p, Some(ValType::Int))?),
             "min" => {
                 min = c.one_int(p)?;
                 min_offset = p.offset;
