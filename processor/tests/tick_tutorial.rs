@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use processor::routing::Key;
 use processor::tick::lambda::{FieldValue, PointScope};
 use processor::tick::nodes::{AggregateFn, Keep, NodeKind, NodeSpec};
 use processor::tick::value::parse_vars_json;
-use processor::tick::{DotStats, Error, Node, Pipeline, Value, VarOverrides, compile};
+use processor::tick::{Dbrp, DotStats, Error, Node, Pipeline, Value, VarOverrides, compile};
 
 fn tutorial() -> String {
     let path = concat!(
@@ -396,4 +397,37 @@ rates
     assert_eq!(eval.keep, Keep::All);
     assert_eq!(eval.tags, vec!["marker"]);
     assert_eq!(derivative.location.line, 7);
+}
+
+#[test]
+fn subscription_keys_cross_dbrps_with_from_measurements() {
+    let script = r#"
+stream|from().measurement('requests')|httpOut('a')
+stream|from().measurement('requests').database('other')|httpOut('b')
+stream|from()|httpOut('c')
+"#;
+    let pipeline = compile(script, &VarOverrides::new()).unwrap();
+    let dbrp = |db: &str, rp: &str| Dbrp {
+        database: db.to_string(),
+        retention_policy: rp.to_string(),
+    };
+    let key = |db: &str, m: Option<&str>| Key {
+        db: db.to_string(),
+        rp: "autogen".to_string(),
+        measurement: m.map(str::to_string),
+    };
+    assert_eq!(
+        pipeline.subscription_keys(&[dbrp("autoscale", "autogen"), dbrp("other", "autogen")]),
+        vec![
+            key("autoscale", Some("requests")),
+            key("autoscale", None),
+            key("other", Some("requests")),
+            key("other", None),
+        ]
+    );
+    let tutorial = compile_tutorial("{}").unwrap();
+    assert_eq!(
+        tutorial.subscription_keys(&[dbrp("autoscale", "autogen")]),
+        vec![key("autoscale", Some("requests"))]
+    );
 }

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::routing::Key;
+
 use super::Location;
 use super::ast::{Expr, LinkKind, Program, Statement};
 use super::lambda::{EmptyScope, Lambda, Val, VarLookup, compile_regex};
@@ -58,6 +60,35 @@ impl Pipeline {
     /// The node called `name` (`derivative2`).
     pub fn node_named(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The (db, rp, measurement) keys the task reads, for `dbrps` (the task's, from the define
+    /// call and the script's `dbrp` statements): every dbrp crossed with every `from()` node's
+    /// measurement (`None`: all measurements), skipping pairs a `from().database()` or
+    /// `.retentionPolicy()` filter excludes, deduplicated in order.
+    pub fn subscription_keys(&self, dbrps: &[Dbrp]) -> Vec<Key> {
+        let mut keys: Vec<Key> = Vec::new();
+        for dbrp in dbrps {
+            for node in &self.nodes {
+                let NodeSpec::From(from) = &node.spec else {
+                    continue;
+                };
+                let db_ok = from.database.as_ref().is_none_or(|d| *d == dbrp.database);
+                let rp_ok = from
+                    .retention_policy
+                    .as_ref()
+                    .is_none_or(|r| *r == dbrp.retention_policy);
+                let key = Key {
+                    db: dbrp.database.clone(),
+                    rp: dbrp.retention_policy.clone(),
+                    measurement: from.measurement.clone(),
+                };
+                if db_ok && rp_ok && !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        keys
     }
 
     /// Every (parent, child) edge, parents in creation order.

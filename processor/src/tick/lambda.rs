@@ -43,6 +43,33 @@ impl PointScope for PointRef<'_> {
     }
 }
 
+/// A scope that shows extra named values on top of another scope: an eval node's earlier
+/// results (`eval(a, b).as('x', 'y')`: `b` may read `"x"`), or k8sAutoscale's `currentField`.
+/// Extra names shadow the point's fields and tags of the same name.
+pub struct WithFields<'a, S: PointScope + ?Sized> {
+    pub base: &'a S,
+    pub extra: &'a [(&'a str, FieldValue<'a>)],
+}
+
+impl<S: PointScope + ?Sized> PointScope for WithFields<'_, S> {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        match self.extra.iter().find(|(n, _)| *n == name) {
+            Some((_, value)) => Some(*value),
+            None => self.base.field(name),
+        }
+    }
+    fn tag(&self, name: &str) -> Option<&str> {
+        if self.extra.iter().any(|(n, _)| *n == name) {
+            None
+        } else {
+            self.base.tag(name)
+        }
+    }
+    fn time(&self) -> i64 {
+        self.base.time()
+    }
+}
+
 /// A scope with no fields, no tags and time 0 (for constant expressions).
 pub struct EmptyScope;
 
@@ -1409,6 +1436,26 @@ mod tests {
         );
         assert_eq!(lambda("\"avg\" * 2.0").static_type(), None);
         assert_eq!(lambda("cooldown / 30s").static_type(), Some(ValType::Int));
+    }
+
+    #[test]
+    fn extra_fields_shadow_the_point() {
+        let base = point();
+        let extra = [
+            ("avg", FieldValue::Float(50.0)),
+            ("host", FieldValue::Integer(4)),
+            ("current", FieldValue::Integer(2)),
+        ];
+        let scope = WithFields {
+            base: &base,
+            extra: &extra,
+        };
+        assert_eq!(
+            lambda("int(ceil(\"avg\" / target))").eval_int(&scope),
+            Ok(1)
+        );
+        assert_eq!(lambda("\"host\" + \"current\"").eval_int(&scope), Ok(6));
+        assert_eq!(lambda("\"count\"").eval_int(&scope), Ok(7));
     }
 
     #[test]

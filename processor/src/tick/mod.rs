@@ -25,7 +25,7 @@ use std::fmt;
 
 pub use bind::{Dbrp, Node, Pipeline};
 pub use dot::{DotStats, NoStats};
-pub use lambda::{EvalError, FieldValue, Lambda, PointScope, Val, ValType};
+pub use lambda::{EvalError, FieldValue, Lambda, PointScope, Val, ValType, WithFields};
 pub use nodes::{NodeKind, NodeSpec};
 pub use value::{TaskVar, Value, VarOverrides, VarType};
 
