@@ -212,10 +212,14 @@ pub struct EvalSpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowSpec {
+    /// Length of the window (> 0).
     pub period: Duration,
+    /// How often the window is emitted; zero (the default, as Kapacitor): on every point.
     pub every: Duration,
     /// `.align()`: window boundaries aligned to multiples of `every`.
     pub align: bool,
+    /// `.fillPeriod()`: wait until a whole period has elapsed before the first emit.
+    pub fill_period: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -804,23 +808,25 @@ fn build_window(
     props: &[RawProperty<'_>],
 ) -> Result<NodeSpec> {
     c.count(ctor_what, ctor, 0, c.offset)?;
-    let (mut period, mut every, mut align) = (None, None, false);
+    let (mut period, mut every) = (None, Duration::ZERO);
+    let (mut align, mut fill_period) = (false, false);
     for p in props {
         match p.name {
             "period" => period = Some(c.one_duration(p)?),
-            "every" => every = Some(c.one_duration(p)?),
+            "every" => every = c.one_duration(p)?,
             "align" => align = c.flag(p)?,
-            _ => return Err(c.unknown(p, "period, every, align")),
+            "fillPeriod" => fill_period = c.flag(p)?,
+            _ => return Err(c.unknown(p, "period, every, align, fillPeriod")),
         }
     }
-    let positive = |d: Option<Duration>, what: &str| {
-        d.filter(|d| !d.is_zero())
-            .ok_or_else(|| c.err(c.offset, format!("{} needs a positive `.{what}()`", c.node)))
-    };
+    let period = period
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| c.err(c.offset, format!("{} needs a positive `.period()`", c.node)))?;
     Ok(NodeSpec::Window(WindowSpec {
-        period: positive(period, "period")?,
-        every: positive(every, "every")?,
+        period,
+        every,
         align,
+        fill_period,
     }))
 }
 
