@@ -918,6 +918,11 @@ fn build_k8s_autoscale(
             "namespaceTag" => namespace_tag = c.one_string(p)?,
             "kind" => {
                 kind = c.one_string(p)?;
+                // Kapacitor 1.1 validated the singular form (its constant) but documented the
+                // plural: accept both, keep the API's plural resource name.
+                if kind == "replicationcontroller" {
+                    kind = "replicationcontrollers".to_string();
+                }
                 if !K8S_KINDS.contains(&kind.as_str()) {
                     return Err(c.err(
                         p.offset,
@@ -1011,6 +1016,19 @@ mod tests {
         assert_eq!(NodeKind::InfluxDbOut.desc(), "influxdb_out");
         assert_eq!(NodeKind::HttpOut.desc(), "http_out");
         assert_eq!(NodeKind::Aggregate(AggregateFn::Sum).desc(), "sum");
+    }
+
+    #[test]
+    fn singular_replicationcontroller_kind_is_accepted_as_kapacitor_did() {
+        let pipeline = crate::tick::compile(
+            "stream|from()|k8sAutoscale().kind('replicationcontroller').resourceName('rc').replicas(lambda: 1)",
+            &Default::default(),
+        )
+        .unwrap();
+        let NodeSpec::K8sAutoscale(k) = &pipeline.nodes[2].spec else {
+            panic!("k8s_autoscale2")
+        };
+        assert_eq!(k.kind, "replicationcontrollers");
     }
 
     #[test]
