@@ -11,6 +11,9 @@
 //!
 //! Entry point: [`compile`] (script + vars overrides -> validated [`Pipeline`]). Every error
 //! carries the line and column of the offending text and a short excerpt of that line.
+//! Lambdas evaluate on any [`PointScope`], including the write API's `point::PointRef`;
+//! [`Pipeline::subscription_keys`] gives the `routing::Key`s a task reads;
+//! [`Pipeline::dot`] / [`Pipeline::dot_with_stats`] render `kapacitor show`'s graph.
 
 pub mod ast;
 pub mod bind;
