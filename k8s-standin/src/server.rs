@@ -637,7 +637,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
     }
     let fault = injection.is_some();
 
-    if let Err(err) = shared.lock().auth.authorize(&user, &info) {
+    let authorized = shared.lock().auth.authorize(&user, &info);
+    if let Err(err) = authorized {
         return finish(error_response(&err), &user, fault);
     }
 
