@@ -5,9 +5,7 @@
 
 use std::borrow::Cow;
 
-use nom::bytes::complete::take_while;
-use nom::combinator::recognize;
-use nom::{IResult, Parser};
+use nom::IResult;
 
 /// Where and why a line failed: `at` is the rest of the line from the offending byte.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,36 +61,45 @@ pub(crate) enum Dialect {
     OpenMetrics,
 }
 
-pub(crate) fn is_metric_name_start(c: char) -> bool {
-    c.is_ascii_alphabetic() || c == '_' || c == ':'
-}
+/// Byte classes for names: bit 1 = label-name character, bit 2 = metric-name character.
+const NAME_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'_' {
+            table[b] = 3;
+        } else if c == b':' {
+            table[b] = 2;
+        }
+        b += 1;
+    }
+    table
+};
 
-pub(crate) fn is_metric_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == ':'
-}
-
-pub(crate) fn is_label_name_start(c: char) -> bool {
-    c.is_ascii_alphabetic() || c == '_'
-}
-
-pub(crate) fn is_label_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_'
+/// The longest prefix of `input` made of bytes in `class`, if its first byte is not a digit.
+fn name_of_class(input: &str, class: u8) -> Lexed<'_, &str> {
+    let bytes = input.as_bytes();
+    if bytes.first().is_none_or(u8::is_ascii_digit) {
+        return Ok((input, ""));
+    }
+    let end = bytes
+        .iter()
+        .position(|&b| NAME_CLASS[usize::from(b)] & class == 0)
+        .unwrap_or(bytes.len());
+    // Name bytes are ASCII, so `end` is a character boundary.
+    let (name, rest) = input.split_at(end);
+    Ok((rest, name))
 }
 
 /// A metric name `[a-zA-Z_:][a-zA-Z0-9_:]*`, or `""` when the input does not start with one.
 pub(crate) fn metric_name(input: &str) -> Lexed<'_, &str> {
-    if !input.starts_with(is_metric_name_start) {
-        return Ok((input, ""));
-    }
-    recognize(take_while(is_metric_name_char)).parse(input)
+    name_of_class(input, 2)
 }
 
 /// A label name `[a-zA-Z_][a-zA-Z0-9_]*`, or `""` when the input does not start with one.
 pub(crate) fn label_name(input: &str) -> Lexed<'_, &str> {
-    if !input.starts_with(is_label_name_start) {
-        return Ok((input, ""));
-    }
-    recognize(take_while(is_label_name_char)).parse(input)
+    name_of_class(input, 1)
 }
 
 /// Blanks and tabs (text format whitespace).
@@ -145,9 +152,9 @@ pub(crate) fn label_value(input: &str, dialect: Dialect) -> Lexed<'_, Cow<'_, st
     }
 }
 
-/// HELP text with its escapes replaced: `\\`, `\n` and `\"` (current Go and the OpenMetrics
-/// reference both accept `\"`). Any other escape, or a trailing backslash, is an error in text
-/// 0.0.4 and kept as written in OpenMetrics.
+/// HELP text with its escapes replaced: `\\` and `\n`, and in OpenMetrics also `\"`. Any
+/// other escape (`\"` included: promtool 2.42's expfmt rejects it), or a trailing backslash, is
+/// an error in text 0.0.4 and kept as written in OpenMetrics.
 pub(crate) fn help_text(input: &str, dialect: Dialect) -> Result<Cow<'_, str>, Fail<'_>> {
     if !input.contains('\\') {
         return Ok(Cow::Borrowed(input));
@@ -161,7 +168,7 @@ pub(crate) fn help_text(input: &str, dialect: Dialect) -> Result<Cow<'_, str>, F
         match (chars.next(), dialect) {
             (Some('\\'), _) => owned.push('\\'),
             (Some('n'), _) => owned.push('\n'),
-            (Some('"'), _) => owned.push('"'),
+            (Some('"'), Dialect::OpenMetrics) => owned.push('"'),
             (Some(other), Dialect::OpenMetrics) => {
                 owned.push('\\');
                 owned.push(other);
@@ -253,6 +260,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn names_stop_at_the_first_byte_outside_their_class() {
+        assert_eq!(metric_name("a:b_1{x"), Ok(("{x", "a:b_1")));
+        assert_eq!(label_name("a:b"), Ok((":b", "a")));
+        assert_eq!(metric_name("1a"), Ok(("1a", "")));
+        assert_eq!(label_name(":a"), Ok((":a", "")));
+        assert_eq!(metric_name(":a"), Ok(("", ":a")));
+        assert_eq!(metric_name("é"), Ok(("é", "")));
+        assert_eq!(metric_name(""), Ok(("", "")));
+    }
+
+    #[test]
     fn label_values_borrow_unless_escaped() {
         let (rest, value) = label_value("abc\"} 1", Dialect::Text).unwrap();
         assert_eq!(rest, "} 1");
@@ -280,6 +298,8 @@ mod tests {
     fn help_escapes_follow_the_dialect() {
         assert_eq!(help_text(r"a\\b\nc", Dialect::Text).unwrap(), "a\\b\nc");
         assert!(help_text(r"a\tb", Dialect::Text).is_err());
+        assert!(help_text(r#"a\"b"#, Dialect::Text).is_err());
+        assert_eq!(help_text(r#"a\"b"#, Dialect::OpenMetrics).unwrap(), "a\"b");
         assert!(help_text(r"ab\", Dialect::Text).is_err());
         assert_eq!(help_text(r"\foo\", Dialect::OpenMetrics).unwrap(), r"\foo\");
     }

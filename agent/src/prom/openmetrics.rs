@@ -262,7 +262,7 @@ impl<'a> OpenMetricsParser<'a> {
             has_samples: false,
             line: self.line,
             run: None,
-            seen_groups: HashSet::new(),
+            seen_groups: HashSet::default(),
         }
     }
 
@@ -790,7 +790,10 @@ mod tests {
         let exemplar = exemplar.as_ref().unwrap();
         assert_eq!(exemplar.value, 0.5);
         assert_eq!(exemplar.timestamp, Some(Timestamp::Nanos(12_500_000_000)));
-        assert!(matches!(family.metrics[0].labels[0].value, Cow::Borrowed("1")));
+        assert!(matches!(
+            family.metrics[0].labels[0].value,
+            Cow::Borrowed("1")
+        ));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! - `#` starts a comment. Only `# HELP name text` and `# TYPE name type` mean something; a
 //!   keyword or name alone on the line is ignored. A second HELP, or a TYPE after the family
 //!   already has one or has samples, is an error. Types: counter, gauge, summary, histogram,
-//!   untyped, gauge_histogram, in any case. HELP escapes: `\\`, `\n`, `\"`.
+//!   untyped, gauge_histogram, in any case. HELP escapes: `\\` and `\n` only.
 //! - A sample is `name [{labels}] value [timestamp]`, blanks and tabs allowed between tokens
 //!   and inside the label set (around `=`, `,`, and a trailing comma). Label values escape `\\`,
 //!   `\"`, `\n` only; `__name__` is reserved. The value is a Go float (no hex, no `_`, no
@@ -17,9 +17,13 @@
 //!   without `quantile`, histogram lines by their labels without `le`, in any label order; the
 //!   last timestamp written in a group wins. Families without samples are dropped.
 //!
-//! Where this parser is stricter than Go: a duplicate `le` or `quantile` label is an error (Go
-//! keeps the last one silently), and quoted UTF-8 names (`{"my.metric"}`, newer Go only) are
-//! rejected.
+//! The reference is the expfmt of promtool 2.42 (installed here; the differential test
+//! `prom_promtool` compares verdicts with it). Newer expfmt versions also accept `\"` in HELP
+//! and quoted UTF-8 names (`{"my.metric"}`); this parser, like 2.42, does not. Where this parser
+//! is stricter than Go: a duplicate `le` label in a histogram or `quantile` label in a summary is
+//! an error (Go keeps the last one silently). Like Go, it reads `a+1` as sample `a` with value
+//! `+1`, and keeps a `gauge_histogram` family's bare samples as plain values (Go records them
+//! without a value), while its `_bucket`... lines become untyped families of their own.
 
 use std::collections::HashMap;
 use std::hash::RandomState;
@@ -34,6 +38,9 @@ use super::{ParseError, line_error};
 /// Parses a whole text 0.0.4 exposition.
 pub(crate) fn parse(input: &str) -> Result<Vec<MetricFamily<'_>>, ParseError> {
     let mut parser = TextParser::default();
+    // node_exporter writes about one family per 200 bytes.
+    parser.by_name.reserve(input.len() / 200);
+    parser.families.reserve(input.len() / 200);
     let mut rest = input;
     let mut line_number = 0;
     while !rest.is_empty() {
@@ -82,6 +89,8 @@ struct FamilyState<'a> {
 struct TextParser<'a> {
     families: Vec<FamilyState<'a>>,
     by_name: HashMap<&'a str, usize>,
+    /// The family of the last `family_for` call.
+    last: Option<usize>,
     hasher: RandomState,
 }
 
@@ -105,6 +114,21 @@ impl<'a> TextParser<'a> {
 
     /// Go's `setOrCreateCurrentMF`: the family a name belongs to, created if needed.
     fn family_for(&mut self, name: &'a str) -> (usize, Role) {
+        // Most lines continue the family of the line before.
+        if let Some(index) = self.last
+            && self
+                .families
+                .get(index)
+                .is_some_and(|s| s.family.name == name)
+        {
+            return (index, Role::Plain);
+        }
+        let (index, role) = self.lookup_or_create(name);
+        self.last = Some(index);
+        (index, role)
+    }
+
+    fn lookup_or_create(&mut self, name: &'a str) -> (usize, Role) {
         if let Some(&index) = self.by_name.get(name) {
             return (index, Role::Plain);
         }
@@ -133,7 +157,7 @@ impl<'a> TextParser<'a> {
                 metrics: Vec::new(),
             },
             typed: false,
-            groups: HashMap::new(),
+            groups: HashMap::default(),
         });
         self.by_name.insert(name, index);
         (index, Role::Plain)
@@ -242,8 +266,7 @@ impl<'a> TextParser<'a> {
                 exemplar: None,
             },
             MetricType::Summary | MetricType::Histogram => {
-                let hash = label_set_hash(&self.hasher, &labels, None);
-                let metric = group(family, &mut state.groups, hash, labels, metric_type);
+                let metric = group(family, &mut state.groups, &self.hasher, labels, metric_type);
                 if timestamp.is_some() {
                     metric.timestamp = timestamp;
                 }
@@ -265,22 +288,24 @@ impl<'a> TextParser<'a> {
 fn group<'f, 'a>(
     family: &'f mut MetricFamily<'a>,
     groups: &mut HashMap<u64, Vec<usize>>,
-    hash: u64,
+    hasher: &RandomState,
     labels: Vec<Label<'a>>,
     metric_type: MetricType,
 ) -> &'f mut Metric<'a> {
-    // Most groups are written contiguously: try the last one first.
+    // Most groups are written contiguously: try the last one before hashing.
     let last = family.metrics.len().checked_sub(1);
-    let found = last
-        .filter(|&i| same_label_set(&family.metrics[i].labels, &labels))
-        .or_else(|| {
-            groups.get(&hash).and_then(|candidates| {
-                candidates
-                    .iter()
-                    .copied()
-                    .find(|&i| same_label_set(&family.metrics[i].labels, &labels))
-            })
-        });
+    if let Some(last) = last
+        && same_label_set(&family.metrics[last].labels, &labels)
+    {
+        return &mut family.metrics[last];
+    }
+    let hash = label_set_hash(hasher, &labels, None);
+    let found = groups.get(&hash).and_then(|candidates| {
+        candidates
+            .iter()
+            .copied()
+            .find(|&i| same_label_set(&family.metrics[i].labels, &labels))
+    });
     let index = found.unwrap_or_else(|| {
         let index = family.metrics.len();
         groups.entry(hash).or_default().push(index);
@@ -319,8 +344,9 @@ fn add_to_group(value: &mut Value<'_>, role: Role, special: Option<f64>, sample:
         (Value::Summary { sum, .. } | Value::Histogram { sum, .. }, Role::Sum) => {
             *sum = Some(sample);
         }
+        // Go records a quantile or bucket only when its label parsed to a number, not NaN.
         (Value::Summary { quantiles, .. }, Role::Plain) => {
-            if let Some(quantile) = special {
+            if let Some(quantile) = special.filter(|q| !q.is_nan()) {
                 quantiles.push(Quantile {
                     quantile,
                     value: sample,
@@ -328,7 +354,7 @@ fn add_to_group(value: &mut Value<'_>, role: Role, special: Option<f64>, sample:
             }
         }
         (Value::Histogram { buckets, .. }, Role::Plain) => {
-            if let Some(upper_bound) = special {
+            if let Some(upper_bound) = special.filter(|b| !b.is_nan()) {
                 buckets.push(Bucket {
                     upper_bound,
                     cumulative_count: sample,
