@@ -1,87 +1,17 @@
-//! Side by side with a real InfluxDB 1.6 (`/usr/bin/influxd`, Debian package `influxdb`),
-//! started on free loopback ports in a temp dir: the same batches get the same status codes (and
+//! Side by side with a real InfluxDB 1.6 (`/usr/bin/influxd`, Debian package `influxdb`, started
+//! by `workspace_bins::peers::Influxd` on free loopback ports in a temp dir): the same batches get the same status codes (and
 //! the same error bodies), and the series written read back the same from both.
 
 #[path = "write_api_support.rs"]
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use hyper::{Method, StatusCode};
 use processor::config::Http;
 use serde_json::Value as Json;
 use support::*;
-
-const INFLUXD: &str = "/usr/bin/influxd";
-
-/// A running influxd, killed on drop.
-struct Influxd {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Influxd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-async fn start_influxd() -> Option<Influxd> {
-    if !std::path::Path::new(INFLUXD).exists() {
-        eprintln!("SKIPPED: {INFLUXD} not installed (apt-get install influxdb)");
-        return None;
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (http_port, rpc_port) = (free_port(), free_port());
-    let log = std::fs::File::create(dir.path().join("influxd.log")).expect("log file");
-    let d = dir.path();
-    let child = Command::new(INFLUXD)
-        .arg("run")
-        .env("INFLUXDB_META_DIR", d.join("meta"))
-        .env("INFLUXDB_DATA_DIR", d.join("data"))
-        .env("INFLUXDB_DATA_WAL_DIR", d.join("wal"))
-        .env(
-            "INFLUXDB_HTTP_BIND_ADDRESS",
-            format!("127.0.0.1:{http_port}"),
-        )
-        .env("INFLUXDB_BIND_ADDRESS", format!("127.0.0.1:{rpc_port}"))
-        .env("INFLUXDB_REPORTING_DISABLED", "true")
-        .env("INFLUXDB_HTTP_LOG_ENABLED", "false")
-        .env("INFLUXDB_DATA_QUERY_LOG_ENABLED", "false")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start influxd");
-    let addr: SocketAddr = format!("127.0.0.1:{http_port}").parse().expect("address");
-    let influxd = Influxd {
-        child,
-        addr,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            let reply = send(addr, Method::GET, "/ping", &[], "").await;
-            if reply.status == StatusCode::NO_CONTENT {
-                return Some(influxd);
-            }
-        }
-        assert!(Instant::now() < deadline, "influxd did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use workspace_bins::peers::Influxd;
 
 /// Batches both must accept (204).
 fn valid_batches() -> Vec<(&'static str, String)> {
@@ -179,20 +109,15 @@ fn ours(points: &[Recorded]) -> Series {
     series
 }
 
-async fn theirs(influxd: SocketAddr, measurements: &[String]) -> Series {
+fn theirs(influxd: &Influxd, measurements: &[String]) -> Series {
     let mut series = Series::new();
     for measurement in measurements {
         // InfluxQL identifiers escape backslashes and quotes.
         let identifier = measurement.replace('\\', "\\\\").replace('"', "\\\"");
-        let q = format!("SELECT * FROM \"{identifier}\" GROUP BY *");
-        let query: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("db", "testdb")
-            .append_pair("epoch", "ns")
-            .append_pair("q", &q)
-            .finish();
-        let reply = send(influxd, Method::GET, &format!("/query?{query}"), &[], "").await;
-        assert_eq!(reply.status, StatusCode::OK, "{q}: {}", reply.body);
-        let json: Json = serde_json::from_str(&reply.body).expect("query JSON");
+        let json = influxd.query(
+            "testdb",
+            &format!("SELECT * FROM \"{identifier}\" GROUP BY *"),
+        );
         for found in json["results"][0]["series"]
             .as_array()
             .into_iter()
@@ -236,7 +161,8 @@ async fn theirs(influxd: SocketAddr, measurements: &[String]) -> Series {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_batches_same_answers_and_same_series_as_influxd() {
-    let Some(influxd) = start_influxd().await else {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(influxd) = Influxd::start(dir.path()) else {
         return;
     };
     let server = start_with(Http::default(), "autogen", &[("testdb", "autogen")]).await;
@@ -293,7 +219,7 @@ async fn same_batches_same_answers_and_same_series_as_influxd() {
     let mut measurements: Vec<String> = recorded.iter().map(|p| p.measurement.clone()).collect();
     measurements.sort();
     measurements.dedup();
-    let theirs = theirs(influxd.addr, &measurements).await;
+    let theirs = theirs(&influxd, &measurements);
     assert!(ours.len() > 60, "{}", ours.len());
     for (key, fields) in &ours {
         assert_eq!(theirs.get(key), Some(fields), "series {key:?}");

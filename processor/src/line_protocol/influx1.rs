@@ -139,22 +139,30 @@ fn is_decimal_integer(text: &[u8]) -> bool {
 /// `scanKey`: measurement and tags, duplicate-tag detection, key length. Returns the end.
 fn scan_key(buf: &[u8]) -> Result<usize, Reason> {
     let (has_tags, mut i) = scan_measurement(buf)?;
-    let mut tag_starts = Vec::new();
     if has_tags {
-        i = scan_tags(buf, i, &mut tag_starts)?;
-    }
-    if tag_starts.len() > 1 {
-        // Compare tag keys as written (escaped), as 1.x does.
-        let mut keys: Vec<&[u8]> = tag_starts
-            .iter()
-            .map(|&start| {
-                let rest = buf.get(start..).unwrap_or_default();
-                let end = position_unescaped(rest, b'=').unwrap_or(rest.len());
-                rest.get(..end).unwrap_or_default()
-            })
-            .collect();
-        keys.sort_unstable();
-        if keys.windows(2).any(|pair| pair[0] == pair[1]) {
+        let first_tag = i;
+        let mut sorted = true;
+        let mut previous: Option<&[u8]> = None;
+        loop {
+            let start = i;
+            i = scan_tag_key(buf, i)?;
+            // The key without its `=` (1.x compares keys as written, escapes included).
+            let key = buf.get(start..i.saturating_sub(1)).unwrap_or_default();
+            if let Some(previous) = previous {
+                match previous.cmp(key) {
+                    std::cmp::Ordering::Less => {}
+                    std::cmp::Ordering::Equal => return Err(Reason::DuplicateTags),
+                    std::cmp::Ordering::Greater => sorted = false,
+                }
+            }
+            previous = Some(key);
+            let (more, next) = scan_tag_value(buf, i)?;
+            i = next;
+            if !more {
+                break;
+            }
+        }
+        if !sorted && has_duplicate_tag_keys(buf, first_tag, i) {
             return Err(Reason::DuplicateTags);
         }
     }
@@ -162,6 +170,24 @@ fn scan_key(buf: &[u8]) -> Result<usize, Reason> {
         return Err(Reason::MaxKeyLength(i));
     }
     Ok(i)
+}
+
+/// The slow path for unsorted tags: sorts the keys of `buf[start..end]` and looks for equals.
+fn has_duplicate_tag_keys(buf: &[u8], start: usize, end: usize) -> bool {
+    let mut keys: Vec<&[u8]> = Vec::new();
+    let mut i = start;
+    while i < end {
+        let rest = buf.get(i..end).unwrap_or_default();
+        let key_end = position_unescaped(rest, b'=').unwrap_or(rest.len());
+        keys.push(rest.get(..key_end).unwrap_or_default());
+        // The next tag starts after the next unescaped comma.
+        match position_unescaped(rest, b',') {
+            Some(comma) => i += comma + 1,
+            None => break,
+        }
+    }
+    keys.sort_unstable();
+    keys.windows(2).any(|pair| pair[0] == pair[1])
 }
 
 /// 1.x's `scanTo`: position of the first `stop` not preceded by a backslash.
@@ -196,18 +222,6 @@ fn scan_measurement(buf: &[u8]) -> Result<(bool, usize), Reason> {
         }
         if b == b' ' {
             return Ok((false, i));
-        }
-    }
-}
-
-/// `scanTags`: returns the position of the space before the fields.
-fn scan_tags(buf: &[u8], mut i: usize, starts: &mut Vec<usize>) -> Result<usize, Reason> {
-    loop {
-        starts.push(i);
-        i = scan_tag_key(buf, i)?;
-        match scan_tag_value(buf, i)? {
-            (true, next) => i = next,
-            (false, next) => return Ok(next),
         }
     }
 }

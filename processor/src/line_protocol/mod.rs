@@ -208,11 +208,11 @@ fn lines(body: &str) -> impl Iterator<Item = (usize, &str)> {
     let mut next_number = 1;
     std::iter::from_fn(move || {
         while !rest.is_empty() {
-            let end = line_end(rest.as_bytes());
+            let (end, inner_newlines) = line_end(rest.as_bytes());
             let block = rest.get(..end).unwrap_or_default();
             rest = rest.get(end + 1..).unwrap_or_default();
             let number = next_number;
-            next_number += 1 + newlines(block.as_bytes());
+            next_number += 1 + inner_newlines;
             let line = block.trim_start_matches([' ', '\t', '\0']);
             if !line.is_empty() && !line.starts_with('#') {
                 return Some((number, line));
@@ -222,12 +222,17 @@ fn lines(body: &str) -> impl Iterator<Item = (usize, &str)> {
     })
 }
 
-fn newlines(block: &[u8]) -> usize {
-    block.iter().filter(|&&b| b == b'\n').count()
-}
-
-/// 1.x's `scanLine` on bytes: the index of the newline that ends the first line.
-fn line_end(buf: &[u8]) -> usize {
+/// 1.x's `scanLine` on bytes: the index of the newline that ends the first line, and how many
+/// newlines (inside quoted strings) the line holds.
+fn line_end(buf: &[u8]) -> (usize, usize) {
+    // Fast path: up to the first newline there is no quote (so nothing is quoted) and the newline
+    // is not escaped (no backslash just before it): that newline ends the line.
+    let first_newline = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    let block = buf.get(..first_newline).unwrap_or_default();
+    if !block.contains(&b'"') && block.last() != Some(&b'\\') {
+        return (first_newline, 0);
+    }
+    let mut inner_newlines = 0;
     let (mut quoted, mut fields) = (false, false);
     let (mut equals, mut commas) = (0usize, 0usize);
     let mut i = 0;
@@ -254,12 +259,15 @@ fn line_end(buf: &[u8]) -> usize {
                 continue;
             }
         }
-        if b == b'\n' && !quoted {
-            break;
+        if b == b'\n' {
+            if !quoted {
+                break;
+            }
+            inner_newlines += 1;
         }
         i += 1;
     }
-    i
+    (i, inner_newlines)
 }
 
 /// The slow path for a body that is not UTF-8: every line that is not UTF-8 becomes an error,
@@ -269,18 +277,18 @@ fn keep_utf8_lines(body: Vec<u8>, errors: &mut Vec<LineError>) -> String {
     let mut rest = body.as_slice();
     let mut next_number = 1;
     while !rest.is_empty() {
-        let end = line_end(rest);
+        let (end, inner_newlines) = line_end(rest);
         let block = rest.get(..end).unwrap_or_default();
         rest = rest.get(end + 1..).unwrap_or_default();
         let number = next_number;
-        next_number += 1 + newlines(block);
+        next_number += 1 + inner_newlines;
         if let Ok(text) = std::str::from_utf8(block) {
             kept.push_str(text);
             kept.push('\n');
             continue;
         }
         // Keep the line numbering of the lines after this one.
-        kept.extend(std::iter::repeat_n('\n', 1 + newlines(block)));
+        kept.extend(std::iter::repeat_n('\n', 1 + inner_newlines));
         let start = block
             .iter()
             .position(|b| !matches!(b, b' ' | b'\t' | 0))

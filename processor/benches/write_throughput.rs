@@ -1,0 +1,229 @@
+//! Write throughput over HTTP on loopback: batches of 5,000 Telegraf-like lines posted by the
+//! same client, first to the processor (in-process, with routing to a subscriber running), then
+//! to a real influxd 1.6 (`/usr/bin/influxd`, skipped when absent). Prints points/s for both and
+//! the ratio.
+//!
+//! `cargo bench -p processor --bench write_throughput`
+//! Environment: `BENCH_SECONDS` (per target, default 10), `BENCH_CONNECTIONS` (default 4).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, StatusCode};
+use processor::config::Http;
+use processor::routing::{Delivery, Key, Router, Subscriber};
+use processor::server::Server;
+use processor::write_api::{WriteApi, system_clock};
+
+const LINES_PER_BATCH: usize = 5_000;
+
+/// Counts points, as a task's input queue would receive them.
+#[derive(Default)]
+struct Counter(AtomicU64);
+
+impl Subscriber for Counter {
+    fn deliver(&self, delivery: Delivery) {
+        self.0.fetch_add(delivery.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// 5,000 lines shaped like Telegraf's: cpu, mem, net and the tutorial's `requests` counter.
+fn telegraf_batch(start_ns: i64) -> Bytes {
+    let mut body = String::with_capacity(LINES_PER_BATCH * 200);
+    for i in 0..LINES_PER_BATCH {
+        let host = format!("app-{}", i % 20);
+        let ts = start_ns + (i as i64) * 1_000;
+        match i % 4 {
+            0 => body.push_str(&format!(
+                "cpu,cpu=cpu{},host={host} usage_guest=0,usage_idle={}.25,usage_iowait=0.1,usage_irq=0,usage_system=1.2,usage_user=1.1 {ts}\n",
+                i % 8,
+                90 + i % 9
+            )),
+            1 => body.push_str(&format!(
+                "mem,host={host} active=1234567i,available=7654321i,available_percent=61.2,free=1111111i,used=2222222i,used_percent=38.8 {ts}\n"
+            )),
+            2 => body.push_str(&format!(
+                "net,host={host},interface=eth0 bytes_recv={}i,bytes_sent={}i,packets_recv=12345i,packets_sent=23456i,err_in=0i,err_out=0i {ts}\n",
+                i * 1000,
+                i * 700
+            )),
+            _ => body.push_str(&format!(
+                "requests,deployment=app,host={host},url=http://10.0.0.{}:8000/metrics counter={}i {ts}\n",
+                i % 250,
+                i * 3
+            )),
+        }
+    }
+    Bytes::from(body)
+}
+
+/// Posts `batch` on `connections` keep-alive connections for `seconds`; returns points/s.
+async fn hammer(
+    addr: SocketAddr,
+    path: &str,
+    batch: Bytes,
+    connections: usize,
+    seconds: u64,
+) -> f64 {
+    let accepted = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (batch, accepted, failed, path) = (
+            batch.clone(),
+            accepted.clone(),
+            failed.clone(),
+            path.to_owned(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let _ = stream.set_nodelay(true);
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
+            tokio::spawn(connection);
+            while Instant::now() < deadline {
+                let request = Request::post(path.as_str())
+                    .header("host", "bench")
+                    .body(Full::new(batch.clone()))
+                    .expect("request");
+                let response = sender.send_request(request).await.expect("response");
+                let status = response.status();
+                let _ = response.into_body().collect().await;
+                if status == StatusCode::NO_CONTENT {
+                    accepted.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let failed = failed.load(Ordering::Relaxed);
+    assert_eq!(failed, 0, "{failed} batches were not accepted");
+    accepted.load(Ordering::Relaxed) as f64 * LINES_PER_BATCH as f64 / elapsed
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this with no flag: keep that fast.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let seconds = if benching {
+        env_number("BENCH_SECONDS", 10)
+    } else {
+        1
+    };
+    let connections = env_number("BENCH_CONNECTIONS", 4) as usize;
+    let batch = telegraf_batch(1_700_000_000_000_000_000);
+    println!(
+        "batch: {LINES_PER_BATCH} lines, {} bytes; {connections} connections, {seconds} s per target",
+        batch.len()
+    );
+
+    // The processor: its own 2-thread runtime, as `processor serve` on this 2-core machine.
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let router = Arc::new(Router::new());
+    let counter = Arc::new(Counter::default());
+    for measurement in ["cpu", "mem", "net", "requests"] {
+        router.subscribe(
+            Key {
+                db: "bench".into(),
+                rp: "autogen".into(),
+                measurement: Some(measurement.into()),
+            },
+            counter.clone(),
+        );
+    }
+    let api = Arc::new(WriteApi::new(
+        Http::default(),
+        "autogen".into(),
+        router,
+        system_clock(),
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let addr = server_runtime.block_on(async {
+        let server = Server::bind("127.0.0.1:0", api, Duration::from_secs(1))
+            .await
+            .expect("bind");
+        let addr = server.local_addr().expect("address");
+        tokio::spawn(server.serve(async move {
+            let _ = stopped.await;
+        }));
+        addr
+    });
+
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let ours = client.block_on(hammer(
+        addr,
+        "/write?db=bench",
+        batch.clone(),
+        connections,
+        seconds,
+    ));
+    let _ = stop.send(());
+    drop(server_runtime);
+    println!(
+        "processor: {:>12.0} points/s (routed {} points to the subscriber)",
+        ours,
+        counter.0.load(Ordering::Relaxed)
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(influxd) = workspace_bins::peers::Influxd::start(dir.path()) else {
+        println!("influxd: not installed, no comparison (apt-get install influxdb)");
+        return;
+    };
+    let influx_addr = influxd.addr;
+    let theirs = client.block_on(async {
+        // Create the database, then measure.
+        let stream = tokio::net::TcpStream::connect(influx_addr)
+            .await
+            .expect("connect");
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        tokio::spawn(connection);
+        let request = Request::post("/query?q=CREATE%20DATABASE%20bench")
+            .header("host", "bench")
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let response = sender.send_request(request).await.expect("create database");
+        assert_eq!(response.status(), StatusCode::OK);
+        hammer(
+            influx_addr,
+            "/write?db=bench",
+            batch.clone(),
+            connections,
+            seconds,
+        )
+        .await
+    });
+    drop(influxd);
+    println!("influxd:   {theirs:>12.0} points/s");
+    println!("ratio:     {:>12.2}x", ours / theirs);
+}
