@@ -465,6 +465,16 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_parses_without_warnings() {
+        let text = include_str!("../examples/processor.conf");
+        let loaded = parse(text);
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert_eq!(loaded.config.http.bind_address, ":9092");
+        assert_eq!(loaded.config.http.users.len(), 1);
+        assert_eq!(loaded.config.http.tokens.len(), 1);
+    }
+
+    #[test]
     fn secrets_are_not_printed_by_debug() {
         let loaded = parse(
             "[[http.users]]\nname = \"u\"\npassword = \"hunter2\"\n[[http.tokens]]\ntoken = \"tok3n\"",

@@ -725,3 +725,39 @@ async fn every_error_is_json_with_the_error_header() {
         );
     }
 }
+
+mod arbitrary_bodies {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the body, the server answers 204 or a 400 with a JSON error, and keeps serving.
+        #[test]
+        fn arbitrary_bodies_get_204_or_a_json_400(
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+            gzipped in any::<bool>(),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let server = start().await;
+                let headers: &[(&str, &str)] = if gzipped { &[("content-encoding", "gzip")] } else { &[] };
+                let reply = send(server.addr, Method::POST, WRITE, headers, body.clone()).await;
+                assert!(
+                    reply.status == StatusCode::NO_CONTENT || reply.status == StatusCode::BAD_REQUEST,
+                    "{}: {}", reply.status, reply.body
+                );
+                if reply.status == StatusCode::BAD_REQUEST {
+                    let json: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+                    assert!(json["error"].is_string());
+                }
+                let ping = send(server.addr, Method::GET, "/ping", &[], "").await;
+                assert_eq!(ping.status, StatusCode::NO_CONTENT);
+            });
+        }
+    }
+}
