@@ -72,7 +72,8 @@ impl WorkloadSeed {
 pub struct Config {
     /// Address to listen on; keep it on loopback, port 0 picks a free port.
     pub listen: SocketAddr,
-    /// Workloads created at start (labels and selector `app: <name>`).
+    /// Workloads created at start (labels and selector `app: <name>`), already running: their
+    /// status shows every replica ready, whatever the status mode.
     pub workloads: Vec<WorkloadSeed>,
     /// Other objects created at start, full manifests (apiVersion, kind, metadata.namespace).
     pub objects: Vec<Value>,

@@ -29,7 +29,7 @@ use crate::request::{self, RequestInfo};
 use crate::resources::{self, ResourceDef, WorkloadKind};
 use crate::selector::Selector;
 use crate::status::{ApiError, Result as ApiResult};
-use crate::store::{Part, Store, WorkloadChange, WorkloadView, WriteOptions};
+use crate::store::{Part, StatusMode, Store, WorkloadChange, WorkloadView, WriteOptions};
 use crate::table::{self, IncludeObject};
 
 /// Why the server could not start.
@@ -153,6 +153,22 @@ impl Server {
                     what: format!("{} {}/{}", w.kind, w.namespace, w.name),
                     source,
                 })?;
+            // Seeded workloads are already running: their pods exist and are ready.
+            if config.status_mode == StatusMode::Manual {
+                store
+                    .set_status(
+                        w.kind,
+                        &w.namespace,
+                        &w.name,
+                        w.replicas,
+                        w.replicas,
+                        opts.now,
+                    )
+                    .map_err(|source| Error::Seed {
+                        what: format!("status of {} {}/{}", w.kind, w.namespace, w.name),
+                        source,
+                    })?;
+            }
         }
         for obj in &config.objects {
             let what = describe(obj);

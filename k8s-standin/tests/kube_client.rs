@@ -1,0 +1,521 @@
+//! Fidelity with the real Rust client the processor uses: `kube` 5.0 with `k8s-openapi` types,
+//! over plain http to loopback, with kube's own retry turned off as the processor runs it.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v1::Scale;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::api::events::v1::Event as EventV1;
+use k8s_standin::{Config, Fault, Handle, Rule, Server, WorkloadKind};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Discovery};
+use serde_json::json;
+
+async fn start(config: Config) -> Handle {
+    Server::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("stand-in did not start: {e}"))
+}
+
+fn client_config(server: &Handle) -> kube::Config {
+    let url = server
+        .url()
+        .parse()
+        .unwrap_or_else(|e| panic!("bad url: {e}"));
+    let mut config = kube::Config::new(url);
+    config.default_retry = false;
+    config.read_timeout = Some(Duration::from_secs(10));
+    config
+}
+
+fn client(server: &Handle) -> Client {
+    Client::try_from(client_config(server)).unwrap_or_else(|e| panic!("client: {e}"))
+}
+
+/// The Status of an API error, or a panic naming what came instead.
+fn api_status<T: std::fmt::Debug>(result: kube::Result<T>) -> kube::core::Status {
+    match result {
+        Err(kube::Error::Api(status)) => *status,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+fn ok<T>(result: kube::Result<T>, what: &str) -> T {
+    result.unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+#[tokio::test]
+async fn get_patch_and_replace_scale_with_optimistic_concurrency() {
+    let server = start(Config::default().with_deployment("default", "app", 1)).await;
+    let deployments: Api<Deployment> = Api::namespaced(client(&server), "default");
+
+    let first = ok(deployments.get_scale("app").await, "get_scale");
+    assert_eq!(first.spec.as_ref().and_then(|s| s.replicas), Some(1));
+    assert_eq!(
+        first.status.as_ref().and_then(|s| s.selector.clone()),
+        Some("app=app".to_string())
+    );
+
+    let patched = ok(
+        deployments
+            .patch_scale(
+                "app",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"replicas": 3}})),
+            )
+            .await,
+        "patch_scale",
+    );
+    assert_eq!(patched.spec.and_then(|s| s.replicas), Some(3));
+    assert_eq!(server.deployment_replicas("default", "app"), Some(3));
+
+    // Replacing with the resourceVersion read before the patch is a 409 Conflict.
+    let mut stale: Scale = first.clone();
+    stale.spec = Some(k8s_openapi::api::autoscaling::v1::ScaleSpec { replicas: Some(5) });
+    let status = api_status(
+        deployments
+            .replace_scale("app", &PostParams::default(), &stale)
+            .await,
+    );
+    assert!(status.is_conflict(), "{status:?}");
+    assert_eq!(status.code, 409);
+    assert_eq!(
+        status.message,
+        "Operation cannot be fulfilled on deployments.apps \"app\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+    assert_eq!(
+        status.details.as_ref().map(|d| d.kind.as_str()),
+        Some("deployments")
+    );
+    assert_eq!(server.deployment_replicas("default", "app"), Some(3));
+
+    // With the current resourceVersion the replace succeeds.
+    let mut fresh = ok(deployments.get_scale("app").await, "get_scale");
+    fresh.spec = Some(k8s_openapi::api::autoscaling::v1::ScaleSpec { replicas: Some(5) });
+    let replaced = ok(
+        deployments
+            .replace_scale("app", &PostParams::default(), &fresh)
+            .await,
+        "replace_scale",
+    );
+    assert_eq!(replaced.spec.and_then(|s| s.replicas), Some(5));
+    let deployment = ok(deployments.get("app").await, "get");
+    assert_eq!(deployment.metadata.generation, Some(3));
+    assert_eq!(deployment.status.and_then(|s| s.ready_replicas), Some(5));
+
+    let log: Vec<(String, String, String, String, String)> = server
+        .requests()
+        .into_iter()
+        .map(|r| {
+            (
+                r.info.verb.clone(),
+                r.info.api_group.clone(),
+                r.rbac_resource(),
+                r.info.namespace.clone(),
+                r.info.name.clone(),
+            )
+        })
+        .collect();
+    let call = |verb: &str| {
+        (
+            verb.to_string(),
+            "apps".to_string(),
+            "deployments/scale".to_string(),
+            "default".to_string(),
+            "app".to_string(),
+        )
+    };
+    assert_eq!(log.first(), Some(&call("get")));
+    assert_eq!(log.get(1), Some(&call("patch")));
+    assert_eq!(log.get(2), Some(&call("update")));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn patch_scale_accepts_strategic_and_apply_patches() {
+    let server =
+        start(Config::default().with_workload(WorkloadKind::StatefulSet, "db", "pg", 1)).await;
+    let sets: Api<StatefulSet> = Api::namespaced(client(&server), "db");
+    ok(
+        sets.patch_scale(
+            "pg",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"replicas": 2}})),
+        )
+        .await,
+        "strategic",
+    );
+    assert_eq!(
+        server
+            .workload(WorkloadKind::StatefulSet, "db", "pg")
+            .map(|w| w.replicas),
+        Some(2)
+    );
+    let apply = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+        "metadata": {"name": "pg", "namespace": "db"}, "spec": {"replicas": 4}});
+    ok(
+        sets.patch_scale(
+            "pg",
+            &PatchParams::apply("standin-test"),
+            &Patch::Apply(apply.clone()),
+        )
+        .await,
+        "apply",
+    );
+    assert_eq!(
+        server
+            .workload(WorkloadKind::StatefulSet, "db", "pg")
+            .map(|w| w.replicas),
+        Some(4)
+    );
+    let types: Vec<String> = server
+        .requests()
+        .into_iter()
+        .map(|r| r.content_type)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "application/strategic-merge-patch+json",
+            "application/apply-patch+yaml"
+        ]
+    );
+    // Dry run answers the new scale and changes nothing.
+    let dry = ok(
+        sets.patch_scale(
+            "pg",
+            &PatchParams::default().dry_run(),
+            &Patch::Merge(json!({"spec": {"replicas": 9}})),
+        )
+        .await,
+        "dry run",
+    );
+    assert_eq!(dry.spec.and_then(|s| s.replicas), Some(9));
+    assert_eq!(
+        server
+            .workload(WorkloadKind::StatefulSet, "db", "pg")
+            .map(|w| w.replicas),
+        Some(4)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_missing_workload_is_not_found() {
+    let server = start(Config::default()).await;
+    let deployments: Api<Deployment> = Api::namespaced(client(&server), "default");
+    let status = api_status(deployments.get_scale("ghost").await);
+    assert!(status.is_not_found(), "{status:?}");
+    assert_eq!(status.message, "deployments.apps \"ghost\" not found");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bearer_tokens_authenticate_through_a_generated_kubeconfig() {
+    let server = start(
+        Config::default()
+            .with_deployment("default", "app", 1)
+            .with_token("t0k3n", "system:serviceaccount:default:processor"),
+    )
+    .await;
+    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig(Some("t0k3n")))
+        .unwrap_or_else(|e| panic!("kubeconfig: {e}"));
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("config: {e}"));
+    let authed = Client::try_from(config).unwrap_or_else(|e| panic!("client: {e}"));
+    let deployments: Api<Deployment> = Api::default_namespaced(authed);
+    ok(
+        deployments.get_scale("app").await,
+        "authenticated get_scale",
+    );
+    let user = server.requests().last().map(|r| r.user.clone());
+    assert_eq!(
+        user.as_deref(),
+        Some("system:serviceaccount:default:processor")
+    );
+
+    let anonymous: Api<Deployment> = Api::namespaced(client(&server), "default");
+    let status = api_status(anonymous.get_scale("app").await);
+    assert_eq!((status.code, status.reason.as_str()), (401, "Unauthorized"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn rules_forbid_what_the_role_does_not_grant() {
+    let server = start(Config::default().with_deployment("default", "app", 1)).await;
+    server.set_rules(Some(vec![Rule::allow(
+        &["get"],
+        "apps",
+        &["deployments/scale"],
+    )]));
+    let deployments: Api<Deployment> = Api::namespaced(client(&server), "default");
+    ok(deployments.get_scale("app").await, "get_scale is allowed");
+    let status = api_status(
+        deployments
+            .patch_scale(
+                "app",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"replicas": 2}})),
+            )
+            .await,
+    );
+    assert!(status.is_forbidden(), "{status:?}");
+    assert_eq!(
+        status.message,
+        "deployments.apps \"app\" is forbidden: User \"admin\" cannot patch resource \"deployments/scale\" in API group \"apps\" in the namespace \"default\""
+    );
+    assert_eq!(server.deployment_replicas("default", "app"), Some(1));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn injected_faults_reach_the_client_as_api_errors_then_clear() {
+    let server = start(Config::default().with_deployment("default", "app", 1)).await;
+    let deployments: Api<Deployment> = Api::namespaced(client(&server), "default");
+    let patch = Patch::Merge(json!({"spec": {"replicas": 2}}));
+    server.inject(Fault::status(503).verb("patch").subresource("scale"));
+    server.inject(Fault::status(500).verb("patch").subresource("scale"));
+    server.inject(Fault::status(409).verb("patch").subresource("scale"));
+    for (code, reason) in [
+        (503, "ServiceUnavailable"),
+        (500, "InternalError"),
+        (409, "Conflict"),
+    ] {
+        let status = api_status(
+            deployments
+                .patch_scale("app", &PatchParams::default(), &patch)
+                .await,
+        );
+        assert_eq!((status.code, status.reason.as_str()), (code, reason));
+    }
+    assert_eq!(server.deployment_replicas("default", "app"), Some(1));
+    ok(
+        deployments
+            .patch_scale("app", &PatchParams::default(), &patch)
+            .await,
+        "after the faults",
+    );
+    assert_eq!(server.deployment_replicas("default", "app"), Some(2));
+    assert_eq!(server.pending_faults(), 0);
+    let injected = server
+        .requests()
+        .iter()
+        .filter(|r| r.fault_injected)
+        .count();
+    assert_eq!(injected, 3);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_delayed_answer_trips_the_client_read_timeout() {
+    let server = start(Config::default().with_deployment("default", "app", 1)).await;
+    server.inject(Fault::delay(Duration::from_millis(300)).subresource("scale"));
+    let deployments: Api<Deployment> = Api::namespaced(client(&server), "default");
+    let started = Instant::now();
+    ok(deployments.get_scale("app").await, "delayed get_scale");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    server.inject(Fault::delay(Duration::from_secs(5)).subresource("scale"));
+    let mut impatient = client_config(&server);
+    impatient.read_timeout = Some(Duration::from_millis(100));
+    let impatient: Api<Deployment> = Api::namespaced(
+        Client::try_from(impatient).unwrap_or_else(|e| panic!("{e}")),
+        "default",
+    );
+    let result = impatient.get_scale("app").await;
+    assert!(
+        matches!(&result, Err(e) if !matches!(e, kube::Error::Api(_))),
+        "expected a transport timeout, got {result:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn leases_are_created_read_and_updated_with_conflicts() {
+    let server = start(Config::default()).await;
+    let leases: Api<Lease> = Api::namespaced(client(&server), "default");
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": {"name": "processor-leader"},
+        "spec": {"holderIdentity": "processor-0", "leaseDurationSeconds": 15}
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let created = ok(
+        leases.create(&PostParams::default(), &lease).await,
+        "create lease",
+    );
+    assert!(created.metadata.uid.is_some());
+    let mut taken = ok(leases.get("processor-leader").await, "get lease");
+    if let Some(spec) = taken.spec.as_mut() {
+        spec.holder_identity = Some("processor-1".into());
+    }
+    ok(
+        leases
+            .replace("processor-leader", &PostParams::default(), &taken)
+            .await,
+        "replace",
+    );
+    let status = api_status(
+        leases
+            .replace("processor-leader", &PostParams::default(), &taken)
+            .await,
+    );
+    assert!(status.is_conflict(), "{status:?}");
+    let status = api_status(leases.create(&PostParams::default(), &lease).await);
+    assert!(status.is_already_exists(), "{status:?}");
+    let now = ok(leases.get("processor-leader").await, "get");
+    assert_eq!(
+        now.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("processor-1")
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn events_are_posted_in_both_groups_and_listed() {
+    let server = start(Config::default().with_deployment("default", "app", 1)).await;
+    let client = client(&server);
+    let core: Api<Event> = Api::namespaced(client.clone(), "default");
+    let event: Event = serde_json::from_value(json!({
+        "metadata": {"generateName": "app."},
+        "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "app", "namespace": "default"},
+        "reason": "SuccessfulRescale", "message": "New size: 3; reason: rps above target",
+        "type": "Normal", "source": {"component": "processor"}, "count": 1,
+        "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z"
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let created = ok(
+        core.create(&PostParams::default(), &event).await,
+        "create core event",
+    );
+    assert!(
+        created
+            .metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| n.starts_with("app."))
+    );
+    let v1: Api<EventV1> = Api::namespaced(client.clone(), "default");
+    let event_v1: EventV1 = serde_json::from_value(json!({
+        "metadata": {"name": "app.rescale"},
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "processor",
+        "reportingInstance": "processor-0", "action": "Scale", "reason": "FailedRescale",
+        "regarding": {"kind": "Deployment", "name": "app", "namespace": "default"}, "type": "Warning"
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    ok(
+        v1.create(&PostParams::default(), &event_v1).await,
+        "create events.k8s.io event",
+    );
+    let listed = ok(core.list(&ListParams::default()).await, "list events");
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(
+        listed
+            .items
+            .first()
+            .and_then(|e| e.reason.clone())
+            .as_deref(),
+        Some("SuccessfulRescale")
+    );
+    let reasons: Vec<String> = server
+        .events()
+        .iter()
+        .filter_map(|e| e["reason"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(reasons, ["SuccessfulRescale", "FailedRescale"]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn discovery_version_and_lists_work_for_the_client() {
+    let server = start(
+        Config::default()
+            .with_deployment("default", "app", 1)
+            .with_deployment("prod", "web", 2),
+    )
+    .await;
+    let client = client(&server);
+    let version = ok(client.apiserver_version().await, "version");
+    assert_eq!(
+        (version.major.as_str(), version.minor.as_str()),
+        ("1", "32")
+    );
+    let discovery = ok(Discovery::new(client.clone()).run().await, "discovery");
+    let gvk = kube::api::GroupVersionKind::gvk("apps", "v1", "Deployment");
+    let (resource, caps) = discovery
+        .resolve_gvk(&gvk)
+        .unwrap_or_else(|| panic!("apps/v1 Deployment not discovered"));
+    assert_eq!(resource.plural, "deployments");
+    assert!(
+        caps.subresources
+            .iter()
+            .any(|(r, _)| r.plural == "deployments/scale" || r.plural == "scale"),
+        "{:?}",
+        caps.subresources
+    );
+    let all: Api<Deployment> = Api::all(client.clone());
+    let listed = ok(all.list(&ListParams::default()).await, "list all");
+    assert_eq!(listed.items.len(), 2);
+    let web = ok(
+        all.list(&ListParams::default().labels("app=web")).await,
+        "by label",
+    );
+    assert_eq!(
+        web.items
+            .first()
+            .and_then(|d| d.metadata.namespace.clone())
+            .as_deref(),
+        Some("prod")
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_lab_sees_replica_changes_and_reports_status_in_manual_mode() {
+    let mut config = Config::default().with_deployment("default", "app", 1);
+    config.status_mode = k8s_standin::StatusMode::Manual;
+    let server = start(config).await;
+    let mut changes = server.subscribe();
+    let deployments: Api<Deployment> = Api::namespaced(client(&server), "default");
+    ok(
+        deployments
+            .patch_scale(
+                "app",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"replicas": 4}})),
+            )
+            .await,
+        "scale up",
+    );
+    let change = changes.recv().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (change.name.as_str(), change.previous, change.replicas),
+        ("app", Some(1), 4)
+    );
+    // The "kubelet" has not started the pods yet: status still says 1.
+    let scale = ok(deployments.get_scale("app").await, "get_scale");
+    assert_eq!(scale.status.map(|s| s.replicas), Some(1));
+    ok_api(server.set_status(WorkloadKind::Deployment, "default", "app", 4, 3));
+    let d = ok(deployments.get("app").await, "get");
+    let status = d.status.unwrap_or_default();
+    assert_eq!(
+        (
+            status.replicas,
+            status.ready_replicas,
+            status.observed_generation
+        ),
+        (Some(4), Some(3), Some(2))
+    );
+    // An external change (another controller, `kubectl scale`) is a change too.
+    ok_api(server.set_replicas(WorkloadKind::Deployment, "default", "app", 2));
+    let change = changes.recv().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((change.previous, change.replicas), (Some(4), 2));
+    server.shutdown().await;
+}
+
+fn ok_api(result: Result<(), k8s_standin::ApiError>) {
+    result.unwrap_or_else(|e| panic!("{e}"));
+}
