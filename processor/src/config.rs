@@ -7,8 +7,10 @@
 //! sections this processor does not implement, so unknown keys are warnings, not errors). A key
 //! that is present with a wrong type or an invalid value is an [`Error`] naming that key.
 //!
-//! Environment overrides (`KAPACITOR_HTTP_BIND_ADDRESS`, `PROCESSOR_...`) will edit the table
-//! between the two steps; they are not implemented yet.
+//! Environment overrides edit the table between the two steps ([`apply_env`]): every known key
+//! can be set as `KAPACITOR_<SECTION>_<KEY>` or `PROCESSOR_<SECTION>_<KEY>` (upper case, `-` as
+//! `_`, e.g. `PROCESSOR_HTTP_BIND_ADDRESS`, `KAPACITOR_DATA_DIR`); `PROCESSOR_` wins over
+//! `KAPACITOR_`, and both win over the file. A later section adds its keys to [`ENV_KEYS`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -165,9 +167,26 @@ impl Config {
 
     /// Parses configuration text.
     pub fn parse(text: &str) -> Result<Loaded> {
-        let table: Table = text
-            .parse()
-            .map_err(|error| Error::Syntax(Box::new(error)))?;
+        Self::from_table(parse_table(text)?)
+    }
+
+    /// Reads the file at `path` (or starts from the defaults when `None`), applies the
+    /// environment overrides found in `vars`, and parses the result.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded> {
+        let mut table = match path {
+            None => Table::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                parse_table(&text)?
+            }
+        };
+        apply_env(&mut table, vars)?;
         Self::from_table(table)
     }
 
@@ -263,6 +282,79 @@ impl Http {
             tokens,
         })
     }
+}
+
+fn parse_table(text: &str) -> Result<Table> {
+    text.parse().map_err(|error| Error::Syntax(Box::new(error)))
+}
+
+/// The type of a key's value, to read it from an environment variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvKind {
+    String,
+    Integer,
+    Bool,
+}
+
+/// Keys that environment variables may set: (section, key, type).
+pub const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
+    ("", "data_dir", EnvKind::String),
+    ("", "default-retention-policy", EnvKind::String),
+    ("http", "bind-address", EnvKind::String),
+    ("http", "max-body-size", EnvKind::Integer),
+    ("http", "auth-enabled", EnvKind::Bool),
+    ("http", "shutdown-timeout", EnvKind::String),
+];
+
+/// Environment variable prefixes, weakest first.
+const ENV_PREFIXES: [&str; 2] = ["KAPACITOR_", "PROCESSOR_"];
+
+/// Sets the keys of [`ENV_KEYS`] named by `vars` in `table` (see the module documentation).
+pub fn apply_env(
+    table: &mut Table,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<()> {
+    let vars: std::collections::HashMap<String, String> = vars
+        .into_iter()
+        .filter(|(name, _)| ENV_PREFIXES.iter().any(|p| name.starts_with(p)))
+        .collect();
+    for &(section, key, kind) in ENV_KEYS {
+        let suffix = dotted(section, key).to_uppercase().replace(['.', '-'], "_");
+        let Some((name, text)) = ENV_PREFIXES.iter().rev().find_map(|prefix| {
+            let name = format!("{prefix}{suffix}");
+            vars.get(&name).map(|text| (name, text))
+        }) else {
+            continue;
+        };
+        let value = match kind {
+            EnvKind::String => Value::String(text.clone()),
+            EnvKind::Integer => Value::Integer(text.trim().parse().map_err(|_| {
+                invalid(
+                    &dotted(section, key),
+                    format!("{name}={text:?} is not an integer"),
+                )
+            })?),
+            EnvKind::Bool => Value::Boolean(text.trim().parse().map_err(|_| {
+                invalid(
+                    &dotted(section, key),
+                    format!("{name}={text:?} is not true or false"),
+                )
+            })?),
+        };
+        let target = if section.is_empty() {
+            &mut *table
+        } else {
+            match table
+                .entry(section)
+                .or_insert_with(|| Value::Table(Table::new()))
+            {
+                Value::Table(inner) => inner,
+                _ => return Err(invalid(section, "must be a table")),
+            }
+        };
+        target.insert(key.to_owned(), value);
+    }
+    Ok(())
 }
 
 fn dotted(section: &str, key: &str) -> String {
@@ -472,6 +564,53 @@ mod tests {
         assert_eq!(loaded.config.http.bind_address, ":9092");
         assert_eq!(loaded.config.http.users.len(), 1);
         assert_eq!(loaded.config.http.tokens.len(), 1);
+    }
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_processor_wins_over_kapacitor() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.conf");
+        std::fs::write(&path, "[http]\nbind-address = \":1\"\nmax-body-size = 5\n").expect("write");
+        let loaded = Config::load_with_env(
+            Some(&path),
+            env(&[
+                ("KAPACITOR_HTTP_BIND_ADDRESS", ":2"),
+                ("PROCESSOR_HTTP_BIND_ADDRESS", ":3"),
+                ("KAPACITOR_HTTP_MAX_BODY_SIZE", "77"),
+                ("KAPACITOR_HTTP_AUTH_ENABLED", "false"),
+                ("PROCESSOR_DATA_DIR", "/data"),
+                ("KAPACITOR_DEFAULT_RETENTION_POLICY", "raw"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .expect("config");
+        assert_eq!(loaded.config.http.bind_address, ":3");
+        assert_eq!(loaded.config.http.max_body_size, 77);
+        assert_eq!(loaded.config.data_dir, PathBuf::from("/data"));
+        assert_eq!(loaded.config.default_retention_policy, "raw");
+    }
+
+    #[test]
+    fn environment_works_without_a_file_and_bad_values_name_the_key() {
+        let loaded = Config::load_with_env(None, env(&[("PROCESSOR_HTTP_SHUTDOWN_TIMEOUT", "2s")]))
+            .expect("config");
+        assert_eq!(loaded.config.http.shutdown_timeout, Duration::from_secs(2));
+        let error = Config::load_with_env(None, env(&[("KAPACITOR_HTTP_MAX_BODY_SIZE", "big")]))
+            .expect_err("rejected");
+        assert!(
+            error.to_string().contains("`http.max-body-size`"),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("KAPACITOR_HTTP_MAX_BODY_SIZE"),
+            "{error}"
+        );
     }
 
     #[test]

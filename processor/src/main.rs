@@ -84,13 +84,14 @@ fn serve(config_path: Option<PathBuf>, bind: Option<String>) -> ExitCode {
     }
 }
 
+/// The file (if any) with `KAPACITOR_*`/`PROCESSOR_*` environment overrides applied.
 fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
-    let Some(path) = path else {
-        return Ok(Config::default());
-    };
-    let loaded = Config::load(path)?;
+    // `vars_os`: a variable that is not Unicode is skipped, not a panic.
+    let vars = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
+    let loaded = Config::load_with_env(path, vars)?;
     for warning in &loaded.warnings {
-        tracing::warn!(file = %path.display(), "{warning}");
+        tracing::warn!(file = ?path, "{warning}");
     }
     Ok(loaded.config)
 }

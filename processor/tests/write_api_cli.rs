@@ -47,6 +47,21 @@ fn a_missing_config_file_or_bad_flag_exits_64() {
     assert_eq!(output.status.code(), Some(64));
 }
 
+#[test]
+fn a_bad_environment_override_exits_64_naming_the_key_and_variable() {
+    let output = Command::new(BIN)
+        .arg("serve")
+        .env("PROCESSOR_HTTP_MAX_BODY_SIZE", "big")
+        .output()
+        .expect("run processor");
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("http.max-body-size") && stderr.contains("PROCESSOR_HTTP_MAX_BODY_SIZE"),
+        "{stderr}"
+    );
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
