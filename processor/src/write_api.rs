@@ -177,10 +177,16 @@ impl ApiError {
         body.push('\n');
         let mut response = json_response(status, Bytes::from(body));
         let headers = response.headers_mut();
-        // Newlines (and any other control character) become spaces, as influxd does.
+        // Newlines (and any other control character) become spaces, as influxd does. Unlike
+        // influxd, the header is cut at 4 KiB: a batch of many bad lines would otherwise pass
+        // Go clients' 1 MB header limit and turn a dropped batch into one retried forever.
         let flat: String = message
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
+            .scan(0usize, |size, c| {
+                *size += c.len_utf8();
+                (*size <= MAX_ERROR_HEADER).then_some(c)
+            })
             .collect();
         if let Ok(value) = HeaderValue::from_bytes(flat.as_bytes()) {
             headers.insert("x-influxdb-error", value);
@@ -545,6 +551,12 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .and_then(|value| value.parse().ok())
 }
 
+/// The longest `X-Influxdb-Error` header, in bytes.
+const MAX_ERROR_HEADER: usize = 4096;
+
+/// The most a request may make us allocate up front, in bytes (more grows as data arrives).
+const MAX_PREALLOCATION: u64 = 64 * 1024 * 1024;
+
 /// Reads the whole body, failing with 413 beyond `limit` bytes.
 async fn read_body<B>(body: B, length: Option<u64>, limit: usize) -> Result<Vec<u8>, ApiError>
 where
@@ -554,7 +566,8 @@ where
     if length.is_some_and(|length| length > limit as u64) {
         return Err(ApiError::BodyTooLarge);
     }
-    let capacity = length.map_or(64 * 1024, |length| length as usize);
+    // Trust Content-Length for the first allocation, within reason (it may lie).
+    let capacity = length.map_or(64 * 1024, |length| length.min(MAX_PREALLOCATION) as usize);
     let mut collected = Vec::with_capacity(capacity);
     let mut body = std::pin::pin!(body);
     while let Some(frame) = body.frame().await {
@@ -581,9 +594,10 @@ fn gunzip(compressed: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
         }
         _ => {}
     }
-    let mut out = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit));
+    let guess = compressed.len().saturating_mul(4).min(limit);
+    let mut out = Vec::with_capacity(guess.min(MAX_PREALLOCATION as usize));
     let decoder = flate2::read::MultiGzDecoder::new(compressed);
-    let mut capped = decoder.take(limit as u64 + 1);
+    let mut capped = decoder.take((limit as u64).saturating_add(1));
     match capped.read_to_end(&mut out) {
         Ok(_) if out.len() > limit => Err(ApiError::BodyTooLarge),
         Ok(_) => Ok(out),

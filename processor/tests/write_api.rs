@@ -706,6 +706,27 @@ async fn v2_errors_use_the_code_and_message_shape() {
 }
 
 #[tokio::test]
+async fn deviation_the_error_header_is_cut_at_4_kib_the_body_is_whole() {
+    let server = start().await;
+    let body = "bad value=abc\n".repeat(1000);
+    let reply = post(server.addr, WRITE, body).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let header = reply.headers.get("x-influxdb-error").expect("header");
+    assert!(
+        header.len() <= 4096 && header.len() > 4000,
+        "{}",
+        header.len()
+    );
+    let json: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+    assert_eq!(
+        json["error"]
+            .as_str()
+            .map(|e| e.matches("unable to parse").count()),
+        Some(1000)
+    );
+}
+
+#[tokio::test]
 async fn every_error_is_json_with_the_error_header() {
     let server = start().await;
     for (path, body) in [
