@@ -65,8 +65,9 @@ pub fn write_metric(out: &mut String, metric: &Metric, options: Options) -> Resu
         out.truncate(start);
         return Err(SkipReason::NoFields);
     }
-    // Writing to a String cannot fail.
-    let _ = writeln!(out, " {}", metric.time_ns);
+    out.push(' ');
+    out.push_str(itoa::Buffer::new().format(metric.time_ns));
+    out.push('\n');
     Ok(())
 }
 
@@ -84,6 +85,22 @@ fn write_tags<'t>(out: &mut String, tags: impl Iterator<Item = (&'t str, &'t str
     }
 }
 
+/// A finite float as Go's `strconv.FormatFloat(v, 'f', -1, 64)`: the shortest decimal that reads
+/// back exactly, never in exponent form. Whole numbers below 2^53 (most counters and gauges)
+/// take the integer path; the rest go through Rust's `Display`, which has the same contract.
+fn write_float(out: &mut String, value: f64) {
+    const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0; // 2^53
+    if value.fract() == 0.0 && value.abs() < EXACT_INTEGERS {
+        if value == 0.0 && value.is_sign_negative() {
+            out.push_str("-0");
+        } else {
+            out.push_str(itoa::Buffer::new().format(value as i64));
+        }
+    } else {
+        let _ = write!(out, "{value}");
+    }
+}
+
 fn encodable(value: &FieldValue) -> bool {
     match value {
         FieldValue::Float(f) => f.is_finite(),
@@ -92,13 +109,27 @@ fn encodable(value: &FieldValue) -> bool {
 }
 
 fn write_value(out: &mut String, value: &FieldValue, options: Options) {
+    let mut digits = itoa::Buffer::new();
     let _ = match value {
-        // Rust's Display for f64 is the shortest round-trip decimal without an exponent, as Go's
-        // strconv.FormatFloat(v, 'f', -1, 64).
-        FieldValue::Float(f) => write!(out, "{f}"),
-        FieldValue::Int(i) => write!(out, "{i}i"),
-        FieldValue::UInt(u) if options.uint_support => write!(out, "{u}u"),
-        FieldValue::UInt(u) => write!(out, "{}i", (*u).min(i64::MAX as u64)),
+        FieldValue::Float(f) => {
+            write_float(out, *f);
+            Ok(())
+        }
+        FieldValue::Int(i) => {
+            out.push_str(digits.format(*i));
+            out.push('i');
+            Ok(())
+        }
+        FieldValue::UInt(u) if options.uint_support => {
+            out.push_str(digits.format(*u));
+            out.push('u');
+            Ok(())
+        }
+        FieldValue::UInt(u) => {
+            out.push_str(digits.format((*u).min(i64::MAX as u64)));
+            out.push('i');
+            Ok(())
+        }
         FieldValue::Bool(b) => write!(out, "{b}"),
         FieldValue::Str(s) => {
             out.push('"');
@@ -116,20 +147,40 @@ enum Escapes {
     StringField,
 }
 
+/// Which bytes each position escapes, as 256-entry lookup tables (names are scanned per metric,
+/// so this is the serializer's hot loop).
+const fn table(bytes: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
+        i += 1;
+    }
+    table
+}
+const NAME_ESCAPES: [bool; 256] = table(b"\t\n\x0c\r, ");
+const KEY_ESCAPES: [bool; 256] = table(b"\t\n\x0c\r, =");
+const STRING_ESCAPES: [bool; 256] = table(b"\t\n\x0c\r\"\\");
+
 fn escape_into(out: &mut String, text: &str, escapes: Escapes) {
-    let needs = |b: u8| match escapes {
-        Escapes::Name => matches!(b, b'\t' | b'\n' | 0x0c | b'\r' | b',' | b' '),
-        Escapes::Key => matches!(b, b'\t' | b'\n' | 0x0c | b'\r' | b',' | b' ' | b'='),
-        Escapes::StringField => matches!(b, b'\t' | b'\n' | 0x0c | b'\r' | b'"' | b'\\'),
+    let table = match escapes {
+        Escapes::Name => &NAME_ESCAPES,
+        Escapes::Key => &KEY_ESCAPES,
+        Escapes::StringField => &STRING_ESCAPES,
     };
-    if !text.bytes().any(needs) {
+    let bytes = text.as_bytes();
+    let Some(first) = bytes.iter().position(|&b| table[b as usize]) else {
         out.push_str(text);
         return;
-    }
-    let mut rest = text;
-    while let Some(index) = rest.bytes().position(needs) {
-        out.push_str(&rest[..index]);
-        out.push_str(match rest.as_bytes()[index] {
+    };
+    let mut start = 0;
+    for (index, &byte) in bytes.iter().enumerate().skip(first) {
+        if !table[byte as usize] {
+            continue;
+        }
+        // Every escaped byte is ASCII, so these are character boundaries.
+        out.push_str(&text[start..index]);
+        out.push_str(match byte {
             b'\t' => "\\t",
             b'\n' => "\\n",
             0x0c => "\\f",
@@ -140,9 +191,9 @@ fn escape_into(out: &mut String, text: &str, escapes: Escapes) {
             b'"' => "\\\"",
             _ => "\\\\",
         });
-        rest = &rest[index + 1..];
+        start = index + 1;
     }
-    out.push_str(rest);
+    out.push_str(&text[start..]);
 }
 
 #[cfg(test)]
@@ -290,6 +341,15 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn the_integer_fast_path_writes_what_display_writes(value in proptest::num::f64::NORMAL | proptest::num::f64::ZERO | proptest::num::f64::SUBNORMAL, whole in -1e16f64..1e16) {
+            for v in [value, whole.trunc()] {
+                let mut out = String::new();
+                write_float(&mut out, v);
+                proptest::prop_assert_eq!(out, format!("{v}"));
+            }
+        }
+
         #[test]
         fn any_metric_is_one_line_or_skipped(
             name in "\\PC{0,8}",
