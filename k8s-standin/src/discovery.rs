@@ -1,6 +1,6 @@
 //! Discovery documents: `/version`, `/api`, `/apis`, `/apis/{group}`, `/api/v1`,
-//! `/apis/{group}/{version}` (the legacy, unaggregated form; clients that ask for the aggregated
-//! `apidiscovery.k8s.io/v2` form fall back to it when the answer is plain `application/json`).
+//! `/apis/{group}/{version}`, and the aggregated `apidiscovery.k8s.io/v2` form of `/api` and
+//! `/apis` that kubectl 1.30+ and `kube::Discovery::run_aggregated` ask for first.
 
 use serde_json::{Value, json};
 
@@ -120,6 +120,94 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     }))
 }
 
+/// The media type of aggregated discovery v2, as the API server labels its answer.
+pub const AGGREGATED_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether an `Accept` header lists aggregated discovery v2 (in any position; the API server
+/// serves the first acceptable type and kubectl lists v2 first).
+pub fn accepts_aggregated_v2(accept: &str) -> bool {
+    accept.split(',').any(|media| {
+        let params: Vec<&str> = media.split(';').map(str::trim).collect();
+        params.first() == Some(&"application/json")
+            && params.contains(&"g=apidiscovery.k8s.io")
+            && params.contains(&"v=v2")
+            && params.contains(&"as=APIGroupDiscoveryList")
+    })
+}
+
+fn aggregated_resource(def: &ResourceDef) -> Value {
+    // Like the API server, the main resource's responseKind leaves group and version empty
+    // (they are the group version's own); subresources of another kind name theirs.
+    let mut subresources = Vec::new();
+    if def.scalable {
+        subresources.push(json!({
+            "subresource": "scale",
+            "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+            "verbs": def.subresource_verbs(),
+        }));
+    }
+    if def.has_status {
+        subresources.push(json!({
+            "subresource": "status",
+            "responseKind": {"group": "", "version": "", "kind": def.kind},
+            "verbs": def.subresource_verbs(),
+        }));
+    }
+    let mut entry = json!({
+        "resource": def.plural,
+        "responseKind": {"group": "", "version": "", "kind": def.kind},
+        "scope": if def.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": def.singular,
+        "verbs": def.verbs(),
+    });
+    if !def.short_names.is_empty() {
+        entry["shortNames"] = json!(def.short_names);
+    }
+    if !def.categories.is_empty() {
+        entry["categories"] = json!(def.categories);
+    }
+    if !subresources.is_empty() {
+        entry["subresources"] = json!(subresources);
+    }
+    entry
+}
+
+fn aggregated_group(group: &str, version: &str) -> Value {
+    let resources: Vec<Value> = resources::ALL
+        .iter()
+        .filter(|d| d.group == group && d.version == version)
+        .map(aggregated_resource)
+        .collect();
+    let metadata = if group.is_empty() {
+        json!({"creationTimestamp": null})
+    } else {
+        json!({"name": group, "creationTimestamp": null})
+    };
+    json!({
+        "metadata": metadata,
+        "versions": [{"version": version, "resources": resources, "freshness": "Current"}],
+    })
+}
+
+/// The aggregated discovery document of `/api` (`core`) or `/apis`.
+pub fn aggregated(core: bool) -> Value {
+    let items: Vec<Value> = if core {
+        vec![aggregated_group("", "v1")]
+    } else {
+        resources::groups()
+            .into_iter()
+            .map(|(g, v)| aggregated_group(g, v))
+            .collect()
+    };
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +243,39 @@ mod tests {
         assert!(names.contains(&"events".to_string()));
         assert!(names.contains(&"replicationcontrollers/scale".to_string()));
         assert_eq!(resource_list("batch", "v1"), None);
+    }
+
+    #[test]
+    fn kubectls_accept_header_selects_aggregated_v2() {
+        let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert!(accepts_aggregated_v2(kubectl));
+        assert!(!accepts_aggregated_v2("application/json, */*"));
+        assert!(!accepts_aggregated_v2(
+            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+        ));
+    }
+
+    #[test]
+    fn aggregated_apps_lists_deployments_with_their_scale_subresource() {
+        let doc = aggregated(false);
+        assert_eq!(doc["apiVersion"], "apidiscovery.k8s.io/v2");
+        let apps = doc["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i["metadata"]["name"] == "apps"));
+        let Some(apps) = apps else {
+            panic!("no apps group in {doc}")
+        };
+        let deploy = &apps["versions"][0]["resources"][0];
+        assert_eq!(deploy["resource"], "deployments");
+        assert_eq!(deploy["scope"], "Namespaced");
+        assert_eq!(deploy["subresources"][0]["subresource"], "scale");
+        assert_eq!(
+            deploy["subresources"][0]["responseKind"]["group"],
+            "autoscaling"
+        );
+        let core = aggregated(true);
+        assert!(core["items"][0]["metadata"].get("name").is_none());
+        assert_eq!(core["items"][0]["versions"][0]["version"], "v1");
     }
 
     #[test]

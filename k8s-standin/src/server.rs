@@ -498,12 +498,30 @@ pub fn kubeconfig_yaml(url: &str, token: Option<&str>) -> String {
     )
 }
 
-fn json_response(code: u16, body: &Value) -> Response<Full<Bytes>> {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+/// A successful answer: status code, JSON body and its media type.
+struct Reply {
+    code: u16,
+    body: Value,
+    content_type: &'static str,
+}
+
+impl Reply {
+    fn json(code: u16, body: Value) -> Reply {
+        Reply {
+            code,
+            body,
+            content_type: "application/json",
+        }
+    }
+}
+
+fn json_response(reply: &Reply) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(&reply.body).unwrap_or_default();
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
-    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() =
+        StatusCode::from_u16(reply.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        .insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
     resp
 }
 
@@ -681,13 +699,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         body,
     };
     let resp = match route(&shared, &call) {
-        Ok((code, value)) => json_response(code, &value),
+        Ok(reply) => json_response(&reply),
         Err(err) => error_response(&err),
     };
     finish(resp, &user, fault)
 }
 
-fn route(shared: &Shared, call: &Call) -> ApiResult<(u16, Value)> {
+fn route(shared: &Shared, call: &Call) -> ApiResult<Reply> {
     if !call.info.is_resource_request {
         return discovery_route(shared, call);
     }
@@ -721,7 +739,7 @@ fn route(shared: &Shared, call: &Call) -> ApiResult<(u16, Value)> {
                 "watch is not supported by the kubernetes api stand-in".into(),
             ));
         }
-        ("get", "scale") => return Ok((200, store.get_scale(def, ns, name)?)),
+        ("get", "scale") => return Ok(Reply::json(200, store.get_scale(def, ns, name)?)),
         ("get", _) => {
             let obj = store.get(def, ns, name)?;
             if wants_table {
@@ -730,9 +748,12 @@ fn route(shared: &Shared, call: &Call) -> ApiResult<(u16, Value)> {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_string();
-                return Ok((200, table::render(def, &[obj], &rv, include, now)));
+                return Ok(Reply::json(
+                    200,
+                    table::render(def, &[obj], &rv, include, now),
+                ));
             }
-            return Ok((200, obj));
+            return Ok(Reply::json(200, obj));
         }
         ("list", "") => {
             let labels = Selector::parse(call.param("labelSelector").unwrap_or(""))
@@ -746,9 +767,12 @@ fn route(shared: &Shared, call: &Call) -> ApiResult<(u16, Value)> {
                     .cloned()
                     .unwrap_or_default();
                 let rv = store.revision().to_string();
-                return Ok((200, table::render(def, &items, &rv, include, now)));
+                return Ok(Reply::json(
+                    200,
+                    table::render(def, &items, &rv, include, now),
+                ));
             }
-            return Ok((200, list));
+            return Ok(Reply::json(200, list));
         }
         ("create", "") => {
             if ns.is_empty() && def.namespaced {
@@ -779,7 +803,7 @@ fn route(shared: &Shared, call: &Call) -> ApiResult<(u16, Value)> {
                 store.patch(def, ns, name, kind, &call.body, part, opts)?
             }
         }
-        ("delete", "") => return Ok((200, store.delete(def, ns, name)?)),
+        ("delete", "") => return Ok(Reply::json(200, store.delete(def, ns, name)?)),
         _ => return Err(ApiError::MethodNotAllowed),
     };
     drop(state);
@@ -789,7 +813,10 @@ fn route(shared: &Shared, call: &Call) -> ApiResult<(u16, Value)> {
         let _ = shared.changes.send(change.clone());
     }
     let _ = &call.path;
-    Ok((if written.created { 201 } else { 200 }, written.object))
+    Ok(Reply::json(
+        if written.created { 201 } else { 200 },
+        written.object,
+    ))
 }
 
 fn field_selector_name(selector: &str) -> ApiResult<Option<String>> {
@@ -818,7 +845,7 @@ fn decode_json(body: &[u8]) -> ApiResult<Value> {
     })
 }
 
-fn discovery_route(shared: &Shared, call: &Call) -> ApiResult<(u16, Value)> {
+fn discovery_route(shared: &Shared, call: &Call) -> ApiResult<Reply> {
     let parts: Vec<&str> = call.path.trim_matches('/').split('/').collect();
     let doc = match parts.as_slice() {
         ["version"] => Some(discovery::version(shared.minor_version)),
@@ -828,7 +855,7 @@ fn discovery_route(shared: &Shared, call: &Call) -> ApiResult<(u16, Value)> {
         ["apis", group] => discovery::group(group),
         ["apis", group, version] => discovery::resource_list(group, version),
         ["healthz" | "livez" | "readyz"] => {
-            return Ok((200, Value::String("ok".into())));
+            return Ok(Reply::json(200, Value::String("ok".into())));
         }
         _ => None,
     };
@@ -836,7 +863,15 @@ fn discovery_route(shared: &Shared, call: &Call) -> ApiResult<(u16, Value)> {
     if call.method != Method::GET && call.method != Method::HEAD {
         return Err(ApiError::MethodNotAllowed);
     }
-    Ok((200, doc))
+    let root = matches!(parts.as_slice(), ["api"] | ["apis"]);
+    if root && discovery::accepts_aggregated_v2(&call.accept) {
+        return Ok(Reply {
+            code: 200,
+            body: discovery::aggregated(parts.as_slice() == ["api"]),
+            content_type: discovery::AGGREGATED_V2,
+        });
+    }
+    Ok(Reply::json(200, doc))
 }
 
 #[cfg(test)]

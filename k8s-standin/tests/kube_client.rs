@@ -456,6 +456,18 @@ async fn discovery_version_and_lists_work_for_the_client() {
         "{:?}",
         caps.subresources
     );
+    let aggregated = ok(
+        Discovery::new(client.clone()).run_aggregated().await,
+        "aggregated discovery",
+    );
+    let (lease, _) = aggregated
+        .resolve_gvk(&kube::api::GroupVersionKind::gvk(
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+        ))
+        .unwrap_or_else(|| panic!("Lease not in aggregated discovery"));
+    assert_eq!(lease.plural, "leases");
     let all: Api<Deployment> = Api::all(client.clone());
     let listed = ok(all.list(&ListParams::default()).await, "list all");
     assert_eq!(listed.items.len(), 2);

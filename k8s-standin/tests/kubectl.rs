@@ -130,6 +130,15 @@ async fn kubectl_get_deploy_prints_the_server_side_table() {
     );
     let sts = k.ok(&["get", "sts"]).await;
     assert!(sts.is_empty(), "{sts}");
+    // kubectl 1.30+ discovers through aggregated discovery v2: /api and /apis once, never the
+    // per-group documents (this kubectl's dispatcher also reads /version first).
+    let discovery: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| !r.info.is_resource_request && r.path != "/version")
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(discovery, ["/api", "/apis"]);
     server.shutdown().await;
 }
 
