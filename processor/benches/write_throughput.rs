@@ -139,6 +139,7 @@ fn main() {
     // The processor: its own 2-thread runtime, as `processor serve` on this 2-core machine.
     let server_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("processor")
         .enable_all()
         .build()
         .expect("server runtime");
@@ -174,6 +175,7 @@ fn main() {
 
     let client = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("bench-client")
         .enable_all()
         .build()
         .expect("client runtime");

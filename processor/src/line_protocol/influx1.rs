@@ -94,6 +94,8 @@ impl fmt::Display for Reason {
     }
 }
 
+impl std::error::Error for Reason {}
+
 /// What 1.x learned about a valid line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
