@@ -727,6 +727,35 @@ async fn deviation_the_error_header_is_cut_at_4_kib_the_body_is_whole() {
 }
 
 #[tokio::test]
+async fn shutdown_lets_an_in_flight_write_finish_and_refuses_new_connections() {
+    let mut server = start().await;
+    let (feed, chunks) = tokio::sync::mpsc::channel(4);
+    let addr = server.addr;
+    let in_flight =
+        tokio::spawn(
+            async move { send_body(addr, Method::POST, WRITE, &[], Streamed(chunks)).await },
+        );
+    feed.send(Bytes::from_static(b"m v=1 1\n"))
+        .await
+        .expect("first chunk");
+    // Let the request reach the handler before shutting down.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    server.shut_down();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    feed.send(Bytes::from_static(b"m v=2 2\n"))
+        .await
+        .expect("second chunk");
+    drop(feed);
+    let reply = in_flight.await.expect("request task");
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    assert_eq!(server.recorder.take().len(), 2);
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting"
+    );
+}
+
+#[tokio::test]
 async fn every_error_is_json_with_the_error_header() {
     let server = start().await;
     for (path, body) in [

@@ -192,6 +192,32 @@ impl Body for Chunked {
     }
 }
 
+/// A body fed from a channel: frames arrive when the test sends them.
+pub struct Streamed(pub tokio::sync::mpsc::Receiver<Bytes>);
+
+impl Body for Streamed {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|chunk| Ok(Frame::data(chunk))))
+    }
+}
+
+impl TestServer {
+    /// Asks the server to stop accepting and drain (as SIGTERM does).
+    pub fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 /// Sends one request on a fresh connection.
 pub async fn send_body<B>(
     addr: SocketAddr,
