@@ -89,6 +89,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Grace period for open connections at shutdown, milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Serve https with a CA generated at start (`Handle::ca_pem`, and in `Handle::kubeconfig`);
+    /// kubectl sends bearer tokens only over TLS.
+    pub tls: bool,
 }
 
 fn default_listen() -> SocketAddr {
@@ -119,6 +122,7 @@ impl Default for Config {
             faults: Vec::new(),
             max_body_bytes: default_max_body_bytes(),
             shutdown_grace_ms: default_shutdown_grace_ms(),
+            tls: false,
         }
     }
 }

@@ -26,7 +26,8 @@
 //! - `patch`: JSON merge, JSON patch, strategic merge, apply; `selector`: label selectors.
 //! - `discovery`, `table`: discovery documents and kubectl's server-side Table printing.
 //! - `status`: the `Status` error objects; `timestamp`: RFC 3339 and kubectl ages.
-//! - `config`: [`Config`]; `resources`: the served resource types.
+//! - `config`: [`Config`]; `resources`: the served resource types; `tls`: the generated CA
+//!   and serving certificate for https.
 
 pub mod auth;
 pub mod config;
@@ -41,6 +42,7 @@ pub mod status;
 pub mod store;
 pub mod table;
 pub mod timestamp;
+pub mod tls;
 
 pub use auth::{Auth, Rule, TokenUser};
 pub use config::{Config, ConfigError, WorkloadSeed};

@@ -36,9 +36,15 @@ struct Cli {
     /// Leave workload status to the lab instead of mirroring spec.replicas.
     #[arg(long)]
     manual_status: bool,
-    /// Write a kubeconfig for kubectl here (with the first token).
+    /// Write a kubeconfig for kubectl here (with the first token, and the CA with --tls).
     #[arg(long, value_name = "PATH")]
     kubeconfig: Option<PathBuf>,
+    /// Serve https with a CA generated at start (kubectl sends tokens only over TLS).
+    #[arg(long)]
+    tls: bool,
+    /// With --tls, write the CA certificate (PEM) here.
+    #[arg(long, value_name = "PATH", requires = "tls")]
+    ca_file: Option<PathBuf>,
 }
 
 fn build_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -73,6 +79,9 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
     if cli.manual_status {
         config.status_mode = StatusMode::Manual;
     }
+    if cli.tls {
+        config.tls = true;
+    }
     Ok(config)
 }
 
@@ -103,6 +112,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(path) = &cli.kubeconfig {
         std::fs::write(path, server.kubeconfig(token.as_deref()))
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let (Some(path), Some(pem)) = (&cli.ca_file, server.ca_pem()) {
+        std::fs::write(path, pem).with_context(|| format!("writing {}", path.display()))?;
     }
     println!("{}", server.url());
     shutdown_signal().await;

@@ -49,6 +49,9 @@ pub enum Error {
         #[source]
         source: ApiError,
     },
+    /// TLS could not be set up.
+    #[error("cannot serve https")]
+    Tls(#[source] crate::tls::TlsError),
     /// A seeded object names a resource we do not serve.
     #[error("seeded object {0} is of a kind the stand-in does not serve")]
     UnknownKind(String),
@@ -99,6 +102,8 @@ struct Shared {
     state: Mutex<State>,
     changes: broadcast::Sender<WorkloadChange>,
     addr: SocketAddr,
+    /// The CA clients must trust when serving https.
+    ca_pem: Option<String>,
     minor_version: u32,
     max_body_bytes: usize,
 }
@@ -186,6 +191,11 @@ impl Server {
         for f in &config.faults {
             faults.push(f.clone());
         }
+        let tls = if config.tls {
+            Some(crate::tls::generate().map_err(Error::Tls)?)
+        } else {
+            None
+        };
         let (changes, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -197,12 +207,20 @@ impl Server {
             }),
             changes,
             addr,
+            ca_pem: tls.as_ref().map(|t| t.ca_pem.clone()),
             minor_version: config.minor_version,
             max_body_bytes: config.max_body_bytes,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let grace = Duration::from_millis(config.shutdown_grace_ms);
-        let task = tokio::spawn(accept_loop(listener, shared.clone(), stop_rx, grace));
+        let acceptor = tls.map(|t| t.acceptor);
+        let task = tokio::spawn(accept_loop(
+            listener,
+            shared.clone(),
+            acceptor,
+            stop_rx,
+            grace,
+        ));
         info!(%addr, "kubernetes api stand-in listening");
         Ok(Handle {
             shared,
@@ -233,9 +251,38 @@ fn def_of(obj: &Value) -> Option<&'static ResourceDef> {
         .find(|d| d.group_version() == api_version && d.kind == kind)
 }
 
+async fn serve_connection<IO>(
+    io: IO,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    peer: SocketAddr,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+    });
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(error) = result {
+                debug!(%error, %peer, "connection ended with an error");
+            }
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
@@ -253,25 +300,15 @@ async fn accept_loop(
                     }
                 };
                 let shared = shared.clone();
-                let mut stop = stop.clone();
+                let stop = stop.clone();
+                let tls = tls.clone();
                 connections.spawn(async move {
-                    let service = service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(handle(shared, req).await) }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        result = conn.as_mut() => {
-                            if let Err(error) = result {
-                                debug!(%error, %peer, "connection ended with an error");
-                            }
-                        }
-                        _ = stop.changed() => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
+                    match tls {
+                        None => serve_connection(stream, shared, stop, peer).await,
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(tls_stream) => serve_connection(tls_stream, shared, stop, peer).await,
+                            Err(error) => debug!(%error, %peer, "tls handshake failed"),
+                        },
                     }
                 });
             }
@@ -308,15 +345,26 @@ impl Handle {
         self.shared.addr
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://…` when serving TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.shared.addr)
+        let scheme = if self.shared.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.shared.addr)
+    }
+
+    /// The CA certificate (PEM) clients must trust, when serving TLS.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.shared.ca_pem.clone()
     }
 
     /// A kubeconfig for kubectl or kube (`Kubeconfig::from_yaml`): one cluster, context and user
-    /// named `standin`, namespace `default`, with the bearer token when given.
+    /// named `standin`, namespace `default`, with the bearer token when given and the CA when
+    /// serving TLS.
     pub fn kubeconfig(&self, token: Option<&str>) -> String {
-        kubeconfig_yaml(&self.url(), token)
+        kubeconfig_yaml(&self.url(), token, self.shared.ca_pem.as_deref())
     }
 
     /// Every request so far, in arrival order.
@@ -481,20 +529,22 @@ impl Handle {
     }
 }
 
-/// The kubeconfig text for a server URL and optional token.
-pub fn kubeconfig_yaml(url: &str, token: Option<&str>) -> String {
-    let user = match token {
-        Some(t) => format!("    token: {t:?}\n"),
-        None => "    {}\n".to_string(),
+/// The kubeconfig text for a server URL, optional token and optional CA (PEM).
+pub fn kubeconfig_yaml(url: &str, token: Option<&str>, ca_pem: Option<&str>) -> String {
+    use base64::Engine as _;
+    let ca = match ca_pem {
+        Some(pem) => format!(
+            "    certificate-authority-data: {}\n",
+            base64::engine::general_purpose::STANDARD.encode(pem)
+        ),
+        None => String::new(),
     };
-    let user = if token.is_some() { user } else { String::new() };
-    let user_block = if user.is_empty() {
-        "  user: {}\n".to_string()
-    } else {
-        format!("  user:\n{user}")
+    let user = match token {
+        Some(t) => format!("  user:\n    token: {t:?}\n"),
+        None => "  user: {}\n".to_string(),
     };
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: {url}\ncontexts:\n- name: standin\n  context:\n    cluster: standin\n    user: standin\n    namespace: default\ncurrent-context: standin\npreferences: {{}}\nusers:\n- name: standin\n{user_block}"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n    server: {url}\n{ca}contexts:\n- name: standin\n  context:\n    cluster: standin\n    user: standin\n    namespace: default\ncurrent-context: standin\npreferences: {{}}\nusers:\n- name: standin\n{user}"
     )
 }
 
@@ -898,9 +948,12 @@ mod tests {
 
     #[test]
     fn kubeconfig_names_server_and_token() {
-        let text = kubeconfig_yaml("http://127.0.0.1:1", Some("abc"));
+        let text = kubeconfig_yaml("http://127.0.0.1:1", Some("abc"), None);
         assert!(text.contains("server: http://127.0.0.1:1\n"));
         assert!(text.contains("token: \"abc\"\n"));
-        assert!(kubeconfig_yaml("http://x", None).contains("user: {}\n"));
+        assert!(!text.contains("certificate-authority-data"));
+        assert!(kubeconfig_yaml("http://x", None, None).contains("user: {}\n"));
+        let tls = kubeconfig_yaml("https://x", None, Some("PEM"));
+        assert!(tls.contains("certificate-authority-data: UEVN\n"));
     }
 }

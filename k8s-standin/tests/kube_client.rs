@@ -245,6 +245,54 @@ async fn bearer_tokens_authenticate_through_a_generated_kubeconfig() {
 }
 
 #[tokio::test]
+async fn kube_verifies_the_generated_ca_and_sends_its_token_over_tls() {
+    let mut config = Config::default()
+        .with_deployment("default", "app", 1)
+        .with_token("t0k3n", "system:serviceaccount:default:processor");
+    config.tls = true;
+    let server = start(config).await;
+    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig(Some("t0k3n")))
+        .unwrap_or_else(|e| panic!("kubeconfig: {e}"));
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("config: {e}"));
+    config.default_retry = false;
+    let client = Client::try_from(config).unwrap_or_else(|e| panic!("client: {e}"));
+    let deployments: Api<Deployment> = Api::default_namespaced(client);
+    let scaled = ok(
+        deployments
+            .patch_scale(
+                "app",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"replicas": 2}})),
+            )
+            .await,
+        "patch_scale over https",
+    );
+    assert_eq!(scaled.spec.and_then(|s| s.replicas), Some(2));
+    let user = server.requests().last().map(|r| r.user.clone());
+    assert_eq!(
+        user.as_deref(),
+        Some("system:serviceaccount:default:processor")
+    );
+
+    // A client that does not trust the generated CA cannot connect.
+    let mut untrusting = kube::Config::new(server.url().parse().unwrap_or_else(|e| panic!("{e}")));
+    untrusting.default_retry = false;
+    let untrusting: Api<Deployment> = Api::namespaced(
+        Client::try_from(untrusting).unwrap_or_else(|e| panic!("{e}")),
+        "default",
+    );
+    let result = untrusting.get_scale("app").await;
+    assert!(
+        matches!(&result, Err(e) if !matches!(e, kube::Error::Api(_))),
+        "expected a tls error, got {result:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn rules_forbid_what_the_role_does_not_grant() {
     let server = start(Config::default().with_deployment("default", "app", 1)).await;
     server.set_rules(Some(vec![Rule::allow(

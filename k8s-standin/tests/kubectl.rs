@@ -3,6 +3,7 @@
 //! stand-in's request log. Prints SKIPPED when kubectl is not installed (set REQUIRE_KUBECTL=1 to
 //! fail instead).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -368,7 +369,7 @@ async fn kubectl_patch_of_the_scale_subresource_in_each_format() {
 
 // kubectl (client-go's clientcmd) sends bearer tokens only over TLS (kubernetes/kubectl#744), so
 // against the plain-http stand-in it is always anonymous: a server that requires a token answers
-// it 401. Token acceptance is proven with the kube client in tests/kube_client.rs.
+// it 401. Tokens are checked over https in `kubectl_over_tls_authenticates_bearer_tokens`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_without_a_token_is_unauthorized() {
     if !kubectl_available("kubectl_without_a_token_is_unauthorized") {
@@ -391,6 +392,48 @@ async fn kubectl_without_a_token_is_unauthorized() {
     assert!(raw.contains("Unauthorized"), "{raw}");
     assert!(server.requests().iter().all(|r| r.status == 401));
     assert_eq!(server.deployment_replicas("default", "app"), Some(1));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_over_tls_authenticates_bearer_tokens() {
+    if !kubectl_available("kubectl_over_tls_authenticates_bearer_tokens") {
+        return;
+    }
+    let mut config = app_server().with_token("s3cret", "system:serviceaccount:default:processor");
+    config.tls = true;
+    let server = start(config).await;
+    assert!(server.url().starts_with("https://127.0.0.1:"));
+    let dir = TempDir::new().unwrap_or_else(|e| panic!("{e}"));
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        path
+    };
+    let good = Kubectl::with_kubeconfig(&write("good", server.kubeconfig(Some("s3cret"))));
+    assert!(good.ok(&["get", "deploy", "app"]).await.contains("1/1"));
+    good.ok(&["scale", "deploy/app", "--replicas=2"]).await;
+    assert_eq!(server.deployment_replicas("default", "app"), Some(2));
+    let users: BTreeSet<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.info.is_resource_request)
+        .map(|r| r.user)
+        .collect();
+    assert_eq!(
+        users,
+        BTreeSet::from(["system:serviceaccount:default:processor".to_string()])
+    );
+    let wrong = Kubectl::with_kubeconfig(&write("wrong", server.kubeconfig(Some("guess"))));
+    let err = wrong.fails(&["get", "deploy"]).await;
+    assert!(err.contains("You must be logged in to the server"), "{err}");
+    // Without the generated CA kubectl refuses the server, as with a real cluster's own CA.
+    let untrusting = Kubectl::new(&server, Some("s3cret"));
+    let err = untrusting.fails(&["get", "deploy"]).await;
+    assert!(
+        err.contains("certificate signed by unknown authority"),
+        "{err}"
+    );
     server.shutdown().await;
 }
 
