@@ -63,6 +63,9 @@ pub fn parse(method: &str, path: &str, query_watch: bool) -> RequestInfo {
         [resource, name, sub, ..] => (*resource, *name, *sub),
         [] => return non_resource(),
     };
+    if resource.is_empty() {
+        return non_resource();
+    }
     let verb = match (method, name.is_empty()) {
         ("GET" | "HEAD", _) if query_watch => "watch",
         ("GET" | "HEAD", true) => "list",
@@ -169,6 +172,20 @@ mod tests {
             let info = parse("GET", path, false);
             assert!(!info.is_resource_request, "{path}");
             assert_eq!(info.verb, "get");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_method_or_path_panics_and_resource_requests_name_a_resource(
+            method in "(GET|PUT|POST|PATCH|DELETE|OPTIONS|[A-Z]{0,8})",
+            path in "(/(api|apis|namespaces|v1|apps|scale|[a-z.]{0,6}|)){0,8}",
+            watch in proptest::bool::ANY,
+        ) {
+            let info = parse(&method, &path, watch);
+            if info.is_resource_request {
+                proptest::prop_assert!(!info.resource.is_empty());
+            }
         }
     }
 

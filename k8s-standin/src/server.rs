@@ -484,6 +484,11 @@ impl Handle {
         self.shared.lock().store.objects_of(def)
     }
 
+    /// One stored object, with kind and apiVersion.
+    pub fn object(&self, def: &ResourceDef, namespace: &str, name: &str) -> Option<Value> {
+        self.shared.lock().store.get(def, namespace, name).ok()
+    }
+
     /// Core v1 and events.k8s.io/v1 Events, in that order.
     pub fn events(&self) -> Vec<Value> {
         let state = self.shared.lock();

@@ -1372,6 +1372,42 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn no_body_or_patch_panics_the_store_or_breaks_the_workload(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+            text in "[{}\\[\\]\":,a-z0-9 /$-]{0,60}",
+            kind_index in 0usize..4,
+        ) {
+            let mut store = store_with_app(1);
+            let kinds = [PatchType::Json, PatchType::Merge, PatchType::StrategicMerge, PatchType::Apply];
+            let kind = kinds.get(kind_index).copied().unwrap_or(PatchType::Merge);
+            for bytes in [body.as_slice(), text.as_bytes()] {
+                let _ = store.patch_scale(&DEPLOYMENTS, "default", "app", kind, bytes, opts());
+                let _ = store.patch(&DEPLOYMENTS, "default", "app", kind, bytes, Part::Main, opts());
+                let _ = store.patch(&DEPLOYMENTS, "default", "app", kind, bytes, Part::Status, opts());
+                if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
+                    let _ = store.create(&DEPLOYMENTS, "default", value.clone(), opts());
+                    let _ = store.update(&DEPLOYMENTS, "default", "app", value.clone(), Part::Main, opts());
+                    let _ = store.update_scale(&DEPLOYMENTS, "default", "app", &value, opts());
+                }
+            }
+            // Whatever was accepted, the workload still has a valid scale.
+            let scale = store.get_scale(&DEPLOYMENTS, "default", "app");
+            proptest::prop_assert!(scale.is_ok());
+            let view = store.workload(WorkloadKind::Deployment, "default", "app");
+            proptest::prop_assert!(view.is_some_and(|w| w.replicas >= 0));
+        }
+
+        #[test]
+        fn whole_document_json_patches_never_panic(value in "(5|null|\\[\\]|\"x\"|\\{\\})") {
+            let mut store = store_with_app(1);
+            let patch = format!(r#"[{{"op":"replace","path":"","value":{value}}}]"#);
+            let result = store.patch(&DEPLOYMENTS, "default", "app", PatchType::Json, patch.as_bytes(), Part::Main, opts());
+            proptest::prop_assert!(result.is_err());
+        }
+    }
+
     #[test]
     fn generated_uids_are_distinct() {
         let mut store = Store::new(3, StatusMode::Immediate);

@@ -560,6 +560,12 @@ async fn the_binary_writes_a_kubeconfig_kubectl_can_use() {
             "--statefulset",
             "db=1",
         ])
+        .args([
+            "--replicaset",
+            "rs1=1",
+            "--replicationcontroller",
+            "default/rc1=1",
+        ])
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .stdout(std::process::Stdio::piped())
@@ -588,6 +594,16 @@ async fn the_binary_writes_a_kubeconfig_kubectl_can_use() {
         .ok(&["get", "sts", "db", "-o", "jsonpath={.spec.replicas}"])
         .await;
     assert_eq!(out, "3");
+    k.ok(&["scale", "rs/rs1", "rc/rc1", "--replicas=4"]).await;
+    let out = k
+        .ok(&[
+            "get",
+            "rs,rc",
+            "-o",
+            "jsonpath={range .items[*]}{.kind}={.spec.replicas} {end}",
+        ])
+        .await;
+    assert_eq!(out.trim(), "ReplicaSet=4 ReplicationController=4");
     let _ = child.start_kill();
     let _ = child.wait().await;
 }
