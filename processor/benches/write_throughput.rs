@@ -61,14 +61,16 @@ fn telegraf_batch(start_ns: i64) -> Bytes {
     Bytes::from(body)
 }
 
-/// Posts `batch` on `connections` keep-alive connections for `seconds`; returns points/s.
+/// Posts `batch` on `connections` keep-alive connections for `seconds`; returns (points
+/// accepted, points/s). A connection the server closes is reopened (not counted as a failure);
+/// any answer but 204 is.
 async fn hammer(
     addr: SocketAddr,
     path: &str,
     batch: Bytes,
     connections: usize,
     seconds: u64,
-) -> f64 {
+) -> (f64, f64) {
     let accepted = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -82,25 +84,32 @@ async fn hammer(
             path.to_owned(),
         );
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            let _ = stream.set_nodelay(true);
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .expect("handshake");
-            tokio::spawn(connection);
-            while Instant::now() < deadline {
-                let request = Request::post(path.as_str())
-                    .header("host", "bench")
-                    .body(Full::new(batch.clone()))
-                    .expect("request");
-                let response = sender.send_request(request).await.expect("response");
-                let status = response.status();
-                let _ = response.into_body().collect().await;
-                if status == StatusCode::NO_CONTENT {
-                    accepted.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    failed.fetch_add(1, Ordering::Relaxed);
+            'connect: while Instant::now() < deadline {
+                let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                let _ = stream.set_nodelay(true);
+                let (mut sender, connection) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                        .await
+                        .expect("handshake");
+                tokio::spawn(connection);
+                while Instant::now() < deadline {
+                    if sender.ready().await.is_err() {
+                        continue 'connect;
+                    }
+                    let request = Request::post(path.as_str())
+                        .header("host", "bench")
+                        .body(Full::new(batch.clone()))
+                        .expect("request");
+                    let Ok(response) = sender.send_request(request).await else {
+                        continue 'connect;
+                    };
+                    let status = response.status();
+                    let _ = response.into_body().collect().await;
+                    if status == StatusCode::NO_CONTENT {
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }));
@@ -111,7 +120,58 @@ async fn hammer(
     let elapsed = started.elapsed().as_secs_f64();
     let failed = failed.load(Ordering::Relaxed);
     assert_eq!(failed, 0, "{failed} batches were not accepted");
-    accepted.load(Ordering::Relaxed) as f64 * LINES_PER_BATCH as f64 / elapsed
+    let points = accepted.load(Ordering::Relaxed) as f64 * LINES_PER_BATCH as f64;
+    (points, points / elapsed)
+}
+
+/// CPU seconds (user + system) used so far by this process's threads named `thread_name`, from
+/// /proc (Linux); 0 elsewhere. The machine is shared, so points per CPU-second is the figure
+/// that does not depend on what else runs.
+fn thread_cpu_seconds(thread_name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|comm| comm.trim().starts_with(thread_name))
+        })
+        .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
+        .map(|stat| stat_cpu_seconds(&stat))
+        .sum()
+}
+
+/// CPU seconds of every child process of ours named `name` (influxd).
+fn child_cpu_seconds(name: &str) -> f64 {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| {
+            let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            stat.contains(&format!("({name})"))
+                && after.split_whitespace().nth(1) == Some(me.as_str())
+        })
+        .map(|stat| stat_cpu_seconds(&stat))
+        .sum()
+}
+
+/// utime + stime of a /proc stat line, in seconds (clock ticks of 1/100 s on Linux).
+fn stat_cpu_seconds(stat: &str) -> f64 {
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // After the command: state(0) ppid(1) ... utime(11) stime(12).
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -179,19 +239,21 @@ fn main() {
         .enable_all()
         .build()
         .expect("client runtime");
-    let ours = client.block_on(hammer(
+    let cpu_before = thread_cpu_seconds("processor");
+    let (_, ours) = client.block_on(hammer(
         addr,
         "/write?db=bench",
         batch.clone(),
         connections,
         seconds,
     ));
+    let our_cpu = thread_cpu_seconds("processor") - cpu_before;
     let _ = stop.send(());
     drop(server_runtime);
+    let routed = counter.0.load(Ordering::Relaxed) as f64;
     println!(
-        "processor: {:>12.0} points/s (routed {} points to the subscriber)",
-        ours,
-        counter.0.load(Ordering::Relaxed)
+        "processor: {ours:>12.0} points/s, {:>10.0} points per CPU-second (routed {routed} points)",
+        routed / our_cpu.max(0.01),
     );
 
     let dir = tempfile::tempdir().expect("temp dir");
@@ -200,7 +262,8 @@ fn main() {
         return;
     };
     let influx_addr = influxd.addr;
-    let theirs = client.block_on(async {
+    let influx_cpu_before = child_cpu_seconds("influxd");
+    let (their_points, theirs) = client.block_on(async {
         // Create the database, then measure.
         let stream = tokio::net::TcpStream::connect(influx_addr)
             .await
@@ -225,7 +288,15 @@ fn main() {
         )
         .await
     });
+    let influx_cpu = child_cpu_seconds("influxd") - influx_cpu_before;
     drop(influxd);
-    println!("influxd:   {theirs:>12.0} points/s");
-    println!("ratio:     {:>12.2}x", ours / theirs);
+    println!(
+        "influxd:   {theirs:>12.0} points/s, {:>10.0} points per CPU-second",
+        their_points / influx_cpu.max(0.01)
+    );
+    println!(
+        "ratio:     {:>12.2}x points/s, {:.2}x points per CPU-second",
+        ours / theirs,
+        (routed / our_cpu.max(0.01)) / (their_points / influx_cpu.max(0.01))
+    );
 }
