@@ -46,6 +46,53 @@ impl Rule {
         }
     }
 
+    /// The rules of an RBAC `Role` or `ClusterRole` object (JSON, e.g. from
+    /// `kubectl create --dry-run=client -o json -f role.yaml`), bound to `users`, and for a Role
+    /// to its namespace; so a test can check that a manifest's Role grants what a client calls.
+    pub fn from_role(role: &serde_json::Value, users: &[&str]) -> Result<Vec<Rule>, RoleError> {
+        let kind = role
+            .get("kind")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("");
+        if kind != "Role" && kind != "ClusterRole" {
+            return Err(RoleError::NotARole(kind.to_string()));
+        }
+        let namespaces: Vec<String> = match role.pointer("/metadata/namespace") {
+            Some(serde_json::Value::String(ns)) if kind == "Role" => vec![ns.clone()],
+            _ => Vec::new(),
+        };
+        let strings = |rule: &serde_json::Value, field: &str| -> Vec<String> {
+            rule.get(field)
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        };
+        let rules = role
+            .get("rules")
+            .and_then(serde_json::Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        rules
+            .iter()
+            .enumerate()
+            .map(|(index, rule)| {
+                if rule.get("nonResourceURLs").is_some() && rule.get("resources").is_none() {
+                    return Err(RoleError::NonResourceRule(index));
+                }
+                Ok(Rule {
+                    users: users.iter().map(|u| u.to_string()).collect(),
+                    verbs: strings(rule, "verbs"),
+                    api_groups: strings(rule, "apiGroups"),
+                    resources: strings(rule, "resources"),
+                    namespaces: namespaces.clone(),
+                    resource_names: strings(rule, "resourceNames"),
+                })
+            })
+            .collect()
+    }
+
     /// Restricts the rule to one user.
     pub fn for_user(mut self, user: &str) -> Rule {
         self.users = vec![user.to_string()];
@@ -68,6 +115,17 @@ impl Rule {
             && (self.resource_names.is_empty()
                 || (!info.name.is_empty() && any(&self.resource_names, &info.name)))
     }
+}
+
+/// A Role object that cannot be turned into rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoleError {
+    /// The object is not a Role or ClusterRole.
+    #[error("expected kind Role or ClusterRole, got {0:?}")]
+    NotARole(String),
+    /// A rule grants only non-resource URLs, which the stand-in always allows.
+    #[error("rule {0} grants only nonResourceURLs, which the stand-in does not model")]
+    NonResourceRule(usize),
 }
 
 /// Who may call, and what they may do.
@@ -227,6 +285,47 @@ mod tests {
     fn discovery_is_open_to_authenticated_users() {
         let info = parse("GET", "/apis/apps/v1", false);
         assert_eq!(auth().authorize("u", &info), Ok(()));
+    }
+
+    #[test]
+    fn a_role_object_becomes_namespaced_rules_for_its_users() {
+        let role = serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "processor", "namespace": "default"},
+            "rules": [
+                {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
+                {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "patch", "update"]},
+                {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}
+            ]
+        });
+        let user = "system:serviceaccount:default:processor";
+        let rules = Rule::from_role(&role, &[user]);
+        let Ok(rules) = rules else {
+            panic!("{rules:?}")
+        };
+        assert_eq!(rules.len(), 3);
+        let a = Auth {
+            tokens: vec![],
+            rules: Some(rules),
+        };
+        let patch = parse(
+            "PATCH",
+            "/apis/apps/v1/namespaces/default/deployments/app/scale",
+            false,
+        );
+        assert!(a.authorize(user, &patch).is_ok());
+        let other_ns = parse(
+            "PATCH",
+            "/apis/apps/v1/namespaces/prod/deployments/app/scale",
+            false,
+        );
+        assert!(a.authorize(user, &other_ns).is_err());
+        let event = parse("POST", "/api/v1/namespaces/default/events", false);
+        assert!(a.authorize(user, &event).is_ok());
+        let list = parse("GET", "/apis/apps/v1/namespaces/default/deployments", false);
+        assert!(a.authorize(user, &list).is_err());
+        let not_role = Rule::from_role(&serde_json::json!({"kind": "Deployment"}), &[user]);
+        assert_eq!(not_role, Err(RoleError::NotARole("Deployment".into())));
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub mod table;
 pub mod timestamp;
 pub mod tls;
 
-pub use auth::{Auth, Rule, TokenUser};
+pub use auth::{Auth, RoleError, Rule, TokenUser};
 pub use config::{Config, ConfigError, WorkloadSeed};
 pub use faults::{Fault, FaultMatch};
 pub use resources::WorkloadKind;
