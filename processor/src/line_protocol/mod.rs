@@ -321,43 +321,35 @@ fn parse_line(
             .ok_or(Reason::TimeOutOfRange)?,
     };
     let trimmed = line.trim_end_matches([' ', '\t']);
-    if trimmed.contains("\\\\")
-        && let Some(rewritten) = rewrite_backslashes(trimmed)
-    {
-        // Rare: parse the rewritten copy, then (if needed) its number forms.
-        let parsed = match crate_parse(&rewritten) {
-            Ok(parsed) => parsed,
-            Err(first_error) => {
-                let again = rewrite_numbers(&rewritten).ok_or(first_error.clone())?;
-                return crate_parse(&again)
-                    .map_err(|_| first_error)
-                    .and_then(|parsed| store(batch, context, &parsed, time));
-            }
-        };
-        return store(batch, context, &parsed, time);
-    }
-    match crate_parse(trimmed) {
-        Ok(parsed) => store(batch, context, &parsed, time),
+    // Rare: a doubled backslash in a name is rewritten for the crate first.
+    let rewritten = if trimmed.as_bytes().contains(&b'\\') && trimmed.contains("\\\\") {
+        rewrite_backslashes(trimmed)
+    } else {
+        None
+    };
+    let text = rewritten.as_deref().unwrap_or(trimmed);
+    match with_crate_parse(text, |parsed| store(batch, context, parsed, time)) {
+        Ok(stored) => stored,
         Err(first_error) => {
-            let Some(rewritten) = rewrite_numbers(trimmed) else {
+            // Number forms only 1.x reads (`.5`, `1.`): rewritten and parsed again.
+            let Some(again) = rewrite_numbers(text) else {
                 return Err(first_error);
             };
-            let parsed = crate_parse(&rewritten).map_err(|_| first_error)?;
-            store(batch, context, &parsed, time)
+            with_crate_parse(&again, |parsed| store(batch, context, parsed, time))
+                .map_err(|_| first_error)?
         }
     }
 }
 
-fn crate_parse(line: &str) -> Result<ParsedLine<'_>, Reason> {
+/// Parses `line` with the crate and hands the result to `use_it` where it lies (a parsed line
+/// is about a kilobyte; moving it around costs more than it seems).
+fn with_crate_parse<R>(line: &str, use_it: impl FnOnce(&ParsedLine<'_>) -> R) -> Result<R, Reason> {
     let mut parsed = influxdb_line_protocol::parse_lines(line);
-    let first = parsed.next();
-    if parsed.next().is_some() {
-        return Err(Reason::Unsupported(
+    match parsed.next() {
+        Some(Ok(ref line)) if parsed.next().is_none() => Ok(use_it(line)),
+        Some(Ok(_)) => Err(Reason::Unsupported(
             "line splits differently in InfluxDB 1.x and this parser",
-        ));
-    }
-    match first {
-        Some(Ok(line)) => Ok(line),
+        )),
         Some(Err(error)) => Err(crate_reason(&error)),
         None => Err(Reason::Unsupported("line is blank for this parser")),
     }
@@ -634,12 +626,21 @@ fn store(
 
 fn has_duplicate_keys(fields: &[(EscapedStr<'_>, CrateValue<'_>)]) -> bool {
     if fields.len() <= 16 {
+        // Compare (length, first byte, last byte) first; bytes only when those agree.
+        let signature = |key: &str| {
+            let bytes = key.as_bytes();
+            (bytes.len(), bytes.first().copied(), bytes.last().copied())
+        };
+        let mut signatures = [(0usize, None, None); 16];
+        for (slot, (key, _)) in signatures.iter_mut().zip(fields) {
+            *slot = signature(key);
+        }
         fields.iter().enumerate().any(|(i, (key, _))| {
-            fields
-                .get(..i)
-                .unwrap_or_default()
-                .iter()
-                .any(|(k, _)| k == key)
+            let mine = signatures.get(i).copied();
+            (0..i).any(|j| {
+                signatures.get(j).copied() == mine
+                    && fields.get(j).is_some_and(|(other, _)| other == key)
+            })
         })
     } else {
         let mut seen = std::collections::HashSet::with_capacity(fields.len());
