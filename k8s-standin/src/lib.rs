@@ -24,6 +24,7 @@
 //! - `auth`: bearer tokens (401) and allow rules (403); `faults`: injected errors and delays.
 //! - `store`: objects, resourceVersion, generation, defaults, `/scale`, `/status` (pure).
 //! - `patch`: JSON merge, JSON patch, strategic merge, apply; `selector`: label selectors.
+//! - `watch`: change history and watch filters behind `?watch=true` streams.
 //! - `discovery`, `table`: discovery documents and kubectl's server-side Table printing.
 //! - `status`: the `Status` error objects; `timestamp`: RFC 3339 and kubectl ages.
 //! - `config`: [`Config`]; `resources`: the served resource types; `tls`: the generated CA
@@ -43,6 +44,7 @@ pub mod store;
 pub mod table;
 pub mod timestamp;
 pub mod tls;
+pub mod watch;
 
 pub use auth::{Auth, RoleError, Rule, TokenUser};
 pub use config::{Config, ConfigError, WorkloadSeed};

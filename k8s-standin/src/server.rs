@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
@@ -31,6 +32,34 @@ use crate::selector::Selector;
 use crate::status::{ApiError, Result as ApiResult};
 use crate::store::{Part, StatusMode, Store, WorkloadChange, WorkloadView, WriteOptions};
 use crate::table::{self, IncludeObject};
+use crate::watch::{self as watching, EventType, WatchEvent, WatchFilter};
+
+/// Every response body: whole (JSON documents) or streamed (watches).
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(bytes: Vec<u8>) -> Body {
+    Full::new(Bytes::from(bytes)).boxed()
+}
+
+/// A watch stream's body: the lines a watch task sends, until it drops its sender.
+struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.get_mut()
+            .rx
+            .poll_recv(cx)
+            .map(|line| line.map(|bytes| Ok(hyper::body::Frame::data(bytes))))
+    }
+}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +130,10 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     changes: broadcast::Sender<WorkloadChange>,
+    /// Every stored change, for watch streams (sent by the store under the state lock).
+    events: broadcast::Sender<Arc<WatchEvent>>,
+    /// Becomes true when the server stops (ends watch streams).
+    stopping: watch::Receiver<bool>,
     addr: SocketAddr,
     /// The CA clients must trust when serving https.
     ca_pem: Option<String>,
@@ -197,6 +230,9 @@ impl Server {
             None
         };
         let (changes, _) = broadcast::channel(1024);
+        let (events, _) = broadcast::channel(4096);
+        store.publish_to(events.clone());
+        let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 store,
@@ -206,12 +242,13 @@ impl Server {
                 seq: 0,
             }),
             changes,
+            events,
+            stopping: stop_rx.clone(),
             addr,
             ca_pem: tls.as_ref().map(|t| t.ca_pem.clone()),
             minor_version: config.minor_version,
             max_body_bytes: config.max_body_bytes,
         });
-        let (stop_tx, stop_rx) = watch::channel(false);
         let grace = Duration::from_millis(config.shutdown_grace_ms);
         let acceptor = tls.map(|t| t.acceptor);
         let task = tokio::spawn(accept_loop(
@@ -570,9 +607,9 @@ impl Reply {
     }
 }
 
-fn json_response(reply: &Reply) -> Response<Full<Bytes>> {
+fn json_response(reply: &Reply) -> Response<Body> {
     let bytes = serde_json::to_vec(&reply.body).unwrap_or_default();
-    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    let mut resp = Response::new(full(bytes));
     *resp.status_mut() =
         StatusCode::from_u16(reply.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut()
@@ -580,8 +617,8 @@ fn json_response(reply: &Reply) -> Response<Full<Bytes>> {
     resp
 }
 
-fn error_response(err: &ApiError) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(err.to_status_bytes())));
+fn error_response(err: &ApiError) -> Response<Body> {
+    let mut resp = Response::new(full(err.to_status_bytes()));
     *resp.status_mut() =
         StatusCode::from_u16(err.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut()
@@ -659,7 +696,7 @@ impl Call {
     }
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -691,7 +728,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         });
         seq
     };
-    let finish = |resp: Response<Full<Bytes>>, user: &str, fault: bool| {
+    let finish = |resp: Response<Body>, user: &str, fault: bool| {
         let mut state = shared.lock();
         if let Some(rec) = state.log.iter_mut().rev().find(|r| r.seq == seq) {
             rec.status = resp.status().as_u16();
@@ -753,6 +790,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         content_type,
         body,
     };
+    if call.info.is_resource_request && call.info.verb == "watch" {
+        let resp = match start_watch(&shared, &call) {
+            Ok(resp) => resp,
+            Err(err) => error_response(&err),
+        };
+        return finish(resp, &user, fault);
+    }
     let resp = match route(&shared, &call) {
         Ok(reply) => json_response(&reply),
         Err(err) => error_response(&err),
@@ -789,11 +833,6 @@ fn route(shared: &Shared, call: &Call) -> ApiResult<Reply> {
     let mut state = shared.lock();
     let store = &mut state.store;
     let written = match (info.verb.as_str(), sub) {
-        ("watch", _) => {
-            return Err(ApiError::BadRequest(
-                "watch is not supported by the kubernetes api stand-in".into(),
-            ));
-        }
         ("get", "scale") => return Ok(Reply::json(200, store.get_scale(def, ns, name)?)),
         ("get", _) => {
             let obj = store.get(def, ns, name)?;
@@ -872,6 +911,145 @@ fn route(shared: &Shared, call: &Call) -> ApiResult<Reply> {
         if written.created { 201 } else { 200 },
         written.object,
     ))
+}
+
+/// The longest a watch stays open (the API server picks 30 to 60 minutes).
+const MAX_WATCH: Duration = Duration::from_secs(1800);
+
+/// Starts a watch stream: the initial or resumed events, then live ones, as JSON lines.
+fn start_watch(shared: &Arc<Shared>, call: &Call) -> ApiResult<Response<Body>> {
+    let info = &call.info;
+    let def = resources::find(&info.api_group, &info.api_version, &info.resource)
+        .ok_or(ApiError::NoRoute)?;
+    if !info.subresource.is_empty() {
+        return Err(ApiError::NoRoute);
+    }
+    let labels = Selector::parse(call.param("labelSelector").unwrap_or(""))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let field_name = field_selector_name(call.param("fieldSelector").unwrap_or(""))?;
+    let name = if info.name.is_empty() {
+        field_name
+    } else {
+        Some(info.name.clone())
+    };
+    let timeout = call
+        .param("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(MAX_WATCH)
+        .min(MAX_WATCH);
+    let rv = call.param("resourceVersion").unwrap_or("");
+    let start_rv: Option<u64> = match rv {
+        "" | "0" => None,
+        text => Some(
+            text.parse()
+                .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {text:?}")))?,
+        ),
+    };
+    let send_initial = call.param("sendInitialEvents") == Some("true");
+    let table = call
+        .accept
+        .contains("as=Table")
+        .then(|| IncludeObject::from_query(call.param("includeObject")));
+    let filter = WatchFilter::new(def, &info.namespace, name, labels);
+    let render = move |object: &Value| -> Value {
+        match table {
+            Some(include) => {
+                let rv = object
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                table::render(def, std::slice::from_ref(object), &rv, include, now_secs())
+            }
+            None => object.clone(),
+        }
+    };
+
+    let mut initial: Vec<Vec<u8>> = Vec::new();
+    let mut expired = false;
+    let (live, from_rv) = {
+        let state = shared.lock();
+        let live = shared.events.subscribe();
+        let current = state.store.revision();
+        match start_rv {
+            None => {
+                for obj in state.store.matching(
+                    def,
+                    &filter.namespace,
+                    &filter.labels,
+                    filter.name.as_deref(),
+                ) {
+                    initial.push(watching::line(EventType::Added, &render(&obj)));
+                }
+            }
+            Some(from) => match state.store.history_since(from) {
+                Ok(events) => {
+                    for event in events.iter().filter(|e| filter.matches(e)) {
+                        initial.push(watching::line(event.kind, &render(&event.object)));
+                    }
+                }
+                Err(e) => {
+                    initial.push(watching::expired_line(from, e.oldest));
+                    expired = true;
+                }
+            },
+        }
+        if send_initial && !expired {
+            let bookmark = serde_json::json!({
+                "type": "BOOKMARK",
+                "object": {"kind": def.kind, "apiVersion": def.group_version(),
+                    "metadata": {"resourceVersion": current.to_string(),
+                        "annotations": {"k8s.io/initial-events-end": "true"}}}
+            });
+            let mut line = serde_json::to_vec(&bookmark).unwrap_or_default();
+            line.push(b'\n');
+            initial.push(line);
+        }
+        (live, current)
+    };
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
+    let mut stopping = shared.stopping.clone();
+    tokio::spawn(async move {
+        let mut live = live;
+        for line in initial {
+            if tx.send(Bytes::from(line)).await.is_err() {
+                return;
+            }
+        }
+        if expired {
+            return;
+        }
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                received = live.recv() => match received {
+                    Ok(event) if event.revision > from_rv && filter.matches(&event) => {
+                        let line = watching::line(event.kind, &render(&event.object));
+                        if tx.send(Bytes::from(line)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Too slow a reader: end with 410 Expired so the client relists.
+                        let _ = tx.send(Bytes::from(watching::expired_line(from_rv, from_rv))).await;
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = &mut deadline => return,
+                _ = stopping.changed() => return,
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    let mut resp = Response::new(ChannelBody { rx }.boxed());
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
 }
 
 fn field_selector_name(selector: &str) -> ApiResult<Option<String>> {

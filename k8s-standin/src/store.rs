@@ -107,6 +107,10 @@ pub struct Store {
     uid_seed: u64,
     uids: u64,
     status_mode: StatusMode,
+    history: crate::watch::History,
+    /// Live watch events, sent while the store's lock is held so a watch that subscribes
+    /// under the lock sees every later change exactly once.
+    events: Option<tokio::sync::broadcast::Sender<std::sync::Arc<crate::watch::WatchEvent>>>,
 }
 
 fn key(def: &ResourceDef, namespace: &str, name: &str) -> ObjectKey {
@@ -180,6 +184,38 @@ impl Store {
             revision: 1,
             ..Store::default()
         }
+    }
+
+    /// Sends every later change to `sender` as well as keeping it in the history.
+    pub fn publish_to(
+        &mut self,
+        sender: tokio::sync::broadcast::Sender<std::sync::Arc<crate::watch::WatchEvent>>,
+    ) {
+        self.events = Some(sender);
+    }
+
+    fn record(&mut self, kind: crate::watch::EventType, k: &ObjectKey, obj: &Value) {
+        let event = std::sync::Arc::new(crate::watch::WatchEvent {
+            revision: self.revision,
+            kind,
+            group: k.group,
+            plural: k.plural,
+            namespace: k.namespace.clone(),
+            name: k.name.clone(),
+            object: obj.clone(),
+        });
+        if let Some(tx) = &self.events {
+            let _ = tx.send(event.clone());
+        }
+        self.history.push(event);
+    }
+
+    /// The changes after `revision` (for a watch resuming from it).
+    pub fn history_since(
+        &self,
+        revision: u64,
+    ) -> Result<Vec<std::sync::Arc<crate::watch::WatchEvent>>, crate::watch::Expired> {
+        self.history.since(revision)
     }
 
     /// The current revision (the list resourceVersion).
@@ -355,6 +391,12 @@ impl Store {
             c.resource_version = rv.to_string();
         }
         if !opts.dry_run {
+            let kind = if created {
+                crate::watch::EventType::Added
+            } else {
+                crate::watch::EventType::Modified
+            };
+            self.record(kind, &k, &obj);
             self.objects.insert(k, obj.clone());
         }
         Ok(Written {
@@ -538,11 +580,18 @@ impl Store {
 
     /// DELETE.
     pub fn delete(&mut self, def: &ResourceDef, namespace: &str, name: &str) -> Result<Value> {
-        let removed = self
+        let k = key(def, namespace, name);
+        let mut removed = self
             .objects
-            .remove(&key(def, namespace, name))
+            .remove(&k)
             .ok_or_else(|| not_found(def, name))?;
         self.revision += 1;
+        set_in(
+            &mut removed,
+            &["metadata", "resourceVersion"],
+            json!(self.revision.to_string()),
+        );
+        self.record(crate::watch::EventType::Deleted, &k, &removed);
         Ok(crate::status::success_delete(
             def.group,
             def.plural,
@@ -726,6 +775,24 @@ impl Store {
             observed_generation: status("observedGeneration"),
             resource_version: meta_str(obj, "resourceVersion").to_string(),
         })
+    }
+
+    /// The stored objects a watch starts with (with kind), filtered like a list.
+    pub fn matching(
+        &self,
+        def: &ResourceDef,
+        namespace: &str,
+        labels: &Selector,
+        name: Option<&str>,
+    ) -> Vec<Value> {
+        self.objects
+            .iter()
+            .filter(|(k, _)| k.group == def.group && k.plural == def.plural)
+            .filter(|(k, _)| namespace.is_empty() || k.namespace == namespace)
+            .filter(|(k, _)| name.is_none_or(|n| n == k.name))
+            .filter(|(_, v)| labels.matches(v.pointer("/metadata/labels")))
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// Every stored object of a resource type (for tests and the lab).

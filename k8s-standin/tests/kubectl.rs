@@ -607,3 +607,83 @@ async fn the_binary_writes_a_kubeconfig_kubectl_can_use() {
     let _ = child.start_kill();
     let _ = child.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_watch_prints_each_change() {
+    if !kubectl_available("kubectl_get_watch_prints_each_change") {
+        return;
+    }
+    let server = start(app_server()).await;
+    let k = Kubectl::new(&server, None);
+    let mut child = tokio::process::Command::new(KUBECTL)
+        .args(&k.args)
+        .args(["get", "deploy", "--watch"])
+        .env("HOME", k.home.path())
+        .env("KUBECONFIG", k.home.path().join("no-kubeconfig"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run kubectl: {e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let mut next_row = async || -> Vec<String> {
+        // A hang guard, not a timing assertion: kubectl prints each row as the event arrives.
+        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+            .await
+            .ok()
+            .and_then(|l| l.ok().flatten())
+            .unwrap_or_else(|| panic!("kubectl get --watch printed nothing"));
+        line.split_whitespace().map(str::to_string).collect()
+    };
+    assert_eq!(next_row().await.first().map(String::as_str), Some("NAME"));
+    assert_eq!(
+        next_row().await.get(..2),
+        Some(&["app".to_string(), "1/1".to_string()][..])
+    );
+    // kubectl watches from its list's resourceVersion, so this change reaches it even if it
+    // lands before the watch request: the stand-in replays it from its history.
+    server
+        .set_replicas(WorkloadKind::Deployment, "default", "app", 3)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        next_row().await.get(..2),
+        Some(&["app".to_string(), "3/3".to_string()][..])
+    );
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_resumes_from_a_resource_version_and_ends_at_its_timeout() {
+    if !kubectl_available("a_watch_resumes_from_a_resource_version_and_ends_at_its_timeout") {
+        return;
+    }
+    let server = start(app_server().with_deployment("default", "web", 1)).await;
+    let k = Kubectl::new(&server, None);
+    let before = server
+        .workload(WorkloadKind::Deployment, "default", "app")
+        .map(|w| w.resource_version)
+        .unwrap_or_default();
+    k.ok(&["scale", "deploy/app", "--replicas=2"]).await;
+    k.ok(&["scale", "deploy/web", "--replicas=2"]).await;
+    k.ok(&["scale", "deploy/app", "--replicas=4"]).await;
+    let path = format!(
+        "/apis/apps/v1/namespaces/default/deployments?watch=true&resourceVersion={before}&fieldSelector=metadata.name%3Dapp&timeoutSeconds=1"
+    );
+    let out = k.ok(&["get", "--raw", &path]).await;
+    let events: Vec<(String, i64)> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .map(|e| {
+            let kind = e["type"].as_str().unwrap_or("").to_string();
+            (kind, e["object"]["spec"]["replicas"].as_i64().unwrap_or(-1))
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [("MODIFIED".to_string(), 2), ("MODIFIED".to_string(), 4)]
+    );
+    server.shutdown().await;
+}
