@@ -40,8 +40,10 @@ pub enum TlsError {
 }
 
 /// Builds a client that trusts `tls.ca` (or the system's roots), presents `tls.cert`/`tls.key`
-/// when given, and skips server verification only with `insecure_skip_verify`.
-pub fn build<B>(tls: &TlsConfig) -> Result<Client<B>, TlsError>
+/// when given, and skips server verification only with `insecure_skip_verify`. The system's
+/// roots (a few hundred certificates) are loaded only when `https` is true, that is when some
+/// configured URL uses https: a plain-http sidecar does not carry them in memory.
+pub fn build<B>(tls: &TlsConfig, https: bool) -> Result<Client<B>, TlsError>
 where
     B: hyper::body::Body + Send + 'static,
     B::Data: Send,
@@ -54,7 +56,7 @@ where
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider)))
     } else {
-        builder.with_root_certificates(root_store(tls.ca.as_deref())?)
+        builder.with_root_certificates(root_store(tls.ca.as_deref(), https)?)
     };
     let config = match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => {
@@ -96,7 +98,7 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
-fn root_store(ca: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
+fn root_store(ca: Option<&Path>, https: bool) -> Result<rustls::RootCertStore, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     match ca {
         Some(path) => {
@@ -104,6 +106,7 @@ fn root_store(ca: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
                 roots.add(cert)?;
             }
         }
+        None if !https => {}
         None => {
             let native = rustls_native_certs_roots()?;
             // Unparseable system certificates are skipped, as every TLS stack does.
@@ -191,7 +194,7 @@ mod tests {
 
     #[test]
     fn a_plain_client_builds_with_the_system_roots() {
-        assert!(build::<Full<Bytes>>(&TlsConfig::default()).is_ok());
+        assert!(build::<Full<Bytes>>(&TlsConfig::default(), true).is_ok());
     }
 
     #[test]
@@ -200,7 +203,7 @@ mod tests {
             insecure_skip_verify: true,
             ..TlsConfig::default()
         };
-        assert!(build::<Full<Bytes>>(&tls).is_ok());
+        assert!(build::<Full<Bytes>>(&tls, true).is_ok());
     }
 
     #[test]
@@ -209,7 +212,7 @@ mod tests {
             ca: Some("/nonexistent/ca.pem".into()),
             ..TlsConfig::default()
         };
-        let Err(error) = build::<Full<Bytes>>(&tls) else {
+        let Err(error) = build::<Full<Bytes>>(&tls, true) else {
             panic!("a missing CA file must fail");
         };
         assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
@@ -220,7 +223,7 @@ mod tests {
             ca: Some(empty.clone()),
             ..TlsConfig::default()
         };
-        let Err(error) = build::<Full<Bytes>>(&tls) else {
+        let Err(error) = build::<Full<Bytes>>(&tls, true) else {
             panic!("a file without certificates must fail");
         };
         assert!(matches!(error, TlsError::NoCertificate { .. }), "{error}");
@@ -234,7 +237,7 @@ mod tests {
             ..TlsConfig::default()
         };
         assert!(matches!(
-            build::<Full<Bytes>>(&tls),
+            build::<Full<Bytes>>(&tls, true),
             Err(TlsError::HalfClientIdentity)
         ));
     }

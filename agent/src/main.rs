@@ -82,7 +82,11 @@ fn main() -> ExitCode {
     for warning in &config.warnings {
         tracing::warn!("config: {warning}");
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread is plenty for a sidecar that scrapes once a second, and keeps its memory small.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("agent: cannot start the async runtime: {error}");

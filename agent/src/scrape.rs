@@ -109,7 +109,7 @@ impl Scraper {
         extra_headers(&mut headers, &input.http_headers)
             .map_err(|e| ScrapeError::Header(e.to_string()))?;
         Ok(Self {
-            client: http_client::build(&input.tls)?,
+            client: http_client::build(&input.tls, uses_https(&input.urls))?,
             targets,
             headers,
             bearer_token_file: input.bearer_token.clone(),
@@ -169,6 +169,14 @@ impl Scraper {
             .await
             .map_err(|_| ScrapeError::Timeout(self.timeout))?
     }
+}
+
+/// Whether any URL needs TLS (and so the system's trusted roots).
+pub fn uses_https(urls: &[String]) -> bool {
+    urls.iter().any(|url| {
+        url.get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    })
 }
 
 fn bearer(token: &str) -> Result<HeaderValue, ScrapeError> {

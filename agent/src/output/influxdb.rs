@@ -128,7 +128,7 @@ impl InfluxdbWriter {
             })
             .collect::<Result<_, SetupError>>()?;
         Ok(Self {
-            client: http_client::build(&config.tls)?,
+            client: http_client::build(&config.tls, crate::scrape::uses_https(&config.urls))?,
             targets,
             headers: headers(config)?,
             encoding: config.content_encoding,
