@@ -565,6 +565,14 @@ async fn ping_and_ready_answer_204_and_ready_says_503_json_until_ready() {
     assert!(json["error"].is_string());
 }
 
+#[tokio::test]
+async fn verbose_ping_is_still_204_as_influxdb_1_6_7_answers_it() {
+    let server = start().await;
+    let reply = send(server.addr, Method::GET, "/ping?verbose=true", &[], "").await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert!(reply.raw.is_empty());
+}
+
 fn auth_http() -> Http {
     Http {
         auth_enabled: true,
@@ -810,4 +818,40 @@ mod arbitrary_bodies {
             });
         }
     }
+}
+
+#[tokio::test]
+async fn points_are_routed_by_db_rp_and_measurement_without_copying_per_subscriber() {
+    use processor::routing::Key;
+    use std::sync::Arc;
+    let server = start().await;
+    let cpu_only = Arc::new(Recorder::default());
+    server.router.subscribe(
+        Key {
+            db: "testdb".into(),
+            rp: "autogen".into(),
+            measurement: Some("cpu".into()),
+        },
+        cpu_only.clone(),
+    );
+    let other_db = Arc::new(Recorder::default());
+    server.router.subscribe(
+        Key {
+            db: "otherdb".into(),
+            rp: "autogen".into(),
+            measurement: Some("cpu".into()),
+        },
+        other_db.clone(),
+    );
+    let reply = post(server.addr, WRITE, "cpu v=1 1\nmem v=2 2\ncpu v=3 3\n").await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let cpu: Vec<i64> = cpu_only.take().iter().map(|p| p.time).collect();
+    assert_eq!(cpu, [1, 3]);
+    assert_eq!(cpu_only.deliveries(), 1, "one delivery per request");
+    assert_eq!(
+        server.recorder.take().len(),
+        3,
+        "the every-measurement subscriber"
+    );
+    assert!(other_db.take().is_empty());
 }
