@@ -5,6 +5,8 @@
 //! - [`line_protocol`]: request body -> [`point::Batch`] + InfluxDB 1.x per-line errors (pure).
 //! - [`point`]: the batch of parsed points that subscribers read (spans into the body).
 //! - [`routing`]: (db, rp, measurement) -> [`routing::Subscriber`]s, the seam tasks plug into.
+//! - [`scaler`]: what a `k8sAutoscale` node asks for ([`scaler::ScaleIntent`]) and the
+//!   [`scaler::Scaler`] that carries it out.
 //! - [`write_api`]: the InfluxDB-compatible HTTP handlers; [`server`]: the listener.
 //!
 //! [`run`] wires them: `config -> Router -> WriteApi -> Server`, until the shutdown future ends.
@@ -13,6 +15,7 @@ pub mod config;
 pub mod line_protocol;
 pub mod point;
 pub mod routing;
+pub mod scaler;
 pub mod server;
 pub mod tick;
 pub mod write_api;
