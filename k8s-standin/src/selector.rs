@@ -138,6 +138,61 @@ fn key_value(
     Ok((k.to_string(), v.trim().to_string()))
 }
 
+/// A field selector (`involvedObject.name=app,type!=Normal`): each term compares the string form
+/// of the field at that dotted path (missing fields read as empty). The API server allows only
+/// some fields per resource; the stand-in allows any path.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FieldSelector(Vec<(String, bool, String)>);
+
+impl FieldSelector {
+    /// Parses `a.b=c`, `a.b==c`, `a.b!=c` terms separated by commas.
+    pub fn parse(text: &str) -> Result<FieldSelector, SelectorError> {
+        let mut terms = Vec::new();
+        for term in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let (field, equal, value) = if let Some((f, v)) = term.split_once("!=") {
+                (f, false, v)
+            } else if let Some((f, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                (f, true, v)
+            } else {
+                return Err(SelectorError {
+                    term: term.to_string(),
+                    reason: "expected field=value or field!=value",
+                });
+            };
+            let field = field.trim();
+            if field.is_empty() || field.split('.').any(str::is_empty) {
+                return Err(SelectorError {
+                    term: term.to_string(),
+                    reason: "invalid field path",
+                });
+            }
+            let pointer = format!("/{}", field.replace('.', "/"));
+            terms.push((pointer, equal, value.trim().to_string()));
+        }
+        Ok(FieldSelector(terms))
+    }
+
+    /// The name an equality term on `metadata.name` asks for.
+    pub fn name(&self) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(p, equal, _)| p == "/metadata/name" && *equal)
+            .map(|(_, _, v)| v.as_str())
+    }
+
+    /// Whether the object satisfies every term.
+    pub fn matches(&self, object: &Value) -> bool {
+        self.0.iter().all(|(pointer, equal, want)| {
+            let have = match object.pointer(pointer) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+            };
+            (have == *want) == *equal
+        })
+    }
+}
+
 /// The string form of an apps/v1 `LabelSelector` (`matchLabels`, `matchExpressions`), sorted by
 /// key as `labels.Selector.String()` prints it; also accepts the plain map selector of a
 /// ReplicationController.
@@ -212,6 +267,31 @@ mod tests {
     fn a_replication_controller_map_selector_prints_as_a_set() {
         assert_eq!(selector_string(Some(&json!({"app": "x"}))), "app=x");
         assert_eq!(selector_string(None), "");
+    }
+
+    #[test]
+    fn field_selectors_compare_any_dotted_path() {
+        let event = json!({"metadata": {"name": "e1", "namespace": "default"},
+            "involvedObject": {"kind": "Deployment", "name": "app"}, "type": "Normal", "count": 2});
+        let ok = |s: &str| FieldSelector::parse(s).map(|f| f.matches(&event));
+        assert_eq!(
+            ok("involvedObject.name=app,involvedObject.kind=Deployment"),
+            Ok(true)
+        );
+        assert_eq!(ok("type!=Warning"), Ok(true));
+        assert_eq!(ok("type==Warning"), Ok(false));
+        assert_eq!(ok("count=2"), Ok(true));
+        assert_eq!(ok("missing.field="), Ok(true));
+        assert_eq!(ok(""), Ok(true));
+        assert!(FieldSelector::parse("novalue").is_err());
+        assert!(FieldSelector::parse("a..b=c").is_err());
+        assert_eq!(
+            FieldSelector::parse("metadata.name=app")
+                .ok()
+                .as_ref()
+                .and_then(FieldSelector::name),
+            Some("app")
+        );
     }
 
     #[test]

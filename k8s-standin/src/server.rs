@@ -28,7 +28,7 @@ use crate::faults::{Fault, Faults};
 use crate::patch::PatchType;
 use crate::request::{self, RequestInfo};
 use crate::resources::{self, ResourceDef, WorkloadKind};
-use crate::selector::Selector;
+use crate::selector::{FieldSelector, Selector};
 use crate::status::{ApiError, Result as ApiResult};
 use crate::store::{Part, StatusMode, Store, WorkloadChange, WorkloadView, WriteOptions};
 use crate::table::{self, IncludeObject};
@@ -852,8 +852,9 @@ fn route(shared: &Shared, call: &Call) -> ApiResult<Reply> {
         ("list", "") => {
             let labels = Selector::parse(call.param("labelSelector").unwrap_or(""))
                 .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-            let field_name = field_selector_name(call.param("fieldSelector").unwrap_or(""))?;
-            let list = store.list(def, ns, &labels, field_name.as_deref());
+            let fields = FieldSelector::parse(call.param("fieldSelector").unwrap_or(""))
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let list = store.list(def, ns, &labels, &fields);
             if wants_table {
                 let items = list
                     .get("items")
@@ -926,9 +927,10 @@ fn start_watch(shared: &Arc<Shared>, call: &Call) -> ApiResult<Response<Body>> {
     }
     let labels = Selector::parse(call.param("labelSelector").unwrap_or(""))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let field_name = field_selector_name(call.param("fieldSelector").unwrap_or(""))?;
+    let fields = FieldSelector::parse(call.param("fieldSelector").unwrap_or(""))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let name = if info.name.is_empty() {
-        field_name
+        fields.name().map(str::to_string)
     } else {
         Some(info.name.clone())
     };
@@ -951,7 +953,7 @@ fn start_watch(shared: &Arc<Shared>, call: &Call) -> ApiResult<Response<Body>> {
         .accept
         .contains("as=Table")
         .then(|| IncludeObject::from_query(call.param("includeObject")));
-    let filter = WatchFilter::new(def, &info.namespace, name, labels);
+    let filter = WatchFilter::new(def, &info.namespace, name, labels, fields);
     let render = move |object: &Value| -> Value {
         match table {
             Some(include) => {
@@ -978,6 +980,7 @@ fn start_watch(shared: &Arc<Shared>, call: &Call) -> ApiResult<Response<Body>> {
                     def,
                     &filter.namespace,
                     &filter.labels,
+                    &filter.fields,
                     filter.name.as_deref(),
                 ) {
                     initial.push(watching::line(EventType::Added, &render(&obj)));
@@ -1052,26 +1055,6 @@ fn start_watch(shared: &Arc<Shared>, call: &Call) -> ApiResult<Response<Body>> {
     Ok(resp)
 }
 
-fn field_selector_name(selector: &str) -> ApiResult<Option<String>> {
-    let mut name = None;
-    for term in selector.split(',').filter(|t| !t.trim().is_empty()) {
-        let (k, v) = term
-            .split_once("==")
-            .or_else(|| term.split_once('='))
-            .ok_or_else(|| ApiError::BadRequest(format!("invalid field selector {term:?}")))?;
-        match k.trim() {
-            "metadata.name" => name = Some(v.trim().to_string()),
-            "metadata.namespace" => {}
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "field label not supported: {other}"
-                )));
-            }
-        }
-    }
-    Ok(name)
-}
-
 fn decode_json(body: &[u8]) -> ApiResult<Value> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::BadRequest(format!("the body of the request could not be decoded: {e}"))
@@ -1117,16 +1100,6 @@ mod tests {
         assert_eq!(percent_decode("a+b"), "a b");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
-    }
-
-    #[test]
-    fn field_selectors_support_name_and_namespace_only() {
-        assert_eq!(
-            field_selector_name("metadata.name=app"),
-            Ok(Some("app".into()))
-        );
-        assert_eq!(field_selector_name(""), Ok(None));
-        assert!(field_selector_name("spec.x=1").is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::patch::{self, PatchType};
 use crate::resources::{ResourceDef, WorkloadKind};
-use crate::selector::{Selector, selector_string};
+use crate::selector::{FieldSelector, Selector, selector_string};
 use crate::status::{ApiError, GroupResource, Result};
 use crate::timestamp::rfc3339;
 
@@ -257,15 +257,16 @@ impl Store {
         def: &ResourceDef,
         namespace: &str,
         labels: &Selector,
-        field_name: Option<&str>,
+        fields: &FieldSelector,
     ) -> Value {
         let items: Vec<Value> = self
             .objects
             .iter()
             .filter(|(k, _)| k.group == def.group && k.plural == def.plural)
             .filter(|(k, _)| namespace.is_empty() || k.namespace == namespace)
-            .filter(|(k, _)| field_name.is_none_or(|n| n == k.name))
+            .filter(|(k, _)| fields.name().is_none_or(|n| n == k.name))
             .filter(|(_, v)| labels.matches(v.get("metadata").and_then(|m| m.get("labels"))))
+            .filter(|(_, v)| fields.matches(v))
             .map(|(_, v)| {
                 let mut item = v.clone();
                 if let Some(m) = item.as_object_mut() {
@@ -783,6 +784,7 @@ impl Store {
         def: &ResourceDef,
         namespace: &str,
         labels: &Selector,
+        fields: &FieldSelector,
         name: Option<&str>,
     ) -> Vec<Value> {
         self.objects
@@ -791,6 +793,7 @@ impl Store {
             .filter(|(k, _)| namespace.is_empty() || k.namespace == namespace)
             .filter(|(k, _)| name.is_none_or(|n| n == k.name))
             .filter(|(_, v)| labels.matches(v.pointer("/metadata/labels")))
+            .filter(|(_, v)| fields.matches(v))
             .map(|(_, v)| v.clone())
             .collect()
     }
@@ -1363,14 +1366,24 @@ mod tests {
         let mut store = store_with_app(1);
         let other = workload_manifest(WorkloadKind::Deployment, "prod", "web", 1);
         assert!(store.create(&DEPLOYMENTS, "prod", other, opts()).is_ok());
-        let all = store.list(&DEPLOYMENTS, "", &Selector::default(), None);
+        let all = store.list(
+            &DEPLOYMENTS,
+            "",
+            &Selector::default(),
+            &FieldSelector::default(),
+        );
         assert_eq!(all["items"].as_array().map(Vec::len), Some(2));
         assert_eq!(all["kind"], "DeploymentList");
         assert!(all["items"][0].get("kind").is_none());
-        let prod = store.list(&DEPLOYMENTS, "prod", &Selector::default(), None);
+        let prod = store.list(
+            &DEPLOYMENTS,
+            "prod",
+            &Selector::default(),
+            &FieldSelector::default(),
+        );
         assert_eq!(prod["items"][0]["metadata"]["name"], "web");
         let sel = Selector::parse("app=app").unwrap_or_default();
-        let by_label = store.list(&DEPLOYMENTS, "", &sel, None);
+        let by_label = store.list(&DEPLOYMENTS, "", &sel, &FieldSelector::default());
         assert_eq!(by_label["items"].as_array().map(Vec::len), Some(1));
     }
 

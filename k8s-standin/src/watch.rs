@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::resources::ResourceDef;
-use crate::selector::Selector;
+use crate::selector::{FieldSelector, Selector};
 
 /// How many past events the store keeps for watches that resume from a resourceVersion.
 pub const HISTORY: usize = 4096;
@@ -125,17 +125,26 @@ pub struct WatchFilter {
     pub name: Option<String>,
     /// `labelSelector`.
     pub labels: Selector,
+    /// `fieldSelector`.
+    pub fields: FieldSelector,
 }
 
 impl WatchFilter {
     /// A filter for `def` in `namespace` (empty: all).
-    pub fn new(def: &ResourceDef, namespace: &str, name: Option<String>, labels: Selector) -> Self {
+    pub fn new(
+        def: &ResourceDef,
+        namespace: &str,
+        name: Option<String>,
+        labels: Selector,
+        fields: FieldSelector,
+    ) -> Self {
         WatchFilter {
             group: def.group,
             plural: def.plural,
             namespace: namespace.to_string(),
             name,
             labels,
+            fields,
         }
     }
 
@@ -148,6 +157,7 @@ impl WatchFilter {
             && self
                 .labels
                 .matches(event.object.pointer("/metadata/labels"))
+            && self.fields.matches(&event.object)
     }
 }
 
@@ -193,11 +203,18 @@ mod tests {
             "default",
             None,
             Selector::parse("app=app").unwrap_or_default(),
+            FieldSelector::default(),
         );
         assert!(f.matches(&event(1, "deployments", "app")));
         assert!(!f.matches(&event(1, "deployments", "web")));
         assert!(!f.matches(&event(1, "leases", "app")));
-        let named = WatchFilter::new(&LEASES, "", Some("x".into()), Selector::default());
+        let named = WatchFilter::new(
+            &LEASES,
+            "",
+            Some("x".into()),
+            Selector::default(),
+            FieldSelector::default(),
+        );
         assert!(named.matches(&event(1, "leases", "x")));
         assert!(!named.matches(&event(1, "leases", "y")));
     }

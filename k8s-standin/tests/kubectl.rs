@@ -687,3 +687,44 @@ async fn a_watch_resumes_from_a_resource_version_and_ends_at_its_timeout() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_describe_and_get_events_show_events_on_the_target() {
+    if !kubectl_available("kubectl_describe_and_get_events_show_events_on_the_target") {
+        return;
+    }
+    let server = start(app_server()).await;
+    let deployment = server
+        .object(&k8s_standin::resources::DEPLOYMENTS, "default", "app")
+        .unwrap_or_else(|| panic!("no deployment"));
+    let event = serde_json::json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "app.rescale1", "namespace": "default"},
+        "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "app",
+            "namespace": "default", "uid": deployment["metadata"]["uid"]},
+        "reason": "SuccessfulRescale", "message": "New size: 3; reason: rps above target",
+        "type": "Normal", "source": {"component": "processor"}, "count": 1,
+        "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:00:00Z"
+    });
+    server.create(event).unwrap_or_else(|e| panic!("{e}"));
+    let k = Kubectl::new(&server, None);
+    let described = k.ok(&["describe", "deploy", "app"]).await;
+    assert!(
+        described.contains("SuccessfulRescale") && described.contains("New size: 3"),
+        "{described}"
+    );
+    let events = k
+        .ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=app,type=Normal",
+        ])
+        .await;
+    assert!(events.contains("deployment/app"), "{events}");
+    let none = k
+        .ok(&["get", "events", "--field-selector", "type=Warning"])
+        .await;
+    assert!(!none.contains("SuccessfulRescale"), "{none}");
+    server.shutdown().await;
+}
