@@ -907,7 +907,6 @@ fn route(shared: &Shared, call: &Call) -> ApiResult<Reply> {
             previous = ?change.previous, replicas = change.replicas, "workload replicas changed");
         let _ = shared.changes.send(change.clone());
     }
-    let _ = &call.path;
     Ok(Reply::json(
         if written.created { 201 } else { 200 },
         written.object,

@@ -201,8 +201,10 @@ pub fn render(
                 }
                 IncludeObject::Object => {
                     let mut full = obj.clone();
-                    full["kind"] = json!(def.kind);
-                    full["apiVersion"] = json!(def.group_version());
+                    if let Some(m) = full.as_object_mut() {
+                        m.insert("kind".into(), json!(def.kind));
+                        m.insert("apiVersion".into(), json!(def.group_version()));
+                    }
                     row["object"] = full;
                 }
             }
