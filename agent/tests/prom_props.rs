@@ -357,3 +357,201 @@ fn family(format: Format, index: usize) -> impl Strategy<Value = MetricFamily<'s
 fn families(format: Format) -> impl Strategy<Value = Vec<MetricFamily<'static>>> {
     (1usize..5).prop_flat_map(move |n| (0..n).map(|i| family(format, i)).collect::<Vec<_>>())
 }
+
+// ---- the long-running mutation fuzzer ------------------------------------------------------
+
+/// Seeds: every corpus and sample exposition the shared folders hold.
+fn fuzz_seeds() -> Vec<Vec<u8>> {
+    let mut seeds = vec![b"a 1\n# EOF\n".to_vec()];
+    let mut add_dir = |dir: std::path::PathBuf| {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let file = if path.is_dir() {
+                path.join("metrics")
+            } else {
+                path
+            };
+            if let Ok(bytes) = std::fs::read(&file)
+                && file.extension().is_none_or(|e| e == "txt")
+            {
+                seeds.push(bytes);
+            }
+        }
+    };
+    if let Some(corpora) = workspace_bins::corpora_dir() {
+        add_dir(corpora.join("openmetrics/parsers"));
+        add_dir(corpora.join("prometheus-text/expfmt-fuzz-corpus"));
+        add_dir(corpora.join("prometheus-text/samples"));
+    }
+    if let Some(samples) = workspace_bins::samples_dir() {
+        add_dir(samples);
+    }
+    seeds
+}
+
+/// xorshift64*: a reproducible stream from `FUZZ_SEED`.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % (n.max(1) as u64)).unwrap_or(0)
+    }
+}
+
+const TOKENS: &[&[u8]] = &[
+    b"\n",
+    b" ",
+    b"\t",
+    b"{",
+    b"}",
+    b"=",
+    b",",
+    b"\"",
+    b"\\",
+    b"\\n",
+    b"\\\"",
+    b"#",
+    b" # ",
+    b"# EOF\n",
+    b"# TYPE ",
+    b"# HELP ",
+    b"# UNIT ",
+    b" counter",
+    b" gauge",
+    b" summary",
+    b" histogram",
+    b" gaugehistogram",
+    b" info",
+    b" stateset",
+    b" unknown",
+    b" untyped",
+    b"_total",
+    b"_created",
+    b"_bucket",
+    b"_count",
+    b"_sum",
+    b"_gcount",
+    b"_gsum",
+    b"_info",
+    b"le=\"+Inf\"",
+    b"le=\"1\"",
+    b"quantile=\"0.5\"",
+    b"__name__",
+    b"NaN",
+    b"+Inf",
+    b"-Inf",
+    b"1e309",
+    b"0x1p-3",
+    b"1_0",
+    b"9223372036854775808",
+    b"1.5",
+    b"-1",
+    b"\xff",
+    b"\xc3",
+];
+
+fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], input: &mut Vec<u8>) {
+    for _ in 0..1 + rng.below(4) {
+        let at = rng.below(input.len() + 1);
+        match rng.below(6) {
+            0 if !input.is_empty() => {
+                let i = rng.below(input.len());
+                input[i] ^= 1 << rng.below(8);
+            }
+            1 => {
+                let token = TOKENS[rng.below(TOKENS.len())];
+                input.splice(at..at, token.iter().copied());
+            }
+            2 if !input.is_empty() => {
+                let end = (at + 1 + rng.below(16)).min(input.len());
+                input.drain(at.min(end)..end);
+            }
+            3 => {
+                let other = &seeds[rng.below(seeds.len())];
+                let from = rng.below(other.len());
+                let to = (from + rng.below(200)).min(other.len());
+                input.splice(at..at, other[from..to].iter().copied());
+            }
+            4 if !input.is_empty() => {
+                // Duplicate a line-sized chunk.
+                let end = (at + rng.below(80)).min(input.len());
+                let chunk = input[at.min(end)..end].to_vec();
+                input.splice(end..end, chunk);
+            }
+            _ => input.truncate(at),
+        }
+    }
+}
+
+/// A mutation fuzzer over the corpora, run on demand:
+/// `FUZZ_SECONDS=600 cargo test --release -p agent --test prom_props -- --ignored --nocapture`.
+/// Each input is parsed in both formats (no panic allowed) and what parses must re-render to
+/// itself. A failing input is written to `$TMPDIR/prom-fuzz-crash` and the seed printed.
+#[test]
+#[ignore = "long-running fuzzer; run on demand (see its doc comment)"]
+fn fuzz_both_parsers_with_corpus_mutations() {
+    let seconds: u64 = std::env::var("FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let seed = std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64 | 1)
+        });
+    let seeds = fuzz_seeds();
+    let mut rng = Rng(seed);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let crash_file = std::env::temp_dir().join("prom-fuzz-crash");
+    let (mut runs, mut accepted) = (0u64, [0u64; 2]);
+    while std::time::Instant::now() < deadline {
+        let mut input = seeds[rng.below(seeds.len())].clone();
+        mutate(&mut rng, &seeds, &mut input);
+        let outcome = std::panic::catch_unwind(|| {
+            let mut ok = [false; 2];
+            for (i, format) in [Format::Text, Format::OpenMetrics].into_iter().enumerate() {
+                if let Ok(families) = prom::parse_bytes(&input, format) {
+                    reparses_to_itself(&families, format);
+                    ok[i] = true;
+                }
+            }
+            ok
+        });
+        match outcome {
+            Ok(ok) => {
+                runs += 1;
+                for (count, ok) in accepted.iter_mut().zip(ok) {
+                    *count += u64::from(ok);
+                }
+            }
+            Err(_) => {
+                let _ = std::fs::create_dir_all(crash_file.parent().unwrap_or(&crash_file));
+                let _ = std::fs::write(&crash_file, &input);
+                panic!(
+                    "FUZZ_SEED={seed}: failing input written to {}",
+                    crash_file.display()
+                );
+            }
+        }
+    }
+    println!(
+        "FUZZ_SEED={seed}: {runs} inputs in {seconds} s from {} seeds; accepted: text {}, openmetrics {}",
+        seeds.len(),
+        accepted[0],
+        accepted[1]
+    );
+    assert!(runs > 0);
+}

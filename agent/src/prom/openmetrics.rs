@@ -22,7 +22,8 @@
 //! `_bucket`, their labels at most 128 characters. Within a family, a label group (labels
 //! without `le`/`quantile`/the stateset label) is contiguous, all or none of its samples have
 //! timestamps, and timestamps do not go backwards. A sample repeating a series at the same
-//! timestamp within its group is dropped (the reference parser keeps the first).
+//! timestamp within its group is dropped (the reference parser keeps the first); a quantile or
+//! bucket counts as the same series when its number is (`quantile=".5"` repeats `"0.5"`).
 //!
 //! Where this parser follows the specification rather than the reference parser's leniency:
 //! quoted or `{__name__=...}` metric names and native histograms (OpenMetrics 2.0 drafts) are
@@ -433,7 +434,13 @@ impl<'a> OpenMetricsParser<'a> {
         }
 
         // Store: drop a repeated series at the same timestamp, else add to the group's metric.
-        let series = hasher.hash_one((sample.name, label_set_hash(&hasher, &sample.labels, None)));
+        // A quantile or bucket is identified by its number, not its spelling (`.5` is `0.5`).
+        let number = quantile.or(bound).map(f64::to_bits);
+        let series = hasher.hash_one((
+            sample.name,
+            label_set_hash(&hasher, &sample.labels, number.and(except)),
+            number,
+        ));
         if same_run
             && state
                 .run
