@@ -186,6 +186,21 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_parses_and_uses_every_section() {
+        let text = include_str!("../examples/standin.json");
+        let config: Result<Config, _> = serde_json::from_str(text);
+        let Ok(config) = config else {
+            panic!("{config:?}")
+        };
+        assert_eq!(config.workloads.len(), 2);
+        assert_eq!(config.objects.len(), 1);
+        assert_eq!(config.auth.tokens.len(), 1);
+        assert_eq!(config.auth.rules.as_ref().map(Vec::len), Some(3));
+        assert_eq!(config.faults.len(), 2);
+        assert_eq!(config.status_mode, StatusMode::Immediate);
+    }
+
+    #[test]
     fn a_json_config_file_parses_with_defaults() {
         let text = r#"{"workloads": [{"kind": "deployment", "namespace": "default", "name": "app", "replicas": 2}],
             "auth": {"tokens": [{"token": "t", "user": "u"}]},
