@@ -1,18 +1,30 @@
 //! A stand-in for the Kubernetes API server, served on loopback for tests and the local lab.
 //!
-//! It answers what `kubectl` and the `kube` crate send for scaling workloads: discovery,
-//! `apps/v1` Deployments, StatefulSets, ReplicaSets and core ReplicationControllers with their
-//! `/scale` and `/status` subresources, `coordination.k8s.io/v1` Leases, core and
-//! `events.k8s.io/v1` Events; with the API server's Status errors, optimistic concurrency,
-//! bearer tokens, RBAC-like rules, a request log and injectable faults.
+//! It answers what `kubectl` and the `kube` crate send for scaling workloads: discovery (legacy
+//! and aggregated v2), `apps/v1` Deployments, StatefulSets, ReplicaSets and core
+//! ReplicationControllers with their `/scale` and `/status` subresources,
+//! `coordination.k8s.io/v1` Leases, core and `events.k8s.io/v1` Events; get, list, watch, create,
+//! update, patch (merge, JSON, strategic merge, apply) and delete; with the API server's Status
+//! errors, optimistic concurrency (409 on a stale resourceVersion), bearer tokens (401),
+//! RBAC-like rules (403), a request log, injectable faults (any status, delays), and optional
+//! https with a CA generated at start.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), k8s_standin::Error> {
-//! use k8s_standin::{Config, Fault, Server};
-//! let server = Server::start(Config::default().with_deployment("default", "app", 1)).await?;
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use k8s_standin::{Config, Fault, Server, StatusMode, WorkloadKind};
+//! let mut config = Config::default().with_deployment("default", "app", 1);
+//! config.status_mode = StatusMode::Manual; // the lab's kubelet reports readiness itself
+//! let server = Server::start(config).await?;
 //! server.inject(Fault::status(503).times(2).verb("patch").subresource("scale"));
-//! // … point kubectl (--server) or kube (Config::new(url)) at server.url() …
-//! let calls = server.requests();
+//!
+//! // The lab's kubelet: follow spec.replicas, report pods as they become ready.
+//! let mut changes = server.subscribe();
+//! let change = changes.recv().await?;
+//! server.set_status(WorkloadKind::Deployment, "default", "app", change.replicas, change.replicas)?;
+//!
+//! // Tests: point kube (`kube::Config::new(server.url().parse()?)`) or kubectl
+//! // (`--server`, or a file with `server.kubeconfig(token)`) at it, then read what was called.
+//! let patched = server.requests().iter().any(|r| r.info.verb == "patch");
 //! server.shutdown().await;
 //! # Ok(()) }
 //! ```
