@@ -9,6 +9,9 @@ use clap::Parser;
 use k8s_standin::{Config, Server, StatusMode, WorkloadKind, WorkloadSeed};
 
 /// A stand-in for the Kubernetes API server (discovery, workloads and /scale, Leases, Events).
+///
+/// Prints its URL on the first line of stdout. `RUST_LOG=k8s_standin=debug` logs every request
+/// (verb, resource, namespace, name, user, status); `LOG_FORMAT=json` for JSON lines.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -124,13 +127,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

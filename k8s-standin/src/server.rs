@@ -735,7 +735,18 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             rec.user = user.to_string();
             rec.fault_injected = fault;
         }
-        debug!(seq, method = %method, path = %path, status = resp.status().as_u16(), "request");
+        debug!(
+            seq,
+            method = %method,
+            path = %path,
+            verb = %info.verb,
+            resource = %info.rbac_resource(),
+            namespace = %info.namespace,
+            name = %info.name,
+            user,
+            status = resp.status().as_u16(),
+            "request"
+        );
         resp
     };
 
@@ -785,7 +796,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         method: method.clone(),
         path: path.clone(),
         params,
-        info,
+        info: info.clone(),
         accept,
         content_type,
         body,
