@@ -579,3 +579,73 @@ async fn the_lab_sees_replica_changes_and_reports_status_in_manual_mode() {
 fn ok_api(result: Result<(), k8s_standin::ApiError>) {
     result.unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[tokio::test]
+async fn kube_watches_start_resume_end_with_deletes_and_expire() {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::api::{DeleteParams, WatchEvent, WatchParams};
+
+    let server = start(Config::default().with_deployment("default", "app", 1)).await;
+    let api: Api<Deployment> = Api::namespaced(client(&server), "default");
+    let replicas = |d: &Deployment| d.spec.replicas;
+    let rv_of = |d: &Deployment| d.metadata.resource_version.clone().unwrap_or_default();
+    let params = WatchParams::default().timeout(10);
+
+    let mut stream = ok(api.watch(&params, "0").await, "watch").boxed();
+    let first = ok(stream.try_next().await, "first event");
+    assert!(
+        matches!(&first, Some(WatchEvent::Added(d)) if replicas(d) == Some(1)),
+        "{first:?}"
+    );
+    ok_api(server.set_replicas(WorkloadKind::Deployment, "default", "app", 2));
+    let second = ok(stream.try_next().await, "second event");
+    let Some(WatchEvent::Modified(d)) = second else {
+        panic!("expected Modified, got {second:?}")
+    };
+    assert_eq!(replicas(&d), Some(2));
+    let resume_from = rv_of(&d);
+    drop(stream);
+
+    // Changes made while no one watches are replayed to a watch resuming from a resourceVersion.
+    ok_api(server.set_replicas(WorkloadKind::Deployment, "default", "app", 3));
+    ok(api.delete("app", &DeleteParams::default()).await, "delete");
+    let mut resumed = ok(api.watch(&params, &resume_from).await, "resume").boxed();
+    let modified = ok(resumed.try_next().await, "replayed change");
+    assert!(
+        matches!(&modified, Some(WatchEvent::Modified(d)) if replicas(d) == Some(3)),
+        "{modified:?}"
+    );
+    let deleted = ok(resumed.try_next().await, "replayed delete");
+    assert!(
+        matches!(&deleted, Some(WatchEvent::Deleted(d)) if d.metadata.name.as_deref() == Some("app")),
+        "{deleted:?}"
+    );
+    drop(resumed);
+
+    // Once the history has moved past a resourceVersion, resuming from it is 410 Expired.
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "churn"}, "spec": {}}))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let leases: Api<Lease> = Api::namespaced(client(&server), "default");
+    let mut current = ok(
+        leases.create(&PostParams::default(), &lease).await,
+        "create lease",
+    );
+    for i in 0..k8s_standin::watch::HISTORY {
+        if let Some(spec) = current.spec.as_mut() {
+            spec.lease_transitions = i32::try_from(i).ok();
+        }
+        current = ok(
+            leases
+                .replace("churn", &PostParams::default(), &current)
+                .await,
+            "replace",
+        );
+    }
+    let mut expired = ok(api.watch(&params, &resume_from).await, "stale watch").boxed();
+    let error = ok(expired.try_next().await, "expired event");
+    assert!(
+        matches!(&error, Some(WatchEvent::Error(status)) if status.code == 410 && status.reason == "Expired"),
+        "{error:?}"
+    );
+    server.shutdown().await;
+}
