@@ -73,11 +73,43 @@ pub struct Label<'a> {
     pub value: Cow<'a, str>,
 }
 
-/// Whether two label lists hold the same labels, in any order (both free of duplicates).
+/// Whether two label lists hold the same labels, in any order (both free of duplicate names).
 pub(crate) fn same_label_set(a: &[Label<'_>], b: &[Label<'_>]) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .all(|x| b.iter().any(|y| x.name == y.name && x.value == y.value))
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() <= 16 {
+        return a
+            .iter()
+            .all(|x| b.iter().any(|y| x.name == y.name && x.value == y.value));
+    }
+    // Long label sets: compare sorted, not pairwise.
+    sorted_pairs(a) == sorted_pairs(b)
+}
+
+fn sorted_pairs<'l>(labels: &'l [Label<'_>]) -> Vec<(&'l str, &'l str)> {
+    let mut pairs: Vec<(&str, &str)> = labels.iter().map(|l| (l.name, l.value.as_ref())).collect();
+    pairs.sort_unstable();
+    pairs
+}
+
+/// Finds repeated label names as a label list grows: a scan while it is short, a set after.
+#[derive(Default)]
+pub(crate) struct DuplicateNames<'a> {
+    seen: Option<std::collections::HashSet<&'a str>>,
+}
+
+impl<'a> DuplicateNames<'a> {
+    /// Whether `name` is already among `labels` (the list so far, `name` not yet added).
+    pub(crate) fn repeats(&mut self, labels: &[Label<'a>], name: &'a str) -> bool {
+        if labels.len() < 16 {
+            return labels.iter().any(|l| l.name == name);
+        }
+        let seen = self
+            .seen
+            .get_or_insert_with(|| labels.iter().map(|l| l.name).collect());
+        !seen.insert(name)
+    }
 }
 
 /// A hash of a label list that does not depend on the labels' order, skipping `except`.
@@ -252,5 +284,52 @@ impl MetricFamily<'_> {
     /// The number of sample lines (series) in this family; see [`Metric::series_count`].
     pub fn series_count(&self) -> usize {
         self.metrics.iter().map(Metric::series_count).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(n: usize, reversed: bool) -> Vec<Label<'static>> {
+        let mut labels: Vec<_> = (0..n)
+            .map(|i| Label {
+                name: ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"][i % 10],
+                value: Cow::Owned(i.to_string()),
+            })
+            .collect();
+        if reversed {
+            labels.reverse();
+        }
+        labels
+    }
+
+    #[test]
+    fn label_sets_compare_in_any_order_short_or_long() {
+        for n in [0, 3, 16, 40] {
+            assert!(same_label_set(&labels(n, false), &labels(n, true)), "{n}");
+        }
+        let mut other = labels(40, false);
+        other[7].value = Cow::Borrowed("x");
+        assert!(!same_label_set(&labels(40, true), &other));
+        assert!(!same_label_set(&labels(3, false), &labels(4, false)));
+    }
+
+    #[test]
+    fn duplicate_names_are_found_in_short_and_long_lists() {
+        let mut long: Vec<Label<'static>> = Vec::new();
+        let mut duplicates = DuplicateNames::default();
+        let names: Vec<&'static str> = (0..40)
+            .map(|i| &*Box::leak(format!("l{i}").into_boxed_str()))
+            .collect();
+        for name in &names {
+            assert!(!duplicates.repeats(&long, name));
+            long.push(Label {
+                name,
+                value: Cow::Borrowed(""),
+            });
+        }
+        assert!(duplicates.repeats(&long, "l3"));
+        assert!(DuplicateNames::default().repeats(&long[..2], "l1"));
     }
 }

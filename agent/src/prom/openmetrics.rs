@@ -30,15 +30,24 @@
 //! rejected; blanks inside label sets, a blank between the name and `{`, and a `#x` prefix on a
 //! metadata line are errors; `le="nan"` is an error; an exemplar label value may contain `\"`;
 //! a histogram with several timestamps for one label group is accepted (the reference drops the
-//! later points' repeated buckets and then rejects it).
+//! later points' repeated buckets and then rejects it); a label group may mix timestamps written
+//! with an exponent (`1e3`, `.5`) and without (the reference crashes comparing its two
+//! timestamp representations, which rejects the exposition).
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 
-use super::lex::{self, Dialect, Fail};
+use nom::Parser;
+use nom::branch::alt;
+use nom::bytes::complete::{tag, take_till, take_while1};
+use nom::character::complete::char;
+use nom::combinator::{not, opt, rest};
+use nom::sequence::preceded;
+
+use super::lex::{self, Dialect, Fail, Lexed, cut_fail};
 use super::model::{
-    Bucket, Exemplar, Label, Metric, MetricFamily, MetricType, Quantile, Timestamp, Value,
-    label_set_hash,
+    Bucket, DuplicateNames, Exemplar, Label, Metric, MetricFamily, MetricType, Quantile, Timestamp,
+    Value, label_set_hash,
 };
 use super::{ParseError, line_error};
 
@@ -175,38 +184,13 @@ impl<'a> OpenMetricsParser<'a> {
     }
 
     fn metadata(&mut self, after_hash: &'a str, line: &'a str) -> Result<(), ParseError> {
-        let invalid = |at: &'a str| Fail::new(at, "invalid metadata line");
-        // Tokens are separated by one or more spaces, like the reference's `_split_quoted`.
-        let Some(text) = after_hash.strip_prefix(' ') else {
-            return Err(self.error_here(invalid(line)));
-        };
-        let text = text.trim_start_matches(' ');
-        let (keyword, rest) = text
-            .split_once(' ')
-            .ok_or_else(|| self.error_here(invalid(text)))?;
-        if !matches!(keyword, "HELP" | "TYPE" | "UNIT") {
-            return Err(self.error_here(Fail::new(
-                text,
-                format!("unknown metadata keyword {keyword:?}"),
-            )));
-        }
-        let rest = rest.trim_start_matches(' ');
-        let (after_name, name) =
-            lex::finish(lex::metric_name(rest), rest).map_err(|fail| self.error_here(fail))?;
-        if name.is_empty() || !after_name.starts_with(' ') {
-            let reason = if after_name.is_empty() {
-                "metadata line without a value"
-            } else {
-                "invalid metric name in metadata"
-            };
-            return Err(self.error_here(Fail::new(after_name, reason)));
-        }
-        let value = after_name.trim_start_matches(' ');
+        let (_, (keyword, name, value)) =
+            lex::finish(metadata_line(after_hash), line).map_err(|fail| self.error_here(fail))?;
 
         match &self.current {
             Some(state) if state.family.name == name => {
                 if state.has_samples {
-                    return Err(self.error_here(Fail::new(text, "metadata after samples")));
+                    return Err(self.error_here(Fail::new(line, "metadata after samples")));
                 }
             }
             _ => {
@@ -631,102 +615,179 @@ fn check_run(state: &FamilyState<'_>, run: &Run<'_>) -> Result<(), ParseError> {
     Ok(())
 }
 
+/// `# KEYWORD name value` after the `#`: tokens separated by one or more spaces (as the
+/// reference's `_split_quoted` reads them), the value being the rest of the line (it may be
+/// empty, but the space before it may not be missing).
+fn metadata_line(after_hash: &str) -> Lexed<'_, (&str, &str, &str)> {
+    let keyword = alt((tag("HELP"), tag("TYPE"), tag("UNIT")));
+    (
+        expect(char(' '), "invalid metadata line"),
+        opt(spaces),
+        expect(
+            keyword,
+            "invalid metadata line: expected HELP, TYPE or UNIT",
+        ),
+        expect(spaces, "metadata line without a name"),
+        metadata_name,
+        before_metadata_value,
+        rest,
+    )
+        .map(|(_, _, keyword, _, name, _, value)| (keyword, name, value))
+        .parse(after_hash)
+}
+
+/// One or more spaces.
+fn spaces(input: &str) -> Lexed<'_, &str> {
+    take_while1(|c| c == ' ').parse(input)
+}
+
+fn metadata_name(input: &str) -> Lexed<'_, &str> {
+    match lex::metric_name(input)? {
+        (_, "") => cut_fail(input, "invalid metric name in metadata"),
+        found => Ok(found),
+    }
+}
+
+fn before_metadata_value(input: &str) -> Lexed<'_, &str> {
+    match spaces(input) {
+        Ok(found) => Ok(found),
+        Err(_) if input.is_empty() => cut_fail(input, "metadata line without a value"),
+        Err(_) => cut_fail(input, "invalid metric name in metadata"),
+    }
+}
+
+/// `parser`, its plain errors turned into a failure with `reason` at the input it started on.
+fn expect<'a, O>(
+    mut parser: impl Parser<&'a str, Output = O, Error = Fail<'a>>,
+    reason: &'static str,
+) -> impl Parser<&'a str, Output = O, Error = Fail<'a>> {
+    move |input: &'a str| match parser.parse(input) {
+        Err(nom::Err::Error(_)) => cut_fail(input, reason),
+        other => other,
+    }
+}
+
+/// The token up to the next space (or the end).
+fn token(input: &str) -> Lexed<'_, &str> {
+    take_till(|c| c == ' ').parse(input)
+}
+
+/// A sample or exemplar value.
+fn value<'a>(reason: &'static str) -> impl Parser<&'a str, Output = f64, Error = Fail<'a>> {
+    move |input: &'a str| {
+        let (rest, text) = token(input)?;
+        match lex::number(text, Dialect::OpenMetrics) {
+            Some(number) => Ok((rest, number)),
+            None => cut_fail(input, format!("{reason} {text:?}")),
+        }
+    }
+}
+
+/// A timestamp in seconds: the next token, or with `whole_rest` everything left.
+fn timestamp<'a>(
+    reason: &'static str,
+    whole_rest: bool,
+) -> impl Parser<&'a str, Output = Timestamp, Error = Fail<'a>> {
+    move |input: &'a str| {
+        let (rest, text) = if whole_rest {
+            ("", input)
+        } else {
+            token(input)?
+        };
+        match lex::seconds_to_nanos(text) {
+            Some(nanos) => Ok((rest, Timestamp::Nanos(nanos))),
+            None => cut_fail(input, format!("{reason} {text:?}")),
+        }
+    }
+}
+
+/// A label set after its `{`.
+fn labels(input: &str) -> Lexed<'_, Vec<Label<'_>>> {
+    label_set(input).map_err(nom::Err::Failure)
+}
+
 /// `name[{labels}] value [timestamp] [# {labels} value [timestamp]]`.
 fn sample_line(line: &str) -> Result<SampleLine<'_>, Fail<'_>> {
-    let (rest, name) = lex::finish(lex::metric_name(line), line)?;
-    if name.is_empty() {
-        return Err(Fail::new(line, "invalid metric name"));
-    }
-    let (rest, labels) = match rest.strip_prefix('{') {
-        Some(after) => label_set(after)?,
-        None => (rest, Vec::new()),
+    let mut sample = (
+        sample_name,
+        opt(preceded(char('{'), labels)),
+        preceded(
+            expect(char(' '), "expected a space before the value"),
+            value("invalid value"),
+        ),
+        opt(preceded(
+            (char(' '), not(char('#')), not(tag(" #"))),
+            timestamp("invalid timestamp", false),
+        )),
+    );
+    let (rest, (name, labels, value, timestamp)) = lex::finish(sample.parse(line), line)?;
+    // What is left is empty or starts with a space; an exemplar follows it. The reference also
+    // takes two spaces before the `#` when there is no timestamp in between.
+    let (rest, exemplar) = match rest.strip_prefix(' ') {
+        None => (rest, None),
+        Some(after) => {
+            let after = match after.strip_prefix(' ') {
+                Some(second) if timestamp.is_none() && second.starts_with('#') => second,
+                _ => after,
+            };
+            let (rest, exemplar) = lex::finish(exemplar(after), after)?;
+            (rest, Some(exemplar))
+        }
     };
-    let Some(rest) = rest.strip_prefix(' ') else {
-        return Err(Fail::new(rest, "expected a space before the value"));
-    };
-    let (value, rest) = split_token(rest);
-    let value = lex::number(value, Dialect::OpenMetrics)
-        .ok_or_else(|| Fail::new(rest, format!("invalid value {value:?}")))?;
-    let mut timestamp = None;
-    let mut exemplar = None;
     if !rest.is_empty() {
-        let Some(mut rest) = rest.strip_prefix(' ') else {
-            return Err(Fail::new(rest, "expected a space after the value"));
-        };
-        if !rest.starts_with('#') {
-            let (token, after) = split_token(rest);
-            timestamp = Some(
-                seconds(token)
-                    .ok_or_else(|| Fail::new(rest, format!("invalid timestamp {token:?}")))?,
-            );
-            rest = after;
-            if !rest.is_empty() {
-                rest = rest
-                    .strip_prefix(' ')
-                    .filter(|r| r.starts_with('#'))
-                    .ok_or_else(|| Fail::new(rest, "expected ' # ' before an exemplar"))?;
-            }
-        }
-        if !rest.is_empty() {
-            exemplar = Some(exemplar_text(rest)?);
-        }
+        return Err(Fail::new(rest, "unexpected text after the sample"));
     }
     Ok(SampleLine {
         name,
-        labels,
+        labels: labels.unwrap_or_default(),
         value,
         timestamp,
         exemplar,
     })
 }
 
-/// The token up to the next space (or the end), and what follows it.
-fn split_token(input: &str) -> (&str, &str) {
-    input.split_at(input.find(' ').unwrap_or(input.len()))
+fn sample_name(input: &str) -> Lexed<'_, &str> {
+    match lex::metric_name(input)? {
+        (_, "") => cut_fail(input, "invalid metric name"),
+        found => Ok(found),
+    }
 }
 
-fn seconds(token: &str) -> Option<Timestamp> {
-    lex::seconds_to_nanos(token).map(Timestamp::Nanos)
-}
-
-/// `# {labels} value [timestamp]` (the input starts at `#`).
-fn exemplar_text(input: &str) -> Result<Exemplar<'_>, Fail<'_>> {
-    let Some(after) = input.strip_prefix("# {") else {
-        return Err(Fail::new(input, "expected '# {' to start an exemplar"));
-    };
-    let (rest, labels) = label_set(after)?;
+/// `# {labels} value [timestamp]` (the input starts at `#`), labels at most 128 characters.
+fn exemplar(input: &str) -> Lexed<'_, Exemplar<'_>> {
+    let (rest, (labels, value, timestamp)) = preceded(
+        expect(tag("# {"), "expected '# {' to start an exemplar"),
+        (
+            labels,
+            preceded(
+                expect(char(' '), "expected a space before the exemplar value"),
+                value("invalid exemplar value"),
+            ),
+            opt(preceded(
+                char(' '),
+                timestamp("invalid exemplar timestamp", true),
+            )),
+        ),
+    )
+    .parse(input)?;
     let length: usize = labels
         .iter()
         .map(|l| l.name.len() + l.value.chars().count())
         .sum();
     if length > 128 {
-        return Err(Fail::new(
-            after,
+        return cut_fail(
+            input,
             format!("exemplar labels are {length} characters long, more than 128"),
-        ));
+        );
     }
-    let Some(rest) = rest.strip_prefix(' ') else {
-        return Err(Fail::new(
-            rest,
-            "expected a space before the exemplar value",
-        ));
-    };
-    let (value, rest) = split_token(rest);
-    let value = lex::number(value, Dialect::OpenMetrics)
-        .ok_or_else(|| Fail::new(rest, format!("invalid exemplar value {value:?}")))?;
-    let timestamp = match rest.strip_prefix(' ') {
-        None if rest.is_empty() => None,
-        None => return Err(Fail::new(rest, "unexpected text after the exemplar value")),
-        Some(token) => Some(
-            seconds(token)
-                .ok_or_else(|| Fail::new(token, format!("invalid exemplar timestamp {token:?}")))?,
-        ),
-    };
-    Ok(Exemplar {
-        labels,
-        value,
-        timestamp,
-    })
+    Ok((
+        rest,
+        Exemplar {
+            labels,
+            value,
+            timestamp,
+        },
+    ))
 }
 
 /// `{` was consumed: `[name="value" *(,name="value")]}` with nothing in between.
@@ -736,6 +797,7 @@ fn label_set(input: &str) -> Result<(&str, Vec<Label<'_>>), Fail<'_>> {
         return Ok((rest, labels));
     }
     let mut rest = input;
+    let mut duplicates = DuplicateNames::default();
     loop {
         let (after_name, name) = lex::finish(lex::label_name(rest), rest)?;
         if name.is_empty() {
@@ -747,7 +809,7 @@ fn label_set(input: &str) -> Result<(&str, Vec<Label<'_>>), Fail<'_>> {
                 format!("label name {name:?} is reserved (starts with __)"),
             ));
         }
-        if labels.iter().any(|l| l.name == name) {
+        if duplicates.repeats(&labels, name) {
             return Err(Fail::new(rest, format!("duplicate label name {name:?}")));
         }
         let Some(quoted) = after_name.strip_prefix("=\"") else {
@@ -837,6 +899,36 @@ mod tests {
             .map(|m| m.value.clone())
             .collect();
         assert_eq!(values, [Value::Single(1.0), Value::Single(3.0)]);
+    }
+
+    #[test]
+    fn two_spaces_before_an_exemplar_only_without_a_timestamp() {
+        let families = ok("# TYPE a counter\na_total 1  # {} 0.5\n# EOF\n");
+        assert!(matches!(
+            &families[0].metrics[0].value,
+            Value::Counter {
+                exemplar: Some(_),
+                ..
+            }
+        ));
+        assert!(parse("# TYPE a counter\na_total 1 2  # {} 0.5\n# EOF\n").is_err());
+        assert!(parse("a 1  2\n# EOF\n").is_err());
+    }
+
+    #[test]
+    fn metadata_tokens_may_be_separated_by_several_spaces() {
+        let families = ok("#  TYPE  a   gauge\n# HELP a  two  words\na 1\n# EOF\n");
+        assert_eq!(families[0].metric_type, MetricType::Gauge);
+        assert_eq!(families[0].help.as_deref(), Some("two  words"));
+        for bad in [
+            "#TYPE a gauge",
+            "# TYPE a",
+            "# TYPE a\tgauge",
+            "# KIND a gauge",
+            "# TYPE 0a gauge",
+        ] {
+            assert!(parse(&format!("{bad}\n# EOF\n")).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -30,8 +30,8 @@ use std::hash::RandomState;
 
 use super::lex::{self, Dialect, Fail};
 use super::model::{
-    Bucket, Label, Metric, MetricFamily, MetricType, Quantile, Timestamp, Value, label_set_hash,
-    same_label_set,
+    Bucket, DuplicateNames, Label, Metric, MetricFamily, MetricType, Quantile, Timestamp, Value,
+    label_set_hash, same_label_set,
 };
 use super::{ParseError, line_error};
 
@@ -377,6 +377,7 @@ fn label_set<'a>(
     let mut labels: Vec<Label<'a>> = Vec::new();
     let mut special_value = None;
     let mut special_seen = false;
+    let mut duplicates = DuplicateNames::default();
     loop {
         rest = lex::blanks(rest);
         if let Some(after) = rest.strip_prefix('}') {
@@ -397,7 +398,7 @@ fn label_set<'a>(
             return Err(Fail::new(rest, "label name \"__name__\" is reserved"));
         }
         let is_special = Some(name) == special;
-        if (is_special && special_seen) || (!is_special && labels.iter().any(|l| l.name == name)) {
+        if (is_special && special_seen) || (!is_special && duplicates.repeats(&labels, name)) {
             return Err(Fail::new(
                 rest,
                 format!("duplicate label names for metric {metric:?}"),
