@@ -89,6 +89,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Grace period for open connections at shutdown, milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Changes kept for watches resuming from a resourceVersion, events; older ones get
+    /// 410 Expired.
+    pub watch_history: usize,
     /// Serve https with a CA generated at start (`Handle::ca_pem`, and in `Handle::kubeconfig`);
     /// kubectl sends bearer tokens only over TLS.
     pub tls: bool,
@@ -104,6 +107,10 @@ fn default_minor_version() -> u32 {
 
 fn default_max_body_bytes() -> usize {
     3 * 1024 * 1024
+}
+
+fn default_watch_history() -> usize {
+    crate::watch::HISTORY
 }
 
 fn default_shutdown_grace_ms() -> u64 {
@@ -122,6 +129,7 @@ impl Default for Config {
             faults: Vec::new(),
             max_body_bytes: default_max_body_bytes(),
             shutdown_grace_ms: default_shutdown_grace_ms(),
+            watch_history: default_watch_history(),
             tls: false,
         }
     }

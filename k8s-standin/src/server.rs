@@ -178,6 +178,7 @@ impl Server {
             .unwrap_or(0)
             ^ u64::from(addr.port());
         let mut store = Store::new(seed, config.status_mode);
+        store.keep_history(config.watch_history);
         let opts = WriteOptions {
             dry_run: false,
             now: now_secs(),
@@ -884,12 +885,10 @@ fn route(shared: &Shared, call: &Call) -> ApiResult<Reply> {
             if ns.is_empty() && def.namespaced {
                 return Err(ApiError::NoRoute);
             }
-            store.create(def, ns, decode_json(&call.body)?, opts)?
+            store.create(def, ns, decode_body(call)?, opts)?
         }
-        ("update", "scale") => {
-            store.update_scale(def, ns, name, &decode_json(&call.body)?, opts)?
-        }
-        ("update", _) => store.update(def, ns, name, decode_json(&call.body)?, part, opts)?,
+        ("update", "scale") => store.update_scale(def, ns, name, &decode_body(call)?, opts)?,
+        ("update", _) => store.update(def, ns, name, decode_body(call)?, part, opts)?,
         ("patch", _) => {
             let kind = PatchType::from_content_type(&call.content_type)
                 .ok_or(ApiError::UnsupportedMediaType)?;
@@ -1063,6 +1062,22 @@ fn start_watch(shared: &Arc<Shared>, call: &Call) -> ApiResult<Response<Body>> {
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(resp)
+}
+
+/// Decodes a create or update body, which must be JSON (`Content-Type` absent, `application/json`
+/// or `*/*`).
+fn decode_body(call: &Call) -> ApiResult<Value> {
+    let media = call
+        .content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !matches!(media.as_str(), "" | "application/json" | "*/*") {
+        return Err(ApiError::UnsupportedBody);
+    }
+    decode_json(&call.body)
 }
 
 fn decode_json(body: &[u8]) -> ApiResult<Value> {

@@ -109,6 +109,12 @@ pub enum ApiError {
     /// 413 for a body over the limit.
     #[error("Request entity too large: limit is {0} bytes")]
     TooLarge(usize),
+    /// 415 for a create or update body that is not JSON (kubectl's typed generators, such as
+    /// `kubectl create deployment`, send protobuf, which the stand-in does not decode).
+    #[error(
+        "the body of the request was in an unknown format - accepted media types include: application/json"
+    )]
+    UnsupportedBody,
     /// 500 (also injected).
     #[error("Internal error occurred: {0}")]
     Internal(String),
@@ -162,7 +168,7 @@ impl ApiError {
             ApiError::Invalid(_) | ApiError::Unprocessable(_) => 422,
             ApiError::BadRequest(_) => 400,
             ApiError::MethodNotAllowed => 405,
-            ApiError::UnsupportedMediaType => 415,
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedBody => 415,
             ApiError::TooLarge(_) => 413,
             ApiError::Internal(_) => 500,
             ApiError::ServiceUnavailable(_) => 503,
@@ -181,7 +187,7 @@ impl ApiError {
             ApiError::Invalid(_) | ApiError::Unprocessable(_) => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
-            ApiError::UnsupportedMediaType => "UnsupportedMediaType",
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedBody => "UnsupportedMediaType",
             ApiError::TooLarge(_) => "RequestEntityTooLarge",
             ApiError::Internal(_) => "InternalError",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",

@@ -186,6 +186,11 @@ impl Store {
         }
     }
 
+    /// Keeps the last `events` changes for watches resuming from a resourceVersion.
+    pub fn keep_history(&mut self, events: usize) {
+        self.history = crate::watch::History::with_capacity(events);
+    }
+
     /// Sends every later change to `sender` as well as keeping it in the history.
     pub fn publish_to(
         &mut self,

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use crate::resources::ResourceDef;
 use crate::selector::{FieldSelector, Selector};
 
-/// How many past events the store keeps for watches that resume from a resourceVersion.
+/// How many past events the store keeps by default for watches that resume from a
+/// resourceVersion.
 pub const HISTORY: usize = 4096;
 
 /// The type of a watch event.
@@ -73,8 +74,9 @@ pub fn expired_line(requested: u64, oldest: u64) -> Vec<u8> {
 }
 
 /// The bounded change history.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct History {
+    capacity: usize,
     events: VecDeque<Arc<WatchEvent>>,
     /// The revision before the oldest kept event (a watch from an older one has expired).
     floor: u64,
@@ -87,10 +89,25 @@ pub struct Expired {
     pub oldest: u64,
 }
 
+impl Default for History {
+    fn default() -> Self {
+        History::with_capacity(HISTORY)
+    }
+}
+
 impl History {
-    /// Records an event, forgetting the oldest beyond [`HISTORY`].
+    /// A history keeping the last `capacity` events (at least one).
+    pub fn with_capacity(capacity: usize) -> Self {
+        History {
+            capacity: capacity.max(1),
+            events: VecDeque::new(),
+            floor: 0,
+        }
+    }
+
+    /// Records an event, forgetting the oldest beyond the capacity.
     pub fn push(&mut self, event: Arc<WatchEvent>) {
-        if self.events.len() >= HISTORY
+        if self.events.len() >= self.capacity
             && let Some(old) = self.events.pop_front()
         {
             self.floor = old.revision;

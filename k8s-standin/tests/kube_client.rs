@@ -585,7 +585,9 @@ async fn kube_watches_start_resume_end_with_deletes_and_expire() {
     use futures::{StreamExt, TryStreamExt};
     use kube::api::{DeleteParams, WatchEvent, WatchParams};
 
-    let server = start(Config::default().with_deployment("default", "app", 1)).await;
+    let mut config = Config::default().with_deployment("default", "app", 1);
+    config.watch_history = 16;
+    let server = start(config).await;
     let api: Api<Deployment> = Api::namespaced(client(&server), "default");
     let replicas = |d: &Deployment| d.spec.replicas;
     let rv_of = |d: &Deployment| d.metadata.resource_version.clone().unwrap_or_default();
@@ -630,9 +632,9 @@ async fn kube_watches_start_resume_end_with_deletes_and_expire() {
         leases.create(&PostParams::default(), &lease).await,
         "create lease",
     );
-    for i in 0..k8s_standin::watch::HISTORY {
+    for i in 0..16 {
         if let Some(spec) = current.spec.as_mut() {
-            spec.lease_transitions = i32::try_from(i).ok();
+            spec.lease_transitions = Some(i);
         }
         current = ok(
             leases
