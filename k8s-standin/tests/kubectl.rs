@@ -541,6 +541,17 @@ async fn kubectl_apply_and_create_set_up_state() {
         err.contains("deployments.apps \"web\" already exists"),
         "{err}"
     );
+    // Typed generators send protobuf, which the stand-in refuses with a 415 naming JSON.
+    let err = k
+        .fails(&["create", "deployment", "nginx", "--image=nginx"])
+        .await;
+    assert!(
+        err.contains("accepted media types include: application/json"),
+        "{err}"
+    );
+    let out = k.ok(&["delete", "deploy", "web"]).await;
+    assert_eq!(out.trim(), "deployment.apps \"web\" deleted");
+    assert!(k.ok(&["get", "deploy"]).await.is_empty());
     server.shutdown().await;
 }
 
