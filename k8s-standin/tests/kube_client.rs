@@ -651,3 +651,31 @@ async fn kube_watches_start_resume_end_with_deletes_and_expire() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn tokens_added_at_run_time_turn_authentication_on_and_the_log_can_be_cleared() {
+    let server = start(Config::default().with_deployment("default", "app", 1)).await;
+    let deployments: Api<Deployment> = Api::namespaced(client(&server), "default");
+    ok(deployments.get_scale("app").await, "open server");
+    assert_eq!(server.requests().len(), 1);
+    server.clear_requests();
+    assert!(server.requests().is_empty());
+
+    server.add_token("late", "bob");
+    let status = api_status(deployments.get_scale("app").await);
+    assert_eq!(status.code, 401);
+    let mut config = client_config(&server);
+    config.auth_info.token = Some("late".to_string().into());
+    let bob: Api<Deployment> = Api::namespaced(
+        Client::try_from(config).unwrap_or_else(|e| panic!("{e}")),
+        "default",
+    );
+    ok(bob.get_scale("app").await, "with the added token");
+    let users: Vec<(String, u16)> = server
+        .requests()
+        .into_iter()
+        .map(|r| (r.user, r.status))
+        .collect();
+    assert_eq!(users, [(String::new(), 401), ("bob".to_string(), 200)]);
+    server.shutdown().await;
+}
