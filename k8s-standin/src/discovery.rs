@@ -1,6 +1,8 @@
 //! Discovery documents: `/version`, `/api`, `/apis`, `/apis/{group}`, `/api/v1`,
-//! `/apis/{group}/{version}`, and the aggregated `apidiscovery.k8s.io/v2` form of `/api` and
-//! `/apis` that kubectl 1.30+ and `kube::Discovery::run_aggregated` ask for first.
+//! `/apis/{group}/{version}`, the aggregated `apidiscovery.k8s.io/v2` form of `/api` and
+//! `/apis` that kubectl 1.30+ and `kube::Discovery::run_aggregated` ask for first, and a minimal
+//! `/openapi/v3` (operations and parameters, no schemas): enough for kubectl to see that the
+//! server validates fields itself, so `kubectl apply` and `create -f` need no `--validate=false`.
 
 use serde_json::{Value, json};
 
@@ -208,6 +210,63 @@ pub fn aggregated(core: bool) -> Value {
     })
 }
 
+/// `/openapi/v3`: the index of per group-version documents.
+pub fn openapi_v3_index() -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut gvs: Vec<(String, String)> = vec![("api/v1".to_string(), String::new())];
+    for (g, v) in resources::groups() {
+        gvs.push((format!("apis/{g}/{v}"), String::new()));
+    }
+    for (path, _) in gvs {
+        let url = format!("/openapi/v3/{path}?hash=standin");
+        paths.insert(path, json!({"serverRelativeURL": url}));
+    }
+    json!({"paths": paths})
+}
+
+/// `/openapi/v3/api/v1` or `/openapi/v3/apis/{group}/{version}`: the operations kubectl looks
+/// for (create, patch and update with their `fieldValidation`, `fieldManager` and `dryRun`
+/// parameters, tagged with the kind), and no schemas. `None` when not served.
+pub fn openapi_v3_group_version(group: &str, version: &str) -> Option<Value> {
+    let defs: Vec<&ResourceDef> = resources::ALL
+        .iter()
+        .filter(|d| d.group == group && d.version == version)
+        .collect();
+    if defs.is_empty() {
+        return None;
+    }
+    let prefix = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
+    let params = json!([
+        {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+        {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+        {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}}
+    ]);
+    let mut paths = serde_json::Map::new();
+    for def in defs {
+        let gvk = json!({"group": def.group, "version": def.version, "kind": def.kind});
+        let op = |action: &str| {
+            json!({"parameters": params, "x-kubernetes-action": action,
+                "x-kubernetes-group-version-kind": gvk, "responses": {}})
+        };
+        let base = format!("{prefix}/namespaces/{{namespace}}/{}", def.plural);
+        paths.insert(base.clone(), json!({"post": op("post")}));
+        paths.insert(
+            format!("{base}/{{name}}"),
+            json!({"put": op("put"), "patch": op("patch")}),
+        );
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.32.0-standin"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +335,30 @@ mod tests {
         let core = aggregated(true);
         assert!(core["items"][0]["metadata"].get("name").is_none());
         assert_eq!(core["items"][0]["versions"][0]["version"], "v1");
+    }
+
+    #[test]
+    fn openapi_v3_lists_patch_operations_with_field_validation_per_kind() {
+        let index = openapi_v3_index();
+        assert_eq!(
+            index["paths"]["apis/apps/v1"]["serverRelativeURL"],
+            "/openapi/v3/apis/apps/v1?hash=standin"
+        );
+        let doc = openapi_v3_group_version("apps", "v1").unwrap_or_default();
+        let patch =
+            &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+        assert_eq!(
+            patch["x-kubernetes-group-version-kind"]["kind"],
+            "Deployment"
+        );
+        let names: Vec<&str> = patch["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert!(names.contains(&"fieldValidation"));
+        assert_eq!(openapi_v3_group_version("batch", "v1"), None);
     }
 
     #[test]

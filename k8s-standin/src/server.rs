@@ -1095,6 +1095,11 @@ fn discovery_route(shared: &Shared, call: &Call) -> ApiResult<Reply> {
         ["api", version] => discovery::resource_list("", version),
         ["apis", group] => discovery::group(group),
         ["apis", group, version] => discovery::resource_list(group, version),
+        ["openapi", "v3"] => Some(discovery::openapi_v3_index()),
+        ["openapi", "v3", "api", version] => discovery::openapi_v3_group_version("", version),
+        ["openapi", "v3", "apis", group, version] => {
+            discovery::openapi_v3_group_version(group, version)
+        }
         ["healthz" | "livez" | "readyz"] => {
             return Ok(Reply::json(200, Value::String("ok".into())));
         }

@@ -519,11 +519,11 @@ async fn kubectl_apply_and_create_set_up_state() {
     };
     std::fs::write(&manifest, yaml(2)).unwrap_or_else(|e| panic!("{e}"));
     let path = manifest.display().to_string();
-    // kubectl validates against /openapi/v3 unless told not to; the stand-in serves no OpenAPI.
-    let out = k.ok(&["apply", "--validate=false", "-f", &path]).await;
+    // kubectl reads /openapi/v3, sees server-side field validation and sends fieldValidation.
+    let out = k.ok(&["apply", "-f", &path]).await;
     assert_eq!(out.trim(), "deployment.apps/web created");
     std::fs::write(&manifest, yaml(4)).unwrap_or_else(|e| panic!("{e}"));
-    let out = k.ok(&["apply", "--validate=false", "-f", &path]).await;
+    let out = k.ok(&["apply", "-f", &path]).await;
     assert_eq!(out.trim(), "deployment.apps/web configured");
     let view = server.workload(WorkloadKind::Deployment, "default", "web");
     assert_eq!(view.map(|w| (w.replicas, w.generation)), Some((4, 2)));
@@ -536,7 +536,29 @@ async fn kubectl_apply_and_create_set_up_state() {
         strategic.as_deref(),
         Some("application/strategic-merge-patch+json")
     );
-    let err = k.fails(&["create", "--validate=false", "-f", &path]).await;
+    let query = server
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .map(|r| r.query);
+    assert!(
+        query
+            .as_deref()
+            .is_some_and(|q| q.contains("fieldValidation=Strict")),
+        "{query:?}"
+    );
+    std::fs::write(&manifest, yaml(5)).unwrap_or_else(|e| panic!("{e}"));
+    let out = k.ok(&["apply", "--server-side", "-f", &path]).await;
+    assert_eq!(out.trim(), "deployment.apps/web serverside-applied");
+    assert_eq!(server.deployment_replicas("default", "web"), Some(5));
+    let last_patch = server
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == "PATCH")
+        .map(|r| r.content_type);
+    assert_eq!(last_patch.as_deref(), Some("application/apply-patch+yaml"));
+    let err = k.fails(&["create", "-f", &path]).await;
     assert!(
         err.contains("deployments.apps \"web\" already exists"),
         "{err}"
