@@ -1,8 +1,9 @@
 //! A stand-in for the Kubernetes API server, served on loopback for tests and the local lab.
 //!
 //! It answers what `kubectl` and the `kube` crate send for scaling workloads: discovery (legacy
-//! and aggregated v2, and a minimal OpenAPI v3 without schemas), `apps/v1` Deployments, StatefulSets, ReplicaSets and core
-//! ReplicationControllers with their `/scale` and `/status` subresources,
+//! and aggregated v2, and a minimal OpenAPI v3 without schemas), `apps/v1` Deployments,
+//! StatefulSets, ReplicaSets and core ReplicationControllers with their `/scale` and `/status`
+//! subresources,
 //! `coordination.k8s.io/v1` Leases, core and `events.k8s.io/v1` Events; get, list, watch, create,
 //! update, patch (merge, JSON, strategic merge, apply) and delete; with the API server's Status
 //! errors, optimistic concurrency (409 on a stale resourceVersion), bearer tokens (401),
