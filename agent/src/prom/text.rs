@@ -22,8 +22,9 @@
 //! and quoted UTF-8 names (`{"my.metric"}`); this parser, like 2.42, does not. Where this parser
 //! is stricter than Go: a duplicate `le` label in a histogram or `quantile` label in a summary is
 //! an error (Go keeps the last one silently). Like Go, it reads `a+1` as sample `a` with value
-//! `+1`, and keeps a `gauge_histogram` family's bare samples as plain values (Go records them
-//! without a value), while its `_bucket`... lines become untyped families of their own.
+//! `+1`. A `gauge_histogram` TYPE is accepted as Go accepts it: its `_bucket`, `_sum` and
+//! `_count` lines become untyped families of their own, and its bare samples are kept as plain
+//! values (Go records them without a value).
 
 use std::collections::HashMap;
 use std::hash::RandomState;
@@ -445,4 +446,148 @@ fn text_type(word: &str) -> Option<MetricType> {
         .iter()
         .find(|(spelling, _)| word.eq_ignore_ascii_case(spelling))
         .map(|&(_, metric_type)| metric_type)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn families(input: &str) -> Vec<MetricFamily<'_>> {
+        parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"))
+    }
+
+    fn reason(input: &str) -> String {
+        parse(input).map_or_else(|e| e.reason.into_owned(), |f| panic!("accepted: {f:?}"))
+    }
+
+    #[test]
+    fn counters_gauges_and_untyped_samples_are_one_metric_each() {
+        let parsed = families(
+            "# HELP c Requests.\n# TYPE c counter\nc{a=\"1\"} 3 1000\nc{a=\"1\"} 4\ng 1.5\n",
+        );
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].help.as_deref(), Some("Requests."));
+        assert_eq!(parsed[0].metrics.len(), 2);
+        assert_eq!(
+            parsed[0].metrics[0].timestamp,
+            Some(Timestamp::Millis(1000))
+        );
+        assert_eq!(
+            parsed[0].metrics[1].value,
+            Value::Counter {
+                total: Some(4.0),
+                created: None,
+                exemplar: None
+            }
+        );
+        assert_eq!(parsed[1].metric_type, MetricType::Untyped);
+        assert_eq!(parsed[1].metrics[0].value, Value::Single(1.5));
+    }
+
+    #[test]
+    fn histogram_lines_group_by_labels_without_le_in_any_order() {
+        let parsed = families(concat!(
+            "# TYPE h histogram\n",
+            "h_bucket{a=\"1\",b=\"2\",le=\"0.5\"} 1\n",
+            "h_bucket{le=\"+Inf\",b=\"2\",a=\"1\"} 2 7\n",
+            "h_sum{b=\"2\",a=\"1\"} 0.75\n",
+            "other 1\n",
+            "h_count{a=\"1\",b=\"2\"} 2\n",
+        ));
+        let h = &parsed[0];
+        assert_eq!(h.metrics.len(), 1);
+        let metric = &h.metrics[0];
+        assert_eq!(metric.labels.len(), 2);
+        assert_eq!(metric.timestamp, Some(Timestamp::Millis(7)));
+        let Value::Histogram {
+            buckets,
+            sum,
+            count,
+            ..
+        } = &metric.value
+        else {
+            panic!("not a histogram: {metric:?}");
+        };
+        let bounds: Vec<_> = buckets.iter().map(|b| b.upper_bound).collect();
+        assert_eq!(bounds, [0.5, f64::INFINITY]);
+        assert_eq!((*sum, *count), (Some(0.75), Some(2.0)));
+        assert_eq!(h.series_count(), 4);
+    }
+
+    #[test]
+    fn a_family_named_like_a_suffix_keeps_its_samples() {
+        let parsed = families("x_sum 1\n# TYPE x summary\nx_sum 2\nx_count 3\n");
+        let names: Vec<_> = parsed.iter().map(|f| (f.name, f.series_count())).collect();
+        assert_eq!(names, [("x_sum", 2), ("x", 1)]);
+    }
+
+    #[test]
+    fn go_quirks_are_kept() {
+        // A sign ends the name: `a+1` is sample `a` with value +1.
+        assert_eq!(families("a+1\n")[0].metrics[0].value, Value::Single(1.0));
+        // Blanks everywhere in a label set, a trailing comma, no blank before the value.
+        let parsed = families("n { l = \"v\" , }-Inf\n");
+        assert_eq!(parsed[0].metrics[0].labels[0].value, "v");
+        // `#TYPE` without a space is still a TYPE line; a keyword alone is a comment.
+        assert_eq!(
+            families("#TYPE t gauge\nt 1\n")[0].metric_type,
+            MetricType::Gauge
+        );
+        assert_eq!(
+            families("# HELP\n# TYPE t\nt 1\n")[0].metric_type,
+            MetricType::Untyped
+        );
+        // Trailing blanks without a newline end the input quietly.
+        assert_eq!(families("a 1\n  ").len(), 1);
+        // Families with metadata but no samples are dropped.
+        assert!(families("# HELP lonely text\n# TYPE lonely gauge\n").is_empty());
+    }
+
+    #[test]
+    fn go_rejections_carry_its_reasons() {
+        assert!(reason("a 1").contains("unexpected end of input stream"));
+        assert_eq!(reason("a 1 \n"), "expected integer as timestamp, got \"\"");
+        assert_eq!(reason("a 1 2 \n"), "spurious string after timestamp: \" \"");
+        assert_eq!(
+            reason("a 1e309\n"),
+            "expected float as value, got \"1e309\""
+        );
+        assert_eq!(reason("a +NaN\n"), "expected float as value, got \"+NaN\"");
+        assert_eq!(
+            reason("a 1.5 2.5\n"),
+            "expected integer as timestamp, got \"2.5\""
+        );
+        assert_eq!(
+            reason("a{__name__=\"b\"} 1\n"),
+            "label name \"__name__\" is reserved"
+        );
+        assert_eq!(reason("a{l=\"\\t\"} 1\n"), "invalid escape sequence '\\t'");
+        assert_eq!(
+            reason("a{l=\"1\",l=\"2\"} 1\n"),
+            "duplicate label names for metric \"a\""
+        );
+        assert_eq!(
+            reason("a 1\n# TYPE a gauge\n").split(',').next(),
+            Some("second TYPE line for metric name \"a\"")
+        );
+        assert_eq!(
+            reason("# HELP a x\\\"y\n"),
+            "invalid escape sequence '\\\"' in help"
+        );
+        assert_eq!(
+            reason("# TYPE a histogram\na_bucket{le=\"x\"} 1\n"),
+            "expected float as value for \"le\" label, got \"x\""
+        );
+        assert_eq!(reason("{a=\"b\"} 1\n"), "invalid metric name");
+    }
+
+    #[test]
+    fn a_line_with_thousands_of_labels_parses() {
+        let labels: Vec<String> = (0..5000).map(|i| format!("l{i}=\"{i}\"")).collect();
+        let input = format!("# TYPE s summary\ns{{{}}} 1\n", labels.join(","));
+        let parsed = families(&input);
+        assert_eq!(parsed[0].metrics[0].labels.len(), 5000);
+        let duplicate = format!("a{{{},l7=\"x\"}} 1\n", labels.join(","));
+        assert!(parse(&duplicate).is_err());
+    }
 }
