@@ -49,6 +49,8 @@ pub struct Config {
     pub default_retention_policy: String,
     /// The `[http]` section.
     pub http: Http,
+    /// The `[kubernetes]` / `[[kubernetes]]` sections (`crate::scaler::cluster`).
+    pub kubernetes: Vec<crate::scaler::cluster::Kubernetes>,
 }
 
 /// The `[http]` section: the write API's listener and its limits.
@@ -138,6 +140,7 @@ impl Default for Config {
             data_dir: default_data_dir(),
             default_retention_policy: default_retention_policy(),
             http: Http::default(),
+            kubernetes: Vec::new(),
         }
     }
 }
@@ -186,8 +189,16 @@ impl Config {
                 parse_table(&text)?
             }
         };
-        apply_env(&mut table, vars)?;
-        Self::from_table(table)
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        apply_env(&mut table, vars.iter().cloned())?;
+        let unknown = crate::scaler::cluster::apply_env(&mut table, &vars)?;
+        let mut loaded = Self::from_table(table)?;
+        loaded.warnings.extend(
+            unknown
+                .into_iter()
+                .map(|name| format!("environment variable {name} matches no config key")),
+        );
+        Ok(loaded)
     }
 
     /// Takes the known keys out of a parsed table; the rest become warnings.
@@ -206,12 +217,17 @@ impl Config {
             Some(Value::Table(section)) => Http::from_table(section, &mut warnings)?,
             Some(_) => return Err(invalid("http", "must be a table ([http])")),
         };
+        let kubernetes = match table.remove("kubernetes") {
+            None => Vec::new(),
+            Some(value) => crate::scaler::cluster::from_value(value, &mut warnings)?,
+        };
         warn_unknown(&table, "", &mut warnings);
         Ok(Loaded {
             config: Config {
                 data_dir,
                 default_retention_policy,
                 http,
+                kubernetes,
             },
             warnings,
         })
@@ -442,6 +458,34 @@ mod tests {
             Ok(loaded) => panic!("config should be rejected, got {loaded:?}"),
             Err(error) => error.to_string(),
         }
+    }
+
+    #[test]
+    fn kubernetes_sections_and_their_environment_are_read() {
+        let loaded = Config::load_with_env(
+            None,
+            [
+                ("KAPACITOR_KUBERNETES_ENABLED".to_owned(), "true".to_owned()),
+                (
+                    "KAPACITOR_KUBERNETES_IN_CLUSTER".to_owned(),
+                    "true".to_owned(),
+                ),
+                ("PROCESSOR_KUBERNETES_BOGUS".to_owned(), "1".to_owned()),
+            ],
+        )
+        .unwrap();
+        let kubernetes = &loaded.config.kubernetes;
+        assert_eq!(kubernetes.len(), 1);
+        assert!(kubernetes[0].enabled && kubernetes[0].in_cluster);
+        assert!(
+            loaded.warnings.contains(
+                &"environment variable PROCESSOR_KUBERNETES_BOGUS matches no config key".to_owned()
+            ),
+            "{:?}",
+            loaded.warnings
+        );
+        let file = parse("[kubernetes]\nenabled = true\ndry-run = true\n");
+        assert!(file.config.kubernetes[0].dry_run);
     }
 
     #[test]

@@ -5,13 +5,15 @@
 //! - [`line_protocol`]: request body -> [`point::Batch`] + InfluxDB 1.x per-line errors (pure).
 //! - [`point`]: the batch of parsed points that subscribers read (spans into the body).
 //! - [`routing`]: (db, rp, measurement) -> [`routing::Subscriber`]s, the seam tasks plug into.
+//! - [`decision`]: the pure scaling decision (clamp, cooldowns on the processor clock).
 //! - [`scaler`]: what a `k8sAutoscale` node asks for ([`scaler::ScaleIntent`]) and the
-//!   [`scaler::Scaler`] that carries it out.
+//!   [`scaler::Scaler`] that carries it out; `scaler::kubernetes` does it with `kube`.
 //! - [`write_api`]: the InfluxDB-compatible HTTP handlers; [`server`]: the listener.
 //!
 //! [`run`] wires them: `config -> Router -> WriteApi -> Server`, until the shutdown future ends.
 
 pub mod config;
+pub mod decision;
 pub mod line_protocol;
 pub mod point;
 pub mod routing;

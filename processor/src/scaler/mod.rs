@@ -9,6 +9,9 @@
 //!
 //! The trait keeps the pipeline free of IO: tests drive nodes with a scaler of their own.
 
+pub mod cluster;
+pub mod kubernetes;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;

@@ -1,0 +1,369 @@
+//! The [`Scaler`] that changes workloads through the Kubernetes API with the `kube` crate.
+//!
+//! Per intent: resolve the cluster (by `.cluster()` id) and the namespace (empty = the
+//! processor's own); refuse stale points; then, holding the target's lock (at most one API call
+//! in flight per target): GET the `/scale` subresource (`apps/v1` for deployments,
+//! statefulsets and replicasets, core `v1` for replicationcontrollers), say so when someone else
+//! changed it since we last set it, decide ([`crate::decision`]) on the processor's clock, and
+//! PUT the Scale back with the resourceVersion just read. A 409 (someone changed it meanwhile)
+//! reads again and decides again; 5xx, 429 and transport errors retry with backoff; 401, 403 and
+//! 404 fail at once. Values are absolute, so a retry can never step twice. Every change, and
+//! every failure to change, is posted as a Kubernetes Event on the target. In dry run the
+//! decision is made and reported and nothing is written.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v1::Scale;
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, ReplicationController};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Api, PostParams};
+use tokio::time::Instant;
+
+use super::cluster::{self, ClientError, ClusterClient, Kubernetes};
+use super::{Decision, Kind, ScaleError, ScaleFuture, ScaleIntent, ScaleOutcome, Scaler, Target};
+use crate::decision::{self, History, Verdict};
+
+/// Attempts per intent before giving up (the next point tries again).
+pub const MAX_ATTEMPTS: u32 = 4;
+/// The pause before the second attempt; it doubles for each further one.
+pub const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Scales through one or more clusters.
+pub struct KubernetesScaler {
+    clusters: HashMap<String, ClusterClient>,
+    targets: Mutex<HashMap<Target, Arc<tokio::sync::Mutex<History>>>>,
+    shutting_down: AtomicBool,
+    wall_clock: fn() -> i64,
+}
+
+impl KubernetesScaler {
+    /// Connects to every enabled `[[kubernetes]]` section.
+    pub async fn connect(settings: &[Kubernetes]) -> Result<Self, ClientError> {
+        let mut clusters = HashMap::new();
+        for section in settings.iter().filter(|s| s.enabled) {
+            let client = cluster::connect(section).await?;
+            tracing::info!(cluster = %section.id, namespace = %client.default_namespace, dry_run = section.dry_run, "kubernetes client ready");
+            clusters.insert(section.id.clone(), client);
+        }
+        Ok(Self::with_clusters(clusters))
+    }
+
+    /// A scaler over ready-made clients (tests build them against the stand-in).
+    pub fn with_clusters(clusters: HashMap<String, ClusterClient>) -> Self {
+        Self {
+            clusters,
+            targets: Mutex::default(),
+            shutting_down: AtomicBool::new(false),
+            wall_clock: unix_now_ns,
+        }
+    }
+
+    /// Whether `.cluster(id)` resolves (enabling a task naming an unknown one must fail).
+    pub fn has_cluster(&self, id: &str) -> bool {
+        self.clusters.contains_key(id)
+    }
+
+    /// From now on every intent fails with [`ScaleError::ShuttingDown`]: the processor never
+    /// scales while it stops.
+    pub fn shut_down(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    fn history(&self, target: &Target) -> Arc<tokio::sync::Mutex<History>> {
+        let mut targets = self
+            .targets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(targets.entry(target.clone()).or_default())
+    }
+
+    async fn run(self: Arc<Self>, intent: ScaleIntent) -> Result<ScaleOutcome, ScaleError> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(ScaleError::ShuttingDown);
+        }
+        let target = &intent.target;
+        let cluster = self
+            .clusters
+            .get(&target.cluster)
+            .ok_or_else(|| ScaleError::UnknownCluster(target.cluster.clone()))?;
+        let history = self.history(target);
+        let mut history = history.lock().await;
+        if decision::is_stale(
+            intent.point_time_ns,
+            (self.wall_clock)(),
+            cluster.settings.max_point_age,
+        ) {
+            let last = history.last_set.unwrap_or(0);
+            tracing::debug!(target = %describe(target), "point older than max-point-age; not scaling");
+            return Ok(ScaleOutcome {
+                decision: Decision::Stale,
+                old: last,
+                new: last,
+                dry_run: false,
+            });
+        }
+        let namespace = if target.namespace.is_empty() {
+            cluster.default_namespace.as_str()
+        } else {
+            target.namespace.as_str()
+        };
+        let dry_run = intent.policy.dry_run || cluster.settings.dry_run;
+        let api = ScaleApi {
+            client: &cluster.client,
+            namespace,
+            kind: target.kind,
+            name: &target.name,
+        };
+        let mut pause = FIRST_RETRY_PAUSE;
+        let mut last_error = String::new();
+        for attempt in 1..=MAX_ATTEMPTS {
+            if attempt > 1 {
+                tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
+                pause *= 2;
+            }
+            let scale = match api.get().await {
+                Ok(scale) => scale,
+                Err(error) => match classify(&error) {
+                    Failure::Fatal(fatal) => return Err(fatal(api.describe(), error.to_string())),
+                    Failure::Retry | Failure::Conflict => {
+                        last_error = error.to_string();
+                        continue;
+                    }
+                },
+            };
+            let current: i64 = scale
+                .spec
+                .as_ref()
+                .and_then(|s| s.replicas)
+                .unwrap_or(0)
+                .into();
+            if let Some(last) = history.last_set
+                && last != current
+            {
+                tracing::info!(target = %api.describe(), was = last, now = current, "scale changed by someone else since we set it");
+            }
+            let now = Instant::now();
+            let verdict = decision::decide(current, intent.desired, &intent.policy, &history, now);
+            let outcome = |verdict: Verdict| ScaleOutcome {
+                decision: verdict.decision,
+                old: current,
+                new: verdict.new,
+                dry_run,
+            };
+            match verdict.decision {
+                Decision::Increased | Decision::Decreased => {}
+                _ => {
+                    history.last_set = Some(current);
+                    return Ok(outcome(verdict));
+                }
+            }
+            let reason = format!(
+                "task {} node {} asked for {} replicas (clamped to {}), current {}",
+                intent.task, intent.node, intent.desired, verdict.new, current
+            );
+            if dry_run {
+                tracing::info!(target = %api.describe(), old = current, new = verdict.new, %reason, "dry run: would scale");
+                history.applied(verdict, now);
+                history.last_set = Some(current);
+                return Ok(outcome(verdict));
+            }
+            match api.replace(scale, verdict.new).await {
+                Ok(_) => {
+                    history.applied(verdict, now);
+                    tracing::info!(target = %api.describe(), old = current, new = verdict.new, %reason, "scaled");
+                    api.event(
+                        true,
+                        &format!("New size: {}; reason: {reason}", verdict.new),
+                    )
+                    .await;
+                    return Ok(outcome(verdict));
+                }
+                Err(error) => match classify(&error) {
+                    Failure::Conflict => {
+                        // Changed between our read and our write: read again, decide again.
+                        last_error = error.to_string();
+                        continue;
+                    }
+                    Failure::Retry => {
+                        last_error = error.to_string();
+                        continue;
+                    }
+                    Failure::Fatal(fatal) => {
+                        let message = error.to_string();
+                        api.event(
+                            false,
+                            &format!("New size: {}; error: {message}", verdict.new),
+                        )
+                        .await;
+                        return Err(fatal(api.describe(), message));
+                    }
+                },
+            }
+        }
+        api.event(
+            false,
+            &format!("giving up after {MAX_ATTEMPTS} attempts: {last_error}"),
+        )
+        .await;
+        Err(ScaleError::Api(format!(
+            "{}: {MAX_ATTEMPTS} attempts failed, last: {last_error}",
+            api.describe()
+        )))
+    }
+}
+
+impl Scaler for Arc<KubernetesScaler> {
+    fn scale(&self, intent: ScaleIntent) -> ScaleFuture {
+        Box::pin(Arc::clone(self).run(intent))
+    }
+}
+
+/// What to do after a failed call.
+enum Failure {
+    /// 409: re-read and decide again.
+    Conflict,
+    /// 5xx, 429, timeouts, connection errors: try again after a pause.
+    Retry,
+    /// 401, 403, 404 and anything else the server refused: give up now.
+    Fatal(fn(String, String) -> ScaleError),
+}
+
+fn classify(error: &kube::Error) -> Failure {
+    match error {
+        kube::Error::Api(status) => match status.code {
+            409 => Failure::Conflict,
+            429 | 500..=599 => Failure::Retry,
+            404 => Failure::Fatal(|target, _| ScaleError::NotFound { target }),
+            401 | 403 => Failure::Fatal(|target, message| {
+                ScaleError::Forbidden(format!("{target}: {message}"))
+            }),
+            _ => Failure::Fatal(|target, message| ScaleError::Api(format!("{target}: {message}"))),
+        },
+        _ => Failure::Retry,
+    }
+}
+
+/// The `/scale` calls for one target.
+struct ScaleApi<'a> {
+    client: &'a kube::Client,
+    namespace: &'a str,
+    kind: Kind,
+    name: &'a str,
+}
+
+macro_rules! per_kind {
+    ($self:expr, $api:ident => $body:expr) => {
+        match $self.kind {
+            Kind::Deployments => {
+                let $api: Api<Deployment> = Api::namespaced($self.client.clone(), $self.namespace);
+                $body
+            }
+            Kind::StatefulSets => {
+                let $api: Api<StatefulSet> = Api::namespaced($self.client.clone(), $self.namespace);
+                $body
+            }
+            Kind::ReplicaSets => {
+                let $api: Api<ReplicaSet> = Api::namespaced($self.client.clone(), $self.namespace);
+                $body
+            }
+            Kind::ReplicationControllers => {
+                let $api: Api<ReplicationController> =
+                    Api::namespaced($self.client.clone(), $self.namespace);
+                $body
+            }
+        }
+    };
+}
+
+impl ScaleApi<'_> {
+    fn describe(&self) -> String {
+        format!("{}/{}/{}", self.namespace, self.kind.resource(), self.name)
+    }
+
+    async fn get(&self) -> kube::Result<Scale> {
+        per_kind!(self, api => api.get_scale(self.name).await)
+    }
+
+    /// PUTs `scale` (with the resourceVersion it was read with) set to `replicas`.
+    async fn replace(&self, mut scale: Scale, replicas: i64) -> kube::Result<Scale> {
+        let replicas = i32::try_from(replicas).unwrap_or(i32::MAX);
+        scale.spec.get_or_insert_with(Default::default).replicas = Some(replicas);
+        scale.status = None;
+        per_kind!(self, api => api.replace_scale(self.name, &PostParams::default(), &scale).await)
+    }
+
+    /// Posts a `SuccessfulRescale` or `FailedRescale` Event on the target; failures to post
+    /// are logged, never fatal.
+    async fn event(&self, success: bool, message: &str) {
+        let (api_version, kind) = match self.kind {
+            Kind::Deployments => ("apps/v1", "Deployment"),
+            Kind::StatefulSets => ("apps/v1", "StatefulSet"),
+            Kind::ReplicaSets => ("apps/v1", "ReplicaSet"),
+            Kind::ReplicationControllers => ("v1", "ReplicationController"),
+        };
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let event = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}.", self.name)),
+                namespace: Some(self.namespace.to_owned()),
+                ..Default::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some(api_version.to_owned()),
+                kind: Some(kind.to_owned()),
+                name: Some(self.name.to_owned()),
+                namespace: Some(self.namespace.to_owned()),
+                ..Default::default()
+            },
+            reason: Some(
+                if success {
+                    "SuccessfulRescale"
+                } else {
+                    "FailedRescale"
+                }
+                .to_owned(),
+            ),
+            message: Some(message.to_owned()),
+            type_: Some(if success { "Normal" } else { "Warning" }.to_owned()),
+            source: Some(EventSource {
+                component: Some("autoscaler-processor".to_owned()),
+                host: None,
+            }),
+            reporting_component: Some("autoscaler-processor".to_owned()),
+            reporting_instance: Some(cluster::user_agent()),
+            action: Some("Scale".to_owned()),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            count: Some(1),
+            ..Default::default()
+        };
+        let events: Api<Event> = Api::namespaced(self.client.clone(), self.namespace);
+        if let Err(error) = events.create(&PostParams::default(), &event).await {
+            tracing::warn!(target = %self.describe(), %error, "cannot post the rescale event");
+        }
+    }
+}
+
+fn describe(target: &Target) -> String {
+    format!(
+        "{}/{}/{}",
+        if target.namespace.is_empty() {
+            "<own>"
+        } else {
+            &target.namespace
+        },
+        target.kind.resource(),
+        target.name
+    )
+}
+
+fn unix_now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

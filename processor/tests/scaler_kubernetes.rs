@@ -1,0 +1,318 @@
+//! The Kubernetes scaler against the API stand-in, through the real `kube` client: the
+//! `/scale` calls, external changes, retries that never double-step, refusals, dry run, stale
+//! points and Events.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use k8s_standin::{Config, Fault, Handle, Server, WorkloadKind};
+use processor::scaler::cluster::{self, Kubernetes};
+use processor::scaler::kubernetes::KubernetesScaler;
+use processor::scaler::{
+    Decision, Kind, Policy, ScaleError, ScaleIntent, ScaleOutcome, Scaler, Target,
+};
+
+async fn standin() -> Handle {
+    Server::start(
+        Config::default()
+            .with_deployment("default", "app", 1)
+            .with_deployment("shop", "web", 2),
+    )
+    .await
+    .expect("stand-in starts")
+}
+
+async fn scaler_for(server: &Handle, dry_run: bool) -> Arc<KubernetesScaler> {
+    let settings = Kubernetes {
+        enabled: true,
+        api_servers: vec![server.url()],
+        dry_run,
+        ..Kubernetes::default()
+    };
+    let client = cluster::connect(&settings).await.expect("client");
+    Arc::new(KubernetesScaler::with_clusters(HashMap::from([(
+        String::new(),
+        client,
+    )])))
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+fn intent(namespace: &str, name: &str, desired: i64) -> ScaleIntent {
+    ScaleIntent {
+        target: Target {
+            cluster: String::new(),
+            namespace: namespace.to_owned(),
+            kind: Kind::Deployments,
+            name: name.to_owned(),
+        },
+        desired,
+        policy: Policy {
+            min: 1,
+            max: 10,
+            increase_cooldown: Duration::ZERO,
+            decrease_cooldown: Duration::ZERO,
+            dry_run: false,
+        },
+        point_time_ns: now_ns(),
+        task: "autoscale".to_owned(),
+        node: "k8s_autoscale6".to_owned(),
+    }
+}
+
+async fn scale(
+    scaler: &Arc<KubernetesScaler>,
+    intent: ScaleIntent,
+) -> Result<ScaleOutcome, ScaleError> {
+    scaler.scale(intent).await
+}
+
+fn writes(server: &Handle) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.info.subresource == "scale" && matches!(r.info.verb.as_str(), "update" | "patch")
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn scales_up_and_down_through_the_apps_v1_scale_subresource() {
+    let server = standin().await;
+    let scaler = scaler_for(&server, false).await;
+    let up = scale(&scaler, intent("default", "app", 3)).await.unwrap();
+    assert_eq!(
+        up,
+        ScaleOutcome {
+            decision: Decision::Increased,
+            old: 1,
+            new: 3,
+            dry_run: false
+        }
+    );
+    assert_eq!(server.deployment_replicas("default", "app"), Some(3));
+    let down = scale(&scaler, intent("default", "app", 2)).await.unwrap();
+    assert_eq!(
+        (down.decision, down.old, down.new),
+        (Decision::Decreased, 3, 2)
+    );
+    let same = scale(&scaler, intent("default", "app", 2)).await.unwrap();
+    assert_eq!(same.decision, Decision::Unchanged);
+    let paths: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|r| r.info.subresource == "scale")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        paths[..2],
+        [
+            "GET /apis/apps/v1/namespaces/default/deployments/app/scale",
+            "PUT /apis/apps/v1/namespaces/default/deployments/app/scale",
+        ]
+    );
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.user_agent.starts_with("autoscaler-processor/")),
+        "requests identify the processor"
+    );
+    let reasons: Vec<String> = server
+        .events()
+        .iter()
+        .filter_map(|e| e["reason"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(reasons, ["SuccessfulRescale", "SuccessfulRescale"]);
+    let messages: Vec<String> = server
+        .events()
+        .iter()
+        .filter_map(|e| e["message"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("New size: 3; reason: task autoscale node k8s_autoscale6")),
+        "{messages:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_namespace_is_the_clusters_own_and_the_max_clamps() {
+    let server = standin().await;
+    let scaler = scaler_for(&server, false).await;
+    let outcome = scale(&scaler, intent("", "app", 40)).await.unwrap();
+    assert_eq!((outcome.old, outcome.new), (1, 10), "clamped to max 10");
+    assert_eq!(server.deployment_replicas("default", "app"), Some(10));
+}
+
+#[tokio::test]
+async fn an_external_kubectl_scale_is_read_before_the_next_decision() {
+    let server = standin().await;
+    let scaler = scaler_for(&server, false).await;
+    scale(&scaler, intent("default", "app", 3)).await.unwrap();
+    server
+        .set_replicas(WorkloadKind::Deployment, "default", "app", 6)
+        .unwrap();
+    let outcome = scale(&scaler, intent("default", "app", 4)).await.unwrap();
+    assert_eq!(
+        (outcome.decision, outcome.old, outcome.new),
+        (Decision::Decreased, 6, 4),
+        "the decision starts from what the cluster has, not what we set last"
+    );
+}
+
+#[tokio::test]
+async fn cooldowns_hold_on_the_processor_clock() {
+    let server = standin().await;
+    let scaler = scaler_for(&server, false).await;
+    let mut first = intent("default", "app", 3);
+    first.policy.increase_cooldown = Duration::from_secs(600);
+    scale(&scaler, first.clone()).await.unwrap();
+    let mut again = first.clone();
+    again.desired = 5;
+    // A point stamped far in the future cannot bypass the cooldown (Kapacitor compared point
+    // times): the processor's clock decides.
+    again.point_time_ns = now_ns() + 3_600_000_000_000;
+    let dropped = scale(&scaler, again).await.unwrap();
+    assert_eq!((dropped.decision, dropped.new), (Decision::CooldownDrop, 3));
+    assert_eq!(server.deployment_replicas("default", "app"), Some(3));
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_backoff_and_conflicts_never_double_step() {
+    let server = standin().await;
+    let scaler = scaler_for(&server, false).await;
+    server.inject(
+        Fault::status(500)
+            .times(2)
+            .verb("update")
+            .subresource("scale"),
+    );
+    let outcome = scale(&scaler, intent("default", "app", 4)).await.unwrap();
+    assert_eq!((outcome.decision, outcome.new), (Decision::Increased, 4));
+    assert_eq!(server.deployment_replicas("default", "app"), Some(4));
+
+    // Someone else scales between our read and our write, three times: each 409 makes us read
+    // and decide again, and the result is the absolute count asked for, not one step per try.
+    server.inject(
+        Fault::status(409)
+            .times(3)
+            .verb("update")
+            .subresource("scale"),
+    );
+    let outcome = scale(&scaler, intent("default", "app", 6)).await.unwrap();
+    assert_eq!((outcome.old, outcome.new), (4, 6));
+    assert_eq!(server.deployment_replicas("default", "app"), Some(6));
+
+    // A slow answer is waited for.
+    server.inject(
+        Fault::delay(Duration::from_millis(800))
+            .verb("get")
+            .subresource("scale"),
+    );
+    let outcome = scale(&scaler, intent("default", "app", 5)).await.unwrap();
+    assert_eq!(outcome.new, 5);
+}
+
+#[tokio::test]
+async fn persistent_failures_give_up_and_leave_the_target_alone() {
+    let server = standin().await;
+    let scaler = scaler_for(&server, false).await;
+    server.inject(Fault::status(503).always().subresource("scale"));
+    let error = scale(&scaler, intent("default", "app", 4))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ScaleError::Api(_)), "{error}");
+    let attempts = server
+        .requests()
+        .iter()
+        .filter(|r| r.info.subresource == "scale")
+        .count();
+    assert_eq!(attempts, 4, "bounded attempts");
+    server.clear_faults();
+    assert_eq!(server.deployment_replicas("default", "app"), Some(1));
+    let failed: Vec<_> = server
+        .events()
+        .into_iter()
+        .filter(|e| e["reason"] == "FailedRescale")
+        .collect();
+    assert_eq!(failed.len(), 1);
+}
+
+#[tokio::test]
+async fn forbidden_and_missing_targets_fail_at_once() {
+    let server = standin().await;
+    let scaler = scaler_for(&server, false).await;
+    server.inject(Fault::status(403).verb("update").subresource("scale"));
+    let error = scale(&scaler, intent("default", "app", 4))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ScaleError::Forbidden(_)), "{error}");
+    assert_eq!(writes(&server), 1, "a 403 is not retried");
+    let error = scale(&scaler, intent("default", "nope", 4))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ScaleError::NotFound { .. }), "{error}");
+    let mut elsewhere = intent("default", "app", 4);
+    elsewhere.target.cluster = "other".to_owned();
+    assert_eq!(
+        scale(&scaler, elsewhere).await.unwrap_err(),
+        ScaleError::UnknownCluster("other".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn dry_run_decides_and_never_writes() {
+    let server = standin().await;
+    let scaler = scaler_for(&server, true).await;
+    let outcome = scale(&scaler, intent("shop", "web", 5)).await.unwrap();
+    assert_eq!(
+        outcome,
+        ScaleOutcome {
+            decision: Decision::Increased,
+            old: 2,
+            new: 5,
+            dry_run: true
+        }
+    );
+    assert_eq!(server.deployment_replicas("shop", "web"), Some(2));
+    assert_eq!(writes(&server), 0);
+}
+
+#[tokio::test]
+async fn stale_points_make_no_api_call() {
+    let server = standin().await;
+    let scaler = scaler_for(&server, false).await;
+    let mut old = intent("default", "app", 5);
+    old.point_time_ns = now_ns() - 120_000_000_000;
+    let outcome = scale(&scaler, old).await.unwrap();
+    assert_eq!(outcome.decision, Decision::Stale);
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.info.subresource != "scale")
+    );
+}
+
+#[tokio::test]
+async fn nothing_is_scaled_while_shutting_down() {
+    let server = standin().await;
+    let scaler = scaler_for(&server, false).await;
+    scaler.shut_down();
+    assert_eq!(
+        scale(&scaler, intent("default", "app", 5))
+            .await
+            .unwrap_err(),
+        ScaleError::ShuttingDown
+    );
+    assert_eq!(server.deployment_replicas("default", "app"), Some(1));
+}
