@@ -243,3 +243,17 @@ fn prometheus_and_python_scrapes_parse_with_every_sample() {
         }
     );
 }
+
+/// A live scrape of the real node_exporter (started on a free loopback port) parses, with as
+/// many series as the body has sample lines.
+#[test]
+fn a_live_node_exporter_scrape_parses_completely() {
+    let Some(exporter) = workspace_bins::peers::NodeExporter::start() else {
+        return;
+    };
+    let (status, body) = workspace_bins::peers::http(exporter.addr, "GET", "/metrics", "");
+    assert_eq!(status, 200);
+    let families = prom::parse(&body, Format::Text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(families.len() > 50, "{} families", families.len());
+    assert_eq!(series(&families), sample_lines(&body));
+}

@@ -6,7 +6,7 @@
 //! OpenMetrics module documents as deliberate (blanks inside label sets, quoted names, exponent
 //! timestamps mixed with plain ones in a group, ...).
 //! Skipped (with a message) where python3 or prometheus_client is missing
-//! (`pip install prometheus_client==0.26.0`).
+//! (`pip install prometheus_client==0.26.0`), failing instead when `REQUIRE_PEERS=1`.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -213,9 +213,12 @@ fn exposition() -> impl Strategy<Value = String> {
 #[test]
 fn openmetrics_verdicts_match_python_prometheus_client() {
     if !python_has_prometheus_client() {
-        eprintln!(
-            "SKIPPED: python3 with prometheus_client is needed (pip install prometheus_client==0.26.0)"
-        );
+        let message = "python3 with prometheus_client is not installed \
+                       (pip install prometheus_client==0.26.0)";
+        if std::env::var("REQUIRE_PEERS").is_ok_and(|v| v == "1") {
+            panic!("{message}; REQUIRE_PEERS=1 makes this a failure");
+        }
+        eprintln!("SKIPPED: {message}");
         return;
     }
     let cases: usize = std::env::var("PYTHON_CASES")
