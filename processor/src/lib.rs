@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`config`]: `kapacitor.conf`-shaped TOML, unknown keys warned about by name.
 //! - [`line_protocol`]: request body -> [`point::Batch`] + InfluxDB 1.x per-line errors (pure).
+//! - [`pipeline`]: a compiled task's node graph as pure state machines (time passed in).
 //! - [`point`]: the batch of parsed points that subscribers read (spans into the body).
 //! - [`routing`]: (db, rp, measurement) -> [`routing::Subscriber`]s, the seam tasks plug into.
 //! - [`decision`]: the pure scaling decision (clamp, cooldowns on the processor clock).
@@ -15,6 +16,7 @@
 pub mod config;
 pub mod decision;
 pub mod line_protocol;
+pub mod pipeline;
 pub mod point;
 pub mod routing;
 pub mod scaler;

@@ -1,0 +1,420 @@
+//! Aggregates over a stream (`sum`, `mean`, `count`, `min`, `max`, `median`, `spread`,
+//! `stddev`), aligned by time across the series of a group. This is where we deliberately
+//! differ from Kapacitor (compat.md 2.4, 2.6).
+//!
+//! Kapacitor aggregates "each run of consecutive points with an identical timestamp", which
+//! with 10-s batched flushes from independent agents re-emits single-host values and makes a
+//! total equal to total/N. Here each group keeps one bucket per aligned time; a bucket holds
+//! one value per *contributor* (a series: measurement + full tag set). A bucket for time T is
+//! emitted, oldest first, when
+//! - every live contributor has reached T (its latest point is at T or later), or
+//! - `lateness` has passed (processor clock) since the bucket's first value arrived.
+//!
+//! A contributor that sent nothing for `series_expiry` (processor clock) stops being live, so
+//! a pod that left stops holding buckets back. A point for a time already emitted is late:
+//! counted in `late_points` and dropped (never summed twice); a second value from the same
+//! series for the same time replaces the first (`duplicate_points`), so a retried batch does
+//! not count twice. Groups with no contributors and no buckets are freed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::tick::nodes::{AggregateFn, AggregateSpec};
+
+use super::point::{Field, Group, Point, Series};
+
+/// Timing settings of the alignment, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alignment {
+    pub lateness_ns: i64,
+    pub series_expiry_ns: i64,
+}
+
+/// Node-specific counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AggregateStats {
+    pub late_points: u64,
+    pub duplicate_points: u64,
+    pub expired_series: u64,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    first_arrival: i64,
+    values: Vec<(Arc<Series>, Field)>,
+}
+
+#[derive(Debug)]
+struct Contributor {
+    /// Latest point time seen from this series.
+    watermark: i64,
+    /// Processor time of its latest point.
+    last_arrival: i64,
+}
+
+#[derive(Debug)]
+struct GroupState {
+    out_series: Arc<Series>,
+    group: Arc<Group>,
+    buckets: BTreeMap<i64, Bucket>,
+    contributors: HashMap<Arc<Series>, Contributor>,
+    emitted_through: Option<i64>,
+}
+
+/// One aggregate node's state.
+#[derive(Debug)]
+pub struct Aggregate {
+    function: AggregateFn,
+    field: String,
+    as_: Arc<str>,
+    alignment: Alignment,
+    groups: HashMap<Arc<Group>, GroupState>,
+    pub stats: AggregateStats,
+}
+
+/// Why a point was not aggregated.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    #[error("field {0:?} is missing or not numeric")]
+    NotNumeric(String),
+    #[error("field {field:?} has type {got}, the group started with {expected}")]
+    WrongType {
+        field: String,
+        expected: &'static str,
+        got: &'static str,
+    },
+}
+
+fn type_name(field: &Field) -> &'static str {
+    match field {
+        Field::Float(_) => "float",
+        Field::Int(_) => "int",
+        Field::Bool(_) => "bool",
+        Field::Str(_) => "string",
+    }
+}
+
+impl Aggregate {
+    pub fn new(spec: &AggregateSpec, alignment: Alignment) -> Aggregate {
+        Aggregate {
+            function: spec.function,
+            field: spec.field.clone(),
+            as_: Arc::from(spec.as_.as_str()),
+            alignment,
+            groups: HashMap::new(),
+            stats: AggregateStats::default(),
+        }
+    }
+
+    /// Number of groups with state (for tests and cardinality stats).
+    pub fn cardinality(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Takes one point at processor time `now`; emitted points are appended to `out`.
+    pub fn point(&mut self, point: Point, now: i64, out: &mut Vec<Point>) -> Result<(), Error> {
+        let value = match point.field(&self.field) {
+            Some(v @ (Field::Float(_) | Field::Int(_))) => v.clone(),
+            _ => return Err(Error::NotNumeric(self.field.clone())),
+        };
+        let state = self
+            .groups
+            .entry(Arc::clone(&point.group))
+            .or_insert_with(|| GroupState {
+                out_series: Arc::new(Series::new(
+                    Arc::clone(&point.series.measurement),
+                    point.group.dims.clone(),
+                )),
+                group: Arc::clone(&point.group),
+                buckets: BTreeMap::new(),
+                contributors: HashMap::new(),
+                emitted_through: None,
+            });
+        if let Some((_, bucket)) = state.buckets.iter().next()
+            && let Some((_, first)) = bucket.values.first()
+            && type_name(first) != type_name(&value)
+        {
+            return Err(Error::WrongType {
+                field: self.field.clone(),
+                expected: type_name(first),
+                got: type_name(&value),
+            });
+        }
+        let contributor = state
+            .contributors
+            .entry(Arc::clone(&point.series))
+            .or_insert(Contributor {
+                watermark: point.time,
+                last_arrival: now,
+            });
+        contributor.watermark = contributor.watermark.max(point.time);
+        contributor.last_arrival = now;
+        if state.emitted_through.is_some_and(|t| point.time <= t) {
+            self.stats.late_points += 1;
+            return Ok(());
+        }
+        let bucket = state.buckets.entry(point.time).or_insert(Bucket {
+            first_arrival: now,
+            values: Vec::new(),
+        });
+        match bucket
+            .values
+            .iter_mut()
+            .find(|(series, _)| *series == point.series)
+        {
+            Some((_, old)) => {
+                *old = value;
+                self.stats.duplicate_points += 1;
+            }
+            None => bucket.values.push((point.series, value)),
+        }
+        let group = Arc::clone(&point.group);
+        if let Some(state) = self.groups.get_mut(&group) {
+            emit_due(state, self.function, &self.as_, self.alignment, now, out);
+        }
+        Ok(())
+    }
+
+    /// Advances processor time: expires quiet contributors, emits buckets that became due,
+    /// frees empty groups.
+    pub fn tick(&mut self, now: i64, out: &mut Vec<Point>) {
+        let expiry = self.alignment.series_expiry_ns;
+        for state in self.groups.values_mut() {
+            let before = state.contributors.len();
+            state
+                .contributors
+                .retain(|_, c| now.saturating_sub(c.last_arrival) < expiry);
+            self.stats.expired_series += (before - state.contributors.len()) as u64;
+            emit_due(state, self.function, &self.as_, self.alignment, now, out);
+        }
+        self.groups
+            .retain(|_, s| !s.contributors.is_empty() || !s.buckets.is_empty());
+    }
+}
+
+fn emit_due(
+    state: &mut GroupState,
+    function: AggregateFn,
+    as_: &Arc<str>,
+    alignment: Alignment,
+    now: i64,
+    out: &mut Vec<Point>,
+) {
+    while let Some(entry) = state.buckets.first_entry() {
+        let time = *entry.key();
+        let bucket = entry.get();
+        let complete = state.contributors.values().all(|c| c.watermark >= time);
+        let timed_out = now.saturating_sub(bucket.first_arrival) >= alignment.lateness_ns;
+        if !(complete || timed_out) {
+            break;
+        }
+        let bucket = entry.remove();
+        state.emitted_through = Some(time);
+        if let Some(result) = reduce(function, &bucket.values) {
+            out.push(Point {
+                series: Arc::clone(&state.out_series),
+                group: Arc::clone(&state.group),
+                fields: vec![(Arc::clone(as_), result)],
+                time,
+            });
+        }
+    }
+}
+
+/// Applies the function to one bucket. Ints stay ints for sum, min, max and spread (as
+/// InfluxQL); count is an int; mean, median and stddev are floats.
+pub fn reduce(function: AggregateFn, values: &[(Arc<Series>, Field)]) -> Option<Field> {
+    let all_int = values.iter().all(|(_, v)| matches!(v, Field::Int(_)));
+    let ints = || {
+        values.iter().filter_map(|(_, v)| match v {
+            Field::Int(i) => Some(*i),
+            _ => None,
+        })
+    };
+    let floats: Vec<f64> = values.iter().filter_map(|(_, v)| v.as_f64()).collect();
+    if floats.is_empty() {
+        return None;
+    }
+    let n = floats.len() as f64;
+    Some(match function {
+        AggregateFn::Count => Field::Int(i64::try_from(floats.len()).unwrap_or(i64::MAX)),
+        AggregateFn::Sum if all_int => Field::Int(ints().fold(0i64, i64::saturating_add)),
+        AggregateFn::Sum => Field::Float(floats.iter().sum()),
+        AggregateFn::Min if all_int => Field::Int(ints().min()?),
+        AggregateFn::Min => Field::Float(floats.iter().copied().fold(f64::INFINITY, f64::min)),
+        AggregateFn::Max if all_int => Field::Int(ints().max()?),
+        AggregateFn::Max => Field::Float(floats.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
+        AggregateFn::Spread if all_int => Field::Int(ints().max()?.saturating_sub(ints().min()?)),
+        AggregateFn::Spread => {
+            let max = floats.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let min = floats.iter().copied().fold(f64::INFINITY, f64::min);
+            Field::Float(max - min)
+        }
+        AggregateFn::Mean => Field::Float(floats.iter().sum::<f64>() / n),
+        AggregateFn::Median => {
+            let mut sorted = floats;
+            sorted.sort_by(f64::total_cmp);
+            let mid = sorted.len() / 2;
+            if sorted.len() % 2 == 1 {
+                Field::Float(*sorted.get(mid)?)
+            } else {
+                Field::Float((sorted.get(mid - 1)? + sorted.get(mid)?) / 2.0)
+            }
+        }
+        AggregateFn::Stddev => {
+            // Sample standard deviation, as InfluxQL (one value: no output).
+            if floats.len() < 2 {
+                return None;
+            }
+            let mean = floats.iter().sum::<f64>() / n;
+            let var = floats.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            Field::Float(var.sqrt())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000_000;
+
+    fn spec(function: AggregateFn) -> AggregateSpec {
+        AggregateSpec {
+            function,
+            field: "v".into(),
+            as_: "out".into(),
+            use_point_times: false,
+        }
+    }
+
+    fn alignment() -> Alignment {
+        Alignment {
+            lateness_ns: 15 * S,
+            series_expiry_ns: 30 * S,
+        }
+    }
+
+    fn point(host: &str, t: i64, v: f64) -> Point {
+        let series = Series::new(
+            Arc::from("m"),
+            vec![
+                (Arc::from("host"), Arc::from(host)),
+                (Arc::from("deployment"), Arc::from("app")),
+            ],
+        );
+        let group = Group::of(&series, &[Arc::from("deployment")], false, false);
+        Point {
+            series: Arc::new(series),
+            group: Arc::new(group),
+            fields: vec![(Arc::from("v"), Field::Float(v))],
+            time: t * S,
+        }
+    }
+
+    fn values(points: &[Point]) -> Vec<(i64, f64)> {
+        points
+            .iter()
+            .map(|p| {
+                (
+                    p.time / S,
+                    p.field("out").and_then(Field::as_f64).unwrap_or(f64::NAN),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_time_is_emitted_once_every_live_series_has_passed_it() {
+        let mut agg = Aggregate::new(&spec(AggregateFn::Sum), alignment());
+        let mut out = Vec::new();
+        // host a flushes 1..=3, then b flushes 1..=3 later.
+        for t in 1..=3 {
+            agg.point(point("a", t, 1.0), 100 * S, &mut out).unwrap();
+        }
+        assert_eq!(values(&out), vec![(1, 1.0), (2, 1.0), (3, 1.0)]);
+        out.clear();
+        // once b is known, a's next burst waits for b.
+        for t in 4..=6 {
+            agg.point(point("b", t, 2.0), 101 * S, &mut out).unwrap();
+        }
+        for t in 4..=6 {
+            agg.point(point("a", t, 1.0), 102 * S, &mut out).unwrap();
+        }
+        assert_eq!(values(&out), vec![(4, 3.0), (5, 3.0), (6, 3.0)]);
+    }
+
+    #[test]
+    fn a_bucket_missing_a_series_is_emitted_after_the_lateness_bound() {
+        let mut agg = Aggregate::new(&spec(AggregateFn::Sum), alignment());
+        let mut out = Vec::new();
+        agg.point(point("a", 1, 1.0), 0, &mut out).unwrap();
+        agg.point(point("b", 2, 2.0), 0, &mut out).unwrap();
+        agg.point(point("a", 2, 1.0), 0, &mut out).unwrap();
+        assert_eq!(values(&out), vec![(1, 1.0), (2, 3.0)]);
+        out.clear();
+        agg.point(point("a", 3, 1.0), S, &mut out).unwrap();
+        agg.tick(15 * S, &mut out);
+        assert!(out.is_empty(), "b is live and has not reached 3 yet");
+        agg.tick(16 * S, &mut out);
+        assert_eq!(values(&out), vec![(3, 1.0)]);
+    }
+
+    #[test]
+    fn late_and_duplicate_points_are_not_summed_twice() {
+        let mut agg = Aggregate::new(&spec(AggregateFn::Sum), alignment());
+        let mut out = Vec::new();
+        agg.point(point("a", 1, 1.0), 0, &mut out).unwrap();
+        agg.point(point("b", 2, 5.0), 0, &mut out).unwrap();
+        agg.point(point("a", 2, 1.0), 0, &mut out).unwrap();
+        assert_eq!(values(&out), vec![(1, 1.0), (2, 6.0)]);
+        out.clear();
+        agg.point(point("b", 1, 9.0), 0, &mut out).unwrap();
+        assert_eq!(agg.stats.late_points, 1);
+        agg.point(point("a", 3, 1.0), 0, &mut out).unwrap();
+        agg.point(point("a", 3, 1.0), 0, &mut out).unwrap();
+        agg.point(point("b", 3, 2.0), 0, &mut out).unwrap();
+        assert_eq!(values(&out), vec![(3, 3.0)]);
+        assert_eq!(agg.stats.duplicate_points, 1);
+    }
+
+    #[test]
+    fn a_series_that_stops_reporting_expires_and_its_group_is_freed() {
+        let mut agg = Aggregate::new(&spec(AggregateFn::Sum), alignment());
+        let mut out = Vec::new();
+        agg.point(point("a", 1, 1.0), 0, &mut out).unwrap();
+        agg.point(point("b", 1, 1.0), 0, &mut out).unwrap();
+        agg.tick(31 * S, &mut out);
+        assert_eq!(agg.stats.expired_series, 2);
+        assert_eq!(agg.cardinality(), 0);
+    }
+
+    #[test]
+    fn reducers_follow_influxql_types() {
+        let v = |xs: &[f64]| -> Vec<(Arc<Series>, Field)> {
+            xs.iter()
+                .map(|x| {
+                    (
+                        Arc::new(Series::new(Arc::from("m"), vec![])),
+                        Field::Float(*x),
+                    )
+                })
+                .collect()
+        };
+        let xs = v(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(reduce(AggregateFn::Sum, &xs), Some(Field::Float(10.0)));
+        assert_eq!(reduce(AggregateFn::Mean, &xs), Some(Field::Float(2.5)));
+        assert_eq!(reduce(AggregateFn::Count, &xs), Some(Field::Int(4)));
+        assert_eq!(reduce(AggregateFn::Median, &xs), Some(Field::Float(2.5)));
+        assert_eq!(reduce(AggregateFn::Spread, &xs), Some(Field::Float(3.0)));
+        assert_eq!(reduce(AggregateFn::Min, &xs), Some(Field::Float(1.0)));
+        assert_eq!(reduce(AggregateFn::Max, &xs), Some(Field::Float(4.0)));
+        let Some(Field::Float(sd)) = reduce(AggregateFn::Stddev, &xs) else {
+            panic!("stddev of four values is a float")
+        };
+        assert!((sd - 1.290_994).abs() < 1e-6);
+        let ints = vec![(Arc::new(Series::new(Arc::from("m"), vec![])), Field::Int(3))];
+        assert_eq!(reduce(AggregateFn::Sum, &ints), Some(Field::Int(3)));
+        assert_eq!(reduce(AggregateFn::Stddev, &ints), None);
+    }
+}

@@ -1,0 +1,303 @@
+//! The points that flow between nodes: owned, cheap to clone (series and group are shared).
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use crate::point::FieldValue;
+use crate::tick::PointScope;
+
+/// A field value owned by a pipeline point.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    Float(f64),
+    Int(i64),
+    Bool(bool),
+    Str(Arc<str>),
+}
+
+impl Field {
+    /// The value as a float, for numbers.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Field::Float(v) => Some(*v),
+            Field::Int(v) => Some(*v as f64),
+            Field::Bool(_) | Field::Str(_) => None,
+        }
+    }
+
+    pub(crate) fn borrow(&self) -> FieldValue<'_> {
+        match self {
+            Field::Float(v) => FieldValue::Float(*v),
+            Field::Int(v) => FieldValue::Integer(*v),
+            Field::Bool(v) => FieldValue::Boolean(*v),
+            Field::Str(s) => FieldValue::String(s),
+        }
+    }
+
+    pub(crate) fn from_borrowed(value: FieldValue<'_>) -> Field {
+        match value {
+            FieldValue::Float(v) => Field::Float(v),
+            FieldValue::Integer(v) => Field::Int(v),
+            FieldValue::Boolean(v) => Field::Bool(v),
+            FieldValue::String(s) => Field::Str(Arc::from(s)),
+        }
+    }
+
+    /// JSON for httpOut.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Field::Float(v) => serde_json::json!(v),
+            Field::Int(v) => serde_json::json!(v),
+            Field::Bool(v) => serde_json::json!(v),
+            Field::Str(s) => serde_json::json!(&**s),
+        }
+    }
+}
+
+/// A measurement with its full, sorted tag set: one time series. Compared by content; the
+/// hash is computed once.
+#[derive(Clone)]
+pub struct Series {
+    pub measurement: Arc<str>,
+    /// Sorted by key.
+    pub tags: Vec<(Arc<str>, Arc<str>)>,
+    hash: u64,
+}
+
+impl Series {
+    pub fn new(measurement: Arc<str>, mut tags: Vec<(Arc<str>, Arc<str>)>) -> Series {
+        tags.sort_by(|a, b| a.0.cmp(&b.0));
+        tags.dedup_by(|a, b| a.0 == b.0);
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        measurement.hash(&mut hasher);
+        tags.hash(&mut hasher);
+        Series {
+            measurement,
+            tags,
+            hash: hasher.finish(),
+        }
+    }
+
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .and_then(|i| self.tags.get(i))
+            .map(|(_, v)| &**v)
+    }
+}
+
+impl PartialEq for Series {
+    fn eq(&self, other: &Series) -> bool {
+        std::ptr::eq(self, other)
+            || self.hash == other.hash
+                && self.measurement == other.measurement
+                && self.tags == other.tags
+    }
+}
+
+impl Eq for Series {}
+
+impl Hash for Series {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl fmt::Debug for Series {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.measurement)?;
+        for (k, v) in &self.tags {
+            write!(f, ",{k}={v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The group a point belongs to: Kapacitor's group id (`k1=v1,k2=v2`, dims sorted; with
+/// `byMeasurement` the measurement and a newline first) and the dimension tags.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Group {
+    pub id: String,
+    /// Dimension tags (missing tag = empty value), sorted by key.
+    pub dims: Vec<(Arc<str>, Arc<str>)>,
+}
+
+impl Group {
+    /// The group of everything (no dimensions).
+    pub fn all() -> Arc<Group> {
+        Arc::new(Group {
+            id: String::new(),
+            dims: Vec::new(),
+        })
+    }
+
+    /// The group of `series` for sorted dimension names (`all`: every tag).
+    pub fn of(series: &Series, dims: &[Arc<str>], all: bool, by_measurement: bool) -> Group {
+        let mut pairs: Vec<(Arc<str>, Arc<str>)> = if all {
+            series.tags.clone()
+        } else {
+            dims.iter()
+                .map(|d| {
+                    let value = series.tag(d).map_or_else(|| Arc::from(""), Arc::from);
+                    (Arc::clone(d), value)
+                })
+                .collect()
+        };
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut id = String::new();
+        if by_measurement {
+            id.push_str(&series.measurement);
+            id.push('\n');
+        }
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            if i > 0 {
+                id.push(',');
+            }
+            id.push_str(k);
+            id.push('=');
+            id.push_str(v);
+        }
+        Group { id, dims: pairs }
+    }
+}
+
+/// One point between nodes.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub series: Arc<Series>,
+    pub group: Arc<Group>,
+    pub fields: Vec<(Arc<str>, Field)>,
+    /// Nanoseconds since the Unix epoch.
+    pub time: i64,
+}
+
+impl Point {
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields
+            .iter()
+            .find(|(k, _)| &**k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The point as one line of line protocol (tags sorted), nanosecond timestamp.
+    pub fn to_line(&self, measurement: &str, extra_tags: &[(String, String)]) -> String {
+        use std::fmt::Write;
+        let mut out = escape(measurement, &[',', ' ']);
+        let mut tags: Vec<(&str, &str)> = self
+            .series
+            .tags
+            .iter()
+            .map(|(k, v)| (&**k, &**v))
+            .chain(extra_tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        tags.sort_by(|a, b| a.0.cmp(b.0));
+        tags.dedup_by(|a, b| a.0 == b.0);
+        for (k, v) in tags {
+            let _ = write!(
+                out,
+                ",{}={}",
+                escape(k, &[',', '=', ' ']),
+                escape(v, &[',', '=', ' '])
+            );
+        }
+        for (i, (k, v)) in self.fields.iter().enumerate() {
+            out.push(if i == 0 { ' ' } else { ',' });
+            out.push_str(&escape(k, &[',', '=', ' ']));
+            out.push('=');
+            match v {
+                Field::Float(x) if x.is_finite() => {
+                    let _ = write!(out, "{x}");
+                }
+                Field::Float(_) => out.push('0'),
+                Field::Int(x) => {
+                    let _ = write!(out, "{x}i");
+                }
+                Field::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+                Field::Str(s) => {
+                    out.push('"');
+                    out.push_str(&s.replace('\\', "\\\\").replace('"', "\\\""));
+                    out.push('"');
+                }
+            }
+        }
+        let _ = write!(out, " {}", self.time);
+        out
+    }
+}
+
+fn escape(text: &str, special: &[char]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if special.contains(&c) || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl PointScope for Point {
+    fn field(&self, name: &str) -> Option<FieldValue<'_>> {
+        Point::field(self, name).map(Field::borrow)
+    }
+    fn tag(&self, name: &str) -> Option<&str> {
+        self.series.tag(name)
+    }
+    fn time(&self) -> i64 {
+        self.time
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(tags: &[(&str, &str)]) -> Series {
+        Series::new(
+            Arc::from("m"),
+            tags.iter()
+                .map(|(k, v)| (Arc::from(*k), Arc::from(*v)))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn series_with_the_same_tags_in_any_order_are_equal() {
+        assert_eq!(
+            series(&[("a", "1"), ("b", "2")]),
+            series(&[("b", "2"), ("a", "1")])
+        );
+        assert_ne!(series(&[("a", "1")]), series(&[("a", "2")]));
+    }
+
+    #[test]
+    fn group_id_sorts_dimensions_and_fills_missing_tags_with_empty() {
+        let s = series(&[("host", "h1"), ("deployment", "app")]);
+        let dims: Vec<Arc<str>> = vec![Arc::from("host"), Arc::from("deployment"), Arc::from("x")];
+        let g = Group::of(&s, &dims, false, false);
+        assert_eq!(g.id, "deployment=app,host=h1,x=");
+        let g = Group::of(&s, &[], true, true);
+        assert_eq!(g.id, "m\ndeployment=app,host=h1");
+    }
+
+    #[test]
+    fn points_render_as_line_protocol_with_escapes() {
+        let p = Point {
+            series: Arc::new(series(&[("host", "a b")])),
+            group: Group::all(),
+            fields: vec![
+                (Arc::from("v"), Field::Float(1.5)),
+                (Arc::from("n"), Field::Int(2)),
+                (Arc::from("s"), Field::Str(Arc::from("q\""))),
+            ],
+            time: 7,
+        };
+        assert_eq!(
+            p.to_line("m x", &[("k".into(), "v".into())]),
+            "m\\ x,host=a\\ b,k=v v=1.5,n=2i,s=\"q\\\"\" 7"
+        );
+    }
+}
