@@ -1,0 +1,34 @@
+//! Test support for `manifests/` and the Dockerfiles; the tests are in `tests/`.
+//!
+//! # Layout
+//! - [`render`]: `kubectl kustomize` a kustomization into JSON objects, and look objects up.
+//! - [`validate`]: `kubernetes-validate --strict` against the official JSON schemas.
+//! - [`dockerfile`]: a Dockerfile's stages and instructions, for the static image checks.
+//! - [`tools`]: where the external programs are, and what to do when one is missing.
+
+pub mod dockerfile;
+pub mod render;
+pub mod tools;
+pub mod validate;
+
+use std::path::PathBuf;
+
+/// `manifests/` in the workspace.
+pub fn manifests_dir() -> PathBuf {
+    workspace_bins::workspace_root().join("manifests")
+}
+
+/// Every kustomization to test: `base` and each folder of `overlays/`, sorted, as paths
+/// relative to `manifests/` (so a new overlay is tested without editing a list).
+pub fn kustomizations() -> std::io::Result<Vec<String>> {
+    let mut found = vec!["base".to_owned()];
+    let mut overlays: Vec<String> = std::fs::read_dir(manifests_dir().join("overlays"))?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().join("kustomization.yaml").is_file())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .map(|name| format!("overlays/{name}"))
+        .collect();
+    overlays.sort();
+    found.extend(overlays);
+    Ok(found)
+}
