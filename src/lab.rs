@@ -1,0 +1,450 @@
+//! One lab run: the Kubernetes API stand-in holding Deployment `app`, the processor scaling it
+//! through `kube` exactly as in a cluster, a local kubelet running app + agent replicas, the
+//! tutorial's TICKscript, and an open-loop load following a profile; a line per second while it
+//! runs, then a chart and `summary.json`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, oneshot};
+use tokio::time::Instant;
+
+use crate::kubelet::{Kubelet, PodTemplate};
+use crate::loadgen::{LoadGenerator, Targets};
+use crate::profile::{ChurnEvent, Plan, Profile};
+use crate::score::{self, Rules, Second, Summary};
+use crate::{chart, view};
+
+/// The tutorial's TICKscript, as published (compat.md 1.3).
+pub const TUTORIAL_TICK: &str = include_str!("../processor/tests/fixtures/tick/autoscale.tick");
+
+/// The lab's knobs (the command line).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub profile: Profile,
+    /// Run length; default: the profile's.
+    pub duration: Option<Duration>,
+    /// How long each load level is held.
+    pub hold: Duration,
+    /// Requests per second per replica (the tick's `target`).
+    pub target: f64,
+    /// Override the tick's `.min()` / `.max()`.
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+    /// Capacity of one replica as a multiple of `target` (1.5 by default).
+    pub capacity: f64,
+    pub peak_rps: f64,
+    /// A TICKscript instead of the tutorial's.
+    pub tick: Option<PathBuf>,
+    pub out: PathBuf,
+    /// Write the live view to stderr and the summary JSON as the last line of stdout.
+    pub json: bool,
+    /// Tick vars.
+    pub moving_avg_count: i64,
+    pub increase_cooldown: Duration,
+    pub decrease_cooldown: Duration,
+    /// Agent interval and flush interval.
+    pub interval: Duration,
+    pub flush_interval: Duration,
+}
+
+/// Why a run could not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("stand-in: {0}")]
+    StandIn(#[from] k8s_standin::Error),
+    #[error("processor config: {0}")]
+    ProcessorConfig(#[from] processor::config::Error),
+    #[error("processor did not come up at {0}")]
+    ProcessorDown(String),
+    #[error("defining task {task}: {reason}")]
+    Task { task: String, reason: String },
+    #[error("replica: {0}")]
+    Replica(#[from] crate::kubelet::StartError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The lab's view task: the same computation as the tutorial's, exposed with httpOut so the
+/// live view can show the measured total and the moving average.
+fn view_script(moving_avg_count: i64) -> String {
+    format!(
+        "dbrp \"autoscale\".\"autogen\"\n\
+         var total = stream\n    |from()\n        .measurement('requests')\n        .groupBy('host', 'deployment')\n        .truncate(1s)\n\
+         \x20   |derivative('counter')\n        .as('requests_per_second')\n        .unit(1s)\n        .nonNegative()\n\
+         \x20   |groupBy('deployment')\n    |sum('requests_per_second')\n        .as('total_requests_per_second')\n\
+         total\n    |httpOut('total')\n\
+         total\n    |movingAverage('total_requests_per_second', {moving_avg_count})\n        .as('avg_requests_per_second')\n    |httpOut('avg')\n"
+    )
+}
+
+/// Applies `--min`/`--max` to the script's `.min(N)`/`.max(N)` calls.
+pub fn override_bounds(script: &str, min: Option<i64>, max: Option<i64>) -> String {
+    let mut out = script.to_owned();
+    for (property, value) in [(".min(", min), (".max(", max)] {
+        let Some(value) = value else { continue };
+        let mut rewritten = String::new();
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(property) {
+            let after = &rest[at + property.len()..];
+            let close = after.find(')').unwrap_or(0);
+            if !after[..close].trim().is_empty()
+                && after[..close].trim().chars().all(|c| c.is_ascii_digit())
+            {
+                rewritten.push_str(&rest[..at]);
+                rewritten.push_str(&format!("{property}{value})"));
+                rest = &after[close + 1..];
+            } else {
+                rewritten.push_str(&rest[..at + property.len()]);
+                rest = after;
+            }
+        }
+        rewritten.push_str(rest);
+        out = rewritten;
+    }
+    out
+}
+
+struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Http {
+    fn new() -> Self {
+        Self {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    async fn send(&self, method: &str, url: &str, body: Option<&Value>) -> Option<(u16, String)> {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(url)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .ok()?;
+        let response = tokio::time::timeout(Duration::from_secs(5), self.client.request(request))
+            .await
+            .ok()?
+            .ok()?;
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.ok()?.to_bytes();
+        Some((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// The last value of the first series an httpOut node serves.
+    async fn last_value(&self, url: &str) -> Option<f64> {
+        let (status, body) = self.send("GET", url, None).await?;
+        if status != 200 {
+            return None;
+        }
+        let json: Value = serde_json::from_str(&body).ok()?;
+        let series = json["series"].as_array()?.first()?;
+        let values = series["values"].as_array()?;
+        values.last()?.as_array()?.last()?.as_f64()
+    }
+}
+
+/// Runs the lab and returns its summary; the live view goes to `view_out`.
+pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<Summary, LabError> {
+    let plan = Plan {
+        profile: options.profile,
+        hold: options.hold,
+        peak_rps: options.peak_rps,
+    };
+    let duration = options.duration.unwrap_or_else(|| plan.duration());
+    let min = options.min.unwrap_or(1);
+    let max = options.max.unwrap_or(10);
+
+    // The Kubernetes API stand-in with the Deployment at its minimum.
+    let api = Arc::new(
+        k8s_standin::Server::start(
+            k8s_standin::Config::default().with_deployment("default", "app", min),
+        )
+        .await?,
+    );
+
+    // The processor, in-process, scaling through kube against the stand-in.
+    let data_dir = tempdir()?;
+    let port = free_port();
+    let processor_url = format!("http://127.0.0.1:{port}");
+    let config_text = format!(
+        "data_dir = {:?}\n[http]\nbind-address = \"127.0.0.1:{port}\"\n\
+         [kubernetes]\nenabled = true\napi-servers = [\"{}\"]\nnamespace = \"default\"\n",
+        data_dir.display().to_string(),
+        api.url()
+    );
+    let loaded = processor::config::Config::parse(&config_text)?;
+    let (stop_processor, processor_stopped) = oneshot::channel::<()>();
+    let processor_task = tokio::spawn(processor::run(loaded.config, async {
+        let _ = processor_stopped.await;
+    }));
+    let http = Http::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http
+        .send("GET", &format!("{processor_url}/ping"), None)
+        .await
+        .is_none_or(|(status, _)| status != 204)
+    {
+        if Instant::now() > deadline {
+            return Err(LabError::ProcessorDown(processor_url));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The tasks: the tutorial's (or the given) script with the lab's vars, and the view.
+    let script = match &options.tick {
+        Some(path) => std::fs::read_to_string(path).map_err(|source| LabError::Read {
+            path: path.clone(),
+            source,
+        })?,
+        None => TUTORIAL_TICK.to_owned(),
+    };
+    let script = override_bounds(&script, options.min, options.max);
+    let vars = json!({
+        "target": {"type": "float", "value": options.target},
+        "moving_avg_count": {"type": "int", "value": options.moving_avg_count},
+        "increase_cooldown": {"type": "duration", "value": format!("{}ms", options.increase_cooldown.as_millis())},
+        "decrease_cooldown": {"type": "duration", "value": format!("{}ms", options.decrease_cooldown.as_millis())},
+    });
+    define_task(&http, &processor_url, "autoscale", &script, Some(vars)).await?;
+    define_task(
+        &http,
+        &processor_url,
+        "lab_view",
+        &view_script(options.moving_avg_count),
+        None,
+    )
+    .await?;
+
+    // The kubelet, reconciling every 200 ms.
+    let kubelet = Arc::new(Mutex::new(Kubelet::new(PodTemplate {
+        namespace: "default".into(),
+        deployment: "app".into(),
+        capacity: Some(options.capacity * options.target),
+        processor_url: processor_url.clone(),
+        interval: options.interval,
+        flush_interval: options.flush_interval,
+    })));
+    kubelet.lock().await.reconcile(&api).await?;
+    let endpoints = Arc::clone(&kubelet.lock().await.endpoints);
+    let (stop_kubelet, mut kubelet_stopped) = oneshot::channel::<()>();
+    let kubelet_task = {
+        let kubelet = Arc::clone(&kubelet);
+        let api = Arc::clone(&api);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut kubelet_stopped => return,
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+                if let Err(error) = kubelet.lock().await.reconcile(&api).await {
+                    tracing::error!(%error, "kubelet cannot start a replica");
+                }
+            }
+        })
+    };
+
+    // The run: one second at a time.
+    let generator = Arc::new(LoadGenerator::new(Targets::Endpoints(endpoints)));
+    let total_seconds = duration.as_secs();
+    let mut seconds: Vec<Second> = Vec::new();
+    let mut churn_events = Vec::new();
+    let live = view::Live;
+    live.header(&mut view_out);
+    let start = Instant::now() + Duration::from_millis(200);
+    for t in 0..=total_seconds {
+        tokio::time::sleep_until(start + Duration::from_secs(t)).await;
+        if t < total_seconds {
+            let rps = plan.offered_rps(Duration::from_secs(t), fastrand::f64() * 2.0 - 1.0);
+            let generator = Arc::clone(&generator);
+            let second_start = start + Duration::from_secs(t);
+            tokio::spawn(async move { generator.run_second(t, second_start, rps).await });
+            if let Some(event) = plan.churn_at(t) {
+                churn_events.push(t);
+                let mut kubelet = kubelet.lock().await;
+                let index = fastrand::usize(..kubelet.running().max(1));
+                let result = match event {
+                    ChurnEvent::Restart => kubelet.restart(index).await,
+                    ChurnEvent::Replace => kubelet.replace(index).await,
+                };
+                if let Err(error) = result {
+                    tracing::error!(%error, "churn event failed");
+                }
+            }
+        }
+        if t == 0 {
+            continue;
+        }
+        // Report the second that just ended.
+        let previous = t - 1;
+        let stats = generator.stats(previous);
+        let second = Second {
+            t: previous,
+            // What was really sent (the profile's rate, noise included).
+            offered_rps: stats.sent as f64,
+            measured_rps: http
+                .last_value(&format!(
+                    "{processor_url}/kapacitor/v1/tasks/lab_view/total"
+                ))
+                .await,
+            smoothed_rps: http
+                .last_value(&format!("{processor_url}/kapacitor/v1/tasks/lab_view/avg"))
+                .await,
+            desired: api.deployment_replicas("default", "app").unwrap_or(0),
+            actual: kubelet.lock().await.running() as i64,
+            p99_ms: stats.p99_ms(),
+        };
+        live.line(&mut view_out, &second);
+        seconds.push(second);
+    }
+
+    // Wind down: stop load, replicas, processor and stand-in.
+    let _ = stop_kubelet.send(());
+    let _ = kubelet_task.await;
+    kubelet.lock().await.stop_all().await;
+    let _ = stop_processor.send(());
+    let _ = processor_task.await;
+    if let Ok(api) = Arc::try_unwrap(api) {
+        api.shutdown().await;
+    }
+    let _ = std::fs::remove_dir_all(&data_dir);
+
+    let rules = Rules {
+        profile: options.profile,
+        target_rps: options.target,
+        min,
+        max,
+        window: options.interval * options.moving_avg_count.max(1) as u32,
+        increase_cooldown: options.increase_cooldown,
+        decrease_cooldown: options.decrease_cooldown,
+        flush_interval: options.flush_interval,
+        load_changes: plan.changes(),
+        churn_events,
+        interval: options.interval,
+    };
+    let summary = score::summarize(&rules, &seconds);
+    write_outputs(&options, &seconds, &summary)?;
+    let _ = view_out.flush();
+    Ok(summary)
+}
+
+async fn define_task(
+    http: &Http,
+    processor_url: &str,
+    id: &str,
+    script: &str,
+    vars: Option<Value>,
+) -> Result<(), LabError> {
+    let mut body = json!({
+        "id": id,
+        "type": "stream",
+        "dbrps": [{"db": "autoscale", "rp": "autogen"}],
+        "script": script,
+        "status": "enabled",
+    });
+    if let Some(vars) = vars {
+        body["vars"] = vars;
+    }
+    match http
+        .send(
+            "POST",
+            &format!("{processor_url}/kapacitor/v1/tasks"),
+            Some(&body),
+        )
+        .await
+    {
+        Some((200..=299, _)) => Ok(()),
+        Some((status, text)) => Err(LabError::Task {
+            task: id.to_owned(),
+            reason: format!("status {status}: {text}"),
+        }),
+        None => Err(LabError::Task {
+            task: id.to_owned(),
+            reason: "no answer".into(),
+        }),
+    }
+}
+
+fn write_outputs(options: &Options, seconds: &[Second], summary: &Summary) -> Result<(), LabError> {
+    let write = |name: &str, text: String| {
+        let path = options.out.join(name);
+        std::fs::create_dir_all(&options.out)
+            .and_then(|()| std::fs::write(&path, text))
+            .map_err(|source| LabError::Write { path, source })
+    };
+    let title = format!(
+        "{} profile: target {} rps/replica, moving average of {}",
+        summary.profile, options.target, options.moving_avg_count
+    );
+    write("chart.svg", chart::svg(&title, seconds, options.target))?;
+    write(
+        "summary.json",
+        serde_json::to_string_pretty(summary).unwrap_or_default() + "\n",
+    )?;
+    write(
+        "seconds.json",
+        serde_json::to_string(seconds).unwrap_or_default() + "\n",
+    )?;
+    Ok(())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(19092)
+}
+
+fn tempdir() -> Result<PathBuf, LabError> {
+    let dir = std::env::temp_dir().join(format!(
+        "autoscaler-lab-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|source| LabError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_overrides_rewrite_only_literal_min_and_max() {
+        let script = "|k8sAutoscale()\n  .min(1)\n  .max(10)\n  .replicas(lambda: max(1, 2))\n";
+        let out = override_bounds(script, Some(2), Some(8));
+        assert_eq!(
+            out,
+            "|k8sAutoscale()\n  .min(2)\n  .max(8)\n  .replicas(lambda: max(1, 2))\n"
+        );
+        assert_eq!(override_bounds(script, None, None), script);
+    }
+
+    #[test]
+    fn the_view_script_compiles() {
+        let pipeline = processor::tick::compile(&view_script(10), &Default::default());
+        assert!(pipeline.is_ok(), "{:?}", pipeline.err());
+    }
+}

@@ -1,0 +1,22 @@
+//! The local lab: the whole autoscaling loop on one machine, no cluster needed.
+//!
+//! `cargo run --release` starts a Kubernetes API stand-in holding Deployment `app`, the
+//! processor (scaling it through `kube` exactly as in a cluster, with the tutorial's
+//! TICKscript), a local kubelet that runs each replica as an app instance with its own agent,
+//! and an open-loop load generator following a profile. It prints a line per second and ends
+//! with a chart and a control-quality summary.
+//!
+//! # Layout
+//! - [`profile`]: load profiles and churn events (pure).
+//! - [`loadgen`]: the open-loop generator, also the `load` subcommand against any URL.
+//! - [`kubelet`]: replicas from the stand-in's replica count (app + agent, in-process).
+//! - [`lab`]: one run, wiring them all; [`view`]: the live lines.
+//! - [`score`]: control quality and goals (pure); [`chart`]: the SVG (pure).
+
+pub mod chart;
+pub mod kubelet;
+pub mod lab;
+pub mod loadgen;
+pub mod profile;
+pub mod score;
+pub mod view;

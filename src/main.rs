@@ -1,0 +1,222 @@
+//! `cargo run --release`: the local lab. `load`: the lab's load generator against any URL.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use autoscaler_lab::lab::{self, Options};
+use autoscaler_lab::loadgen::{LoadGenerator, Targets};
+use autoscaler_lab::profile::{Plan, Profile};
+
+/// Exit code for a usage error.
+const EX_USAGE: u8 = 64;
+
+/// The autoscaling loop on one machine: API stand-in, processor, app + agent replicas, load.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Send a load profile to any URL (the replacement for the tutorial's ramp.sh + hey).
+    Load {
+        /// Where to send GET requests.
+        #[arg(long)]
+        url: String,
+        #[arg(long, value_enum, default_value = "tutorial-ramp")]
+        profile: Profile,
+        /// Peak of the tutorial ramp.
+        #[arg(long, default_value_t = 500.0)]
+        peak_rps: f64,
+        /// How long each level is held, in seconds.
+        #[arg(long, default_value_t = 30)]
+        hold: u64,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Load profile.
+    #[arg(long, value_enum, default_value = "ramp")]
+    profile: Profile,
+    /// Run length in seconds (default: the profile's).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// How long each load level is held, in seconds.
+    #[arg(long, default_value_t = 15)]
+    hold: u64,
+    /// Requests per second per replica (the tick's target var).
+    #[arg(long, default_value_t = 100.0)]
+    target: f64,
+    /// Override the tick's .min().
+    #[arg(long)]
+    min: Option<i64>,
+    /// Override the tick's .max().
+    #[arg(long)]
+    max: Option<i64>,
+    /// Capacity of one replica as a multiple of the target.
+    #[arg(long, default_value_t = 1.5)]
+    capacity: f64,
+    /// Peak of the tutorial-ramp profile, requests per second.
+    #[arg(long, default_value_t = 600.0)]
+    peak_rps: f64,
+    /// Run this TICKscript instead of the tutorial's.
+    #[arg(long)]
+    tick: Option<PathBuf>,
+    /// Where the chart and summary.json go.
+    #[arg(long, default_value = "target/lab")]
+    out: PathBuf,
+    /// Live view on stderr; the last line of stdout is the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Exit 1 when a control-quality goal fails.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if error.use_stderr() => {
+            let _ = error.print();
+            return ExitCode::from(EX_USAGE);
+        }
+        Err(info) => {
+            let _ = info.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("lab: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Some(Command::Load {
+            url,
+            profile,
+            peak_rps,
+            hold,
+        }) => runtime.block_on(load(url, profile, peak_rps, hold)),
+        None => runtime.block_on(run(cli.run)),
+    }
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    let options = Options {
+        profile: args.profile,
+        duration: args.duration.map(Duration::from_secs),
+        hold: Duration::from_secs(args.hold.max(1)),
+        target: args.target,
+        min: args.min,
+        max: args.max,
+        capacity: args.capacity,
+        peak_rps: args.peak_rps,
+        tick: args.tick,
+        out: args.out.clone(),
+        json: args.json,
+        moving_avg_count: 10,
+        increase_cooldown: Duration::from_secs(5),
+        decrease_cooldown: Duration::from_secs(15),
+        interval: Duration::from_secs(1),
+        flush_interval: Duration::from_secs(1),
+    };
+    let result = if args.json {
+        lab::run(options, std::io::stderr()).await
+    } else {
+        lab::run(options, std::io::stdout()).await
+    };
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(error) => {
+            eprintln!("lab: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = serde_json::to_string(&summary).unwrap_or_default();
+    if args.json {
+        println!("{json}");
+    } else {
+        println!();
+        for (name, goal) in &summary.goals {
+            println!(
+                "goal {name}: {} (limit {}) {}",
+                goal.value
+                    .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1}")),
+                goal.limit,
+                if goal.pass { "PASS" } else { "FAIL" }
+            );
+        }
+        println!(
+            "scale events {}, flaps after settling {}; chart and summary.json in {}",
+            summary.scale_events,
+            summary.flaps_after_settle,
+            args.out.display()
+        );
+    }
+    if args.check && summary.goals.values().any(|g| !g.pass) {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+async fn load(url: String, profile: Profile, peak_rps: f64, hold: u64) -> ExitCode {
+    let uri = match url.parse() {
+        Ok(uri) => uri,
+        Err(error) => {
+            eprintln!("load: invalid --url {url:?}: {error}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let plan = Plan {
+        profile,
+        hold: Duration::from_secs(hold.max(1)),
+        peak_rps,
+    };
+    let generator = Arc::new(LoadGenerator::new(Targets::Url(uri)));
+    let start = tokio::time::Instant::now();
+    let seconds = plan.duration().as_secs();
+    println!(
+        "{:>5} {:>8} {:>6} {:>7} {:>9}",
+        "t", "offered", "ok", "failed", "p99(ms)"
+    );
+    for t in 0..=seconds {
+        tokio::time::sleep_until(start + Duration::from_secs(t)).await;
+        if t < seconds {
+            let rps = plan.offered_rps(Duration::from_secs(t), fastrand::f64() * 2.0 - 1.0);
+            let generator = Arc::clone(&generator);
+            let at = start + Duration::from_secs(t);
+            tokio::spawn(async move { generator.run_second(t, at, rps).await });
+        }
+        if t > 0 {
+            let stats = generator.stats(t - 1);
+            println!(
+                "{:>5} {:>8} {:>6} {:>7} {:>9}",
+                t - 1,
+                stats.sent,
+                stats.ok,
+                stats.failed,
+                stats
+                    .p99_ms()
+                    .map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"))
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
