@@ -84,7 +84,17 @@ struct FamilyState<'a> {
     typed: bool,
     /// Summary/histogram metrics by their label-set hash (any label order).
     groups: HashMap<u64, Vec<usize>>,
+    /// For a summary or histogram: whether families named `<name>_sum`, `<name>_count`,
+    /// `<name>_bucket` existed when it got its type. Those keep their lines (Go looks a name up
+    /// exactly first); no such family can appear later, as those names then map to this one.
+    shadowed: [bool; 3],
 }
+
+const GROUP_SUFFIXES: [(&str, Role); 3] = [
+    ("_sum", Role::Sum),
+    ("_count", Role::Count),
+    ("_bucket", Role::Plain),
+];
 
 #[derive(Default)]
 struct TextParser<'a> {
@@ -124,6 +134,20 @@ impl<'a> TextParser<'a> {
         {
             return (index, Role::Plain);
         }
+        // Or its `_sum`/`_count`/`_bucket` line, without hashing.
+        if let Some(index) = self.last
+            && let Some(state) = self.families.get(index)
+            && let Some(suffix) = name.strip_prefix(state.family.name)
+        {
+            let histogram = state.family.metric_type == MetricType::Histogram;
+            if histogram || state.family.metric_type == MetricType::Summary {
+                for (i, (candidate, role)) in GROUP_SUFFIXES.iter().enumerate() {
+                    if suffix == *candidate && !state.shadowed[i] && (histogram || i < 2) {
+                        return (index, *role);
+                    }
+                }
+            }
+        }
         let (index, role) = self.lookup_or_create(name);
         self.last = Some(index);
         (index, role)
@@ -159,6 +183,7 @@ impl<'a> TextParser<'a> {
             },
             typed: false,
             groups: HashMap::default(),
+            shadowed: [false; 3],
         });
         self.by_name.insert(name, index);
         (index, Role::Plain)
@@ -205,6 +230,12 @@ impl<'a> TextParser<'a> {
             state.family.metric_type = text_type(text)
                 .ok_or_else(|| Fail::new(text, format!("unknown metric type {text:?}")))?;
             state.typed = true;
+            let family = state.family.name;
+            let shadowed = GROUP_SUFFIXES.map(|(suffix, _)| {
+                self.by_name
+                    .contains_key(format!("{family}{suffix}").as_str())
+            });
+            self.families[index].shadowed = shadowed;
         }
         Ok(())
     }
