@@ -1,0 +1,192 @@
+//! The app pod and the processor as the manifests configure them, run as processes on
+//! loopback: the app with the Deployment's flags, the agent with the ConfigMap's telegraf.conf
+//! and the Secret's credentials in its environment, the processor with the Secret's
+//! processor.conf. Only the cluster addresses are rewritten to loopback ports, and the
+//! processor's data dir to a temp dir. The agent's write is accepted, and refused with a wrong
+//! password, so the credentials really flow from the Secret to both sides.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use manifests_tests::render::{self, Rendered, containers, strings};
+use manifests_tests::{manifests_dir, tools};
+use serde_json::Value;
+use workspace_bins::peers::{free_port, http};
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
+    value.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+fn container<'a>(rendered: &'a Rendered, deployment: &str, name: &str) -> &'a Value {
+    let object = rendered
+        .get("Deployment", deployment)
+        .expect("the Deployment");
+    let spec = object.pointer("/spec/template/spec").expect("pod spec");
+    containers(spec)
+        .into_iter()
+        .find(|container| str_at(container, "/name") == name)
+        .expect("the container")
+}
+
+fn wait_for(addr: SocketAddr, path: &str, status: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(addr).is_err() || http(addr, "GET", path, "").0 != status {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not come up on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Replaces the one `host:port` argument that listens on `port` with `addr`.
+fn relisten(args: &[String], port: u16, addr: SocketAddr) -> Vec<String> {
+    let suffix = format!(":{port}");
+    let replaced: Vec<String> = args
+        .iter()
+        .map(|arg| {
+            if arg.ends_with(&suffix) {
+                addr.to_string()
+            } else {
+                arg.clone()
+            }
+        })
+        .collect();
+    assert_ne!(replaced, args, "no argument listens on :{port}: {args:?}");
+    replaced
+}
+
+fn run_agent_once(config: &Path, env: &[(&str, &str)]) -> Output {
+    let agent = workspace_bins::binary("agent", "agent");
+    Command::new(agent)
+        .args(["--config"])
+        .arg(config)
+        .arg("--once")
+        .env_remove("TELEGRAF_CONFIG_PATH")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the agent")
+}
+
+#[test]
+fn the_agent_delivers_the_apps_requests_to_the_processor_with_the_secrets_credentials() {
+    let Some(kubectl) = tools::kubectl() else {
+        return;
+    };
+    let rendered = render::kustomize(&kubectl, &manifests_dir().join("base")).expect("renders");
+    let secret = rendered.get("Secret", "processor-auth").expect("Secret");
+    let username = str_at(secret, "/stringData/username");
+    let password = str_at(secret, "/stringData/password");
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    // The processor, on the Secret's processor.conf. `[load]` and `[kubernetes]` are left out:
+    // outside a cluster there is no ServiceAccount to scale with.
+    let mut table: toml::Table = str_at(secret, "/stringData/processor.conf")
+        .parse()
+        .expect("processor.conf is TOML");
+    table.remove("load");
+    table.remove("kubernetes");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    table.insert(
+        "data_dir".into(),
+        toml::Value::String(data_dir.display().to_string()),
+    );
+    let processor_conf = dir.path().join("processor.conf");
+    std::fs::write(&processor_conf, toml::to_string(&table).expect("TOML")).expect("write");
+    let processor_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let processor_args = strings(container(&rendered, "processor", "processor"), "args");
+    let config_at = processor_args
+        .iter()
+        .position(|arg| arg == "--config")
+        .expect("--config");
+    let mut args = processor_args.clone();
+    args[config_at + 1] = processor_conf.display().to_string();
+    args.extend(["--bind".to_owned(), processor_addr.to_string()]);
+    let _processor = Running(
+        Command::new(workspace_bins::binary("processor", "processor"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the processor"),
+    );
+    wait_for(processor_addr, "/ping", 204, "the processor");
+
+    // The app, with the Deployment's flags on loopback ports.
+    let app_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let app_args = strings(container(&rendered, "app", "app"), "args");
+    let app_args = relisten(&relisten(&app_args, 8080, app_addr), 8000, metrics_addr);
+    let _app = Running(
+        Command::new(workspace_bins::binary("app", "app"))
+            .args(&app_args)
+            .env("APP_DEPLOYMENT", "app")
+            .env("HOSTNAME", "app-pod-1")
+            .env_remove("APP_CAPACITY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the app"),
+    );
+    wait_for(app_addr, "/healthz", 200, "the app");
+    for _ in 0..3 {
+        assert_eq!(http(app_addr, "GET", "/", "").0, 200);
+    }
+
+    // The agent, on the ConfigMap's telegraf.conf with the cluster addresses on loopback.
+    let map = rendered
+        .get("ConfigMap", "agent-config")
+        .expect("agent-config");
+    let telegraf_conf = str_at(map, "/data/telegraf.conf");
+    assert!(telegraf_conf.contains("http://processor:9092"));
+    assert!(telegraf_conf.contains("http://localhost:8000/metrics"));
+    let telegraf_conf = telegraf_conf
+        .replace("http://processor:9092", &format!("http://{processor_addr}"))
+        .replace(
+            "http://localhost:8000/metrics",
+            &format!("http://{metrics_addr}/metrics"),
+        );
+    let config_file = dir.path().join("telegraf.conf");
+    std::fs::write(&config_file, telegraf_conf).expect("write");
+
+    let accepted = run_agent_once(
+        &config_file,
+        &[
+            ("PROCESSOR_USERNAME", username),
+            ("PROCESSOR_PASSWORD", password),
+        ],
+    );
+    let accepted_log = String::from_utf8_lossy(&accepted.stderr);
+    assert!(
+        accepted.status.success()
+            && !accepted_log.contains("401")
+            && !accepted_log.contains("ERROR"),
+        "the agent's write with the Secret's credentials failed: {accepted_log}"
+    );
+    let refused = run_agent_once(
+        &config_file,
+        &[
+            ("PROCESSOR_USERNAME", username),
+            ("PROCESSOR_PASSWORD", "wrong"),
+        ],
+    );
+    // `agent --once` exits 0 when a batch is refused for good (a JSON 4xx is dropped, as
+    // Telegraf does), so the refusal is read from its log.
+    let refused_log = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        refused_log.contains("status 401"),
+        "a wrong password must be refused with 401: {refused_log}"
+    );
+}
