@@ -89,6 +89,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Grace period for open connections at shutdown, milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Requests kept in the request log, the oldest dropped first.
+    pub request_log_limit: usize,
     /// Changes kept for watches resuming from a resourceVersion, events; older ones get
     /// 410 Expired.
     pub watch_history: usize,
@@ -107,6 +109,10 @@ fn default_minor_version() -> u32 {
 
 fn default_max_body_bytes() -> usize {
     3 * 1024 * 1024
+}
+
+fn default_request_log_limit() -> usize {
+    100_000
 }
 
 fn default_watch_history() -> usize {
@@ -129,6 +135,7 @@ impl Default for Config {
             faults: Vec::new(),
             max_body_bytes: default_max_body_bytes(),
             shutdown_grace_ms: default_shutdown_grace_ms(),
+            request_log_limit: default_request_log_limit(),
             watch_history: default_watch_history(),
             tls: false,
         }

@@ -123,7 +123,8 @@ struct State {
     store: Store,
     auth: crate::auth::Auth,
     faults: Faults,
-    log: Vec<RequestRecord>,
+    log: std::collections::VecDeque<RequestRecord>,
+    log_limit: usize,
     seq: u64,
 }
 
@@ -239,7 +240,8 @@ impl Server {
                 store,
                 auth: config.auth.clone(),
                 faults,
-                log: Vec::new(),
+                log: std::collections::VecDeque::new(),
+                log_limit: config.request_log_limit.max(1),
                 seq: 0,
             }),
             changes,
@@ -405,9 +407,9 @@ impl Handle {
         kubeconfig_yaml(&self.url(), token, self.shared.ca_pem.as_deref())
     }
 
-    /// Every request so far, in arrival order.
+    /// Every request so far (the last `Config::request_log_limit`), in arrival order.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.shared.lock().log.clone()
+        self.shared.lock().log.iter().cloned().collect()
     }
 
     /// Forgets the request log.
@@ -715,7 +717,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         let mut state = shared.lock();
         state.seq += 1;
         let seq = state.seq;
-        state.log.push(RequestRecord {
+        if state.log.len() >= state.log_limit {
+            state.log.pop_front();
+        }
+        state.log.push_back(RequestRecord {
             seq,
             method: method.to_string(),
             path: path.clone(),

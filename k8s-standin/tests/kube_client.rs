@@ -679,3 +679,17 @@ async fn tokens_added_at_run_time_turn_authentication_on_and_the_log_can_be_clea
     assert_eq!(users, [(String::new(), 401), ("bob".to_string(), 200)]);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_request_log_keeps_the_most_recent_requests_up_to_its_limit() {
+    let mut config = Config::default().with_deployment("default", "app", 1);
+    config.request_log_limit = 3;
+    let server = start(config).await;
+    let deployments: Api<Deployment> = Api::namespaced(client(&server), "default");
+    for _ in 0..5 {
+        ok(deployments.get_scale("app").await, "get_scale");
+    }
+    let seqs: Vec<u64> = server.requests().iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [3, 4, 5]);
+    server.shutdown().await;
+}
