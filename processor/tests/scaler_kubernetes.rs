@@ -153,14 +153,43 @@ async fn an_empty_namespace_is_the_clusters_own_and_the_max_clamps() {
     assert_eq!(server.deployment_replicas("default", "app"), Some(10));
 }
 
+/// `kubectl scale` as an operator runs it (the real /usr/bin/kubectl when installed; otherwise
+/// the same change made through the stand-in's handle, said on stderr).
+async fn external_scale(server: &Handle, replicas: i64) {
+    const KUBECTL: &str = "/usr/bin/kubectl";
+    if !std::path::Path::new(KUBECTL).exists() {
+        if std::env::var("REQUIRE_KUBECTL").is_ok_and(|v| v == "1") {
+            panic!("{KUBECTL} is not installed; REQUIRE_KUBECTL=1 makes this a failure");
+        }
+        eprintln!("SKIPPED kubectl: scaling through the stand-in's handle instead");
+        server
+            .set_replicas(WorkloadKind::Deployment, "default", "app", replicas)
+            .unwrap();
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(KUBECTL)
+        .arg(format!("--server={}", server.url()))
+        .arg(format!("--cache-dir={}", home.path().join("cache").display()))
+        .args(["scale", "deployment/app", &format!("--replicas={replicas}"), "-n", "default"])
+        .env("HOME", home.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "kubectl scale: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[tokio::test]
 async fn an_external_kubectl_scale_is_read_before_the_next_decision() {
     let server = standin().await;
     let scaler = scaler_for(&server, false).await;
     scale(&scaler, intent("default", "app", 3)).await.unwrap();
-    server
-        .set_replicas(WorkloadKind::Deployment, "default", "app", 6)
-        .unwrap();
+    external_scale(&server, 6).await;
+    assert_eq!(server.deployment_replicas("default", "app"), Some(6));
     let outcome = scale(&scaler, intent("default", "app", 4)).await.unwrap();
     assert_eq!(
         (outcome.decision, outcome.old, outcome.new),
