@@ -170,8 +170,17 @@ async fn external_scale(server: &Handle, replicas: i64) {
     let home = tempfile::tempdir().unwrap();
     let output = tokio::process::Command::new(KUBECTL)
         .arg(format!("--server={}", server.url()))
-        .arg(format!("--cache-dir={}", home.path().join("cache").display()))
-        .args(["scale", "deployment/app", &format!("--replicas={replicas}"), "-n", "default"])
+        .arg(format!(
+            "--cache-dir={}",
+            home.path().join("cache").display()
+        ))
+        .args([
+            "scale",
+            "deployment/app",
+            &format!("--replicas={replicas}"),
+            "-n",
+            "default",
+        ])
         .env("HOME", home.path())
         .output()
         .await
