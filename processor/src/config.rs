@@ -51,6 +51,8 @@ pub struct Config {
     pub http: Http,
     /// The `[kubernetes]` / `[[kubernetes]]` sections (`crate::scaler::cluster`).
     pub kubernetes: Vec<crate::scaler::cluster::Kubernetes>,
+    /// `[pipeline]`, `[load]` and `[[influxdb]]` (`crate::tasks::settings`).
+    pub tasks: crate::tasks::TasksConfig,
 }
 
 /// The `[http]` section: the write API's listener and its limits.
@@ -141,6 +143,7 @@ impl Default for Config {
             default_retention_policy: default_retention_policy(),
             http: Http::default(),
             kubernetes: Vec::new(),
+            tasks: crate::tasks::TasksConfig::default(),
         }
     }
 }
@@ -221,6 +224,8 @@ impl Config {
             None => Vec::new(),
             Some(value) => crate::scaler::cluster::from_value(value, &mut warnings)?,
         };
+        let tasks = crate::tasks::TasksConfig::from_table(&mut table, &mut warnings)
+            .map_err(|(key, reason)| invalid(&key, reason))?;
         warn_unknown(&table, "", &mut warnings);
         Ok(Loaded {
             config: Config {
@@ -228,6 +233,7 @@ impl Config {
                 default_retention_policy,
                 http,
                 kubernetes,
+                tasks,
             },
             warnings,
         })
@@ -320,6 +326,12 @@ pub const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("http", "max-body-size", EnvKind::Integer),
     ("http", "auth-enabled", EnvKind::Bool),
     ("http", "shutdown-timeout", EnvKind::String),
+    ("pipeline", "lateness", EnvKind::String),
+    ("pipeline", "series-expiry", EnvKind::String),
+    ("pipeline", "state-expiry", EnvKind::String),
+    ("pipeline", "queue-size", EnvKind::Integer),
+    ("load", "enabled", EnvKind::Bool),
+    ("load", "dir", EnvKind::String),
 ];
 
 /// Environment variable prefixes, weakest first.

@@ -10,6 +10,8 @@
 //! - [`scaler`]: what a `k8sAutoscale` node asks for ([`scaler::ScaleIntent`]) and the
 //!   [`scaler::Scaler`] that carries it out; `scaler::kubernetes` does it with `kube`.
 //! - [`write_api`]: the InfluxDB-compatible HTTP handlers; [`server`]: the listener.
+//! - [`tasks`]: task definitions, persistence, `[load]`, the runtime feeding each task's
+//!   [`pipeline::Graph`]; [`task_api`]: `/kapacitor/v1/tasks...`; [`telemetry`]: `/metrics`.
 //!
 //! [`run`] wires them: `config -> Router -> WriteApi -> Server`, until the shutdown future ends.
 
@@ -21,6 +23,9 @@ pub mod point;
 pub mod routing;
 pub mod scaler;
 pub mod server;
+pub mod task_api;
+pub mod tasks;
+pub mod telemetry;
 pub mod tick;
 pub mod write_api;
 
@@ -31,20 +36,111 @@ use config::Config;
 use routing::Router;
 use write_api::WriteApi;
 
-/// Binds the write API per `config` and serves until `shutdown` completes.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), server::Error> {
-    let router = Arc::new(Router::new());
-    let api = Arc::new(WriteApi::new(
-        config.http.clone(),
-        config.default_retention_policy.clone(),
-        router,
-        write_api::system_clock(),
-    ));
-    let server =
-        server::Server::bind(&config.http.bind_address, api, config.http.shutdown_timeout).await?;
-    if let Some(address) = server.local_addr() {
-        tracing::info!(%address, "listening");
+/// Why the processor could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Server(#[from] server::Error),
+    #[error(transparent)]
+    Tasks(#[from] tasks::Error),
+}
+
+/// What a processor is built with besides its config.
+#[derive(Clone)]
+pub struct Options {
+    /// Carries out k8sAutoscale intents. `None`: tasks whose k8sAutoscale nodes are not
+    /// `.dryRun()` fail to enable, naming the node; dry-run nodes use an in-memory scaler.
+    pub scaler: Option<Arc<dyn scaler::Scaler>>,
+    /// The processor clock ("now" for writes without a timestamp, lateness, expiry).
+    pub clock: write_api::Clock,
+    /// Serve `/metrics` from the process-wide `metrics` recorder (installed on first use).
+    pub metrics: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            scaler: None,
+            clock: write_api::system_clock(),
+            metrics: true,
+        }
     }
-    server.serve(shutdown).await;
+}
+
+/// A bound processor: the listener is open and tasks are running; [`Processor::serve`] answers
+/// requests. For in-process use (tests, the lab): bind `127.0.0.1:0`, read
+/// [`Processor::local_addr`], then spawn `serve`.
+pub struct Processor {
+    server: server::Server,
+    tasks: Arc<tasks::TaskMaster>,
+}
+
+impl Processor {
+    /// Restores and loads tasks, then binds `[http] bind-address`.
+    pub async fn bind(config: Config, options: Options) -> Result<Processor, Error> {
+        let router = Arc::new(Router::new());
+        let api = Arc::new(WriteApi::new(
+            config.http.clone(),
+            config.default_retention_policy.clone(),
+            Arc::clone(&router),
+            Arc::clone(&options.clock),
+        ));
+        let tasks = tasks::TaskMaster::start(tasks::Options {
+            router,
+            scaler: options.scaler,
+            clock: options.clock,
+            config: config.tasks.clone(),
+            data_dir: Some(config.data_dir.clone()),
+        })?;
+        let metrics = if options.metrics {
+            telemetry::Telemetry::install()
+        } else {
+            None
+        };
+        api.set_extra_routes(Arc::new(task_api::TaskApi::new(
+            Arc::clone(&tasks),
+            metrics,
+        )));
+        let server =
+            server::Server::bind(&config.http.bind_address, api, config.http.shutdown_timeout)
+                .await?;
+        Ok(Processor { server, tasks })
+    }
+
+    /// The address listened on.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.local_addr()
+    }
+
+    /// The task master (define, enable, show tasks without HTTP).
+    pub fn tasks(&self) -> &Arc<tasks::TaskMaster> {
+        &self.tasks
+    }
+
+    /// Serves until `shutdown` completes, then stops every task.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        if let Some(address) = self.server.local_addr() {
+            tracing::info!(%address, "listening");
+        }
+        self.server.serve(shutdown).await;
+        self.tasks.stop_all();
+    }
+}
+
+/// Binds per `config` and serves until `shutdown` completes, without a Kubernetes scaler.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    run_with(config, Options::default(), shutdown).await
+}
+
+/// Binds per `config` with `options` (e.g. a [`scaler::Scaler`]) and serves until `shutdown`.
+pub async fn run_with(
+    config: Config,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    Processor::bind(config, options)
+        .await?
+        .serve(shutdown)
+        .await;
     Ok(())
 }

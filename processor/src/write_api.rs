@@ -57,6 +57,23 @@ pub struct WriteApi {
     clock: Clock,
     ready: AtomicBool,
     request_ids: RequestIds,
+    /// More routes (the task API, `/metrics`), set once at start.
+    extra: std::sync::OnceLock<Arc<dyn ExtraRoutes>>,
+}
+
+/// Routes served next to the write API (the task API, `/metrics`); answered after the
+/// write API's own paths, before the 404.
+pub trait ExtraRoutes: Send + Sync {
+    /// True when `path` is one of these routes.
+    fn handles(&self, path: &str) -> bool;
+    /// Answers a request whose body was read (at most 16 MiB).
+    fn handle(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        body: &[u8],
+    ) -> Response<Full<Bytes>>;
 }
 
 impl std::fmt::Debug for WriteApi {
@@ -248,7 +265,13 @@ impl WriteApi {
             clock,
             ready: AtomicBool::new(true),
             request_ids: RequestIds::new(),
+            extra: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Adds routes (once; later calls are ignored).
+    pub fn set_extra_routes(&self, routes: Arc<dyn ExtraRoutes>) {
+        let _ = self.extra.set(routes);
     }
 
     /// Sets what `/ready` answers (the task loader clears it until its tasks are up).
@@ -314,7 +337,15 @@ impl WriteApi {
                     allow: "GET, OPTIONS, POST",
                 }),
             },
-            _ => Err(ApiError::NotFound),
+            _ => match self.extra.get() {
+                Some(extra) if extra.handles(path) => {
+                    const EXTRA_BODY_LIMIT: usize = 16 << 20;
+                    let query = request.uri().query().map(str::to_owned);
+                    let body = read_body(request.into_body(), None, EXTRA_BODY_LIMIT).await?;
+                    Ok(extra.handle(&method, path, query.as_deref(), &body))
+                }
+                _ => Err(ApiError::NotFound),
+            },
         }
     }
 

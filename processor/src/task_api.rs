@@ -1,0 +1,215 @@
+//! Kapacitor's task HTTP API (compat.md 3): `/kapacitor/v1/tasks` (list, create),
+//! `/kapacitor/v1/tasks/<id>` (get, patch, delete), `/kapacitor/v1/tasks/<id>/<httpOut name>`,
+//! `/kapacitor/v1/debug/vars`, and the processor's `/metrics`.
+//!
+//! Errors answer `{"error": "..."}`: 404 for an unknown task or route, 400 for a bad request
+//! (invalid JSON, script errors with line:column), 500 (generic message) when saving failed.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Response, StatusCode};
+
+use crate::tasks::{Error, TaskMaster, TaskRequest};
+use crate::write_api::{ExtraRoutes, PROCESSOR_VERSION};
+
+const TASKS: &str = "/kapacitor/v1/tasks";
+const DEBUG_VARS: &str = "/kapacitor/v1/debug/vars";
+const METRICS: &str = "/metrics";
+
+/// The routes, over one task master.
+pub struct TaskApi {
+    tasks: Arc<TaskMaster>,
+    started: std::time::Instant,
+    metrics: Option<Arc<crate::telemetry::Telemetry>>,
+}
+
+impl TaskApi {
+    pub fn new(
+        tasks: Arc<TaskMaster>,
+        metrics: Option<Arc<crate::telemetry::Telemetry>>,
+    ) -> TaskApi {
+        TaskApi {
+            tasks,
+            started: std::time::Instant::now(),
+            metrics,
+        }
+    }
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(v) = "application/json; charset=utf-8".parse() {
+        response.headers_mut().insert("content-type", v);
+    }
+    response
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+fn task_error(e: &Error) -> Response<Full<Bytes>> {
+    match e {
+        Error::NotFound(_) => error(StatusCode::NOT_FOUND, &e.to_string()),
+        Error::Persist { .. } | Error::Restore { .. } => {
+            tracing::error!(error = %e, "task store failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error: cannot save tasks",
+            )
+        }
+        _ => error(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+fn not_allowed(allow: &str) -> Response<Full<Bytes>> {
+    let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+    if let Ok(v) = allow.parse() {
+        response.headers_mut().insert("allow", v);
+    }
+    response
+}
+
+fn parse_request(body: &[u8]) -> Result<TaskRequest, Box<Response<Full<Bytes>>>> {
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid task JSON: {e}"),
+        ))
+    })
+}
+
+impl TaskApi {
+    fn debug_vars(&self) -> Response<Full<Bytes>> {
+        let (tasks, enabled, subscriptions) = self.tasks.counts();
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+        let mut stats = serde_json::Map::new();
+        for (task, nodes, dropped) in self.tasks.node_stats() {
+            for node in nodes {
+                let mut values = serde_json::Map::new();
+                values.insert("avg_exec_time_ns".into(), node.avg_exec_time_ns.into());
+                values.insert("collected".into(), node.collected.into());
+                values.insert("emitted".into(), node.emitted.into());
+                values.insert("errors".into(), node.errors.into());
+                for (k, v) in &node.specific {
+                    values.insert((*k).into(), (*v).into());
+                }
+                stats.insert(
+                    format!("nodes:task={task},node={}", node.name),
+                    serde_json::json!({
+                        "name": "nodes",
+                        "tags": {"task": task, "node": node.name, "host": host},
+                        "values": values,
+                    }),
+                );
+            }
+            stats.insert(
+                format!("tasks:task={task}"),
+                serde_json::json!({
+                    "name": "tasks",
+                    "tags": {"task": task, "host": host},
+                    "values": {"dropped_points": dropped},
+                }),
+            );
+        }
+        json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "cluster_id": "processor",
+                "server_id": host,
+                "host": host,
+                "num_tasks": tasks,
+                "num_enabled_tasks": enabled,
+                "num_subscriptions": subscriptions,
+                "version": PROCESSOR_VERSION,
+                "platform": "processor",
+                "uptime_s": self.started.elapsed().as_secs(),
+                "kapacitor": stats,
+                "cmdline": std::env::args().collect::<Vec<_>>(),
+            }),
+        )
+    }
+}
+
+impl ExtraRoutes for TaskApi {
+    fn handles(&self, path: &str) -> bool {
+        path == TASKS
+            || path.starts_with("/kapacitor/v1/tasks/")
+            || path == DEBUG_VARS
+            || (path == METRICS && self.metrics.is_some())
+    }
+
+    fn handle(
+        &self,
+        method: &Method,
+        path: &str,
+        _query: Option<&str>,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        if path == METRICS {
+            return match (&self.metrics, method) {
+                (Some(metrics), &Method::GET) => metrics.render(&self.tasks),
+                _ => not_allowed("GET"),
+            };
+        }
+        if path == DEBUG_VARS {
+            return match *method {
+                Method::GET => self.debug_vars(),
+                _ => not_allowed("GET"),
+            };
+        }
+        if path == TASKS {
+            return match *method {
+                Method::GET => json(StatusCode::OK, &self.tasks.list()),
+                Method::POST => match parse_request(body) {
+                    Ok(request) => match self.tasks.create(request) {
+                        Ok(task) => json(StatusCode::OK, &task),
+                        Err(e) => task_error(&e),
+                    },
+                    Err(response) => *response,
+                },
+                _ => not_allowed("GET, POST"),
+            };
+        }
+        let rest = path.trim_start_matches("/kapacitor/v1/tasks/");
+        let (id, endpoint) = match rest.split_once('/') {
+            Some((id, endpoint)) => (id, Some(endpoint)),
+            None => (rest, None),
+        };
+        if let Some(endpoint) = endpoint {
+            return match *method {
+                Method::GET => match self.tasks.http_out(id, endpoint) {
+                    Some(data) => json(StatusCode::OK, &data),
+                    None => error(StatusCode::NOT_FOUND, "Not Found"),
+                },
+                _ => not_allowed("GET"),
+            };
+        }
+        match *method {
+            Method::GET => match self.tasks.get(id) {
+                Ok(task) => json(StatusCode::OK, &task),
+                Err(e) => task_error(&e),
+            },
+            Method::PATCH => match parse_request(body) {
+                Ok(request) => match self.tasks.update(id, request) {
+                    Ok(task) => json(StatusCode::OK, &task),
+                    Err(e) => task_error(&e),
+                },
+                Err(response) => *response,
+            },
+            Method::DELETE => match self.tasks.delete(id) {
+                Ok(()) => {
+                    let mut response = Response::new(Full::new(Bytes::new()));
+                    *response.status_mut() = StatusCode::NO_CONTENT;
+                    response
+                }
+                Err(e) => task_error(&e),
+            },
+            _ => not_allowed("DELETE, GET, PATCH"),
+        }
+    }
+}

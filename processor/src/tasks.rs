@@ -1,0 +1,844 @@
+//! Tasks: definitions (Kapacitor's shape), their persistence in the data dir, the `[load]`
+//! directory, and the runtime that feeds a task's [`Graph`] from the [`Router`].
+//!
+//! A running task registers one [`Subscriber`] under its subscription keys; the write handler
+//! hands it [`Delivery`]s without blocking (a bounded queue; when full the delivery is
+//! dropped and counted). The task's own tokio task runs the graph: every delivery at the
+//! processor clock's "now", a tick every second for lateness and expiry, then the graph's
+//! [`Effect`]s (the [`Scaler`] for k8sAutoscale, HTTP writes for influxDBOut).
+
+pub mod settings;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::pipeline::{Effect, Graph, HttpOutData, NodeStats};
+use crate::routing::{Delivery, Router, Subscriber, SubscriptionId};
+use crate::scaler::Scaler;
+use crate::scaler::dry_run::DryRunScaler;
+use crate::tick::{self, Dbrp, DotStats, Node, VarOverrides};
+use crate::write_api::Clock;
+
+pub use settings::{InfluxDb, Load, PipelineConfig, TasksConfig};
+
+/// Why a task operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no task exists with id {0:?}")]
+    NotFound(String),
+    #[error("task {0:?} already exists")]
+    Exists(String),
+    #[error("task id {0:?} is invalid: use letters, digits, '_', '-' and '.'")]
+    InvalidId(String),
+    #[error("task {id}: {source}")]
+    Script {
+        id: String,
+        #[source]
+        source: tick::Error,
+    },
+    #[error("task {id}: {source}")]
+    Runtime {
+        id: String,
+        #[source]
+        source: crate::pipeline::Error,
+    },
+    #[error(
+        "task {id}: {node} scales through the Kubernetes API but no scaler is configured (add a [kubernetes] section or use .dryRun())"
+    )]
+    NoScaler { id: String, node: String },
+    #[error("task {0}: must have at least one dbrp (`-dbrp db.rp` or a `dbrp` statement)")]
+    NoDbrp(String),
+    #[error("task type {0:?} is not supported: only stream")]
+    Type(String),
+    #[error("status {0:?} is not enabled or disabled")]
+    Status(String),
+    #[error("cannot save tasks to {path}")]
+    Persist {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read saved tasks from {path}: {reason}")]
+    Restore { path: PathBuf, reason: String },
+    #[error("load dir: {path}: {reason}")]
+    Load { path: PathBuf, reason: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A task's database and retention policy, as Kapacitor's JSON writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbrpJson {
+    pub db: String,
+    pub rp: String,
+}
+
+/// A task definition as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskDef {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub dbrps: Vec<DbrpJson>,
+    pub script: String,
+    #[serde(default)]
+    pub vars: VarOverrides,
+    /// `enabled` or `disabled`.
+    pub status: String,
+    /// RFC 3339.
+    pub created: String,
+    pub modified: String,
+    #[serde(rename = "last-enabled", default)]
+    pub last_enabled: String,
+}
+
+/// Fields of a create or update request (absent = unchanged on update).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TaskRequest {
+    pub id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub dbrps: Option<Vec<DbrpJson>>,
+    pub script: Option<String>,
+    pub vars: Option<VarOverrides>,
+    pub status: Option<String>,
+}
+
+struct Running {
+    subscriptions: Vec<SubscriptionId>,
+    handle: tokio::task::JoinHandle<()>,
+    shared: Arc<Shared>,
+}
+
+/// What the running task publishes for the API.
+struct Shared {
+    stats: Mutex<Vec<NodeStats>>,
+    http_outs: BTreeMap<String, HttpOutData>,
+    throughput: Mutex<f64>,
+    dropped: AtomicU64,
+}
+
+struct Entry {
+    def: TaskDef,
+    pipeline: Option<tick::Pipeline>,
+    running: Option<Running>,
+    error: String,
+}
+
+/// Everything a task master needs from the server.
+pub struct Options {
+    pub router: Arc<Router>,
+    /// Carries out k8sAutoscale intents; `None`: only `.dryRun()` nodes may run (with an
+    /// in-memory [`DryRunScaler`]).
+    pub scaler: Option<Arc<dyn Scaler>>,
+    pub clock: Clock,
+    pub config: TasksConfig,
+    /// Where `tasks.json` lives; `None`: nothing is saved.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The set of tasks.
+pub struct TaskMaster {
+    router: Arc<Router>,
+    scaler: Option<Arc<dyn Scaler>>,
+    dry_run: Arc<DryRunScaler>,
+    clock: Clock,
+    config: TasksConfig,
+    data_dir: Option<PathBuf>,
+    tasks: Mutex<BTreeMap<String, Entry>>,
+    writer: Arc<crate::tasks::settings::InfluxWriter>,
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn rfc3339(ns: i64) -> String {
+    let time = std::time::UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap_or(0));
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+impl TaskMaster {
+    /// Restores saved tasks, applies the `[load]` directory and starts enabled tasks. Must be
+    /// called inside a tokio runtime.
+    pub fn start(options: Options) -> Result<Arc<TaskMaster>> {
+        let master = Arc::new(TaskMaster {
+            dry_run: Arc::new(DryRunScaler::new(Arc::clone(&options.clock))),
+            writer: Arc::new(settings::InfluxWriter::new(options.config.influxdb.clone())),
+            router: options.router,
+            scaler: options.scaler,
+            clock: options.clock,
+            config: options.config,
+            data_dir: options.data_dir,
+            tasks: Mutex::new(BTreeMap::new()),
+        });
+        for def in master.restore()? {
+            let id = def.id.clone();
+            let enabled = def.status == "enabled";
+            let entry = Entry {
+                def,
+                pipeline: None,
+                running: None,
+                error: String::new(),
+            };
+            master.lock().insert(id.clone(), entry);
+            if enabled && let Err(error) = master.set_running(&id, true) {
+                tracing::error!(%error, task = %id, "saved task cannot start");
+                if let Some(entry) = master.lock().get_mut(&id) {
+                    entry.error = error.to_string();
+                }
+            }
+        }
+        if master.config.load.enabled {
+            master.load_dir()?;
+        }
+        Ok(master)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn store_path(&self) -> Option<PathBuf> {
+        self.data_dir.as_ref().map(|d| d.join("tasks.json"))
+    }
+
+    fn restore(&self) -> Result<Vec<TaskDef>> {
+        let Some(path) = self.store_path() else {
+            return Ok(Vec::new());
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(Error::Restore {
+                    path,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        #[derive(Deserialize)]
+        struct Saved {
+            tasks: Vec<TaskDef>,
+        }
+        serde_json::from_str::<Saved>(&text)
+            .map(|s| s.tasks)
+            .map_err(|e| Error::Restore {
+                path,
+                reason: e.to_string(),
+            })
+    }
+
+    /// Writes every definition to `<data_dir>/tasks.json` atomically (temp file + rename).
+    fn persist(&self) -> Result<()> {
+        let Some(path) = self.store_path() else {
+            return Ok(());
+        };
+        let defs: Vec<TaskDef> = self.lock().values().map(|e| e.def.clone()).collect();
+        let text =
+            serde_json::to_string_pretty(&serde_json::json!({ "tasks": defs })).unwrap_or_default();
+        let tmp = path.with_extension("json.tmp");
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            {
+                use std::io::Write;
+                let mut file = std::fs::File::create(&tmp)?;
+                file.write_all(text.as_bytes())?;
+                file.sync_all()?;
+            }
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|source| Error::Persist { path, source })
+    }
+
+    /// `[load] dir`: every `<dir>/tasks/*.tick` becomes an enabled stream task named after
+    /// the file; each must name its `dbrp`.
+    fn load_dir(&self) -> Result<()> {
+        let dir = self.config.load.dir.join("tasks");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(dir = %dir.display(), "load dir has no tasks directory");
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(Error::Load {
+                    path: dir,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        for path in files {
+            if path.extension().and_then(|e| e.to_str()) != Some("tick") {
+                tracing::warn!(file = %path.display(), "load dir: ignoring a file that is not .tick");
+                continue;
+            }
+            let load_err = |reason: String| Error::Load {
+                path: path.clone(),
+                reason,
+            };
+            let id = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            let script = std::fs::read_to_string(&path).map_err(|e| load_err(e.to_string()))?;
+            let pipeline = tick::compile(&script, &VarOverrides::new())
+                .map_err(|e| load_err(e.to_string()))?;
+            if pipeline.dbrps.is_empty() {
+                return Err(load_err(
+                    "the script names no dbrp (add `dbrp \"db\".\"rp\"`)".into(),
+                ));
+            }
+            let request = TaskRequest {
+                id: Some(id.clone()),
+                kind: Some("stream".into()),
+                dbrps: Some(Vec::new()),
+                script: Some(script),
+                vars: None,
+                status: Some("enabled".into()),
+            };
+            let exists = self.lock().contains_key(&id);
+            let result = if exists {
+                self.update(&id, request)
+            } else {
+                self.create(request)
+            };
+            result.map_err(|e| load_err(e.to_string()))?;
+            tracing::info!(task = %id, file = %path.display(), "task loaded");
+        }
+        Ok(())
+    }
+
+    /// Defines a task (`POST /kapacitor/v1/tasks`).
+    pub fn create(&self, request: TaskRequest) -> Result<serde_json::Value> {
+        let id = request.id.clone().unwrap_or_default();
+        if !valid_id(&id) {
+            return Err(Error::InvalidId(id));
+        }
+        if self.lock().contains_key(&id) {
+            return Err(Error::Exists(id));
+        }
+        let now = rfc3339((self.clock)());
+        let def = TaskDef {
+            id: id.clone(),
+            kind: request.kind.clone().unwrap_or_else(|| "stream".into()),
+            dbrps: request.dbrps.clone().unwrap_or_default(),
+            script: request.script.clone().unwrap_or_default(),
+            vars: request.vars.clone().unwrap_or_default(),
+            status: request.status.clone().unwrap_or_else(|| "disabled".into()),
+            created: now.clone(),
+            modified: now,
+            last_enabled: String::new(),
+        };
+        let pipeline = validate(&def)?;
+        let enable = def.status == "enabled";
+        self.lock().insert(
+            id.clone(),
+            Entry {
+                def,
+                pipeline: Some(pipeline),
+                running: None,
+                error: String::new(),
+            },
+        );
+        if enable && let Err(error) = self.set_running(&id, true) {
+            self.lock().remove(&id);
+            return Err(error);
+        }
+        self.persist()?;
+        self.get(&id)
+    }
+
+    /// Changes a task (`PATCH /kapacitor/v1/tasks/<id>`): script, vars, dbrps, status.
+    pub fn update(&self, id: &str, request: TaskRequest) -> Result<serde_json::Value> {
+        let (old, was_running) = {
+            let tasks = self.lock();
+            let entry = tasks
+                .get(id)
+                .ok_or_else(|| Error::NotFound(id.to_owned()))?;
+            (entry.def.clone(), entry.running.is_some())
+        };
+        let mut def = old.clone();
+        if let Some(kind) = request.kind {
+            def.kind = kind;
+        }
+        if let Some(dbrps) = request.dbrps {
+            def.dbrps = dbrps;
+        }
+        if let Some(script) = request.script {
+            def.script = script;
+        }
+        if let Some(vars) = request.vars {
+            def.vars = vars;
+        }
+        if let Some(status) = request.status {
+            def.status = status;
+        }
+        let pipeline = validate(&def)?;
+        let definition_changed = def.script != old.script
+            || def.vars != old.vars
+            || def.dbrps != old.dbrps
+            || def.kind != old.kind;
+        def.modified = rfc3339((self.clock)());
+        let enable = def.status == "enabled";
+        if let Some(entry) = self.lock().get_mut(id) {
+            entry.def = def;
+            entry.pipeline = Some(pipeline);
+        }
+        if was_running && (definition_changed || !enable) {
+            self.set_running(id, false)?;
+        }
+        if enable
+            && (definition_changed || !was_running)
+            && let Err(error) = self.set_running(id, true)
+        {
+            if let Some(entry) = self.lock().get_mut(id) {
+                entry.def = old;
+            }
+            return Err(error);
+        }
+        self.persist()?;
+        self.get(id)
+    }
+
+    /// Deletes a task (`DELETE /kapacitor/v1/tasks/<id>`), stopping it first.
+    pub fn delete(&self, id: &str) -> Result<()> {
+        let entry = self
+            .lock()
+            .remove(id)
+            .ok_or_else(|| Error::NotFound(id.to_owned()))?;
+        if let Some(running) = entry.running {
+            self.stop(running);
+        }
+        self.persist()
+    }
+
+    fn stop(&self, running: Running) {
+        for sub in running.subscriptions {
+            self.router.unsubscribe(sub);
+        }
+        running.handle.abort();
+    }
+
+    fn set_running(&self, id: &str, run: bool) -> Result<()> {
+        let mut tasks = self.lock();
+        let entry = tasks
+            .get_mut(id)
+            .ok_or_else(|| Error::NotFound(id.to_owned()))?;
+        if !run {
+            if let Some(running) = entry.running.take() {
+                drop(tasks);
+                self.stop(running);
+            }
+            return Ok(());
+        }
+        if entry.running.is_some() {
+            return Ok(());
+        }
+        let pipeline = match &entry.pipeline {
+            Some(p) => p.clone(),
+            None => validate(&entry.def)?,
+        };
+        let settings = self.config.pipeline.settings();
+        let graph = Graph::new(id, &pipeline, settings).map_err(|source| Error::Runtime {
+            id: id.to_owned(),
+            source,
+        })?;
+        let scaler: Arc<dyn Scaler> = match (&self.scaler, graph.scaling_nodes().first()) {
+            (Some(scaler), _) => Arc::clone(scaler),
+            (None, Some(node)) => {
+                return Err(Error::NoScaler {
+                    id: id.to_owned(),
+                    node: (*node).to_owned(),
+                });
+            }
+            (None, None) => Arc::clone(&self.dry_run) as Arc<dyn Scaler>,
+        };
+        let shared = Arc::new(Shared {
+            stats: Mutex::new(graph.stats()),
+            http_outs: graph.http_outs().clone(),
+            throughput: Mutex::new(0.0),
+            dropped: AtomicU64::new(0),
+        });
+        let (tx, rx) = mpsc::channel(self.config.pipeline.queue_size.max(1));
+        let subscriber = Arc::new(Queue {
+            task: id.to_owned(),
+            tx,
+            shared: Arc::clone(&shared),
+        });
+        let handle = tokio::spawn(run_task(
+            id.to_owned(),
+            graph,
+            rx,
+            Arc::clone(&self.clock),
+            scaler,
+            Arc::clone(&self.writer),
+            Arc::clone(&shared),
+        ));
+        let dbrps = all_dbrps(&entry.def, &pipeline);
+        let subscriptions = pipeline
+            .subscription_keys(&dbrps)
+            .into_iter()
+            .map(|key| {
+                self.router
+                    .subscribe(key, Arc::clone(&subscriber) as Arc<dyn Subscriber>)
+            })
+            .collect();
+        entry.running = Some(Running {
+            subscriptions,
+            handle,
+            shared,
+        });
+        entry.error.clear();
+        entry.def.last_enabled = rfc3339((self.clock)());
+        tracing::info!(task = %id, "task enabled");
+        Ok(())
+    }
+
+    /// One task in Kapacitor's JSON shape, with stats and the DOT graph.
+    pub fn get(&self, id: &str) -> Result<serde_json::Value> {
+        let tasks = self.lock();
+        let entry = tasks
+            .get(id)
+            .ok_or_else(|| Error::NotFound(id.to_owned()))?;
+        Ok(task_json(entry))
+    }
+
+    /// Every task, by id.
+    pub fn list(&self) -> serde_json::Value {
+        let tasks = self.lock();
+        serde_json::json!({ "tasks": tasks.values().map(task_json).collect::<Vec<_>>() })
+    }
+
+    /// The latest points of an httpOut node as `{"series": [...]}`.
+    pub fn http_out(&self, id: &str, endpoint: &str) -> Option<serde_json::Value> {
+        let tasks = self.lock();
+        let data = tasks
+            .get(id)?
+            .running
+            .as_ref()?
+            .shared
+            .http_outs
+            .get(endpoint)?
+            .clone();
+        drop(tasks);
+        let points = data.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let series: Vec<serde_json::Value> = points
+            .values()
+            .map(|p| {
+                let mut columns = vec![serde_json::json!("time")];
+                let mut row = vec![serde_json::json!(rfc3339_nanos(p.time))];
+                for (k, v) in &p.fields {
+                    columns.push(serde_json::json!(&**k));
+                    row.push(v.to_json());
+                }
+                let tags: serde_json::Map<String, serde_json::Value> = p
+                    .group
+                    .dims
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), serde_json::json!(&**v)))
+                    .collect();
+                let mut s = serde_json::json!({
+                    "name": &*p.series.measurement,
+                    "columns": columns,
+                    "values": [row],
+                });
+                if !tags.is_empty()
+                    && let Some(obj) = s.as_object_mut()
+                {
+                    obj.insert("tags".into(), serde_json::Value::Object(tags));
+                }
+                s
+            })
+            .collect();
+        Some(serde_json::json!({ "series": series }))
+    }
+
+    /// `(tasks, enabled tasks, subscriptions)` for `/kapacitor/v1/debug/vars`.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let tasks = self.lock();
+        let enabled = tasks.values().filter(|e| e.running.is_some()).count();
+        let subs = tasks
+            .values()
+            .filter_map(|e| e.running.as_ref())
+            .map(|r| r.subscriptions.len())
+            .sum();
+        (tasks.len(), enabled, subs)
+    }
+
+    /// Node stats of every running task: `(task, stats)`.
+    pub fn node_stats(&self) -> Vec<(String, Vec<NodeStats>, u64)> {
+        self.lock()
+            .iter()
+            .filter_map(|(id, e)| {
+                let running = e.running.as_ref()?;
+                let stats = running
+                    .shared
+                    .stats
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                Some((
+                    id.clone(),
+                    stats,
+                    running.shared.dropped.load(Ordering::Relaxed),
+                ))
+            })
+            .collect()
+    }
+
+    /// Stops every task (shutdown).
+    pub fn stop_all(&self) {
+        let running: Vec<Running> = self
+            .lock()
+            .values_mut()
+            .filter_map(|e| e.running.take())
+            .collect();
+        for r in running {
+            self.stop(r);
+        }
+    }
+}
+
+fn rfc3339_nanos(ns: i64) -> String {
+    let time = std::time::UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap_or(0));
+    humantime::format_rfc3339_nanos(time).to_string()
+}
+
+fn all_dbrps(def: &TaskDef, pipeline: &tick::Pipeline) -> Vec<Dbrp> {
+    let mut dbrps: Vec<Dbrp> = def
+        .dbrps
+        .iter()
+        .map(|d| Dbrp {
+            database: d.db.clone(),
+            retention_policy: d.rp.clone(),
+        })
+        .collect();
+    for d in &pipeline.dbrps {
+        if !dbrps.contains(d) {
+            dbrps.push(d.clone());
+        }
+    }
+    dbrps
+}
+
+fn validate(def: &TaskDef) -> Result<tick::Pipeline> {
+    if def.kind != "stream" {
+        return Err(Error::Type(def.kind.clone()));
+    }
+    if def.status != "enabled" && def.status != "disabled" {
+        return Err(Error::Status(def.status.clone()));
+    }
+    let pipeline = tick::compile(&def.script, &def.vars).map_err(|source| Error::Script {
+        id: def.id.clone(),
+        source,
+    })?;
+    if all_dbrps(def, &pipeline).is_empty() {
+        return Err(Error::NoDbrp(def.id.clone()));
+    }
+    Ok(pipeline)
+}
+
+struct StatsView<'a> {
+    stats: &'a [NodeStats],
+    throughput: f64,
+}
+
+impl DotStats for StatsView<'_> {
+    fn graph(&self) -> Vec<(String, String)> {
+        vec![(
+            "throughput".into(),
+            format!("{:.2} points/s", self.throughput),
+        )]
+    }
+    fn node(&self, node: &Node) -> Vec<(String, String)> {
+        let Some(stats) = self.stats.get(node.id) else {
+            return Vec::new();
+        };
+        let mut attrs = vec![(
+            "avg_exec_time_ns".to_string(),
+            tick::value::format_go_duration(i64::try_from(stats.avg_exec_time_ns).unwrap_or(0)),
+        )];
+        attrs.extend(
+            stats
+                .specific
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), v.to_string())),
+        );
+        attrs
+    }
+    fn edge(&self, _parent: &Node, child: &Node) -> Vec<(String, String)> {
+        let processed = self.stats.get(child.id).map_or(0, |s| s.collected);
+        vec![("processed".into(), processed.to_string())]
+    }
+}
+
+fn task_json(entry: &Entry) -> serde_json::Value {
+    let def = &entry.def;
+    let (stats, throughput) = match &entry.running {
+        Some(r) => (
+            r.shared
+                .stats
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            *r.shared
+                .throughput
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        ),
+        None => (Vec::new(), 0.0),
+    };
+    let dot = match &entry.pipeline {
+        Some(p) if entry.running.is_some() => p.dot_with_stats(
+            &def.id,
+            &StatsView {
+                stats: &stats,
+                throughput,
+            },
+        ),
+        Some(p) => p.dot(&def.id),
+        None => tick::compile(&def.script, &def.vars)
+            .map(|p| p.dot(&def.id))
+            .unwrap_or_default(),
+    };
+    let node_stats: serde_json::Map<String, serde_json::Value> = stats
+        .iter()
+        .map(|s| {
+            let mut m = serde_json::Map::new();
+            m.insert("avg_exec_time_ns".into(), s.avg_exec_time_ns.into());
+            m.insert("collected".into(), s.collected.into());
+            m.insert("emitted".into(), s.emitted.into());
+            m.insert("errors".into(), s.errors.into());
+            m.insert("working_cardinality".into(), s.working_cardinality.into());
+            for (k, v) in &s.specific {
+                m.insert((*k).into(), (*v).into());
+            }
+            (s.name.clone(), serde_json::Value::Object(m))
+        })
+        .collect();
+    serde_json::json!({
+        "link": {"rel": "self", "href": format!("/kapacitor/v1/tasks/{}", def.id)},
+        "id": def.id,
+        "template-id": "",
+        "type": def.kind,
+        "dbrps": def.dbrps,
+        "script": def.script,
+        "vars": def.vars,
+        "dot": dot,
+        "status": def.status,
+        "executing": entry.running.is_some(),
+        "error": entry.error,
+        "stats": {
+            "task-stats": {"throughput": throughput},
+            "node-stats": node_stats,
+        },
+        "created": def.created,
+        "modified": def.modified,
+        "last-enabled": def.last_enabled,
+    })
+}
+
+/// The task's subscriber: queues deliveries for the task's loop without blocking.
+struct Queue {
+    task: String,
+    tx: mpsc::Sender<Delivery>,
+    shared: Arc<Shared>,
+}
+
+impl Subscriber for Queue {
+    fn deliver(&self, delivery: Delivery) {
+        if let Err(error) = self.tx.try_send(delivery) {
+            let points = match &error {
+                mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d) => {
+                    d.len()
+                }
+            };
+            self.shared
+                .dropped
+                .fetch_add(points as u64, Ordering::Relaxed);
+            tracing::error!(task = %self.task, points, "task queue full: points dropped");
+        }
+    }
+}
+
+async fn run_task(
+    id: String,
+    mut graph: Graph,
+    mut rx: mpsc::Receiver<Delivery>,
+    clock: Clock,
+    scaler: Arc<dyn Scaler>,
+    writer: Arc<settings::InfluxWriter>,
+    shared: Arc<Shared>,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut effects = Vec::new();
+    let mut last_collected = 0u64;
+    let mut last_tick = clock();
+    loop {
+        tokio::select! {
+            delivery = rx.recv() => match delivery {
+                Some(delivery) => graph.write(delivery.points(), clock(), &mut effects),
+                None => break,
+            },
+            _ = ticker.tick() => {
+                let now = clock();
+                graph.tick(now, &mut effects);
+                let collected = graph.stats().first().map_or(0, |s| s.collected);
+                let elapsed = (now - last_tick) as f64 / 1e9;
+                if elapsed > 0.0 {
+                    *shared.throughput.lock().unwrap_or_else(|p| p.into_inner()) =
+                        (collected.saturating_sub(last_collected)) as f64 / elapsed;
+                }
+                last_collected = collected;
+                last_tick = now;
+            }
+        }
+        let mut writes: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+        while !effects.is_empty() {
+            for effect in std::mem::take(&mut effects) {
+                match effect {
+                    Effect::Scale {
+                        node,
+                        intent,
+                        point,
+                    } => {
+                        let result = scaler.scale(intent).await;
+                        graph.scaled(node, point, result, clock(), &mut effects);
+                    }
+                    Effect::Write {
+                        cluster,
+                        database,
+                        retention_policy,
+                        line,
+                        ..
+                    } => writes
+                        .entry((cluster, database, retention_policy))
+                        .or_default()
+                        .push(line),
+                }
+            }
+        }
+        for ((cluster, db, rp), lines) in writes {
+            if let Err(error) = writer.write(&cluster, &db, &rp, lines.join("\n")).await {
+                tracing::warn!(task = %id, %error, "influxDBOut write failed");
+            }
+        }
+        *shared.stats.lock().unwrap_or_else(|p| p.into_inner()) = graph.stats();
+    }
+}

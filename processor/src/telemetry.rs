@@ -1,0 +1,143 @@
+//! The processor's own `/metrics` (Prometheus text 0.0.4): what the write API records through
+//! the `metrics` crate, plus per-task and per-node counters read from the task master at
+//! scrape time.
+
+use std::fmt::Write;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Response;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::tasks::TaskMaster;
+
+/// The installed recorder's handle.
+pub struct Telemetry {
+    handle: PrometheusHandle,
+}
+
+/// A counter family read from node stats: name, help, value.
+type Family = (
+    &'static str,
+    &'static str,
+    fn(&crate::pipeline::NodeStats) -> u64,
+);
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+impl Telemetry {
+    /// Installs the process-wide Prometheus recorder (once; later calls share it). `None` when
+    /// another recorder was installed first.
+    pub fn install() -> Option<Arc<Telemetry>> {
+        let handle = HANDLE.get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok().map(|()| handle)
+        });
+        handle.clone().map(|handle| Arc::new(Telemetry { handle }))
+    }
+
+    /// The exposition text.
+    pub fn text(&self, tasks: &TaskMaster) -> String {
+        let mut out = self.handle.render();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        let stats = tasks.node_stats();
+        let families: [Family; 3] = [
+            (
+                "processor_node_points_collected_total",
+                "Points a task's node received.",
+                |s| s.collected,
+            ),
+            (
+                "processor_node_points_emitted_total",
+                "Points a task's node sent on.",
+                |s| s.emitted,
+            ),
+            (
+                "processor_node_errors_total",
+                "Points a task's node dropped on an error.",
+                |s| s.errors,
+            ),
+        ];
+        for (name, help, value) in families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (task, nodes, _) in &stats {
+                for node in nodes {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{task=\"{}\",node=\"{}\"}} {}",
+                        label(task),
+                        label(&node.name),
+                        value(node)
+                    );
+                }
+            }
+        }
+        let name = "processor_node_events_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Node-specific events (late_points, counter_resets, increase_events, ...).\n# TYPE {name} counter"
+        );
+        for (task, nodes, _) in &stats {
+            for node in nodes {
+                for (event, count) in &node.specific {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{task=\"{}\",node=\"{}\",event=\"{event}\"}} {count}",
+                        label(task),
+                        label(&node.name)
+                    );
+                }
+            }
+        }
+        let name = "processor_node_working_cardinality";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Groups or series a node keeps state for.\n# TYPE {name} gauge"
+        );
+        for (task, nodes, _) in &stats {
+            for node in nodes {
+                let _ = writeln!(
+                    out,
+                    "{name}{{task=\"{}\",node=\"{}\"}} {}",
+                    label(task),
+                    label(&node.name),
+                    node.working_cardinality
+                );
+            }
+        }
+        let name = "processor_task_points_dropped_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Points dropped because a task's queue was full.\n# TYPE {name} counter"
+        );
+        for (task, _, dropped) in &stats {
+            let _ = writeln!(out, "{name}{{task=\"{}\"}} {dropped}", label(task));
+        }
+        let (total, enabled, _) = tasks.counts();
+        let _ = writeln!(
+            out,
+            "# HELP processor_tasks Defined tasks.\n# TYPE processor_tasks gauge\nprocessor_tasks {total}\n# HELP processor_tasks_enabled Running tasks.\n# TYPE processor_tasks_enabled gauge\nprocessor_tasks_enabled {enabled}"
+        );
+        out
+    }
+
+    pub fn render(&self, tasks: &TaskMaster) -> Response<Full<Bytes>> {
+        let mut response = Response::new(Full::new(Bytes::from(self.text(tasks))));
+        if let Ok(v) = "text/plain; version=0.0.4; charset=utf-8".parse() {
+            response.headers_mut().insert("content-type", v);
+        }
+        response
+    }
+}
+
+/// Escapes a label value (backslash, quote, newline).
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
