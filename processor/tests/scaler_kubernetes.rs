@@ -3,7 +3,6 @@
 //! points and Events.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_standin::{Config, Fault, Handle, Server, WorkloadKind};
@@ -23,7 +22,7 @@ async fn standin() -> Handle {
     .expect("stand-in starts")
 }
 
-async fn scaler_for(server: &Handle, dry_run: bool) -> Arc<KubernetesScaler> {
+async fn scaler_for(server: &Handle, dry_run: bool) -> KubernetesScaler {
     let settings = Kubernetes {
         enabled: true,
         api_servers: vec![server.url()],
@@ -31,10 +30,7 @@ async fn scaler_for(server: &Handle, dry_run: bool) -> Arc<KubernetesScaler> {
         ..Kubernetes::default()
     };
     let client = cluster::connect(&settings).await.expect("client");
-    Arc::new(KubernetesScaler::with_clusters(HashMap::from([(
-        String::new(),
-        client,
-    )])))
+    KubernetesScaler::with_clusters(HashMap::from([(String::new(), client)]))
 }
 
 fn now_ns() -> i64 {
@@ -66,10 +62,7 @@ fn intent(namespace: &str, name: &str, desired: i64) -> ScaleIntent {
     }
 }
 
-async fn scale(
-    scaler: &Arc<KubernetesScaler>,
-    intent: ScaleIntent,
-) -> Result<ScaleOutcome, ScaleError> {
+async fn scale(scaler: &KubernetesScaler, intent: ScaleIntent) -> Result<ScaleOutcome, ScaleError> {
     scaler.scale(intent).await
 }
 

@@ -32,8 +32,14 @@ pub const MAX_ATTEMPTS: u32 = 4;
 /// The pause before the second attempt; it doubles for each further one.
 pub const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(200);
 
-/// Scales through one or more clusters.
+/// Scales through one or more clusters. Cheap to clone: clones share the clients and the
+/// per-target state.
+#[derive(Clone)]
 pub struct KubernetesScaler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     clusters: HashMap<String, ClusterClient>,
     targets: Mutex<HashMap<Target, Arc<tokio::sync::Mutex<History>>>>,
     shutting_down: AtomicBool,
@@ -55,24 +61,28 @@ impl KubernetesScaler {
     /// A scaler over ready-made clients (tests build them against the stand-in).
     pub fn with_clusters(clusters: HashMap<String, ClusterClient>) -> Self {
         Self {
-            clusters,
-            targets: Mutex::default(),
-            shutting_down: AtomicBool::new(false),
-            wall_clock: unix_now_ns,
+            inner: Arc::new(Inner {
+                clusters,
+                targets: Mutex::default(),
+                shutting_down: AtomicBool::new(false),
+                wall_clock: unix_now_ns,
+            }),
         }
     }
 
     /// Whether `.cluster(id)` resolves (enabling a task naming an unknown one must fail).
     pub fn has_cluster(&self, id: &str) -> bool {
-        self.clusters.contains_key(id)
+        self.inner.clusters.contains_key(id)
     }
 
     /// From now on every intent fails with [`ScaleError::ShuttingDown`]: the processor never
     /// scales while it stops.
     pub fn shut_down(&self) {
-        self.shutting_down.store(true, Ordering::SeqCst);
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
     }
+}
 
+impl Inner {
     fn history(&self, target: &Target) -> Arc<tokio::sync::Mutex<History>> {
         let mut targets = self
             .targets
@@ -171,11 +181,13 @@ impl KubernetesScaler {
                 history.last_set = Some(current);
                 return Ok(outcome(verdict));
             }
+            let uid = scale.metadata.uid.clone();
             match api.replace(scale, verdict.new).await {
                 Ok(_) => {
                     history.applied(verdict, now);
                     tracing::info!(target = %api.describe(), old = current, new = verdict.new, %reason, "scaled");
                     api.event(
+                        uid.as_deref(),
                         true,
                         &format!("New size: {}; reason: {reason}", verdict.new),
                     )
@@ -195,6 +207,7 @@ impl KubernetesScaler {
                     Failure::Fatal(fatal) => {
                         let message = error.to_string();
                         api.event(
+                            uid.as_deref(),
                             false,
                             &format!("New size: {}; error: {message}", verdict.new),
                         )
@@ -205,6 +218,7 @@ impl KubernetesScaler {
             }
         }
         api.event(
+            None,
             false,
             &format!("giving up after {MAX_ATTEMPTS} attempts: {last_error}"),
         )
@@ -216,9 +230,9 @@ impl KubernetesScaler {
     }
 }
 
-impl Scaler for Arc<KubernetesScaler> {
+impl Scaler for KubernetesScaler {
     fn scale(&self, intent: ScaleIntent) -> ScaleFuture {
-        Box::pin(Arc::clone(self).run(intent))
+        Box::pin(Arc::clone(&self.inner).run(intent))
     }
 }
 
@@ -296,9 +310,9 @@ impl ScaleApi<'_> {
         per_kind!(self, api => api.replace_scale(self.name, &PostParams::default(), &scale).await)
     }
 
-    /// Posts a `SuccessfulRescale` or `FailedRescale` Event on the target; failures to post
-    /// are logged, never fatal.
-    async fn event(&self, success: bool, message: &str) {
+    /// Posts a `SuccessfulRescale` or `FailedRescale` Event on the target (with its uid when
+    /// known, so `kubectl describe` lists it); failures to post are logged, never fatal.
+    async fn event(&self, uid: Option<&str>, success: bool, message: &str) {
         let (api_version, kind) = match self.kind {
             Kind::Deployments => ("apps/v1", "Deployment"),
             Kind::StatefulSets => ("apps/v1", "StatefulSet"),
@@ -317,6 +331,7 @@ impl ScaleApi<'_> {
                 kind: Some(kind.to_owned()),
                 name: Some(self.name.to_owned()),
                 namespace: Some(self.namespace.to_owned()),
+                uid: uid.map(str::to_owned),
                 ..Default::default()
             },
             reason: Some(
