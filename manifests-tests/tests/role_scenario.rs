@@ -1,0 +1,151 @@
+//! The processor's Role grants exactly what its scaler calls: a short scaling scenario (up,
+//! down, unchanged, for each kind the Role names) runs through the processor's real Kubernetes
+//! scaler against the API stand-in, which authenticates the processor as its ServiceAccount and
+//! authorizes every request with the rendered Role's rules, as RBAC would. Nothing is refused,
+//! and the recorded (group, resource/subresource, verb) set equals the Role's.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use k8s_standin::{Config, Rule, Server, WorkloadKind};
+use manifests_tests::render::{self, strings};
+use manifests_tests::{manifests_dir, tools};
+use processor::scaler::cluster::{self, Kubernetes};
+use processor::scaler::kubernetes::KubernetesScaler;
+use processor::scaler::{Decision, Kind, Policy, ScaleIntent, Scaler, Target};
+use serde_json::Value;
+
+const TOKEN: &str = "processor-service-account-token";
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// An intent as the tutorial's k8sAutoscale node makes it: no namespace (= the processor's own).
+fn intent(kind: Kind, name: &str, desired: i64) -> ScaleIntent {
+    ScaleIntent {
+        target: Target {
+            cluster: String::new(),
+            namespace: String::new(),
+            kind,
+            name: name.to_owned(),
+        },
+        desired,
+        policy: Policy {
+            min: 1,
+            max: 10,
+            increase_cooldown: Duration::ZERO,
+            decrease_cooldown: Duration::ZERO,
+            dry_run: false,
+        },
+        point_time_ns: now_ns(),
+        task: "autoscale".to_owned(),
+        node: "k8s_autoscale6".to_owned(),
+    }
+}
+
+/// The Role's grants as (group, resource, verb).
+fn granted(role: &Value) -> BTreeSet<(String, String, String)> {
+    let mut granted = BTreeSet::new();
+    for rule in role
+        .get("rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for group in strings(rule, "apiGroups") {
+            for resource in strings(rule, "resources") {
+                for verb in strings(rule, "verbs") {
+                    granted.insert((group.clone(), resource.clone(), verb));
+                }
+            }
+        }
+    }
+    granted
+}
+
+#[tokio::test]
+async fn the_role_equals_the_requests_of_a_scaling_scenario_and_none_is_refused() {
+    let Some(kubectl) = tools::kubectl() else {
+        return;
+    };
+    let rendered =
+        render::kustomize(&kubectl, &manifests_dir().join("overlays/dev")).expect("renders");
+    let role = rendered.get("Role", "processor").expect("Role processor");
+    let namespace = role
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .expect("the overlay's namespace")
+        .to_owned();
+    let account = rendered
+        .get("Deployment", "processor")
+        .and_then(|d| d.pointer("/spec/template/spec/serviceAccountName"))
+        .and_then(Value::as_str)
+        .expect("serviceAccountName");
+    let user = format!("system:serviceaccount:{namespace}:{account}");
+
+    let workloads = [
+        (WorkloadKind::Deployment, Kind::Deployments, "app"),
+        (WorkloadKind::StatefulSet, Kind::StatefulSets, "db"),
+        (WorkloadKind::ReplicaSet, Kind::ReplicaSets, "workers"),
+    ];
+    let mut config = Config::default().with_token(TOKEN, &user);
+    for (kind, _, name) in workloads {
+        config = config.with_workload(kind, &namespace, name, 1);
+    }
+    let server = Server::start(config).await.expect("stand-in starts");
+    let rules = Rule::from_role(role, &[user.as_str()]).expect("the stand-in reads the Role");
+    server.set_rules(Some(rules));
+
+    // The processor's client as in the cluster: its ServiceAccount's token, its own namespace.
+    let settings = Kubernetes {
+        enabled: true,
+        api_servers: vec![server.url()],
+        token: TOKEN.to_owned(),
+        namespace: namespace.clone(),
+        ..Kubernetes::default()
+    };
+    let client = cluster::connect(&settings).await.expect("client");
+    let scaler = Arc::new(KubernetesScaler::with_clusters(HashMap::from([(
+        String::new(),
+        client,
+    )])));
+    for (_, kind, name) in workloads {
+        let steps = [
+            (3, Decision::Increased),
+            (2, Decision::Decreased),
+            (2, Decision::Unchanged),
+        ];
+        for (desired, expected) in steps {
+            let outcome = scaler
+                .scale(intent(kind, name, desired))
+                .await
+                .unwrap_or_else(|error| panic!("{kind:?} {name} to {desired}: {error}"));
+            assert_eq!(outcome.decision, expected, "{kind:?} {name} to {desired}");
+        }
+    }
+    assert_eq!(server.deployment_replicas(&namespace, "app"), Some(2));
+
+    let refused: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|request| request.status == 401 || request.status == 403)
+        .map(|request| format!("{} {} -> {}", request.method, request.path, request.status))
+        .collect();
+    assert!(refused.is_empty(), "refused: {refused:?}");
+    let used = server.permissions_used();
+    let granted = granted(role);
+    assert_eq!(
+        used,
+        granted,
+        "the Role must grant exactly what the processor calls \
+         (used but not granted: {:?}; granted but not used: {:?})",
+        used.difference(&granted).collect::<Vec<_>>(),
+        granted.difference(&used).collect::<Vec<_>>()
+    );
+    server.shutdown().await;
+}
