@@ -10,6 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 shared=${CORPORA_DIR:-$here/../../../shared/corpora}
 samples=${SAMPLES_DIR:-$here/../../../shared/samples}
 seeds=$(mktemp -d)
+trap 'rm -rf "$seeds"' EXIT
 OUT=${OUT:-$(mktemp -d)}
 n=0
 for file in "$shared"/openmetrics/parsers/*/metrics "$shared"/prometheus-text/expfmt-fuzz-corpus/* "$samples"/*.txt; do
