@@ -3,13 +3,14 @@
 //!
 //! The caller picks the format from the scrape's `Content-Type` ([`Format::from_content_type`])
 //! and calls [`parse`] (or [`parse_bytes`] for a raw body). Both formats share one lexer
-//! (`lex`) for names, label values, escapes and numbers; each has its own line grammar and
-//! checks, after its reference parser:
+//! (`lex`: names, label values, escapes, numbers, timestamps, as nom parsers over `&str`; the
+//! hot ones scan bytes by hand); each has its own line grammar and checks (the OpenMetrics line
+//! grammar is written with nom combinators), after its reference parser:
 //! - `text`: Prometheus' Go `expfmt.TextParser` (what Telegraf and promtool use);
 //! - `openmetrics`: the OpenMetrics 1.0 ABNF with the checks of the reference parser (Python
 //!   `prometheus_client.openmetrics.parser`), which decides the conformance suite's verdicts.
 //!
-//! The result borrows names and label values from the input ([`model`]); [`render`] writes
+//! The result borrows names and label values from the input ([`model`]); [`render()`] writes
 //! families back as text in either format.
 //!
 //! Errors carry the line number, the byte column, a short excerpt and the reason; a failed
