@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, oneshot};
 use tokio::time::Instant;
 
+use processor::scaler::kubernetes::KubernetesScaler;
+
 use crate::kubelet::{Kubelet, PodTemplate};
 use crate::loadgen::{LoadGenerator, Targets};
 use crate::profile::{ChurnEvent, Plan, Profile};
@@ -64,6 +66,10 @@ pub enum LabError {
     ProcessorConfig(#[from] processor::config::Error),
     #[error("processor did not come up at {0}")]
     ProcessorDown(String),
+    #[error("processor: {0}")]
+    Processor(#[from] processor::Error),
+    #[error("kubernetes client: {0}")]
+    Kubernetes(#[from] processor::scaler::cluster::ClientError),
     #[error("defining task {task}: {reason}")]
     Task { task: String, reason: String },
     #[error("replica: {0}")]
@@ -184,17 +190,26 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
 
     // The processor, in-process, scaling through kube against the stand-in.
     let data_dir = tempdir()?;
-    let port = free_port();
-    let processor_url = format!("http://127.0.0.1:{port}");
     let config_text = format!(
-        "data_dir = {:?}\n[http]\nbind-address = \"127.0.0.1:{port}\"\n\
+        "data_dir = {:?}\n[http]\nbind-address = \"127.0.0.1:0\"\n\
          [kubernetes]\nenabled = true\napi-servers = [\"{}\"]\nnamespace = \"default\"\n",
         data_dir.display().to_string(),
         api.url()
     );
     let loaded = processor::config::Config::parse(&config_text)?;
+    let scaler = KubernetesScaler::connect(&loaded.config.kubernetes).await?;
+    let processor_options = processor::Options {
+        scaler: Some(Arc::new(scaler.clone())),
+        metrics: false,
+        ..processor::Options::default()
+    };
+    let processor = processor::Processor::bind(loaded.config, processor_options).await?;
+    let processor_url = match processor.local_addr() {
+        Some(addr) => format!("http://{addr}"),
+        None => return Err(LabError::ProcessorDown("no local address".into())),
+    };
     let (stop_processor, processor_stopped) = oneshot::channel::<()>();
-    let processor_task = tokio::spawn(processor::run(loaded.config, async {
+    let processor_task = tokio::spawn(processor.serve(async {
         let _ = processor_stopped.await;
     }));
     let http = Http::new();
@@ -321,6 +336,7 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
     let _ = stop_kubelet.send(());
     let _ = kubelet_task.await;
     kubelet.lock().await.stop_all().await;
+    scaler.shut_down();
     let _ = stop_processor.send(());
     let _ = processor_task.await;
     if let Ok(api) = Arc::try_unwrap(api) {
@@ -405,13 +421,6 @@ fn write_outputs(options: &Options, seconds: &[Second], summary: &Summary) -> Re
         serde_json::to_string(seconds).unwrap_or_default() + "\n",
     )?;
     Ok(())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(19092)
 }
 
 fn tempdir() -> Result<PathBuf, LabError> {
