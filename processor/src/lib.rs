@@ -1,6 +1,7 @@
 //! The Kapacitor-compatible stream processor: InfluxDB write API, TICKscript tasks, scaling.
 //!
 //! # Layout
+//! - [`cli`]: the `kapacitor`-style client commands (`define`, `enable`, `show`, ...).
 //! - [`config`]: `kapacitor.conf`-shaped TOML, unknown keys warned about by name.
 //! - [`line_protocol`]: request body -> [`point::Batch`] + InfluxDB 1.x per-line errors (pure).
 //! - [`pipeline`]: a compiled task's node graph as pure state machines (time passed in).
@@ -15,6 +16,7 @@
 //!
 //! [`run`] wires them: `config -> Router -> WriteApi -> Server`, until the shutdown future ends.
 
+pub mod cli;
 pub mod config;
 pub mod decision;
 pub mod line_protocol;

@@ -18,6 +18,9 @@ const EXIT_UNAVAILABLE: u8 = 69;
     about = "Kapacitor-compatible stream processor"
 )]
 struct Cli {
+    /// Server for the client commands (default: PROCESSOR_URL, KAPACITOR_URL, http://localhost:9092).
+    #[arg(long, global = true, value_name = "URL")]
+    url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -33,10 +36,40 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
     },
+    /// Create or update a task (as `kapacitor define`).
+    Define {
+        /// Task id.
+        name: String,
+        /// The TICKscript file.
+        #[arg(long, value_name = "FILE")]
+        tick: Option<PathBuf>,
+        /// Task type (only `stream`).
+        #[arg(long = "type", default_value = "stream")]
+        kind: String,
+        /// Database and retention policy, `db.rp` (repeatable).
+        #[arg(long)]
+        dbrp: Vec<String>,
+        /// A JSON file of task vars overriding the script's `var`s.
+        #[arg(long, value_name = "FILE")]
+        vars: Option<PathBuf>,
+    },
+    /// Enable tasks.
+    Enable { ids: Vec<String> },
+    /// Disable tasks.
+    Disable { ids: Vec<String> },
+    /// Show a task: definition, status and DOT graph with stats.
+    Show { id: String },
+    /// List tasks (`list tasks [ID...]`).
+    List { what: String, ids: Vec<String> },
+    /// Delete tasks (`delete tasks ID...`).
+    Delete { what: String, ids: Vec<String> },
+    /// Server statistics (`stats general`).
+    Stats { what: String },
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args = processor::cli::rewrite_flags(std::env::args());
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
@@ -48,8 +81,85 @@ fn main() -> ExitCode {
         }
     };
     init_tracing();
+    let url = processor::cli::server_url(cli.url, |name| std::env::var(name).ok());
     match cli.command {
         Command::Serve { config, bind } => serve(config, bind),
+        command => client(url, command),
+    }
+}
+
+/// Runs a client command against the server at `url`.
+fn client(url: String, command: Command) -> ExitCode {
+    use processor::cli::TaskClient;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("processor: cannot start the runtime: {error}");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    let client = TaskClient::new(url);
+    let usage = |message: &str| {
+        eprintln!("processor: {message}");
+        Err(None)
+    };
+    let result: Result<Option<String>, Option<processor::cli::Error>> = runtime.block_on(async {
+        match command {
+            Command::Serve { .. } => Ok(None),
+            Command::Define {
+                name,
+                tick,
+                kind,
+                dbrp,
+                vars,
+            } => client
+                .define(&name, tick.as_deref(), &kind, &dbrp, vars.as_deref())
+                .await
+                .map(|()| None)
+                .map_err(Some),
+            Command::Enable { ids } => client
+                .set_status(&ids, true)
+                .await
+                .map(|()| None)
+                .map_err(Some),
+            Command::Disable { ids } => client
+                .set_status(&ids, false)
+                .await
+                .map(|()| None)
+                .map_err(Some),
+            Command::Show { id } => client.show(&id).await.map(Some).map_err(Some),
+            Command::List { what, ids } if what == "tasks" => {
+                client.list(&ids).await.map(Some).map_err(Some)
+            }
+            Command::Delete { what, ids } if what == "tasks" => {
+                client.delete(&ids).await.map(|()| None).map_err(Some)
+            }
+            Command::Stats { what } if what == "general" => {
+                client.stats_general().await.map(Some).map_err(Some)
+            }
+            Command::List { what, .. } | Command::Delete { what, .. } => {
+                usage(&format!("unsupported kind {what:?}: only `tasks`"))
+            }
+            Command::Stats { what } => {
+                usage(&format!("unsupported stats {what:?}: only `general`"))
+            }
+        }
+    });
+    match result {
+        Ok(output) => {
+            if let Some(output) = output {
+                print!("{output}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(Some(error)) => {
+            eprintln!("processor: {error}");
+            ExitCode::FAILURE
+        }
+        Err(None) => ExitCode::from(EXIT_USAGE),
     }
 }
 
