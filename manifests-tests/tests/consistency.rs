@@ -216,15 +216,11 @@ fn the_processor_config_loads_and_names_the_pods_mounts_and_the_secrets_user() {
     let text = secret_value(&rendered, "processor-auth", "processor.conf");
     let loaded = processor::config::Config::parse(&text).expect("processor.conf loads");
     let config = &loaded.config;
-    // Keys the parser does not know yet (`[load]`, `[kubernetes]`, issues 6 and 7) are warnings;
-    // anything else unknown is a mistake in the manifest.
-    for warning in &loaded.warnings {
-        eprintln!("processor.conf: not yet read by the processor: {warning}");
-        assert!(
-            warning.contains("load") || warning.contains("kubernetes"),
-            "unexpected warning: {warning}"
-        );
-    }
+    assert!(
+        loaded.warnings.is_empty(),
+        "every key is read: {:?}",
+        loaded.warnings
+    );
     assert!(
         config.http.auth_enabled,
         "the write API requires credentials"
@@ -279,28 +275,20 @@ fn the_processor_config_loads_and_names_the_pods_mounts_and_the_secrets_user() {
         .expect("--config FILE");
     let (config_dir, _) = config_path.rsplit_once('/').expect("an absolute path");
     assert_eq!(mounts.get(config_dir), Some(&"config"), "{config_path}");
-    // `[load] dir` + `/tasks` is where the tick ConfigMap is mounted (read with toml, since the
-    // processor's parser may not know the section yet).
-    let table: toml::Table = text.parse().expect("TOML");
-    let load_dir = table
-        .get("load")
-        .and_then(|load| load.get("dir"))
-        .and_then(toml::Value::as_str)
-        .expect("[load] dir");
+    // `[load] dir` + `/tasks` is where the tick ConfigMap is mounted.
+    let load = &config.tasks.load;
+    assert!(load.enabled, "[load] enabled");
+    let tasks_dir = load.dir.join("tasks");
     assert_eq!(
-        mounts.get(format!("{load_dir}/tasks").as_str()),
+        mounts.get(tasks_dir.to_str().unwrap_or("")),
         Some(&"tasks"),
         "{mounts:?}"
     );
-    let kubernetes = table.get("kubernetes").expect("[kubernetes]");
-    assert_eq!(
-        kubernetes.get("enabled").and_then(toml::Value::as_bool),
-        Some(true)
-    );
-    assert_eq!(
-        kubernetes.get("in-cluster").and_then(toml::Value::as_bool),
-        Some(true)
-    );
+    // One cluster, the processor's own, through its ServiceAccount.
+    assert_eq!(config.kubernetes.len(), 1, "{:?}", config.kubernetes);
+    let cluster = &config.kubernetes[0];
+    assert!(cluster.enabled && cluster.in_cluster && !cluster.dry_run);
+    assert!(cluster.api_servers.is_empty() && cluster.namespace.is_empty());
 }
 
 #[test]
