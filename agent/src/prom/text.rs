@@ -231,11 +231,16 @@ impl<'a> TextParser<'a> {
                 .ok_or_else(|| Fail::new(text, format!("unknown metric type {text:?}")))?;
             state.typed = true;
             let family = state.family.name;
-            let shadowed = GROUP_SUFFIXES.map(|(suffix, _)| {
-                self.by_name
-                    .contains_key(format!("{family}{suffix}").as_str())
-            });
-            self.families[index].shadowed = shadowed;
+            if matches!(
+                state.family.metric_type,
+                MetricType::Summary | MetricType::Histogram
+            ) {
+                let shadowed = GROUP_SUFFIXES.map(|(suffix, _)| {
+                    self.by_name
+                        .contains_key(format!("{family}{suffix}").as_str())
+                });
+                self.families[index].shadowed = shadowed;
+            }
         }
         Ok(())
     }
