@@ -478,3 +478,25 @@ fn every_pod_is_hardened_and_every_sidecar_is_native() {
         }
     }
 }
+
+#[test]
+fn no_kustomization_exposes_the_processor_outside_the_cluster() {
+    // Its task API does not require credentials yet (manifests/README.md, "Not exposed").
+    for name in kustomizations().expect("list overlays") {
+        let Some(rendered) = render(&name) else {
+            return;
+        };
+        let service = rendered
+            .get("Service", "processor")
+            .expect("Service processor");
+        let kind = service.pointer("/spec/type").and_then(Value::as_str);
+        assert!(
+            matches!(kind, None | Some("ClusterIP")),
+            "{name}: Service processor is {kind:?}"
+        );
+        assert!(
+            rendered.all("Ingress").next().is_none(),
+            "{name}: an Ingress"
+        );
+    }
+}
