@@ -33,7 +33,9 @@ impl Telemetry {
         let handle = HANDLE.get_or_init(|| {
             let recorder = PrometheusBuilder::new().build_recorder();
             let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok().map(|()| handle)
+            let installed = metrics::set_global_recorder(recorder).ok().map(|()| handle);
+            describe();
+            installed
         });
         handle.clone().map(|handle| Arc::new(Telemetry { handle }))
     }
@@ -132,6 +134,27 @@ impl Telemetry {
         }
         response
     }
+}
+
+/// Help texts for what the write API records (promtool wants HELP on every family).
+fn describe() {
+    metrics::describe_counter!(
+        "processor_write_requests_total",
+        "Write requests received (/write, /kapacitor/v1/write, /api/v2/write)."
+    );
+    metrics::describe_counter!(
+        "processor_write_bytes_total",
+        metrics::Unit::Bytes,
+        "Bytes of write request bodies received."
+    );
+    metrics::describe_counter!(
+        "processor_points_written_total",
+        "Points accepted by the write API."
+    );
+    metrics::describe_counter!(
+        "processor_lines_rejected_total",
+        "Lines of write requests rejected as invalid."
+    );
 }
 
 /// Escapes a label value (backslash, quote, newline).
