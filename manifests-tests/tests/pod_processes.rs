@@ -296,8 +296,6 @@ fn the_agent_delivers_the_apps_requests_to_the_processor_with_the_secrets_creden
 }
 
 #[test]
-#[ignore = "the processor binary does not yet build a scaler from [kubernetes] (issue 7): it \
-            refuses to load autoscale.tick with 'no scaler is configured'"]
 fn the_processor_starts_with_the_configmaps_task_enabled_and_its_cluster_configured() {
     let Some(kubectl) = tools::kubectl() else {
         return;
@@ -325,7 +323,9 @@ fn the_processor_starts_with_the_configmaps_task_enabled_and_its_cluster_configu
             username,
             password,
         );
-        if status == 200 && body.contains("\"status\":\"enabled\"") {
+        let enabled = serde_json::from_str::<serde_json::Value>(&body)
+            .is_ok_and(|task| task["status"] == "enabled");
+        if status == 200 && enabled {
             break;
         }
         assert!(

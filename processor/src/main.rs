@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use processor::config::Config;
+use processor::scaler::kubernetes::KubernetesScaler;
 
 /// Exit code for a bad configuration or bad flags (sysexits' EX_USAGE).
 const EXIT_USAGE: u8 = 64;
@@ -185,13 +187,40 @@ fn serve(config_path: Option<PathBuf>, bind: Option<String>) -> ExitCode {
             return ExitCode::from(EXIT_UNAVAILABLE);
         }
     };
-    match runtime.block_on(processor::run(config, shutdown_signal())) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("processor: {:#}", anyhow::Error::from(error));
-            ExitCode::from(EXIT_UNAVAILABLE)
+    runtime.block_on(async {
+        // Scaling needs a Kubernetes client when a [kubernetes] section is enabled.
+        let scaler = if config.kubernetes.iter().any(|k| k.enabled) {
+            match KubernetesScaler::connect(&config.kubernetes).await {
+                Ok(scaler) => Some(scaler),
+                Err(error) => {
+                    eprintln!("processor: {:#}", anyhow::Error::from(error));
+                    return ExitCode::from(EXIT_UNAVAILABLE);
+                }
+            }
+        } else {
+            None
+        };
+        let options = processor::Options {
+            scaler: scaler
+                .clone()
+                .map(|s| Arc::new(s) as Arc<dyn processor::scaler::Scaler>),
+            ..processor::Options::default()
+        };
+        // The processor never scales while it stops.
+        let shutdown = async {
+            shutdown_signal().await;
+            if let Some(scaler) = &scaler {
+                scaler.shut_down();
+            }
+        };
+        match processor::run_with(config, options, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("processor: {:#}", anyhow::Error::from(error));
+                ExitCode::from(EXIT_UNAVAILABLE)
+            }
         }
-    }
+    })
 }
 
 /// The file (if any) with `KAPACITOR_*`/`PROCESSOR_*` environment overrides applied.
