@@ -117,7 +117,7 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
         let (errors, delivered) = agent.once().await;
         let gathered = report_gather_errors(&errors);
         if !delivered {
-            eprintln!("agent: some metrics could not be written");
+            eprintln!("agent: some metrics could not be written or were refused");
             return ExitCode::FAILURE;
         }
         return gathered;

@@ -89,6 +89,8 @@ struct OutputState {
     options: Options,
     pacing: Mutex<Pacing>,
     metrics: OutputMetrics,
+    /// Metrics the receiver refused for good (for `--once`'s exit code).
+    rejected: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -174,6 +176,7 @@ impl Agent {
                     options: Options { uint_support },
                     pacing: Mutex::new(Pacing::default()),
                     metrics,
+                    rejected: std::sync::atomic::AtomicU64::new(0),
                 }))
             })
             .collect::<Result<_, StartError>>()?;
@@ -232,7 +235,7 @@ impl Agent {
     }
 
     /// `--once`: gathers once, writes everything, and reports failed scrapes and whether every
-    /// output delivered its metrics.
+    /// output delivered its metrics (a batch the receiver refused, and so dropped, was not).
     pub async fn once(&self) -> (Vec<GatherError>, bool) {
         for output in &self.outputs {
             output.sink.lock().await.connect().await;
@@ -244,7 +247,10 @@ impl Agent {
         }
         let mut delivered = true;
         for output in &self.outputs {
+            let refused_before = output.rejected.load(std::sync::atomic::Ordering::Relaxed);
             delivered &= flush(output, true).await;
+            delivered &=
+                output.rejected.load(std::sync::atomic::Ordering::Relaxed) == refused_before;
         }
         (errors, delivered)
     }
@@ -458,6 +464,9 @@ async fn write_batch(output: &OutputState) -> bool {
         }
         Outcome::Dropped(reason) => {
             output.metrics.dropped_rejected.increment(count);
+            output
+                .rejected
+                .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
             tracing::error!(output = %output.name, metrics = count, %reason, "receiver refused the batch; dropped");
             true
         }

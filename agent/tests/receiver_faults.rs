@@ -149,8 +149,8 @@ async fn a_json_400_drops_the_batch_with_a_count() {
     let (errors, delivered) = agent.once().await;
     assert!(errors.is_empty(), "{errors:?}");
     assert!(
-        delivered,
-        "a refused batch is done with: nothing is left to retry"
+        !delivered,
+        "a refused batch was not delivered (so --once exits non-zero)"
     );
     assert_eq!(receiver.writes.lock().unwrap().len(), 1);
     assert_eq!(
