@@ -16,12 +16,12 @@
 //! series for the same time replaces the first (`duplicate_points`), so a retried batch does
 //! not count twice. Groups with no contributors and no buckets are freed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::tick::nodes::{AggregateFn, AggregateSpec};
 
-use super::point::{Field, Group, Point, Series};
+use super::point::{FastMap, Field, Group, Point, Series};
 
 /// Timing settings of the alignment, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,7 @@ struct GroupState {
     out_series: Arc<Series>,
     group: Arc<Group>,
     buckets: BTreeMap<i64, Bucket>,
-    contributors: HashMap<Arc<Series>, Contributor>,
+    contributors: FastMap<Arc<Series>, Contributor>,
     emitted_through: Option<i64>,
 }
 
@@ -68,7 +68,7 @@ pub struct Aggregate {
     field: String,
     as_: Arc<str>,
     alignment: Alignment,
-    groups: HashMap<Arc<Group>, GroupState>,
+    groups: FastMap<Arc<Group>, GroupState>,
     pub stats: AggregateStats,
 }
 
@@ -101,7 +101,7 @@ impl Aggregate {
             field: spec.field.clone(),
             as_: Arc::from(spec.as_.as_str()),
             alignment,
-            groups: HashMap::new(),
+            groups: FastMap::default(),
             stats: AggregateStats::default(),
         }
     }
@@ -127,7 +127,7 @@ impl Aggregate {
                 )),
                 group: Arc::clone(&point.group),
                 buckets: BTreeMap::new(),
-                contributors: HashMap::new(),
+                contributors: FastMap::default(),
                 emitted_through: None,
             });
         if let Some((_, bucket)) = state.buckets.iter().next()

@@ -1,8 +1,7 @@
 //! The per-point nodes: from, where, groupBy, derivative, movingAverage, eval. Each is a
 //! state machine over points; time ("now", the processor clock) is passed in.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::point::PointRef;
@@ -12,7 +11,7 @@ use crate::tick::nodes::{
     DerivativeSpec, EvalSpec, FromSpec, GroupBySpec, Keep, MovingAverageSpec, WhereSpec,
 };
 
-use super::point::{Field, Group, Point, Series};
+use super::point::{FNV_START, FastMap, Field, Group, Point, Series, fnv1a};
 
 /// Why a node dropped a point (counted in the node's `errors`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -30,6 +29,8 @@ pub enum Error {
 }
 
 struct Interned {
+    /// The tags as the writer ordered them (compared in order, cheaper than a lookup).
+    written: Vec<(Arc<str>, Arc<str>)>,
     series: Arc<Series>,
     group: Arc<Group>,
     field_names: Vec<Arc<str>>,
@@ -41,7 +42,7 @@ struct Interned {
 pub struct From {
     spec: FromSpec,
     dims: Vec<Arc<str>>,
-    interned: HashMap<u64, Vec<Interned>>,
+    interned: FastMap<u64, Vec<Interned>>,
 }
 
 fn intern_name(names: &mut Vec<Arc<str>>, name: &str) -> Arc<str> {
@@ -66,7 +67,7 @@ impl From {
         From {
             spec: spec.clone(),
             dims,
-            interned: HashMap::new(),
+            interned: FastMap::default(),
         }
     }
 
@@ -96,36 +97,35 @@ impl From {
         {
             return Ok(None);
         }
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        p.measurement().hash(&mut hasher);
+        let mut key = fnv1a(FNV_START, p.measurement().as_bytes());
         for (k, v) in p.tags() {
-            k.hash(&mut hasher);
-            v.hash(&mut hasher);
+            key = fnv1a(key, &[0]);
+            key = fnv1a(key, k.as_bytes());
+            key = fnv1a(key, &[1]);
+            key = fnv1a(key, v.as_bytes());
         }
-        let key = hasher.finish();
         let candidates = self.interned.entry(key).or_default();
         let index = candidates.iter().position(|i| {
             &*i.series.measurement == p.measurement()
-                && i.series.tags.len() == p.tags().len()
-                && p.tags().all(|(k, v)| i.series.tag(k) == Some(v))
+                && i.written.len() == p.tags().len()
+                && i.written
+                    .iter()
+                    .zip(p.tags())
+                    .all(|((k, v), (pk, pv))| **k == *pk && **v == *pv)
         });
         let entry = match index.and_then(|i| candidates.get_mut(i)) {
             Some(entry) => entry,
             None => {
-                let series = Series::new(
-                    Arc::from(p.measurement()),
-                    p.tags()
-                        .map(|(k, v)| (Arc::from(k), Arc::from(v)))
-                        .collect(),
-                );
+                let written: Vec<(Arc<str>, Arc<str>)> = p
+                    .tags()
+                    .map(|(k, v)| (Arc::from(k), Arc::from(v)))
+                    .collect();
+                let series = Series::new(Arc::from(p.measurement()), written.clone());
                 let group = if self.dims.is_empty() && !self.spec.group_by.all {
                     if self.spec.group_by_measurement {
                         Group::of(&series, &[], false, true)
                     } else {
-                        Group {
-                            id: String::new(),
-                            dims: Vec::new(),
-                        }
+                        Group::new(String::new(), Vec::new())
                     }
                 } else {
                     Group::of(
@@ -136,6 +136,7 @@ impl From {
                     )
                 };
                 candidates.push(Interned {
+                    written,
                     series: Arc::new(series),
                     group: Arc::new(group),
                     field_names: Vec::new(),
@@ -201,7 +202,7 @@ pub struct GroupBy {
     dims: Vec<Arc<str>>,
     all: bool,
     by_measurement: bool,
-    cache: HashMap<Arc<Series>, (Arc<Group>, i64)>,
+    cache: FastMap<Arc<Series>, (Arc<Group>, i64)>,
 }
 
 impl GroupBy {
@@ -218,7 +219,7 @@ impl GroupBy {
             dims,
             all: spec.dimensions.all,
             by_measurement: spec.by_measurement,
-            cache: HashMap::new(),
+            cache: FastMap::default(),
         }
     }
 
@@ -272,7 +273,7 @@ pub struct Derivative {
     as_: Arc<str>,
     unit_ns: f64,
     non_negative: bool,
-    previous: HashMap<Arc<Group>, Previous>,
+    previous: FastMap<Arc<Group>, Previous>,
     pub stats: DerivativeStats,
 }
 
@@ -283,7 +284,7 @@ impl Derivative {
             as_: Arc::from(spec.as_.as_str()),
             unit_ns: nanos(spec.unit).map_or(1e9, |n| n as f64),
             non_negative: spec.non_negative,
-            previous: HashMap::new(),
+            previous: FastMap::default(),
             stats: DerivativeStats::default(),
         }
     }
@@ -353,7 +354,7 @@ pub struct MovingAverage {
     field: String,
     count: usize,
     as_: Arc<str>,
-    windows: HashMap<Arc<Group>, Window>,
+    windows: FastMap<Arc<Group>, Window>,
 }
 
 impl MovingAverage {
@@ -362,7 +363,7 @@ impl MovingAverage {
             field: spec.field.clone(),
             count: spec.count.max(1),
             as_: Arc::from(spec.as_.as_str()),
-            windows: HashMap::new(),
+            windows: FastMap::default(),
         }
     }
 

@@ -69,13 +69,17 @@ impl Series {
     pub fn new(measurement: Arc<str>, mut tags: Vec<(Arc<str>, Arc<str>)>) -> Series {
         tags.sort_by(|a, b| a.0.cmp(&b.0));
         tags.dedup_by(|a, b| a.0 == b.0);
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        measurement.hash(&mut hasher);
-        tags.hash(&mut hasher);
+        let mut hash = fnv1a(FNV_START, measurement.as_bytes());
+        for (k, v) in &tags {
+            hash = fnv1a(hash, &[0]);
+            hash = fnv1a(hash, k.as_bytes());
+            hash = fnv1a(hash, &[1]);
+            hash = fnv1a(hash, v.as_bytes());
+        }
         Series {
             measurement,
             tags,
-            hash: hasher.finish(),
+            hash,
         }
     }
 
@@ -116,21 +120,86 @@ impl fmt::Debug for Series {
 }
 
 /// The group a point belongs to: Kapacitor's group id (`k1=v1,k2=v2`, dims sorted; with
-/// `byMeasurement` the measurement and a newline first) and the dimension tags.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// `byMeasurement` the measurement and a newline first) and the dimension tags. Compared by
+/// id; the hash is computed once.
+#[derive(Debug, Clone)]
 pub struct Group {
     pub id: String,
     /// Dimension tags (missing tag = empty value), sorted by key.
     pub dims: Vec<(Arc<str>, Arc<str>)>,
+    hash: u64,
 }
 
+impl PartialEq for Group {
+    fn eq(&self, other: &Group) -> bool {
+        std::ptr::eq(self, other) || (self.hash == other.hash && self.id == other.id)
+    }
+}
+
+impl Eq for Group {}
+
+impl Hash for Group {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// FNV-1a over bytes: a fast hash for short keys (series and group ids).
+pub fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
+    let mut hash = hash;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The FNV offset basis, to start [`fnv1a`].
+pub const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// A hasher for keys that hash themselves to one `u64` ([`Series`], [`Group`], `u64`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prehashed;
+
+/// The hasher [`Prehashed`] builds.
+#[derive(Debug, Default)]
+pub struct PrehashedHasher(u64);
+
+impl Hasher for PrehashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = fnv1a(self.0 ^ FNV_START, bytes);
+    }
+    fn write_u64(&mut self, n: u64) {
+        // mix, so maps that use the low bits spread well
+        self.0 = (self.0 ^ n)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+}
+
+impl std::hash::BuildHasher for Prehashed {
+    type Hasher = PrehashedHasher;
+    fn build_hasher(&self) -> PrehashedHasher {
+        PrehashedHasher(0)
+    }
+}
+
+/// A map keyed by prehashed keys.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, Prehashed>;
+
 impl Group {
+    /// A group from its id and sorted dimensions.
+    pub fn new(id: String, dims: Vec<(Arc<str>, Arc<str>)>) -> Group {
+        let hash = fnv1a(FNV_START, id.as_bytes());
+        Group { id, dims, hash }
+    }
+
     /// The group of everything (no dimensions).
     pub fn all() -> Arc<Group> {
-        Arc::new(Group {
-            id: String::new(),
-            dims: Vec::new(),
-        })
+        Arc::new(Group::new(String::new(), Vec::new()))
     }
 
     /// The group of `series` for sorted dimension names (`all`: every tag).
@@ -159,7 +228,7 @@ impl Group {
             id.push('=');
             id.push_str(v);
         }
-        Group { id, dims: pairs }
+        Group::new(id, pairs)
     }
 }
 
