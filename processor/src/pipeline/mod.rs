@@ -594,3 +594,163 @@ fn k8s_intent(
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line_protocol::{Precision, parse_body};
+    use crate::tick::{VarOverrides, compile};
+
+    const S: i64 = 1_000_000_000;
+
+    fn graph(script: &str) -> Graph {
+        let pipeline = compile(script, &VarOverrides::new()).unwrap();
+        Graph::new("t", &pipeline, Settings::default()).unwrap()
+    }
+
+    fn write(graph: &mut Graph, body: &str, effects: &mut Vec<Effect>) {
+        let parsed = parse_body(
+            body.as_bytes().to_vec(),
+            "db".into(),
+            "rp".into(),
+            Precision::Nanoseconds,
+            0,
+        );
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        graph.write(parsed.batch.points(), 0, effects);
+    }
+
+    fn lines(effects: &[Effect]) -> Vec<String> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Write { line, .. } => Some(line.clone()),
+                Effect::Scale { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn from_filters_truncates_and_rounds() {
+        let mut g = graph(
+            "stream|from().measurement('m').where(lambda: \"v\" > 1).round(1s)|influxDBOut().database('o')",
+        );
+        let mut effects = Vec::new();
+        write(
+            &mut g,
+            "m v=1 1000000000\nm v=2 1600000000\nother v=5 1000000000\nm v=3 2400000000",
+            &mut effects,
+        );
+        assert_eq!(
+            lines(&effects),
+            vec!["m v=2 2000000000", "m v=3 2000000000"]
+        );
+        let mut g =
+            graph("stream|from().measurement('m').truncate(1s)|influxDBOut().database('o')");
+        let mut effects = Vec::new();
+        write(&mut g, "m v=2 1999999999", &mut effects);
+        assert_eq!(lines(&effects), vec!["m v=2 1000000000"]);
+    }
+
+    #[test]
+    fn eval_keeps_only_its_results_unless_told_and_makes_tags() {
+        let mut g = graph(
+            "stream|from().measurement('m')|eval(lambda: \"v\" * 2.0, lambda: \"double\" + 1.0, lambda: 'x').as('double', 'plus', 'kind').tags('kind')|influxDBOut().database('o')",
+        );
+        let mut effects = Vec::new();
+        write(&mut g, "m,host=a v=2,w=1 1", &mut effects);
+        assert_eq!(lines(&effects), vec!["m,host=a,kind=x double=4,plus=5 1"]);
+        let mut g = graph(
+            "stream|from().measurement('m')|eval(lambda: \"v\" * 2.0).as('double').keep()|influxDBOut().database('o')",
+        );
+        let mut effects = Vec::new();
+        write(&mut g, "m v=2,w=1 1", &mut effects);
+        assert_eq!(lines(&effects), vec!["m v=2,w=1,double=4 1"]);
+    }
+
+    #[test]
+    fn where_errors_are_counted_and_the_point_dropped() {
+        let mut g = graph("stream|from().measurement('m')|where(lambda: \"missing\" > 1)");
+        let mut effects = Vec::new();
+        write(&mut g, "m v=1 1", &mut effects);
+        let stats = g.stats();
+        assert_eq!(stats[2].errors, 1);
+        assert_eq!(stats[2].emitted, 0);
+    }
+
+    #[test]
+    fn k8s_autoscale_asks_the_scaler_and_emits_old_and_new_with_tags() {
+        let mut g = graph(
+            "stream|from().measurement('m').groupBy('deployment')|k8sAutoscale().resourceNameTag('deployment').replicas(lambda: int(ceil(\"v\" / 100.0))).max(10)|influxDBOut().database('o')",
+        );
+        let mut effects = Vec::new();
+        write(
+            &mut g,
+            "m,deployment=app,host=h v=250 5000000000",
+            &mut effects,
+        );
+        let Some(Effect::Scale {
+            node,
+            intent,
+            point,
+        }) = effects.pop()
+        else {
+            panic!("expected a scale intent");
+        };
+        assert_eq!(intent.desired, 3);
+        assert_eq!(intent.target.name, "app");
+        assert_eq!(intent.policy.max, 10);
+        assert_eq!(intent.point_time_ns, 5 * S);
+        let outcome = ScaleOutcome {
+            decision: Decision::Increased,
+            old: 1,
+            new: 3,
+            dry_run: false,
+        };
+        g.scaled(node, point.clone(), Ok(outcome), 0, &mut effects);
+        assert_eq!(
+            lines(&effects),
+            vec![
+                "m,deployment=app,kind=deployments,namespace=default,resource=app old=1i,new=3i 5000000000"
+            ]
+        );
+        let cooldown = ScaleOutcome {
+            decision: Decision::CooldownDrop,
+            old: 3,
+            new: 3,
+            dry_run: false,
+        };
+        g.scaled(node, point.clone(), Ok(cooldown), 0, &mut effects);
+        g.scaled(
+            node,
+            point,
+            Err(ScaleError::Api("boom".into())),
+            0,
+            &mut effects,
+        );
+        let stats = g.stats();
+        let k8s = &stats[2];
+        assert_eq!(k8s.name, "k8s_autoscale2");
+        for expected in [
+            ("cooldown_drops", 1),
+            ("decrease_events", 0),
+            ("errors", 1),
+            ("increase_events", 1),
+        ] {
+            assert!(k8s.specific.contains(&expected), "{:?}", k8s.specific);
+        }
+    }
+
+    #[test]
+    fn a_window_node_is_refused_with_its_name() {
+        let pipeline = compile(
+            "stream|from().measurement('m')|window().period(10s).every(10s)",
+            &VarOverrides::new(),
+        )
+        .unwrap();
+        let Err(error) = Graph::new("t", &pipeline, Settings::default()) else {
+            panic!("window is not supported");
+        };
+        assert!(error.to_string().contains("window2"), "{error}");
+    }
+}
