@@ -155,6 +155,19 @@ fn describe() {
         "processor_lines_rejected_total",
         "Lines of write requests rejected as invalid."
     );
+    metrics::describe_counter!(
+        "processor_points_received_total",
+        "Points accepted, by write endpoint."
+    );
+    metrics::describe_counter!(
+        "processor_points_rejected_total",
+        "Lines rejected, by write endpoint."
+    );
+    metrics::describe_histogram!(
+        "processor_write_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer a write request (parse and route), by endpoint."
+    );
 }
 
 /// Escapes a label value (backslash, quote, newline).

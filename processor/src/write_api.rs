@@ -314,7 +314,13 @@ impl WriteApi {
         let method = request.method().clone();
         match path {
             "/write" | "/kapacitor/v1/write" | "/api/v2/write" => match method {
-                Method::POST => self.write(path == "/api/v2/write", request).await,
+                Method::POST => {
+                    let started = std::time::Instant::now();
+                    let result = self.write(path == "/api/v2/write", request).await;
+                    metrics::histogram!("processor_write_duration_seconds", "endpoint" => path.to_owned())
+                        .record(started.elapsed().as_secs_f64());
+                    result
+                }
                 Method::OPTIONS => Ok(no_content()),
                 _ => Err(ApiError::MethodNotAllowed {
                     allow: "OPTIONS, POST",
@@ -425,6 +431,11 @@ impl WriteApi {
         metrics::counter!("processor_write_bytes_total").increment(bytes as u64);
         metrics::counter!("processor_points_written_total").increment(parsed.batch.len() as u64);
         metrics::counter!("processor_lines_rejected_total").increment(parsed.errors.len() as u64);
+        let endpoint = parts.uri.path().to_owned();
+        metrics::counter!("processor_points_received_total", "endpoint" => endpoint.clone())
+            .increment(parsed.batch.len() as u64);
+        metrics::counter!("processor_points_rejected_total", "endpoint" => endpoint)
+            .increment(parsed.errors.len() as u64);
         let kept = parsed.batch.len();
         if kept > 0 {
             let batch = Arc::new(parsed.batch);

@@ -41,6 +41,11 @@ async fn metrics_pass_promtool_and_name_tasks_and_nodes() {
     let (status, _, text) = call(addr, Method::GET, "/metrics", "").await;
     assert_eq!(status, StatusCode::OK);
     assert!(text.contains("processor_write_requests_total"), "{text}");
+    assert!(
+        text.contains("processor_points_received_total{endpoint=\"/write\"}"),
+        "{text}"
+    );
+    assert!(text.contains("processor_write_duration_seconds"), "{text}");
     assert!(text.contains("processor_node_events_total{task=\"autoscale\",node=\"derivative2\",event=\"counter_resets\"} 0"), "{text}");
     let promtool = std::path::Path::new("/usr/bin/promtool");
     if !promtool.exists() {
