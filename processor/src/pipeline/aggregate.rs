@@ -28,6 +28,9 @@ use super::point::{FastMap, Field, Group, Point, Series};
 pub struct Alignment {
     pub lateness_ns: i64,
     pub series_expiry_ns: i64,
+    /// A group with no live series and nothing pending is freed this long after its last
+    /// point; until then it remembers the last emitted time, so nothing is emitted twice.
+    pub state_expiry_ns: i64,
 }
 
 /// Node-specific counters.
@@ -59,6 +62,8 @@ struct GroupState {
     buckets: BTreeMap<i64, Bucket>,
     contributors: FastMap<Arc<Series>, Contributor>,
     emitted_through: Option<i64>,
+    /// Processor time of the group's latest point.
+    last_arrival: i64,
 }
 
 /// One aggregate node's state.
@@ -129,7 +134,9 @@ impl Aggregate {
                 buckets: BTreeMap::new(),
                 contributors: FastMap::default(),
                 emitted_through: None,
+                last_arrival: now,
             });
+        state.last_arrival = now;
         if let Some((_, bucket)) = state.buckets.iter().next()
             && let Some((_, first)) = bucket.values.first()
             && type_name(first) != type_name(&value)
@@ -187,8 +194,12 @@ impl Aggregate {
             self.stats.expired_series += (before - state.contributors.len()) as u64;
             emit_due(state, self.function, &self.as_, self.alignment, now, out);
         }
-        self.groups
-            .retain(|_, s| !s.contributors.is_empty() || !s.buckets.is_empty());
+        let state_expiry = self.alignment.state_expiry_ns;
+        self.groups.retain(|_, s| {
+            !s.contributors.is_empty()
+                || !s.buckets.is_empty()
+                || now.saturating_sub(s.last_arrival) < state_expiry
+        });
     }
 }
 
@@ -292,6 +303,7 @@ mod tests {
         Alignment {
             lateness_ns: 15 * S,
             series_expiry_ns: 30 * S,
+            state_expiry_ns: 600 * S,
         }
     }
 
@@ -386,6 +398,13 @@ mod tests {
         agg.point(point("b", 1, 1.0), 0, &mut out).unwrap();
         agg.tick(31 * S, &mut out);
         assert_eq!(agg.stats.expired_series, 2);
+        // the group still remembers what it emitted (b's point at 1 was already late) ...
+        agg.point(point("a", 1, 1.0), 32 * S, &mut out).unwrap();
+        assert_eq!(agg.stats.late_points, 2);
+        // ... until the state expiry
+        agg.tick(32 * S + 30 * S, &mut out);
+        assert_eq!(agg.cardinality(), 1);
+        agg.tick(32 * S + 600 * S, &mut out);
         assert_eq!(agg.cardinality(), 0);
     }
 

@@ -149,6 +149,7 @@ impl Graph {
         let alignment = aggregate::Alignment {
             lateness_ns: nodes::nanos(settings.lateness).unwrap_or(0),
             series_expiry_ns: nodes::nanos(settings.series_expiry).unwrap_or(i64::MAX),
+            state_expiry_ns: nodes::nanos(settings.state_expiry).unwrap_or(i64::MAX),
         };
         let mut slots = Vec::with_capacity(script.nodes.len());
         let mut http_outs = BTreeMap::new();
