@@ -78,10 +78,17 @@ impl Kubelet {
             .deployment_replicas(&template.namespace, &template.deployment)
             .unwrap_or(0)
             .max(0) as usize;
-        while self.replicas.len() < wanted {
-            let name = self.pod_name();
-            let replica = start_replica(&self.template, name).await?;
-            self.replicas.push(replica);
+        if self.replicas.len() < wanted {
+            let mut started = Vec::new();
+            while self.replicas.len() + started.len() < wanted {
+                let name = self.pod_name();
+                started.push(start_replica(&self.template, name).await?);
+            }
+            // Readiness: a pod joins the Service once its sidecar has taken its first sample,
+            // so the requests it serves are all measured (a series' first point only primes
+            // the rate).
+            first_sample(self.template.interval).await;
+            self.replicas.extend(started);
         }
         while self.replicas.len() > wanted {
             if let Some(replica) = self.replicas.pop() {
@@ -124,6 +131,7 @@ impl Kubelet {
         stop_replica(old).await;
         let name = self.pod_name();
         let replica = start_replica(&self.template, name).await?;
+        first_sample(self.template.interval).await;
         self.replicas.push(replica);
         self.publish_endpoints();
         Ok(())
@@ -151,6 +159,20 @@ impl Kubelet {
         let mut endpoints = self.endpoints.write().unwrap_or_else(|p| p.into_inner());
         *endpoints = self.replicas.iter().map(|r| r.app_addr).collect();
     }
+}
+
+/// Waits until just after the next gather of a new agent (gathers are aligned to multiples of
+/// `interval` on the wall clock).
+async fn first_sample(interval: Duration) {
+    let interval_ns = interval.as_nanos().max(1);
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let to_next = interval_ns - now_ns % interval_ns;
+    let wait =
+        Duration::from_nanos(u64::try_from(to_next).unwrap_or(0)) + Duration::from_millis(250);
+    tokio::time::sleep(wait).await;
 }
 
 async fn start_replica(template: &PodTemplate, name: String) -> Result<Replica, StartError> {

@@ -192,9 +192,15 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
     let data_dir = tempdir()?;
     let config_text = format!(
         "data_dir = {:?}\n[http]\nbind-address = \"127.0.0.1:0\"\n\
-         [kubernetes]\nenabled = true\napi-servers = [\"{}\"]\nnamespace = \"default\"\n",
+         [kubernetes]\nenabled = true\napi-servers = [\"{}\"]\nnamespace = \"default\"\n\
+         [pipeline]\nlateness = \"{}ms\"\nseries-expiry = \"{}ms\"\n",
         data_dir.display().to_string(),
-        api.url()
+        api.url(),
+        // The agents flush every interval: a time is complete once every pod has sent it, and
+        // a pod that stopped is known gone after a few flushes (the defaults, 15 s and 30 s,
+        // suit the tutorial's 10-s flushes).
+        (options.flush_interval * 2 + options.interval).as_millis(),
+        (options.flush_interval * 4 + options.interval).as_millis(),
     );
     let loaded = processor::config::Config::parse(&config_text)?;
     let scaler = KubernetesScaler::connect(&loaded.config.kubernetes).await?;
