@@ -52,6 +52,14 @@ pub enum Error {
         "task {id}: {node} scales through the Kubernetes API but no scaler is configured (add a [kubernetes] section or use .dryRun())"
     )]
     NoScaler { id: String, node: String },
+    #[error(
+        "task {id}: {node} names cluster {cluster:?}, which no enabled [[kubernetes]] section has as its id"
+    )]
+    UnknownCluster {
+        id: String,
+        node: String,
+        cluster: String,
+    },
     #[error("task {0}: must have at least one dbrp (`-dbrp db.rp` or a `dbrp` statement)")]
     NoDbrp(String),
     #[error("task type {0:?} is not supported: only stream")]
@@ -459,7 +467,20 @@ impl TaskMaster {
             source,
         })?;
         let scaler: Arc<dyn Scaler> = match (&self.scaler, graph.scaling_nodes().first()) {
-            (Some(scaler), _) => Arc::clone(scaler),
+            (Some(scaler), _) => {
+                for node in &pipeline.nodes {
+                    if let crate::tick::NodeSpec::K8sAutoscale(spec) = &node.spec
+                        && !scaler.has_cluster(&spec.cluster)
+                    {
+                        return Err(Error::UnknownCluster {
+                            id: id.to_owned(),
+                            node: node.name.clone(),
+                            cluster: spec.cluster.clone(),
+                        });
+                    }
+                }
+                Arc::clone(scaler)
+            }
             (None, Some(node)) => {
                 return Err(Error::NoScaler {
                     id: id.to_owned(),

@@ -347,3 +347,45 @@ async fn nothing_is_scaled_while_shutting_down() {
     );
     assert_eq!(server.deployment_replicas("default", "app"), Some(1));
 }
+
+#[tokio::test]
+async fn enabling_a_task_whose_cluster_resolves_to_nothing_fails_naming_it() {
+    let server = standin().await;
+    let scaler = scaler_for(&server, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = processor::config::Config::parse(&format!(
+        "data_dir = {:?}\n[http]\nbind-address = \"127.0.0.1:0\"\n",
+        dir.path().display().to_string()
+    ))
+    .unwrap()
+    .config;
+    let options = processor::Options {
+        scaler: Some(std::sync::Arc::new(scaler)),
+        metrics: false,
+        ..processor::Options::default()
+    };
+    let processor = processor::Processor::bind(config, options).await.unwrap();
+    let addr = processor.local_addr().unwrap();
+    tokio::spawn(processor.serve(std::future::pending()));
+    let script = include_str!("fixtures/tick/autoscale.tick").replace(
+        ".kind('deployments')",
+        ".kind('deployments')\n        .cluster('elsewhere')",
+    );
+    let task = serde_json::json!({
+        "id": "autoscale",
+        "type": "stream",
+        "dbrps": [{"db": "autoscale", "rp": "autogen"}],
+        "script": script,
+        "status": "enabled",
+    });
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        workspace_bins::peers::http(addr, "POST", "/kapacitor/v1/tasks", &task.to_string())
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("k8s_autoscale6") && body.contains("elsewhere"),
+        "{body}"
+    );
+}

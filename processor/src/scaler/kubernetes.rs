@@ -234,6 +234,10 @@ impl Scaler for KubernetesScaler {
     fn scale(&self, intent: ScaleIntent) -> ScaleFuture {
         Box::pin(Arc::clone(&self.inner).run(intent))
     }
+
+    fn has_cluster(&self, id: &str) -> bool {
+        KubernetesScaler::has_cluster(self, id)
+    }
 }
 
 /// What to do after a failed call.

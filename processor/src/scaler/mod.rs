@@ -140,6 +140,12 @@ pub type ScaleFuture = Pin<Box<dyn Future<Output = Result<ScaleOutcome, ScaleErr
 /// without blocking other tasks.
 pub trait Scaler: Send + Sync {
     fn scale(&self, intent: ScaleIntent) -> ScaleFuture;
+
+    /// Whether `.cluster(id)` names a cluster this scaler can reach (the empty id is the
+    /// default). Enabling a task whose cluster resolves to nothing fails with this.
+    fn has_cluster(&self, _id: &str) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
