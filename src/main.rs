@@ -155,13 +155,17 @@ async fn run(args: RunArgs) -> ExitCode {
     } else {
         println!();
         for (name, goal) in &summary.goals {
-            println!(
-                "goal {name}: {} (limit {}) {}",
-                goal.value
-                    .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1}")),
-                goal.limit,
-                if goal.pass { "PASS" } else { "FAIL" }
-            );
+            match goal.value {
+                Some(value) => println!(
+                    "goal {name}: {value:.1} (limit {}) {}",
+                    goal.limit,
+                    if goal.pass { "PASS" } else { "FAIL" }
+                ),
+                None => println!(
+                    "goal {name}: not scored: every second fell in a settle allowance \
+                     (hold each level longer, e.g. --hold 30) FAIL"
+                ),
+            }
         }
         println!(
             "scale events {}, flaps after settling {}; chart and summary.json in {}",
