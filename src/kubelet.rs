@@ -116,8 +116,9 @@ impl Kubelet {
         };
         let name = slot.name.clone();
         let old = std::mem::replace(slot, start_replica(&self.template, name).await?);
-        stop_replica(old).await;
+        // Traffic moves to the new container before the old one stops.
         self.publish_endpoints();
+        stop_replica(old).await;
         Ok(())
     }
 

@@ -301,15 +301,19 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
             tokio::spawn(async move { generator.run_second(t, second_start, rps).await });
             if let Some(event) = plan.churn_at(t) {
                 churn_events.push(t);
-                let mut kubelet = kubelet.lock().await;
-                let index = fastrand::usize(..kubelet.running().max(1));
-                let result = match event {
-                    ChurnEvent::Restart => kubelet.restart(index).await,
-                    ChurnEvent::Replace => kubelet.replace(index).await,
-                };
-                if let Err(error) = result {
-                    tracing::error!(%error, "churn event failed");
-                }
+                // In the background: the load must keep its pace while pods come and go.
+                let kubelet = Arc::clone(&kubelet);
+                tokio::spawn(async move {
+                    let mut kubelet = kubelet.lock().await;
+                    let index = fastrand::usize(..kubelet.running().max(1));
+                    let result = match event {
+                        ChurnEvent::Restart => kubelet.restart(index).await,
+                        ChurnEvent::Replace => kubelet.replace(index).await,
+                    };
+                    if let Err(error) = result {
+                        tracing::error!(%error, "churn event failed");
+                    }
+                });
             }
         }
         if t == 0 {
@@ -331,7 +335,11 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
                 .last_value(&format!("{processor_url}/kapacitor/v1/tasks/lab_view/avg"))
                 .await,
             desired: api.deployment_replicas("default", "app").unwrap_or(0),
-            actual: kubelet.lock().await.running() as i64,
+            // Never wait on the kubelet (a churn event may hold it): the load keeps its pace.
+            actual: kubelet
+                .try_lock()
+                .map(|k| k.running() as i64)
+                .unwrap_or_else(|_| seconds.last().map_or(0, |s: &Second| s.actual)),
             p99_ms: stats.p99_ms(),
         };
         live.line(&mut view_out, &second);

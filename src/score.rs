@@ -208,7 +208,9 @@ pub fn summarize(rules: &Rules, seconds: &[Second]) -> Summary {
         Profile::Spike => {}
     }
     Summary {
-        profile: format!("{:?}", rules.profile).to_lowercase(),
+        profile: clap::ValueEnum::to_possible_value(&rules.profile)
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default(),
         tracking_exact_pct,
         max_abs_error,
         scale_events,
