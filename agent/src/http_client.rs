@@ -108,7 +108,7 @@ fn root_store(ca: Option<&Path>, https: bool) -> Result<rustls::RootCertStore, T
         }
         None if !https => {}
         None => {
-            let native = rustls_native_certs_roots()?;
+            let native = system_roots()?;
             // Unparseable system certificates are skipped, as every TLS stack does.
             let _ = roots.add_parsable_certificates(native);
         }
@@ -116,7 +116,7 @@ fn root_store(ca: Option<&Path>, https: bool) -> Result<rustls::RootCertStore, T
     Ok(roots)
 }
 
-fn rustls_native_certs_roots() -> Result<Vec<CertificateDer<'static>>, TlsError> {
+fn system_roots() -> Result<Vec<CertificateDer<'static>>, TlsError> {
     // The system bundle of Debian and most distributions; missing means no public roots.
     const BUNDLES: &[&str] = &[
         "/etc/ssl/certs/ca-certificates.crt",
@@ -137,6 +137,58 @@ fn rustls_native_certs_roots() -> Result<Vec<CertificateDer<'static>>, TlsError>
         }
     }
     Ok(certs)
+}
+
+/// A header that cannot be sent (bad name or value), named.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid http header {0:?}")]
+pub struct InvalidHeader(pub String);
+
+/// `Authorization: Basic …` for `username`/`password`, when either is set (as Telegraf does).
+pub fn basic_auth(
+    username: Option<&str>,
+    password: Option<&str>,
+) -> Result<Option<hyper::header::HeaderValue>, InvalidHeader> {
+    use base64::Engine as _;
+    if username.is_none() && password.is_none() {
+        return Ok(None);
+    }
+    let credentials = format!(
+        "{}:{}",
+        username.unwrap_or_default(),
+        password.unwrap_or_default()
+    );
+    let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+    hyper::header::HeaderValue::from_str(&format!("Basic {encoded}"))
+        .map(Some)
+        .map_err(|_| InvalidHeader("Authorization".to_owned()))
+}
+
+/// Adds `http_headers` (they may override the defaults, as in Telegraf).
+pub fn extra_headers(
+    headers: &mut hyper::HeaderMap,
+    extra: &std::collections::BTreeMap<String, String>,
+) -> Result<(), InvalidHeader> {
+    for (name, value) in extra {
+        let invalid = || InvalidHeader(name.clone());
+        let name_parsed =
+            hyper::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+        let value_parsed = hyper::header::HeaderValue::from_str(value).map_err(|_| invalid())?;
+        headers.insert(name_parsed, value_parsed);
+    }
+    Ok(())
+}
+
+/// A client error with its cause chain (hyper's top-level message alone is vague).
+pub fn describe_error(error: &hyper_util::client::legacy::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// `insecure_skip_verify = true`: any certificate is accepted, signatures are still checked.
@@ -228,6 +280,25 @@ mod tests {
         };
         assert!(matches!(error, TlsError::NoCertificate { .. }), "{error}");
         std::fs::remove_file(empty).ok();
+    }
+
+    #[test]
+    fn basic_credentials_use_the_standard_alphabet() {
+        assert_eq!(basic_auth(None, None), Ok(None));
+        let value = basic_auth(Some("user"), Some("pa:ss")).unwrap().unwrap();
+        assert_eq!(value, "Basic dXNlcjpwYTpzcw==");
+        let value = basic_auth(Some("user"), Some("pass")).unwrap().unwrap();
+        assert_eq!(value, "Basic dXNlcjpwYXNz");
+    }
+
+    #[test]
+    fn bad_extra_headers_are_named() {
+        let mut headers = hyper::HeaderMap::new();
+        let extra = std::collections::BTreeMap::from([("bad name".to_owned(), "v".to_owned())]);
+        assert_eq!(
+            extra_headers(&mut headers, &extra),
+            Err(InvalidHeader("bad name".to_owned()))
+        );
     }
 
     #[test]

@@ -15,7 +15,6 @@ use hyper::{HeaderMap, Request, Uri};
 
 use crate::config::PrometheusInput;
 use crate::http_client;
-use crate::output::influxdb::{base64_encode, describe_client_error, extra_headers};
 use crate::prom::Format;
 
 /// What the agent asks for.
@@ -94,19 +93,13 @@ impl Scraper {
         );
         if let Some(token) = &input.bearer_token_string {
             headers.insert(AUTHORIZATION, bearer(token)?);
-        } else if input.username.is_some() || input.password.is_some() {
-            let credentials = format!(
-                "{}:{}",
-                input.username.as_deref().unwrap_or_default(),
-                input.password.as_deref().unwrap_or_default()
-            );
-            let value = format!("Basic {}", base64_encode(credentials.as_bytes()));
-            headers.insert(
-                AUTHORIZATION,
-                HeaderValue::from_str(&value).map_err(|e| ScrapeError::Header(e.to_string()))?,
-            );
+        } else if let Some(credentials) =
+            http_client::basic_auth(input.username.as_deref(), input.password.as_deref())
+                .map_err(|e| ScrapeError::Header(e.to_string()))?
+        {
+            headers.insert(AUTHORIZATION, credentials);
         }
-        extra_headers(&mut headers, &input.http_headers)
+        http_client::extra_headers(&mut headers, &input.http_headers)
             .map_err(|e| ScrapeError::Header(e.to_string()))?;
         Ok(Self {
             client: http_client::build(&input.tls, uses_https(&input.urls))?,
@@ -144,7 +137,7 @@ impl Scraper {
                     .map_err(|_| ScrapeError::ResponseTimeout(limit))?,
                 None => pending.await,
             }
-            .map_err(|e| ScrapeError::Request(describe_client_error(&e)))?;
+            .map_err(|e| ScrapeError::Request(http_client::describe_error(&e)))?;
             let status = response.status().as_u16();
             if status != 200 {
                 return Err(ScrapeError::Status(status));

@@ -50,11 +50,10 @@ impl KernelUnits {
     /// Reads the units from an auxiliary vector (`/proc/self/auxv`: native-endian `u64` pairs).
     pub fn from_auxv(auxv: &[u8]) -> Self {
         let mut units = Self::default();
-        let words = auxv.chunks_exact(8).filter_map(|word| {
+        let mut words = auxv.chunks_exact(8).filter_map(|word| {
             let bytes: [u8; 8] = word.try_into().ok()?;
             Some(u64::from_ne_bytes(bytes))
         });
-        let mut words = words.peekable();
         while let (Some(key), Some(value)) = (words.next(), words.next()) {
             match key {
                 AT_PAGESZ if value > 0 => units.page_size = value,

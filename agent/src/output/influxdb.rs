@@ -11,15 +11,12 @@
 //! fix (partial write, unable to parse, points beyond retention, ...), drop the batch with a log
 //! line; anything else (5xx) is retried. Timeouts and connection errors are retried.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{
-    AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderName, HeaderValue, USER_AGENT,
-};
+use hyper::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use hyper::{HeaderMap, Method, Request, Uri};
 
 use super::Outcome;
@@ -34,8 +31,8 @@ const MAX_RESPONSE_BODY: usize = 64 * 1024;
 pub enum SetupError {
     #[error("invalid url {url:?}: {reason}")]
     Url { url: String, reason: String },
-    #[error("invalid http header {name:?}")]
-    Header { name: String },
+    #[error(transparent)]
+    Header(#[from] http_client::InvalidHeader),
     #[error(transparent)]
     Tls(#[from] http_client::TlsError),
 }
@@ -240,7 +237,7 @@ impl InfluxdbWriter {
                 .client
                 .request(request)
                 .await
-                .map_err(|e| describe_client_error(&e))?;
+                .map_err(|e| http_client::describe_error(&e))?;
             let status = response.status().as_u16();
             let body = Limited::new(response.into_body(), MAX_RESPONSE_BODY)
                 .collect()
@@ -281,9 +278,7 @@ fn endpoint(base: &str, path: &str, query: Option<&str>) -> Result<Uri, SetupErr
 fn headers(config: &InfluxdbOutput) -> Result<HeaderMap, SetupError> {
     let mut headers = HeaderMap::new();
     let value = |text: &str, name: &str| {
-        HeaderValue::from_str(text).map_err(|_| SetupError::Header {
-            name: name.to_owned(),
-        })
+        HeaderValue::from_str(text).map_err(|_| http_client::InvalidHeader(name.to_owned()))
     };
     headers.insert(
         CONTENT_TYPE,
@@ -293,34 +288,13 @@ fn headers(config: &InfluxdbOutput) -> Result<HeaderMap, SetupError> {
     if config.content_encoding == ContentEncoding::Gzip {
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    if config.username.is_some() || config.password.is_some() {
-        let credentials = format!(
-            "{}:{}",
-            config.username.as_deref().unwrap_or_default(),
-            config.password.as_deref().unwrap_or_default()
-        );
-        let encoded = base64_encode(credentials.as_bytes());
-        headers.insert(
-            AUTHORIZATION,
-            value(&format!("Basic {encoded}"), "Authorization")?,
-        );
+    if let Some(credentials) =
+        http_client::basic_auth(config.username.as_deref(), config.password.as_deref())?
+    {
+        headers.insert(AUTHORIZATION, credentials);
     }
-    extra_headers(&mut headers, &config.http_headers)?;
+    http_client::extra_headers(&mut headers, &config.http_headers)?;
     Ok(headers)
-}
-
-/// Adds `http_headers` (they may override the defaults, as in Telegraf).
-pub fn extra_headers(
-    headers: &mut HeaderMap,
-    extra: &BTreeMap<String, String>,
-) -> Result<(), SetupError> {
-    for (name, value) in extra {
-        let header = || SetupError::Header { name: name.clone() };
-        let name_parsed = HeaderName::from_bytes(name.as_bytes()).map_err(|_| header())?;
-        let value_parsed = HeaderValue::from_str(value).map_err(|_| header())?;
-        headers.insert(name_parsed, value_parsed);
-    }
-    Ok(())
 }
 
 fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -332,26 +306,10 @@ fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
     encoder.finish()
 }
 
-/// Standard base64 with padding (for HTTP Basic credentials).
-pub fn base64_encode(input: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(input)
-}
-
-/// A connection error with its cause chain (hyper's top-level message alone is vague).
-pub fn describe_client_error(error: &hyper_util::client::legacy::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
@@ -428,15 +386,6 @@ mod tests {
         assert_eq!(writer.headers["authorization"], "Basic dXNlcjpwYTpzcw==");
         assert_eq!(writer.headers["content-encoding"], "gzip");
         assert_eq!(writer.headers["x-team"], "ops");
-    }
-
-    #[test]
-    fn base64_matches_the_standard_alphabet() {
-        assert_eq!(base64_encode(b""), "");
-        assert_eq!(base64_encode(b"f"), "Zg==");
-        assert_eq!(base64_encode(b"fo"), "Zm8=");
-        assert_eq!(base64_encode(b"foo"), "Zm9v");
-        assert_eq!(base64_encode(b"user:pass"), "dXNlcjpwYXNz");
     }
 
     #[test]
