@@ -46,8 +46,6 @@ pub struct Options {
     /// A TICKscript instead of the tutorial's.
     pub tick: Option<PathBuf>,
     pub out: PathBuf,
-    /// Write the live view to stderr and the summary JSON as the last line of stdout.
-    pub json: bool,
     /// Tick vars.
     pub moving_avg_count: i64,
     pub increase_cooldown: Duration,

@@ -130,7 +130,6 @@ async fn run(args: RunArgs) -> ExitCode {
         peak_rps: args.peak_rps,
         tick: args.tick,
         out: args.out.clone(),
-        json: args.json,
         moving_avg_count: 10,
         increase_cooldown: Duration::from_secs(5),
         decrease_cooldown: Duration::from_secs(15),

@@ -27,7 +27,6 @@ fn options(profile: Profile, hold: u64) -> Options {
         peak_rps: 600.0,
         tick: None,
         out: std::env::temp_dir().join(format!("lab-test-{profile:?}-{}", std::process::id())),
-        json: false,
         moving_avg_count: 10,
         increase_cooldown: Duration::from_secs(5),
         decrease_cooldown: Duration::from_secs(15),
