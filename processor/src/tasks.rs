@@ -830,7 +830,7 @@ async fn run_task(
                 last_tick = now;
             }
         }
-        let mut writes: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+        let mut writes: BTreeMap<(String, String, String, String), Vec<String>> = BTreeMap::new();
         while !effects.is_empty() {
             for effect in std::mem::take(&mut effects) {
                 match effect {
@@ -842,21 +842,23 @@ async fn run_task(
                         let result = scaler.scale(intent).await;
                         graph.scaled(node, point, result, clock(), &mut effects);
                     }
-                    Effect::Write {
-                        cluster,
-                        database,
-                        retention_policy,
-                        line,
-                        ..
-                    } => writes
-                        .entry((cluster, database, retention_policy))
+                    Effect::Write { out, line, .. } => writes
+                        .entry((
+                            out.cluster.clone(),
+                            out.database.clone(),
+                            out.retention_policy.clone(),
+                            out.precision.clone(),
+                        ))
                         .or_default()
                         .push(line),
                 }
             }
         }
-        for ((cluster, db, rp), lines) in writes {
-            if let Err(error) = writer.write(&cluster, &db, &rp, lines.join("\n")).await {
+        for ((cluster, db, rp, precision), lines) in writes {
+            if let Err(error) = writer
+                .write(&cluster, &db, &rp, &precision, lines.join("\n"))
+                .await
+            {
                 tracing::warn!(task = %id, %error, "influxDBOut write failed");
             }
         }

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::line_protocol::Precision;
 use crate::point::PointRef;
 use crate::scaler::{Decision, Kind, Policy, ScaleError, ScaleIntent, ScaleOutcome, Target};
 use crate::tick::nodes::{InfluxDbOutSpec, K8sAutoscaleSpec, LogLevel, LogSpec};
@@ -69,12 +70,10 @@ pub enum Effect {
         intent: ScaleIntent,
         point: Point,
     },
-    /// Write one line of line protocol (influxDBOut).
+    /// Write one line of line protocol (influxDBOut), its timestamp in `out.precision`.
     Write {
         node: usize,
-        cluster: String,
-        database: String,
-        retention_policy: String,
+        out: Arc<InfluxDbOutSpec>,
         line: String,
     },
 }
@@ -108,7 +107,7 @@ enum State {
     Eval(Box<crate::tick::nodes::EvalSpec>),
     Log(LogSpec),
     HttpOut(HttpOutData),
-    InfluxDbOut(Box<InfluxDbOutSpec>),
+    InfluxDbOut(Arc<InfluxDbOutSpec>, i64),
     K8s(Box<K8sNode>),
 }
 
@@ -173,7 +172,12 @@ impl Graph {
                     http_outs.insert(spec.endpoint.clone(), Arc::clone(&data));
                     State::HttpOut(data)
                 }
-                NodeSpec::InfluxDbOut(spec) => State::InfluxDbOut(Box::new(spec.clone())),
+                NodeSpec::InfluxDbOut(spec) => {
+                    // The parser admits only the precisions this knows; anything else: ns.
+                    let unit =
+                        Precision::from_v1_param(&spec.precision).map_or(1, Precision::nanos);
+                    State::InfluxDbOut(Arc::new(spec.clone()), unit)
+                }
                 NodeSpec::K8sAutoscale(spec) => {
                     let kind = Kind::from_name(&spec.kind).ok_or_else(|| Error::Kind {
                         node: node.name.clone(),
@@ -374,7 +378,7 @@ impl Graph {
                     out.push(point);
                     Ok(())
                 }
-                State::InfluxDbOut(spec) => {
+                State::InfluxDbOut(spec, unit_ns) => {
                     let measurement = if spec.measurement.is_empty() {
                         point.series.measurement.to_string()
                     } else {
@@ -387,10 +391,8 @@ impl Graph {
                         .collect();
                     effects.push(Effect::Write {
                         node: id,
-                        cluster: spec.cluster.clone(),
-                        database: spec.database.clone(),
-                        retention_policy: spec.retention_policy.clone(),
-                        line: point.to_line(&measurement, &tags),
+                        out: Arc::clone(spec),
+                        line: point.to_line_in(&measurement, &tags, *unit_ns),
                     });
                     out.push(point);
                     Ok(())

@@ -252,6 +252,17 @@ impl Point {
 
     /// The point as one line of line protocol (tags sorted), nanosecond timestamp.
     pub fn to_line(&self, measurement: &str, extra_tags: &[(String, String)]) -> String {
+        self.to_line_in(measurement, extra_tags, 1)
+    }
+
+    /// [`Point::to_line`] with the timestamp in units of `unit_ns` nanoseconds (truncated
+    /// toward zero, as Kapacitor's `PrecisionString`); `unit_ns` below 1 means nanoseconds.
+    pub fn to_line_in(
+        &self,
+        measurement: &str,
+        extra_tags: &[(String, String)],
+        unit_ns: i64,
+    ) -> String {
         use std::fmt::Write;
         let mut out = escape(measurement, &[',', ' ']);
         let mut tags: Vec<(&str, &str)> = self
@@ -292,7 +303,7 @@ impl Point {
                 }
             }
         }
-        let _ = write!(out, " {}", self.time);
+        let _ = write!(out, " {}", self.time / unit_ns.max(1));
         out
     }
 }
@@ -368,5 +379,18 @@ mod tests {
             p.to_line("m x", &[("k".into(), "v".into())]),
             "m\\ x,host=a\\ b,k=v v=1.5,n=2i,s=\"q\\\"\" 7"
         );
+    }
+
+    #[test]
+    fn timestamps_are_written_in_the_requested_unit_truncated() {
+        let p = Point {
+            series: Arc::new(series(&[])),
+            group: Group::all(),
+            fields: vec![(Arc::from("v"), Field::Int(1))],
+            time: 1_700_000_001_999_999_999,
+        };
+        assert_eq!(p.to_line_in("m", &[], 1_000_000_000), "m v=1i 1700000001");
+        assert_eq!(p.to_line_in("m", &[], 1_000), "m v=1i 1700000001999999");
+        assert_eq!(p.to_line_in("m", &[], 0), "m v=1i 1700000001999999999");
     }
 }

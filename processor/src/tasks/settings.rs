@@ -262,12 +262,14 @@ impl InfluxWriter {
         }
     }
 
-    /// POSTs `body` to `<url>/write?db=..&rp=..` (precision ns).
+    /// POSTs `body` to `<url>/write?db=..&rp=..&precision=..` (`precision` as influxDBOut's
+    /// `.precision()`: empty for nanoseconds).
     pub async fn write(
         &self,
         cluster: &str,
         db: &str,
         rp: &str,
+        precision: &str,
         body: String,
     ) -> Result<(), WriteError> {
         let target = self
@@ -277,10 +279,21 @@ impl InfluxWriter {
             .urls
             .first()
             .ok_or_else(|| WriteError::NoCluster(cluster.to_owned()))?;
-        let query: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("db", db)
-            .append_pair("rp", rp)
-            .finish();
+        let query = {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query.append_pair("db", db).append_pair("rp", rp);
+            // InfluxDB 1.x reads `us` as nanoseconds: microseconds are sent as `u`.
+            match precision {
+                "" | "n" | "ns" => {}
+                "u" | "us" | "µ" | "µs" => {
+                    query.append_pair("precision", "u");
+                }
+                other => {
+                    query.append_pair("precision", other);
+                }
+            }
+            query.finish()
+        };
         let url = format!("{}/write?{query}", base.trim_end_matches('/'));
         let uri: hyper::Uri = url.parse().map_err(|_| WriteError::Url(url.clone()))?;
         let request = hyper::Request::post(uri)
