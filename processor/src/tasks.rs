@@ -839,7 +839,7 @@ async fn run_task(
                         intent,
                         point,
                     } => {
-                        let result = scaler.scale(intent).await;
+                        let result = scaler.scale(*intent).await;
                         graph.scaled(node, point, result, clock(), &mut effects);
                     }
                     Effect::Write { out, line, .. } => writes

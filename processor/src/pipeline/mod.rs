@@ -67,7 +67,7 @@ pub enum Effect {
     /// Ask the scaler; then hand its answer to [`Graph::scaled`] with the same `node` and `point`.
     Scale {
         node: usize,
-        intent: ScaleIntent,
+        intent: Box<ScaleIntent>,
         point: Point,
     },
     /// Write one line of line protocol (influxDBOut), its timestamp in `out.precision`.
@@ -592,7 +592,7 @@ fn k8s_intent(
     };
     effects.push(Effect::Scale {
         node,
-        intent,
+        intent: Box::new(intent),
         point,
     });
     Ok(())
