@@ -5,8 +5,10 @@
 //! hands it [`Delivery`]s without blocking (a bounded queue; when full the delivery is
 //! dropped and counted). The task's own tokio task runs the graph: every delivery at the
 //! processor clock's "now", a tick every second for lateness and expiry, then the graph's
-//! [`Effect`]s (the [`Scaler`] for k8sAutoscale, HTTP writes for influxDBOut).
+//! [`Effect`]s (the [`Scaler`] for k8sAutoscale; influxDBOut's lines go to the task's
+//! [`influx_out`] writer without waiting).
 
+pub mod influx_out;
 pub mod settings;
 
 use std::collections::BTreeMap;
@@ -52,6 +54,13 @@ pub enum Error {
         "task {id}: {node} scales through the Kubernetes API but no scaler is configured (add a [kubernetes] section or use .dryRun())"
     )]
     NoScaler { id: String, node: String },
+    #[error("task {id}: {node} cannot write: {source}")]
+    NoInfluxDb {
+        id: String,
+        node: String,
+        #[source]
+        source: influx_out::Error,
+    },
     #[error(
         "task {id}: {node} names cluster {cluster:?}, which no enabled [[kubernetes]] section has as its id"
     )]
@@ -160,7 +169,7 @@ pub struct TaskMaster {
     config: TasksConfig,
     data_dir: Option<PathBuf>,
     tasks: Mutex<BTreeMap<String, Entry>>,
-    writer: Arc<crate::tasks::settings::InfluxWriter>,
+    influx: Arc<influx_out::Client>,
 }
 
 fn valid_id(id: &str) -> bool {
@@ -181,7 +190,7 @@ impl TaskMaster {
     pub fn start(options: Options) -> Result<Arc<TaskMaster>> {
         let master = Arc::new(TaskMaster {
             dry_run: Arc::new(DryRunScaler::new(Arc::clone(&options.clock))),
-            writer: Arc::new(settings::InfluxWriter::new(options.config.influxdb.clone())),
+            influx: Arc::new(influx_out::Client::new(&options.config.influxdb)),
             router: options.router,
             scaler: options.scaler,
             clock: options.clock,
@@ -489,8 +498,27 @@ impl TaskMaster {
             }
             (None, None) => Arc::clone(&self.dry_run) as Arc<dyn Scaler>,
         };
+        let mut influx_nodes = Vec::new();
+        for node in &pipeline.nodes {
+            if let crate::tick::NodeSpec::InfluxDbOut(spec) = &node.spec {
+                self.influx
+                    .check(&spec.cluster)
+                    .map_err(|source| Error::NoInfluxDb {
+                        id: id.to_owned(),
+                        node: node.name.clone(),
+                        source,
+                    })?;
+                influx_nodes.push((node.id, Arc::new(spec.clone())));
+            }
+        }
+        let influx = (!influx_nodes.is_empty())
+            .then(|| influx_out::spawn(id, influx_nodes, Arc::clone(&self.influx)));
+        let mut stats = graph.stats();
+        if let Some(influx) = &influx {
+            influx.merge_stats(&mut stats);
+        }
         let shared = Arc::new(Shared {
-            stats: Mutex::new(graph.stats()),
+            stats: Mutex::new(stats),
             http_outs: graph.http_outs().clone(),
             throughput: Mutex::new(0.0),
             dropped: AtomicU64::new(0),
@@ -502,12 +530,11 @@ impl TaskMaster {
             shared: Arc::clone(&shared),
         });
         let handle = tokio::spawn(run_task(
-            id.to_owned(),
             graph,
             rx,
             Arc::clone(&self.clock),
             scaler,
-            Arc::clone(&self.writer),
+            influx,
             Arc::clone(&shared),
         ));
         let dbrps = all_dbrps(&entry.def, &pipeline);
@@ -798,12 +825,11 @@ impl Subscriber for Queue {
 }
 
 async fn run_task(
-    id: String,
     mut graph: Graph,
     mut rx: mpsc::Receiver<Delivery>,
     clock: Clock,
     scaler: Arc<dyn Scaler>,
-    writer: Arc<settings::InfluxWriter>,
+    mut influx: Option<influx_out::Handle>,
     shared: Arc<Shared>,
 ) {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
@@ -830,7 +856,7 @@ async fn run_task(
                 last_tick = now;
             }
         }
-        let mut writes: BTreeMap<(String, String, String, String), Vec<String>> = BTreeMap::new();
+        let mut lines = Vec::new();
         while !effects.is_empty() {
             for effect in std::mem::take(&mut effects) {
                 match effect {
@@ -842,26 +868,15 @@ async fn run_task(
                         let result = scaler.scale(*intent).await;
                         graph.scaled(node, point, result, clock(), &mut effects);
                     }
-                    Effect::Write { out, line, .. } => writes
-                        .entry((
-                            out.cluster.clone(),
-                            out.database.clone(),
-                            out.retention_policy.clone(),
-                            out.precision.clone(),
-                        ))
-                        .or_default()
-                        .push(line),
+                    Effect::Write { node, line, .. } => lines.push((node, line)),
                 }
             }
         }
-        for ((cluster, db, rp, precision), lines) in writes {
-            if let Err(error) = writer
-                .write(&cluster, &db, &rp, &precision, lines.join("\n"))
-                .await
-            {
-                tracing::warn!(task = %id, %error, "influxDBOut write failed");
-            }
+        let mut stats = graph.stats();
+        if let Some(influx) = &mut influx {
+            influx.send(lines, tokio::time::Instant::now());
+            influx.merge_stats(&mut stats);
         }
-        *shared.stats.lock().unwrap_or_else(|p| p.into_inner()) = graph.stats();
+        *shared.stats.lock().unwrap_or_else(|p| p.into_inner()) = stats;
     }
 }

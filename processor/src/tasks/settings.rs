@@ -1,14 +1,9 @@
-//! The config sections tasks read: `[pipeline]`, `[load]`, `[[influxdb]]`, and the HTTP
-//! writer influxDBOut nodes use.
+//! The config sections tasks read: `[pipeline]`, `[load]` and `[[influxdb]]` (where
+//! influxDBOut writes; its writer is `super::influx_out`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use toml::{Table, Value};
 
 use crate::pipeline::Settings;
@@ -84,18 +79,83 @@ impl Default for Load {
     }
 }
 
-/// One `[[influxdb]]` section (influxDBOut's `.cluster(name)`).
-#[derive(Debug, Clone, PartialEq)]
+/// One `[[influxdb]]` section (influxDBOut's `.cluster(name)`), Kapacitor's keys.
+#[derive(Clone, PartialEq)]
 pub struct InfluxDb {
     /// `name` (default `default`).
     pub name: String,
-    /// `urls`: base URLs, `http://host:port`; the first is used.
+    /// `urls`: base URLs, `http://host:port[/path]`. All are used: a write that fails with a
+    /// connection error, a timeout or a 5xx is tried on the next one, and the last one that
+    /// answered is tried first. At least one is required when the section is enabled.
     pub urls: Vec<String>,
     /// `default`: used by influxDBOut nodes without `.cluster()`.
     pub default: bool,
     /// `enabled` (default true).
     pub enabled: bool,
+    /// `username`: sent with `password` as HTTP Basic auth when not empty.
+    pub username: String,
+    /// `password`.
+    pub password: String,
+    /// `timeout`: how long one request to one URL may take (duration string, default 5 s).
+    pub timeout: Duration,
 }
+
+impl std::fmt::Debug for InfluxDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InfluxDb")
+            .field("name", &self.name)
+            .field("urls", &self.urls)
+            .field("default", &self.default)
+            .field("enabled", &self.enabled)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// `[[influxdb]] timeout` default. Kapacitor's is 0 (wait forever); a hung InfluxDB would then
+/// hold a task's influxDBOut buffer forever, so ours is 5 s (Telegraf's output default), well
+/// under influxDBOut's default 10-s flush interval.
+pub fn default_influxdb_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl Default for InfluxDb {
+    fn default() -> Self {
+        InfluxDb {
+            name: "default".to_string(),
+            urls: Vec::new(),
+            default: false,
+            enabled: true,
+            username: String::new(),
+            password: String::new(),
+            timeout: default_influxdb_timeout(),
+        }
+    }
+}
+
+/// Kapacitor `[[influxdb]]` keys this processor reads but does not act on: TLS (plain HTTP
+/// only) and InfluxDB subscriptions (agents write to the processor directly).
+const UNSUPPORTED_INFLUXDB_KEYS: [&str; 17] = [
+    "ssl-ca",
+    "ssl-cert",
+    "ssl-key",
+    "insecure-skip-verify",
+    "disable-subscriptions",
+    "subscription-protocol",
+    "subscription-mode",
+    "subscription-path",
+    "subscriptions",
+    "excluded-subscriptions",
+    "subscriptions-sync-interval",
+    "kapacitor-hostname",
+    "http-port",
+    "udp-bind",
+    "udp-buffer",
+    "udp-read-buffer",
+    "startup-timeout",
+];
 
 /// The sections above.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -212,115 +272,62 @@ impl TasksConfig {
             };
             let default = flag(&mut t, "default", false)?;
             let enabled = flag(&mut t, "enabled", true)?;
+            let text = |t: &mut Table, key: &str| match t.remove(key) {
+                None => Ok(String::new()),
+                Some(Value::String(s)) => Ok(s),
+                Some(_) => Err(bad(&format!("{path}.{key}"), "must be a string")),
+            };
+            let username = text(&mut t, "username")?;
+            let password = text(&mut t, "password")?;
+            let timeout = duration(&mut t, &path, "timeout", default_influxdb_timeout())?;
+            if timeout.is_zero() {
+                return Err(bad(&format!("{path}.timeout"), "must be positive"));
+            }
+            if enabled && urls.is_empty() {
+                return Err(bad(&format!("{path}.urls"), "must name at least one URL"));
+            }
+            for url in &urls {
+                check_url(url).map_err(|reason| bad(&format!("{path}.urls"), reason))?;
+            }
+            for key in UNSUPPORTED_INFLUXDB_KEYS {
+                if t.remove(key).is_some() {
+                    warnings.push(format!("config key {path}.{key} is not supported: ignored"));
+                }
+            }
             unknown(&t, &path, warnings);
             config.influxdb.push(InfluxDb {
                 name,
                 urls,
                 default,
                 enabled,
+                username,
+                password,
+                timeout,
             });
         }
         Ok(config)
     }
 }
 
-/// Why an influxDBOut write failed.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    #[error("no enabled [[influxdb]] section named {0:?} (or marked default)")]
-    NoCluster(String),
-    #[error("bad url {0:?}")]
-    Url(String),
-    #[error("write to {url} failed: {reason}")]
-    Http { url: String, reason: String },
-}
-
-/// Posts line protocol to the configured InfluxDBs.
-pub struct InfluxWriter {
-    clusters: Vec<InfluxDb>,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl InfluxWriter {
-    pub fn new(clusters: Vec<InfluxDb>) -> InfluxWriter {
-        InfluxWriter {
-            clusters,
-            client: Client::builder(TokioExecutor::new()).build_http(),
+/// A `urls` entry must be a plain `http://` URL with a host (TLS is not supported).
+fn check_url(url: &str) -> Result<(), String> {
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!("{url:?}: https is not supported (plain http only)"));
         }
+        _ => return Err(format!("{url:?} must start with http://")),
     }
-
-    fn cluster(&self, name: &str) -> Option<&InfluxDb> {
-        let enabled = self.clusters.iter().filter(|c| c.enabled);
-        if name.is_empty() {
-            let mut enabled = enabled.clone();
-            enabled
-                .clone()
-                .find(|c| c.default)
-                .or_else(|| enabled.next())
-        } else {
-            enabled.clone().find(|c| c.name == name)
-        }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("{url:?} has no host"));
     }
-
-    /// POSTs `body` to `<url>/write?db=..&rp=..&precision=..` (`precision` as influxDBOut's
-    /// `.precision()`: empty for nanoseconds).
-    pub async fn write(
-        &self,
-        cluster: &str,
-        db: &str,
-        rp: &str,
-        precision: &str,
-        body: String,
-    ) -> Result<(), WriteError> {
-        let target = self
-            .cluster(cluster)
-            .ok_or_else(|| WriteError::NoCluster(cluster.to_owned()))?;
-        let base = target
-            .urls
-            .first()
-            .ok_or_else(|| WriteError::NoCluster(cluster.to_owned()))?;
-        let query = {
-            let mut query = form_urlencoded::Serializer::new(String::new());
-            query.append_pair("db", db).append_pair("rp", rp);
-            // InfluxDB 1.x reads `us` as nanoseconds: microseconds are sent as `u`.
-            match precision {
-                "" | "n" | "ns" => {}
-                "u" | "us" | "µ" | "µs" => {
-                    query.append_pair("precision", "u");
-                }
-                other => {
-                    query.append_pair("precision", other);
-                }
-            }
-            query.finish()
-        };
-        let url = format!("{}/write?{query}", base.trim_end_matches('/'));
-        let uri: hyper::Uri = url.parse().map_err(|_| WriteError::Url(url.clone()))?;
-        let request = hyper::Request::post(uri)
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| WriteError::Http {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
-        let response = tokio::time::timeout(Duration::from_secs(5), self.client.request(request))
-            .await
-            .map_err(|_| WriteError::Http {
-                url: url.clone(),
-                reason: "timed out after 5s".into(),
-            })?
-            .map_err(|e| WriteError::Http {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(WriteError::Http {
-                url,
-                reason: format!("status {}", response.status()),
-            })
-        }
+    if uri.query().is_some() {
+        return Err(format!("{url:?} must not have a query"));
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -351,6 +358,71 @@ mod tests {
         assert_eq!(config.influxdb[0].name, "main");
         assert_eq!(warnings, vec!["unknown config key pipeline.bogus ignored"]);
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn influxdb_sections_take_kapacitor_keys_and_warn_about_unsupported_ones_by_name() {
+        let mut table: Table = r#"
+            [[influxdb]]
+            name = "main"
+            urls = ["http://127.0.0.1:8086", "http://127.0.0.2:8086/"]
+            username = "kapacitor"
+            password = "secret"
+            timeout = "2s"
+            ssl-ca = "/etc/ca.pem"
+            startup-timeout = "5m"
+            subscriptions = { db = ["rp"] }
+            bogus = 1
+            [[influxdb]]
+            name = "other"
+            enabled = false
+        "#
+        .parse()
+        .unwrap();
+        let mut warnings = Vec::new();
+        let config = TasksConfig::from_table(&mut table, &mut warnings).unwrap();
+        let main = &config.influxdb[0];
+        assert_eq!(main.urls.len(), 2);
+        assert_eq!(main.username, "kapacitor");
+        assert_eq!(main.password, "secret");
+        assert_eq!(main.timeout, Duration::from_secs(2));
+        assert!(!format!("{main:?}").contains("secret"));
+        assert!(main.enabled && !main.default);
+        assert!(!config.influxdb[1].enabled);
+        assert_eq!(config.influxdb[1].timeout, default_influxdb_timeout());
+        assert_eq!(
+            warnings,
+            vec![
+                "config key influxdb[0].ssl-ca is not supported: ignored",
+                "config key influxdb[0].subscriptions is not supported: ignored",
+                "config key influxdb[0].startup-timeout is not supported: ignored",
+                "unknown config key influxdb[0].bogus ignored",
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_influxdb_values_name_their_key() {
+        for (text, key, reason) in [
+            ("timeout = \"soon\"", "influxdb[0].timeout", "soon"),
+            ("timeout = 5", "influxdb[0].timeout", "duration"),
+            ("timeout = \"0s\"", "influxdb[0].timeout", "positive"),
+            ("username = 1", "influxdb[0].username", "string"),
+            ("urls = []", "influxdb[0].urls", "at least one"),
+            ("urls = [\"https://h:8086\"]", "influxdb[0].urls", "https"),
+            ("urls = [\"h:8086\"]", "influxdb[0].urls", "http://"),
+            (
+                "urls = [\"http://h:8086?db=x\"]",
+                "influxdb[0].urls",
+                "query",
+            ),
+        ] {
+            let mut table: Table = format!("[[influxdb]]\n{text}").parse().unwrap();
+            let (bad_key, bad_reason) =
+                TasksConfig::from_table(&mut table, &mut Vec::new()).unwrap_err();
+            assert_eq!(bad_key, key, "{text}");
+            assert!(bad_reason.contains(reason), "{text}: {bad_reason}");
+        }
     }
 
     #[test]

@@ -258,6 +258,24 @@ pub struct InfluxDbOutSpec {
     pub tags: BTreeMap<String, String>,
     /// `.create()`: create the database if missing.
     pub create: bool,
+    /// `.buffer(n)`: points held before a write (default 1000, as Kapacitor).
+    pub buffer: usize,
+    /// `.flushInterval(d)`: buffered points are written at least this often (default 10 s,
+    /// as Kapacitor).
+    pub flush_interval: Duration,
+    /// `.writeConsistency()`: `any`, `one`, `quorum` or `all`, sent as `consistency=`;
+    /// empty: not sent.
+    pub write_consistency: String,
+}
+
+/// influxDBOut's `.buffer()` default, Kapacitor's `DefaultBufferSize`.
+pub fn default_influxdb_out_buffer() -> usize {
+    1000
+}
+
+/// influxDBOut's `.flushInterval()` default, Kapacitor's `DefaultFlushInterval`.
+pub fn default_influxdb_out_flush_interval() -> Duration {
+    Duration::from_secs(10)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -830,6 +848,8 @@ fn build_window(
     }))
 }
 
+const WRITE_CONSISTENCIES: [&str; 4] = ["any", "one", "quorum", "all"];
+
 const PRECISIONS: [&str; 11] = ["", "n", "ns", "u", "us", "µ", "µs", "ms", "s", "m", "h"];
 
 fn build_influxdb_out(
@@ -847,6 +867,9 @@ fn build_influxdb_out(
         precision: String::new(),
         tags: BTreeMap::new(),
         create: false,
+        buffer: default_influxdb_out_buffer(),
+        flush_interval: default_influxdb_out_flush_interval(),
+        write_consistency: String::new(),
     };
     for p in props {
         match p.name {
@@ -873,10 +896,43 @@ fn build_influxdb_out(
                 spec.tags.insert(key, value);
             }
             "create" => spec.create = c.flag(p)?,
+            "buffer" => {
+                let n = c.one_int(p)?;
+                spec.buffer = usize::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+                    c.err(
+                        p.offset,
+                        format!(
+                            "`.buffer()` of {} must be a positive point count, got {n}",
+                            c.node
+                        ),
+                    )
+                })?;
+            }
+            "flushInterval" => {
+                spec.flush_interval = c.one_duration(p)?;
+                if spec.flush_interval.is_zero() {
+                    return Err(c.err(
+                        p.offset,
+                        format!("`.flushInterval()` of {} must be positive", c.node),
+                    ));
+                }
+            }
+            "writeConsistency" => {
+                spec.write_consistency = c.one_string(p)?;
+                if !WRITE_CONSISTENCIES.contains(&spec.write_consistency.as_str()) {
+                    return Err(c.err(
+                        p.offset,
+                        format!(
+                            "unknown write consistency '{}' for {} (any, one, quorum, all)",
+                            spec.write_consistency, c.node
+                        ),
+                    ));
+                }
+            }
             _ => {
                 return Err(c.unknown(
                     p,
-                    "database, retentionPolicy, measurement, cluster, precision, tag, create",
+                    "database, retentionPolicy, measurement, cluster, precision, tag, create, buffer, flushInterval, writeConsistency",
                 ));
             }
         }
@@ -1029,6 +1085,68 @@ mod tests {
             panic!("k8s_autoscale2")
         };
         assert_eq!(k.kind, "replicationcontrollers");
+    }
+
+    fn influxdb_out(props: &str) -> crate::tick::Result<InfluxDbOutSpec> {
+        let pipeline = crate::tick::compile(
+            &format!("stream|from()|influxDBOut().database('d'){props}"),
+            &Default::default(),
+        )?;
+        match &pipeline.nodes[2].spec {
+            NodeSpec::InfluxDbOut(spec) => Ok(spec.clone()),
+            other => panic!("influxdb_out2 is {other:?}"),
+        }
+    }
+
+    #[test]
+    fn influxdb_out_has_kapacitors_buffer_and_flush_defaults() {
+        let spec = influxdb_out("").unwrap();
+        assert_eq!(spec.buffer, 1000);
+        assert_eq!(spec.flush_interval, Duration::from_secs(10));
+        assert_eq!(spec.write_consistency, "");
+        let spec = influxdb_out(".buffer(5).flushInterval(2s).writeConsistency('quorum').create()")
+            .unwrap();
+        assert_eq!(spec.buffer, 5);
+        assert_eq!(spec.flush_interval, Duration::from_secs(2));
+        assert_eq!(spec.write_consistency, "quorum");
+        assert!(spec.create);
+    }
+
+    #[test]
+    fn bad_influxdb_out_properties_name_the_node_and_the_property() {
+        for (props, expected) in [
+            (
+                ".buffer(0)",
+                "`.buffer()` of influxdb_out2 must be a positive point count",
+            ),
+            (
+                ".buffer(-3)",
+                "`.buffer()` of influxdb_out2 must be a positive point count",
+            ),
+            (
+                ".buffer('x')",
+                "`.buffer()` of influxdb_out2 expects an int",
+            ),
+            (
+                ".flushInterval(0s)",
+                "`.flushInterval()` of influxdb_out2 must be positive",
+            ),
+            (
+                ".flushInterval(10)",
+                "`.flushInterval()` of influxdb_out2 expects a duration",
+            ),
+            (
+                ".writeConsistency('most')",
+                "unknown write consistency 'most' for influxdb_out2",
+            ),
+            (
+                ".flush(1s)",
+                "unknown property `.flush()` for influxdb_out2",
+            ),
+        ] {
+            let error = influxdb_out(props).unwrap_err().to_string();
+            assert!(error.contains(expected), "{props}: {error}");
+        }
     }
 
     #[test]
