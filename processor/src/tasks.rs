@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::pipeline::{Effect, Graph, HttpOutData, NodeStats};
+use crate::pipeline::{Effect, Graph, HttpOutData, HttpRows, NodeStats};
 use crate::routing::{Delivery, Router, Subscriber, SubscriptionId};
 use crate::scaler::Scaler;
 use crate::scaler::dry_run::DryRunScaler;
@@ -584,35 +584,8 @@ impl TaskMaster {
             .get(endpoint)?
             .clone();
         drop(tasks);
-        let points = data.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let series: Vec<serde_json::Value> = points
-            .values()
-            .map(|p| {
-                let mut columns = vec![serde_json::json!("time")];
-                let mut row = vec![serde_json::json!(rfc3339_nanos(p.time))];
-                for (k, v) in &p.fields {
-                    columns.push(serde_json::json!(&**k));
-                    row.push(v.to_json());
-                }
-                let tags: serde_json::Map<String, serde_json::Value> = p
-                    .group
-                    .dims
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), serde_json::json!(&**v)))
-                    .collect();
-                let mut s = serde_json::json!({
-                    "name": &*p.series.measurement,
-                    "columns": columns,
-                    "values": [row],
-                });
-                if !tags.is_empty()
-                    && let Some(obj) = s.as_object_mut()
-                {
-                    obj.insert("tags".into(), serde_json::Value::Object(tags));
-                }
-                s
-            })
-            .collect();
+        let rows = data.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let series: Vec<serde_json::Value> = rows.values().map(rows_json).collect();
         Some(serde_json::json!({ "series": series }))
     }
 
@@ -660,6 +633,55 @@ impl TaskMaster {
             self.stop(r);
         }
     }
+}
+
+/// One group of an httpOut node as a series, as Kapacitor's: `time` then the fields in order
+/// of first appearance (`null` where a point lacks one), one row per point.
+fn rows_json(rows: &HttpRows) -> serde_json::Value {
+    let mut names: Vec<&str> = Vec::new();
+    for point in &rows.points {
+        for (k, _) in &point.fields {
+            if !names.contains(&&**k) {
+                names.push(k);
+            }
+        }
+    }
+    let columns: Vec<serde_json::Value> = std::iter::once("time")
+        .chain(names.iter().copied())
+        .map(|c| serde_json::json!(c))
+        .collect();
+    let values: Vec<serde_json::Value> = rows
+        .points
+        .iter()
+        .map(|p| {
+            let row: Vec<serde_json::Value> =
+                std::iter::once(serde_json::json!(rfc3339_nanos(p.time)))
+                    .chain(
+                        names
+                            .iter()
+                            .map(|n| p.field(n).map_or(serde_json::Value::Null, |v| v.to_json())),
+                    )
+                    .collect();
+            serde_json::Value::Array(row)
+        })
+        .collect();
+    let mut series = serde_json::json!({
+        "name": &*rows.name,
+        "columns": columns,
+        "values": values,
+    });
+    if !rows.group.dims.is_empty()
+        && let Some(obj) = series.as_object_mut()
+    {
+        let tags: serde_json::Map<String, serde_json::Value> = rows
+            .group
+            .dims
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::json!(&**v)))
+            .collect();
+        obj.insert("tags".into(), serde_json::Value::Object(tags));
+    }
+    series
 }
 
 fn rfc3339_nanos(ns: i64) -> String {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::tick::nodes::{AggregateFn, AggregateSpec};
 
-use super::point::{FastMap, Field, Group, Point, Series};
+use super::point::{Batch, FastMap, Field, Group, Point, Series};
 
 /// Timing settings of the alignment, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +180,30 @@ impl Aggregate {
             emit_due(state, self.function, &self.as_, self.alignment, now, out);
         }
         Ok(())
+    }
+
+    /// Kapacitor on a batch (after a window): the function over the batch's points, one point
+    /// stamped with the batch's time, tagged with the group's dimensions. Points without a
+    /// numeric field make the batch an error; an empty batch gives nothing.
+    pub fn batch(&self, batch: &Batch) -> Result<Option<Point>, Error> {
+        let mut values = Vec::with_capacity(batch.points.len());
+        for point in &batch.points {
+            match point.field(&self.field) {
+                Some(v @ (Field::Float(_) | Field::Int(_))) => {
+                    values.push((Arc::clone(&point.series), v.clone()));
+                }
+                _ => return Err(Error::NotNumeric(self.field.clone())),
+            }
+        }
+        Ok(reduce(self.function, &values).map(|result| Point {
+            series: Arc::new(Series::new(
+                Arc::clone(&batch.name),
+                batch.group.dims.clone(),
+            )),
+            group: Arc::clone(&batch.group),
+            fields: vec![(Arc::clone(&self.as_), result)],
+            time: batch.time,
+        }))
     }
 
     /// Advances processor time: expires quiet contributors, emits buckets that became due,

@@ -13,6 +13,7 @@
 pub mod aggregate;
 pub mod nodes;
 pub mod point;
+pub mod window;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -24,7 +25,7 @@ use crate::scaler::{Decision, Kind, Policy, ScaleError, ScaleIntent, ScaleOutcom
 use crate::tick::nodes::{InfluxDbOutSpec, K8sAutoscaleSpec, LogLevel, LogSpec};
 use crate::tick::{NodeSpec, Pipeline as Script};
 
-pub use point::{Field, Group, Point, Series};
+pub use point::{Batch, Field, Group, Message, Point, Series};
 
 /// Timing settings of a running pipeline (`[pipeline]` in the config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +79,20 @@ pub enum Effect {
     },
 }
 
-/// The latest point per group of an httpOut node, shared with the HTTP API.
-pub type HttpOutData = Arc<Mutex<BTreeMap<String, Point>>>;
+/// What an httpOut node serves for one group: its latest point (stream) or batch (after a
+/// window).
+#[derive(Debug, Clone)]
+pub struct HttpRows {
+    pub name: Arc<str>,
+    pub group: Arc<Group>,
+    /// In time order.
+    pub points: Vec<Point>,
+    /// Processor time of the update, ns (rows of quiet groups are freed after `state_expiry`).
+    pub updated: i64,
+}
+
+/// An httpOut node's rows by group id, shared with the HTTP API.
+pub type HttpOutData = Arc<Mutex<BTreeMap<String, HttpRows>>>;
 
 /// Counters of one node, as Kapacitor reports them.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -105,6 +118,7 @@ enum State {
     Aggregate(aggregate::Aggregate),
     MovingAverage(nodes::MovingAverage),
     Eval(Box<crate::tick::nodes::EvalSpec>),
+    Window(window::Window),
     Log(LogSpec),
     HttpOut(HttpOutData),
     InfluxDbOut(Arc<InfluxDbOutSpec>, i64),
@@ -137,7 +151,7 @@ pub struct Graph {
     settings: Settings,
     http_outs: BTreeMap<String, HttpOutData>,
     /// Reusable output buffers (one per nesting level), so steady state allocates none.
-    pool: Vec<Vec<Point>>,
+    pool: Vec<Vec<Message>>,
 }
 
 const SAMPLE_EVERY: u64 = 16;
@@ -193,12 +207,7 @@ impl Graph {
                         current: BTreeMap::new(),
                     }))
                 }
-                NodeSpec::Window(_) => {
-                    return Err(Error::Unsupported {
-                        node: node.name.clone(),
-                        method: "window",
-                    });
-                }
+                NodeSpec::Window(spec) => State::Window(window::Window::new(spec, alignment)),
             };
             slots.push(Slot {
                 name: node.name.clone(),
@@ -263,7 +272,7 @@ impl Graph {
                 match from.point(&p, now) {
                     Ok(Some(point)) => {
                         slot.stats.emitted += 1;
-                        self.forward(id, point, now, effects);
+                        self.forward(id, Message::Point(point), now, effects);
                     }
                     Ok(None) => {}
                     Err(error) => {
@@ -286,25 +295,38 @@ impl Graph {
                     State::GroupBy(n) => n.expire(now, expiry),
                     State::Derivative(n) => n.expire(now, expiry),
                     State::MovingAverage(n) => n.expire(now, expiry),
-                    State::Aggregate(n) => n.tick(now, &mut out),
+                    State::Aggregate(n) => {
+                        let mut points = Vec::new();
+                        n.tick(now, &mut points);
+                        out.extend(points.into_iter().map(Message::Point));
+                    }
+                    State::Window(n) => {
+                        let mut batches = Vec::new();
+                        n.tick(now, &mut batches);
+                        out.extend(batches.into_iter().map(Message::Batch));
+                    }
+                    State::HttpOut(data) => data
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .retain(|_, rows| now.saturating_sub(rows.updated) < expiry),
                     _ => {}
                 }
                 slot.stats.emitted += out.len() as u64;
             }
-            for point in out.drain(..) {
-                self.forward(id, point, now, effects);
+            for message in out.drain(..) {
+                self.forward(id, message, now, effects);
             }
             self.pool.push(out);
         }
     }
 
-    /// Sends `point`, emitted by node `from`, to its children (depth first).
-    fn forward(&mut self, from: usize, point: Point, now: i64, effects: &mut Vec<Effect>) {
+    /// Sends `message`, emitted by node `from`, to its children (depth first).
+    fn forward(&mut self, from: usize, message: Message, now: i64, effects: &mut Vec<Effect>) {
         let children = match self.slots.get(from) {
             Some(slot) => slot.children.len(),
             None => return,
         };
-        let mut point = Some(point);
+        let mut message = Some(message);
         for i in 0..children {
             let Some(child) = self
                 .slots
@@ -313,105 +335,50 @@ impl Graph {
             else {
                 continue;
             };
-            let p = if i + 1 == children {
-                point.take()
+            let m = if i + 1 == children {
+                message.take()
             } else {
-                point.clone()
+                message.clone()
             };
-            if let Some(p) = p {
-                self.process(child, p, now, effects);
+            if let Some(m) = m {
+                self.process(child, m, now, effects);
             }
         }
     }
 
-    fn process(&mut self, id: usize, point: Point, now: i64, effects: &mut Vec<Effect>) {
+    fn process(&mut self, id: usize, message: Message, now: i64, effects: &mut Vec<Effect>) {
         let mut out = self.pool.pop().unwrap_or_default();
-        let start = self.slots.get_mut(id).and_then(|slot| {
-            slot.stats.collected += 1;
-            slot.samples += 1;
-            (slot.samples % SAMPLE_EVERY == 1).then(Instant::now)
-        });
         let task = &self.task;
         if let Some(slot) = self.slots.get_mut(id) {
-            let result: Result<(), String> = match &mut slot.state {
-                State::Stream | State::From(_) => {
-                    out.push(point);
-                    Ok(())
-                }
-                State::Where(spec) => match nodes::where_keeps(spec, &point) {
-                    Ok(true) => {
-                        out.push(point);
-                        Ok(())
+            slot.stats.collected += 1;
+            slot.samples += 1;
+            let start = (slot.samples % SAMPLE_EVERY == 1).then(Instant::now);
+            let Slot {
+                name, state, stats, ..
+            } = slot;
+            let node = NodeRef { task, name, id };
+            let (errors, first_error) = match message {
+                Message::Point(point) => {
+                    match on_point(&node, state, point, now, &mut out, effects) {
+                        Ok(()) => (0, None),
+                        Err(error) => (1, Some(error)),
                     }
-                    Ok(false) => Ok(()),
-                    Err(e) => Err(e.to_string()),
-                },
-                State::GroupBy(n) => {
-                    out.push(n.point(point, now));
-                    Ok(())
                 }
-                State::Derivative(n) => n
-                    .point(point, now)
-                    .map(|p| out.extend(p))
-                    .map_err(|e| e.to_string()),
-                State::Aggregate(n) => n.point(point, now, &mut out).map_err(|e| e.to_string()),
-                State::MovingAverage(n) => n
-                    .point(point, now)
-                    .map(|p| out.extend(p))
-                    .map_err(|e| e.to_string()),
-                State::Eval(spec) => match nodes::eval(spec, point) {
-                    Ok(p) => {
-                        out.push(p);
-                        Ok(())
-                    }
-                    Err(e) => Err(e.to_string()),
-                },
-                State::Log(spec) => {
-                    log_point(task, &slot.name, spec, &point);
-                    out.push(point);
-                    Ok(())
-                }
-                State::HttpOut(data) => {
-                    let mut guard = data.lock().unwrap_or_else(|p| p.into_inner());
-                    guard.insert(point.group.id.clone(), point.clone());
-                    drop(guard);
-                    out.push(point);
-                    Ok(())
-                }
-                State::InfluxDbOut(spec, unit_ns) => {
-                    let measurement = if spec.measurement.is_empty() {
-                        point.series.measurement.to_string()
-                    } else {
-                        spec.measurement.clone()
-                    };
-                    let tags: Vec<(String, String)> = spec
-                        .tags
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
-                    effects.push(Effect::Write {
-                        node: id,
-                        out: Arc::clone(spec),
-                        line: point.to_line_in(&measurement, &tags, *unit_ns),
-                    });
-                    out.push(point);
-                    Ok(())
-                }
-                State::K8s(k8s) => k8s_intent(task, &slot.name, k8s, id, point, effects),
+                Message::Batch(batch) => on_batch(&node, state, batch, now, &mut out, effects),
             };
-            if let Err(error) = result {
-                slot.stats.errors += 1;
-                tracing::debug!(task = %task, node = %slot.name, %error, "point dropped");
+            if let Some(error) = first_error {
+                stats.errors += errors;
+                tracing::debug!(task = %task, node = %name, %error, errors, "point dropped");
             }
-            slot.stats.emitted += out.len() as u64;
+            stats.emitted += out.len() as u64;
             if let Some(start) = start {
                 let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                let avg = &mut slot.stats.avg_exec_time_ns;
+                let avg = &mut stats.avg_exec_time_ns;
                 *avg = if *avg == 0 { ns } else { (*avg * 7 + ns) / 8 };
             }
         }
-        for p in out.drain(..) {
-            self.forward(id, p, now, effects);
+        for m in out.drain(..) {
+            self.forward(id, m, now, effects);
         }
         self.pool.push(out);
     }
@@ -475,7 +442,7 @@ impl Graph {
             time: point.time,
         };
         slot.stats.emitted += 1;
-        self.forward(node, event, now, effects);
+        self.forward(node, Message::Point(event), now, effects);
     }
 
     /// Current stats of every node, in node order.
@@ -504,6 +471,14 @@ impl Graph {
                         n.cardinality(),
                     ),
                     State::MovingAverage(n) => (Vec::new(), n.cardinality()),
+                    State::Window(n) => (
+                        vec![
+                            ("duplicate_points", n.stats.duplicate_points),
+                            ("expired_series", n.stats.expired_series),
+                            ("late_points", n.stats.late_points),
+                        ],
+                        n.cardinality(),
+                    ),
                     State::K8s(k) => (
                         vec![
                             ("cooldown_drops", k.cooldown_drops),
@@ -520,6 +495,196 @@ impl Graph {
                 stats
             })
             .collect()
+    }
+}
+
+/// The node a message is processed by, for logs and effects.
+struct NodeRef<'a> {
+    task: &'a str,
+    name: &'a str,
+    id: usize,
+}
+
+/// One point through one node (a stream edge); emitted messages go to `out`.
+fn on_point(
+    node: &NodeRef<'_>,
+    state: &mut State,
+    point: Point,
+    now: i64,
+    out: &mut Vec<Message>,
+    effects: &mut Vec<Effect>,
+) -> Result<(), String> {
+    match state {
+        State::Stream | State::From(_) => out.push(Message::Point(point)),
+        State::Where(spec) => {
+            if nodes::where_keeps(spec, &point).map_err(|e| e.to_string())? {
+                out.push(Message::Point(point));
+            }
+        }
+        State::GroupBy(n) => out.push(Message::Point(n.point(point, now))),
+        State::Derivative(n) => {
+            if let Some(p) = n.point(point, now).map_err(|e| e.to_string())? {
+                out.push(Message::Point(p));
+            }
+        }
+        State::Aggregate(n) => {
+            let mut points = Vec::new();
+            let result = n.point(point, now, &mut points).map_err(|e| e.to_string());
+            out.extend(points.into_iter().map(Message::Point));
+            result?;
+        }
+        State::MovingAverage(n) => {
+            if let Some(p) = n.point(point, now).map_err(|e| e.to_string())? {
+                out.push(Message::Point(p));
+            }
+        }
+        State::Eval(spec) => {
+            out.push(Message::Point(
+                nodes::eval(spec, point).map_err(|e| e.to_string())?,
+            ));
+        }
+        State::Window(n) => {
+            let mut batches = Vec::new();
+            n.point(point, now, &mut batches);
+            out.extend(batches.into_iter().map(Message::Batch));
+        }
+        State::Log(spec) => {
+            log_point(node.task, node.name, spec, &point);
+            out.push(Message::Point(point));
+        }
+        State::HttpOut(data) => {
+            let rows = HttpRows {
+                name: Arc::clone(&point.series.measurement),
+                group: Arc::clone(&point.group),
+                points: vec![point.clone()],
+                updated: now,
+            };
+            data.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(point.group.id.clone(), rows);
+            out.push(Message::Point(point));
+        }
+        State::InfluxDbOut(spec, unit_ns) => {
+            effects.push(influxdb_write(node.id, spec, *unit_ns, &point));
+            out.push(Message::Point(point));
+        }
+        State::K8s(k8s) => k8s_intent(node.task, node.name, k8s, node.id, point, effects)?,
+    }
+    Ok(())
+}
+
+/// One batch through one node (after a window), as Kapacitor: aggregates reduce it to one
+/// point stamped with the batch's time; derivative and movingAverage work within the batch;
+/// the others act on each of its points. Returns the number of points dropped for errors
+/// and the first error.
+fn on_batch(
+    node: &NodeRef<'_>,
+    state: &mut State,
+    mut batch: Batch,
+    now: i64,
+    out: &mut Vec<Message>,
+    effects: &mut Vec<Effect>,
+) -> (u64, Option<String>) {
+    let mut errors = 0;
+    let mut first_error = None;
+    let mut fail = |error: String| {
+        errors += 1;
+        first_error.get_or_insert(error);
+    };
+    match state {
+        State::Stream | State::From(_) => out.push(Message::Batch(batch)),
+        State::Where(spec) => {
+            batch.points.retain(|p| match nodes::where_keeps(spec, p) {
+                Ok(keep) => keep,
+                Err(error) => {
+                    fail(error.to_string());
+                    false
+                }
+            });
+            out.push(Message::Batch(batch));
+        }
+        State::GroupBy(n) => out.extend(n.batch(batch, now).into_iter().map(Message::Batch)),
+        State::Derivative(n) => {
+            let (batch, failures) = n.batch(batch);
+            for error in failures {
+                fail(error.to_string());
+            }
+            out.push(Message::Batch(batch));
+        }
+        State::Aggregate(n) => match n.batch(&batch) {
+            Ok(Some(point)) => out.push(Message::Point(point)),
+            Ok(None) => {}
+            Err(error) => fail(error.to_string()),
+        },
+        State::MovingAverage(n) => {
+            let (batch, failures) = n.batch(batch);
+            for error in failures {
+                fail(error.to_string());
+            }
+            out.push(Message::Batch(batch));
+        }
+        State::Eval(spec) => {
+            let points = std::mem::take(&mut batch.points);
+            for point in points {
+                match nodes::eval(spec, point) {
+                    Ok(p) => batch.points.push(p),
+                    Err(error) => fail(error.to_string()),
+                }
+            }
+            out.push(Message::Batch(batch));
+        }
+        // The compiler refuses a window after a window (a window wants a stream).
+        State::Window(_) => fail("a window node cannot take a batch".to_owned()),
+        State::Log(spec) => {
+            for point in &batch.points {
+                log_point(node.task, node.name, spec, point);
+            }
+            out.push(Message::Batch(batch));
+        }
+        State::HttpOut(data) => {
+            let rows = HttpRows {
+                name: Arc::clone(&batch.name),
+                group: Arc::clone(&batch.group),
+                points: batch.points.clone(),
+                updated: now,
+            };
+            data.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(batch.group.id.clone(), rows);
+            out.push(Message::Batch(batch));
+        }
+        State::InfluxDbOut(spec, unit_ns) => {
+            for point in &batch.points {
+                effects.push(influxdb_write(node.id, spec, *unit_ns, point));
+            }
+            out.push(Message::Batch(batch));
+        }
+        State::K8s(k8s) => {
+            for point in batch.points {
+                if let Err(error) = k8s_intent(node.task, node.name, k8s, node.id, point, effects) {
+                    fail(error);
+                }
+            }
+        }
+    }
+    (errors, first_error)
+}
+
+fn influxdb_write(node: usize, spec: &Arc<InfluxDbOutSpec>, unit_ns: i64, point: &Point) -> Effect {
+    let measurement = if spec.measurement.is_empty() {
+        &point.series.measurement
+    } else {
+        spec.measurement.as_str()
+    };
+    let tags: Vec<(String, String)> = spec
+        .tags
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Effect::Write {
+        node,
+        out: Arc::clone(spec),
+        line: point.to_line_in(measurement, &tags, unit_ns),
     }
 }
 
@@ -745,15 +910,64 @@ mod tests {
     }
 
     #[test]
-    fn a_window_node_is_refused_with_its_name() {
-        let pipeline = compile(
-            "stream|from().measurement('m')|window().period(10s).every(10s)",
+    fn a_window_batches_each_group_and_an_aggregate_reduces_a_batch_to_one_point() {
+        let mut g = graph(
+            "stream|from().measurement('m').groupBy('host')|window().period(10s).every(10s).align()|mean('v')|influxDBOut().database('o')",
+        );
+        let mut effects = Vec::new();
+        write(
+            &mut g,
+            "m,host=a v=1 1000000000\nm,host=a v=3 5000000000\nm,host=b v=10 2000000000\nm,host=a v=7 12000000000\nm,host=b v=20 13000000000",
+            &mut effects,
+        );
+        assert_eq!(
+            lines(&effects),
+            vec![
+                "m,host=a mean=2 10000000000",
+                "m,host=b mean=10 10000000000"
+            ]
+        );
+        let window = &g.stats()[2];
+        assert_eq!(
+            (window.name.as_str(), window.collected, window.emitted),
+            ("window2", 5, 2)
+        );
+        assert_eq!(window.working_cardinality, 2);
+    }
+
+    #[test]
+    fn derivative_and_moving_average_work_within_a_batch_and_http_out_serves_it() {
+        let mut g = graph(
+            "stream|from().measurement('m')|window().period(10s).every(10s).align()|derivative('v').unit(1s).as('rate')|movingAverage('rate', 2).as('avg')|httpOut('w')",
+        );
+        let mut effects = Vec::new();
+        write(
+            &mut g,
+            "m v=0 1000000000\nm v=10 2000000000\nm v=30 3000000000\nm v=60 4000000000\nm v=100 11000000000",
+            &mut effects,
+        );
+        let data = g.http_outs().get("w").unwrap().lock().unwrap().clone();
+        let rows = data.get("").unwrap();
+        let avg: Vec<(i64, Option<f64>)> = rows
+            .points
+            .iter()
+            .map(|p| (p.time / S, p.field("avg").and_then(Field::as_f64)))
+            .collect();
+        assert_eq!(avg, vec![(3, Some(15.0)), (4, Some(25.0))]);
+    }
+
+    #[test]
+    fn a_window_must_follow_a_stream_not_a_window() {
+        let error = compile(
+            "stream|from().measurement('m')|window().period(10s).every(10s)|log()|window().period(1m).every(1m)",
+            &VarOverrides::new(),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("needs a stream"), "{error}");
+        compile(
+            "stream|from().measurement('m')|window().period(10s).every(10s)|sum('v')|window().period(1m).every(1m)|mean('sum')",
             &VarOverrides::new(),
         )
         .unwrap();
-        let Err(error) = Graph::new("t", &pipeline, Settings::default()) else {
-            panic!("window is not supported");
-        };
-        assert!(error.to_string().contains("window2"), "{error}");
     }
 }

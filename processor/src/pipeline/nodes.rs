@@ -11,7 +11,7 @@ use crate::tick::nodes::{
     DerivativeSpec, EvalSpec, FromSpec, GroupBySpec, Keep, MovingAverageSpec, WhereSpec,
 };
 
-use super::point::{FNV_START, FastMap, Field, Group, Point, Series, fnv1a};
+use super::point::{Batch, FNV_START, FastMap, Field, Group, Point, Series, fnv1a};
 
 /// Why a node dropped a point (counted in the node's `errors`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -240,6 +240,25 @@ impl GroupBy {
         point
     }
 
+    /// Kapacitor on a batch: its points split into one batch per new group (same time and
+    /// name), in order of first appearance.
+    pub fn batch(&mut self, batch: Batch, now: i64) -> Vec<Batch> {
+        let mut out: Vec<Batch> = Vec::new();
+        for point in batch.points {
+            let point = self.point(point, now);
+            match out.iter_mut().find(|b| b.group == point.group) {
+                Some(b) => b.points.push(point),
+                None => out.push(Batch {
+                    name: Arc::clone(&batch.name),
+                    group: Arc::clone(&point.group),
+                    time: batch.time,
+                    points: vec![point],
+                }),
+            }
+        }
+        out
+    }
+
     pub fn expire(&mut self, now: i64, expiry_ns: i64) {
         self.cache
             .retain(|_, (_, seen)| now.saturating_sub(*seen) < expiry_ns);
@@ -309,36 +328,97 @@ impl Derivative {
             return Ok(None);
         };
         prev.last_seen = now;
-        if point.time == prev.time {
-            self.stats.duplicate_points += 1;
+        let Some(rate) = rate(
+            &mut self.stats,
+            self.non_negative,
+            self.unit_ns,
+            prev,
+            point.time,
+            value,
+        ) else {
             return Ok(None);
-        }
-        if point.time < prev.time {
-            self.stats.out_of_order_points += 1;
-            return Ok(None);
-        }
-        let elapsed = (point.time - prev.time) as f64;
-        let mut diff = value - prev.value;
-        prev.time = point.time;
-        prev.value = value;
-        if diff < 0.0 && self.non_negative {
-            self.stats.counter_resets += 1;
-            diff = value.max(0.0);
-        }
-        let rate = diff / (elapsed / self.unit_ns);
+        };
+        self.set_rate(&mut point, rate);
+        Ok(Some(point))
+    }
+
+    fn set_rate(&self, point: &mut Point, rate: f64) {
         match point.fields.iter_mut().find(|(k, _)| *k == self.as_) {
             Some((_, v)) => *v = Field::Float(rate),
             None => point
                 .fields
                 .push((Arc::clone(&self.as_), Field::Float(rate))),
         }
-        Ok(Some(point))
+    }
+
+    /// Kapacitor on a batch: the rates between the batch's consecutive points (its first point
+    /// primes; nothing is carried between batches). Points without the field are dropped and
+    /// returned as errors.
+    pub fn batch(&mut self, mut batch: Batch) -> (Batch, Vec<Error>) {
+        let mut errors = Vec::new();
+        let mut prev: Option<Previous> = None;
+        let points = std::mem::take(&mut batch.points);
+        for mut point in points {
+            let Some(value) = point.field(&self.field).and_then(Field::as_f64) else {
+                errors.push(Error::NotNumeric(self.field.clone()));
+                continue;
+            };
+            let Some(p) = prev.as_mut() else {
+                prev = Some(Previous {
+                    time: point.time,
+                    value,
+                    last_seen: 0,
+                });
+                continue;
+            };
+            if let Some(rate) = rate(
+                &mut self.stats,
+                self.non_negative,
+                self.unit_ns,
+                p,
+                point.time,
+                value,
+            ) {
+                self.set_rate(&mut point, rate);
+                batch.points.push(point);
+            }
+        }
+        (batch, errors)
     }
 
     pub fn expire(&mut self, now: i64, expiry_ns: i64) {
         self.previous
             .retain(|_, p| now.saturating_sub(p.last_seen) < expiry_ns);
     }
+}
+
+/// The rate from `prev` to (`time`, `value`), advancing `prev`; `None` for a duplicate or
+/// older point (counted). With `non_negative` a decrease is a restart from zero.
+fn rate(
+    stats: &mut DerivativeStats,
+    non_negative: bool,
+    unit_ns: f64,
+    prev: &mut Previous,
+    time: i64,
+    value: f64,
+) -> Option<f64> {
+    if time == prev.time {
+        stats.duplicate_points += 1;
+        return None;
+    }
+    if time < prev.time {
+        stats.out_of_order_points += 1;
+        return None;
+    }
+    let elapsed = (time - prev.time) as f64;
+    let mut diff = value - prev.value;
+    prev.time = time;
+    prev.value = value;
+    if diff < 0.0 && non_negative {
+        stats.counter_resets += 1;
+        diff = value.max(0.0);
+    }
+    Some(diff / (elapsed / unit_ns))
 }
 
 struct Window {
@@ -412,6 +492,38 @@ impl MovingAverage {
             )],
             time: point.time,
         }))
+    }
+
+    /// Kapacitor on a batch: the mean of the last `n` values at each of the batch's points from
+    /// the n-th on (nothing carried between batches); tags are the group's dimensions.
+    pub fn batch(&mut self, mut batch: Batch) -> (Batch, Vec<Error>) {
+        let mut errors = Vec::new();
+        let series = Arc::new(Series::new(
+            Arc::clone(&batch.name),
+            batch.group.dims.clone(),
+        ));
+        let mut values: VecDeque<f64> = VecDeque::with_capacity(self.count);
+        let points = std::mem::take(&mut batch.points);
+        for point in points {
+            let Some(value) = point.field(&self.field).and_then(Field::as_f64) else {
+                errors.push(Error::NotNumeric(self.field.clone()));
+                continue;
+            };
+            values.push_back(value);
+            if values.len() > self.count {
+                values.pop_front();
+            }
+            if values.len() == self.count {
+                let mean = values.iter().sum::<f64>() / self.count as f64;
+                batch.points.push(Point {
+                    series: Arc::clone(&series),
+                    group: Arc::clone(&point.group),
+                    fields: vec![(Arc::clone(&self.as_), Field::Float(mean))],
+                    time: point.time,
+                });
+            }
+        }
+        (batch, errors)
     }
 
     pub fn expire(&mut self, now: i64, expiry_ns: i64) {

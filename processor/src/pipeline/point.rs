@@ -308,6 +308,25 @@ impl Point {
     }
 }
 
+/// The points of one group over one window (Kapacitor's batch): what `window()` emits.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Measurement of the batch (the group's first point's).
+    pub name: Arc<str>,
+    pub group: Arc<Group>,
+    /// End of the window (Kapacitor's `TMax`), ns: the time of a point reduced from it.
+    pub time: i64,
+    /// In time order.
+    pub points: Vec<Point>,
+}
+
+/// What flows along an edge: single points (a stream edge) or batches (after a window).
+#[derive(Debug, Clone)]
+pub enum Message {
+    Point(Point),
+    Batch(Batch),
+}
+
 fn escape(text: &str, special: &[char]) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

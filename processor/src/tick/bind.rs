@@ -551,6 +551,24 @@ impl<'a, 'v> Binder<'a, 'v> {
         Ok(current)
     }
 
+    /// True when node `id` emits batches (Kapacitor's batch edge): it is a window or follows
+    /// one, with no aggregate (which reduces a batch to a point) or k8sAutoscale (which emits
+    /// events) in between.
+    fn gives_batches(&self, id: usize) -> bool {
+        let mut current = Some(id);
+        while let Some(node) = current.and_then(|i| self.nodes.get(i)) {
+            match node.kind {
+                NodeKind::Window => return true,
+                NodeKind::Aggregate(_)
+                | NodeKind::K8sAutoscale
+                | NodeKind::From
+                | NodeKind::Stream => return false,
+                _ => current = node.parent,
+            }
+        }
+        false
+    }
+
     fn add_node(&mut self, parent: usize, link: &super::ast::Link<'a>) -> Result<usize> {
         let Some(kind) = NodeKind::from_method(link.name) else {
             return Err(Error::unsupported(
@@ -578,6 +596,13 @@ impl<'a, 'v> Binder<'a, 'v> {
                 self.source,
                 link.offset,
                 "`|from()` can only follow `stream`",
+            ));
+        }
+        if kind == NodeKind::Window && self.gives_batches(parent) {
+            return Err(Error::invalid(
+                self.source,
+                link.offset,
+                "`|window()` needs a stream of points, but it follows a window's batches (reduce them first, e.g. `|mean()`)",
             ));
         }
         let ctor = self.args(&link.args, link.name)?;
