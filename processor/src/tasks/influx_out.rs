@@ -1028,6 +1028,212 @@ mod tests {
         assert!(stats[0].specific.is_empty());
     }
 
+    /// A loopback stand-in for InfluxDB: answers every request with `status` and `body` (or
+    /// never, for `status` 0) and records `(request line, authorization, body)`.
+    struct StandIn {
+        url: String,
+        seen: Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+    }
+
+    impl StandIn {
+        async fn start(status: u16, body: &'static str) -> StandIn {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let record = Arc::clone(&seen);
+            tokio::spawn(async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let record = Arc::clone(&record);
+                    tokio::spawn(async move {
+                        let mut data = Vec::new();
+                        let mut chunk = [0u8; 4096];
+                        let (head, request_body) = loop {
+                            let n = stream.read(&mut chunk).await.unwrap_or(0);
+                            if n == 0 {
+                                return;
+                            }
+                            data.extend_from_slice(&chunk[..n]);
+                            let text = String::from_utf8_lossy(&data).into_owned();
+                            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                                let length = head
+                                    .lines()
+                                    .find_map(|l| {
+                                        l.to_ascii_lowercase()
+                                            .strip_prefix("content-length:")
+                                            .map(|v| v.trim().parse::<usize>().unwrap())
+                                    })
+                                    .unwrap_or(0);
+                                if body.len() >= length {
+                                    break (head.to_owned(), body.to_owned());
+                                }
+                            }
+                        };
+                        let authorization = head
+                            .lines()
+                            .find_map(|l| {
+                                l.strip_prefix("authorization: ")
+                                    .or_else(|| l.strip_prefix("Authorization: "))
+                            })
+                            .unwrap_or_default()
+                            .to_owned();
+                        let line = head.lines().next().unwrap_or_default().to_owned();
+                        record
+                            .lock()
+                            .unwrap()
+                            .push((line, authorization, request_body));
+                        if status == 0 {
+                            std::future::pending::<()>().await;
+                        }
+                        let answer = format!(
+                            "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = stream.write_all(answer.as_bytes()).await;
+                    });
+                }
+            });
+            StandIn { url, seen }
+        }
+
+        fn requests(&self) -> Vec<(String, String, String)> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+
+    fn client(urls: &[&str], timeout: Duration) -> Client {
+        Client::new(&[InfluxDb {
+            urls: urls.iter().map(|u| (*u).to_owned()).collect(),
+            username: "kapacitor".into(),
+            password: "s3cret".into(),
+            timeout,
+            ..InfluxDb::default()
+        }])
+    }
+
+    fn target() -> Target {
+        Target::of(&spec("db", 1, 1))
+    }
+
+    /// A URL nothing listens on.
+    async fn dead_url() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        url
+    }
+
+    #[tokio::test]
+    async fn a_write_fails_over_to_the_next_url_and_then_prefers_it() {
+        let broken = StandIn::start(503, "overloaded").await;
+        let live = StandIn::start(204, "").await;
+        let dead = dead_url().await;
+        let c = client(&[&dead, &broken.url, &live.url], Duration::from_secs(5));
+        c.write(&target(), "m v=1 1\n".into()).await.unwrap();
+        c.write(&target(), "m v=2 2\n".into()).await.unwrap();
+        assert_eq!(broken.requests().len(), 1, "the 5xx URL is not tried again");
+        let seen = live.requests();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].0, "POST /write?db=db&precision=s HTTP/1.1");
+        assert_eq!(seen[1].2, "m v=2 2\n");
+    }
+
+    #[tokio::test]
+    async fn requests_carry_basic_auth() {
+        let live = StandIn::start(204, "").await;
+        let c = client(&[&live.url], Duration::from_secs(5));
+        c.write(&target(), "m v=1 1\n".into()).await.unwrap();
+        // base64("kapacitor:s3cret")
+        assert_eq!(live.requests()[0].1, "Basic a2FwYWNpdG9yOnMzY3JldA==");
+    }
+
+    #[tokio::test]
+    async fn a_4xx_is_rejected_with_influxdbs_answer_and_no_other_url_is_tried() {
+        let refusing = StandIn::start(
+            400,
+            r#"{"error":"unable to parse 'm v=': missing field value"}"#,
+        )
+        .await;
+        let live = StandIn::start(204, "").await;
+        let c = client(&[&refusing.url, &live.url], Duration::from_secs(5));
+        let error = c.write(&target(), "m v=\n".into()).await.unwrap_err();
+        assert!(!error.retryable());
+        assert!(error.to_string().contains("answered 400"), "{error}");
+        assert!(error.to_string().contains("missing field value"), "{error}");
+        assert!(live.requests().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_url_that_never_answers_times_out_as_retryable() {
+        let hung = StandIn::start(0, "").await;
+        let c = client(&[&hung.url], Duration::from_millis(200));
+        let error = c.write(&target(), "m v=1 1\n".into()).await.unwrap_err();
+        assert!(error.retryable());
+        assert!(error.to_string().contains("timed out"), "{error}");
+        let dead = dead_url().await;
+        let error = client(&[&dead], Duration::from_secs(5))
+            .write(&target(), "m v=1 1\n".into())
+            .await
+            .unwrap_err();
+        assert!(error.retryable(), "{error}");
+    }
+
+    #[tokio::test]
+    async fn create_posts_the_statement_as_a_form_and_reads_statement_errors() {
+        let ok = StandIn::start(200, r#"{"results":[{"statement_id":0}]}"#).await;
+        let c = client(&[&ok.url], Duration::from_secs(5));
+        c.query("", r#"CREATE DATABASE "db""#).await.unwrap();
+        let seen = ok.requests();
+        assert_eq!(seen[0].0, "POST /query HTTP/1.1");
+        assert_eq!(seen[0].2, "q=CREATE+DATABASE+%22db%22");
+        let failing =
+            StandIn::start(200, r#"{"results":[{"statement_id":0,"error":"boom"}]}"#).await;
+        let error = client(&[&failing.url], Duration::from_secs(5))
+            .query("", "CREATE DATABASE x")
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Statement { ref message, .. } if message == "boom"));
+    }
+
+    async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+        for _ in 0..500 {
+            if check() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn the_writer_flushes_what_it_holds_when_its_task_stops() {
+        let live = StandIn::start(204, "").await;
+        let c = Arc::new(client(&[&live.url], Duration::from_secs(5)));
+        let mut handle = spawn("t", vec![(4, spec("db", 1000, 3600))], c);
+        handle.send(
+            vec![(4, "m v=1 1".into()), (4, "m v=2 2".into())],
+            Instant::now(),
+        );
+        let counters = Arc::clone(&handle.counters);
+        drop(handle);
+        assert!(eventually(|| live.requests().len() == 1).await);
+        assert_eq!(live.requests()[0].2, "m v=1 1\nm v=2 2\n");
+        assert!(eventually(|| counters[&4].specific()[1] == ("points_written", 2)).await);
+    }
+
+    #[tokio::test]
+    async fn a_stuck_writer_makes_the_task_drop_and_count_lines_without_waiting() {
+        let hung = StandIn::start(0, "").await;
+        let c = Arc::new(client(&[&hung.url], Duration::from_secs(3600)));
+        let mut handle = spawn("t", vec![(1, spec("db", 1, 3600))], c);
+        handle.send(vec![(1, "m v=0 0".into())], Instant::now());
+        assert!(eventually(|| hung.requests().len() == 1).await);
+        for i in 0..QUEUE_MESSAGES + 10 {
+            handle.send(vec![(1, format!("m v={i} {i}"))], Instant::now());
+        }
+        assert_eq!(handle.counters[&1].specific()[0], ("points_dropped", 10));
+    }
+
     fn section(name: &str, default: bool) -> InfluxDb {
         InfluxDb {
             name: name.to_owned(),
