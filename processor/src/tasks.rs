@@ -684,9 +684,22 @@ fn rows_json(rows: &HttpRows) -> serde_json::Value {
     series
 }
 
+/// RFC 3339 with the fraction Go's `RFC3339Nano` writes (trailing zeros dropped), as
+/// Kapacitor's JSON times: `…T00:16:50Z`, `…T00:16:50.5Z`.
 fn rfc3339_nanos(ns: i64) -> String {
     let time = std::time::UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap_or(0));
-    humantime::format_rfc3339_nanos(time).to_string()
+    let text = humantime::format_rfc3339_nanos(time).to_string();
+    match text.strip_suffix('Z').and_then(|t| t.split_once('.')) {
+        Some((seconds, fraction)) => {
+            let fraction = fraction.trim_end_matches('0');
+            if fraction.is_empty() {
+                format!("{seconds}Z")
+            } else {
+                format!("{seconds}.{fraction}Z")
+            }
+        }
+        None => text,
+    }
 }
 
 fn all_dbrps(def: &TaskDef, pipeline: &tick::Pipeline) -> Vec<Dbrp> {
