@@ -39,7 +39,8 @@ use crate::tick::nodes::InfluxDbOutSpec;
 pub const QUEUE_MESSAGES: usize = 1024;
 
 /// Lines of failed writes a node keeps for the next flush (Telegraf's `metric_buffer_limit`
-/// default); beyond it the oldest are dropped and counted in `points_dropped`.
+/// default), or its `.buffer()` if that is larger; beyond it the oldest are dropped and
+/// counted in `points_dropped`.
 pub const RETRY_LINES: usize = 10_000;
 
 /// At most one "queue full" warning per task this often.
@@ -210,6 +211,8 @@ struct NodeBuffer {
     target: Target,
     /// `.buffer()`.
     size: usize,
+    /// Failed lines kept at most.
+    retry_limit: usize,
     interval: Duration,
     /// Lines not sent yet, oldest first.
     fresh: Vec<String>,
@@ -266,12 +269,12 @@ pub enum Outcome {
 pub struct Buffers {
     nodes: BTreeMap<usize, NodeBuffer>,
     counters: Arc<Counters>,
-    retry_lines: usize,
 }
 
 impl Buffers {
     /// Buffers for `nodes` (`(node id, spec)`); the first interval flush is one
-    /// `.flushInterval()` after `now`. Failed lines kept per node: `retry_lines`.
+    /// `.flushInterval()` after `now`. Failed lines kept per node: `retry_lines` or its
+    /// `.buffer()`, whichever is larger.
     pub fn new(
         nodes: impl IntoIterator<Item = (usize, Arc<InfluxDbOutSpec>)>,
         now: Instant,
@@ -285,6 +288,7 @@ impl Buffers {
                 let buffer = NodeBuffer {
                     target: Target::of(&spec),
                     size: spec.buffer.max(1),
+                    retry_limit: retry_lines.max(spec.buffer),
                     interval: spec.flush_interval.max(Duration::from_millis(1)),
                     fresh: Vec::new(),
                     failed: VecDeque::new(),
@@ -297,7 +301,6 @@ impl Buffers {
         Buffers {
             nodes,
             counters: Arc::new(counters),
-            retry_lines,
         }
     }
 
@@ -394,7 +397,7 @@ impl Buffers {
                     };
                     let mut kept: VecDeque<String> = lines.into();
                     kept.append(&mut n.failed);
-                    let excess = kept.len().saturating_sub(self.retry_lines);
+                    let excess = kept.len().saturating_sub(n.retry_limit);
                     kept.drain(..excess);
                     NodeCounters::add(&counters.points_dropped, excess);
                     n.failed = kept;
@@ -917,6 +920,91 @@ mod tests {
         assert_eq!(lines(&batch), ["m v=1 1", "m v=2 2", "m v=3 3"]);
         assert_eq!(counter(&b, 1)[0], ("points_dropped", 1));
         assert_eq!(counter(&b, 1)[2], ("write_errors", 2));
+    }
+
+    #[test]
+    fn the_retry_bound_is_never_below_one_buffer() {
+        let t0 = Instant::now();
+        let mut b = Buffers::new([(1, spec("db", 5, 10))], t0, 2);
+        for i in 0..5 {
+            b.push(1, format!("m v={i} {i}"));
+        }
+        let batch = b.due(t0).remove(0);
+        b.finish(batch, Outcome::Retry);
+        assert_eq!(b.held(1), 5);
+        assert_eq!(counter(&b, 1)[0], ("points_dropped", 0));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push(usize),
+        Due(u64),
+        Finish(usize, u8),
+        Drain,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0usize..3).prop_map(Op::Push),
+            2 => (0u64..15).prop_map(Op::Due),
+            2 => (0usize..4, 0u8..3).prop_map(|(i, o)| Op::Finish(i, o)),
+            1 => Just(Op::Drain),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Every line pushed is written, rejected, dropped and counted, in flight or held:
+        /// never lost silently, never duplicated.
+        #[test]
+        fn every_line_is_accounted_for(ops in proptest::collection::vec(op(), 0..200)) {
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut b = Buffers::new(
+                [(0, spec("a", 3, 5)), (1, spec("a", 2, 7)), (2, spec("b", 4, 3))],
+                t0,
+                6,
+            );
+            let (mut pushed, mut rejected) = (0u64, 0u64);
+            let mut in_flight: Vec<Batch> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Push(node) => {
+                        let line = format!("m v={pushed} {pushed}");
+                        proptest::prop_assert!(b.push(node, line));
+                        pushed += 1;
+                    }
+                    Op::Due(secs) => {
+                        now += Duration::from_secs(secs);
+                        in_flight.extend(b.due(now));
+                    }
+                    Op::Drain => in_flight.extend(b.drain()),
+                    Op::Finish(i, outcome) => {
+                        if i < in_flight.len() {
+                            let batch = in_flight.remove(i);
+                            let outcome = match outcome {
+                                0 => Outcome::Written,
+                                1 => Outcome::Retry,
+                                _ => {
+                                    rejected += batch.points() as u64;
+                                    Outcome::Rejected
+                                }
+                            };
+                            b.finish(batch, outcome);
+                        }
+                    }
+                }
+                let counters = b.counters();
+                let written: u64 = counters.values().map(|c| c.specific()[1].1).sum();
+                let dropped: u64 = counters.values().map(|c| c.specific()[0].1).sum();
+                let held: usize = (0..3).map(|n| b.held(n)).sum();
+                let flying: usize = in_flight.iter().map(Batch::points).sum();
+                proptest::prop_assert_eq!(
+                    pushed,
+                    written + dropped + rejected + held as u64 + flying as u64
+                );
+            }
+        }
     }
 
     #[test]

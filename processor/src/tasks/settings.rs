@@ -305,8 +305,40 @@ impl TasksConfig {
                 timeout,
             });
         }
+        check_influxdb_sections(&config.influxdb)?;
         Ok(config)
     }
+}
+
+/// Kapacitor's rules across the enabled sections: names are unique, at most one is
+/// `default`, and with more than one, one must be.
+fn check_influxdb_sections(sections: &[InfluxDb]) -> Result<(), Bad> {
+    let enabled: Vec<(usize, &InfluxDb)> = sections
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.enabled)
+        .collect();
+    for (n, (i, section)) in enabled.iter().enumerate() {
+        if enabled[..n].iter().any(|(_, s)| s.name == section.name) {
+            return Err(bad(
+                &format!("influxdb[{i}].name"),
+                format!("{:?} names another enabled section too", section.name),
+            ));
+        }
+        if section.default && enabled[..n].iter().any(|(_, s)| s.default) {
+            return Err(bad(
+                &format!("influxdb[{i}].default"),
+                "only one enabled section may be the default",
+            ));
+        }
+    }
+    if enabled.len() > 1 && !enabled.iter().any(|(_, s)| s.default) {
+        return Err(bad(
+            "influxdb",
+            "with more than one enabled section, one must have default = true",
+        ));
+    }
+    Ok(())
 }
 
 /// A `urls` entry must be a plain `http://` URL with a host (TLS is not supported).
@@ -423,6 +455,37 @@ mod tests {
             assert_eq!(bad_key, key, "{text}");
             assert!(bad_reason.contains(reason), "{text}: {bad_reason}");
         }
+    }
+
+    #[test]
+    fn enabled_sections_need_unique_names_and_one_default_as_in_kapacitor() {
+        let section = |name: &str, default: bool| {
+            format!(
+                "[[influxdb]]\nname = {name:?}\ndefault = {default}\nurls = [\"http://h:8086\"]\n"
+            )
+        };
+        for (text, key) in [
+            (
+                section("a", true) + &section("a", false),
+                "influxdb[1].name",
+            ),
+            (
+                section("a", true) + &section("b", true),
+                "influxdb[1].default",
+            ),
+            (section("a", false) + &section("b", false), "influxdb"),
+        ] {
+            let mut table: Table = text.parse().unwrap();
+            let (bad_key, _) = TasksConfig::from_table(&mut table, &mut Vec::new()).unwrap_err();
+            assert_eq!(bad_key, key, "{text}");
+        }
+        let mut table: Table = (section("a", false) + &section("b", true)).parse().unwrap();
+        assert!(TasksConfig::from_table(&mut table, &mut Vec::new()).is_ok());
+        let mut table: Table = (section("a", true)
+            + "[[influxdb]]\nname = \"a\"\nenabled = false\n")
+            .parse()
+            .unwrap();
+        assert!(TasksConfig::from_table(&mut table, &mut Vec::new()).is_ok());
     }
 
     #[test]
