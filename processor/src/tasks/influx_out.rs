@@ -4,8 +4,8 @@
 //!
 //! # Layout
 //! - [`Buffers`]: the pure core, time passed in. Per node: the lines not yet sent, the lines of
-//!   failed writes kept for the next flush (at most [`RETRY_LINES`], oldest dropped and
-//!   counted), the next interval flush, whether `.create()` still has to run. A node's lines
+//!   failed writes kept for the next flush (at most [`RETRY_LINES`] or one `.buffer()`,
+//!   oldest dropped and counted), the next interval flush, whether `.create()` still has to run. A node's lines
 //!   are flushed when `.buffer()` of them are waiting or every `.flushInterval()` (Kapacitor's
 //!   semantics); due nodes that write to the same (cluster, database, retention policy,
 //!   precision, consistency) share one POST.
