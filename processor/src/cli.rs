@@ -84,14 +84,63 @@ pub fn parse_dbrp(text: &str) -> Result<(String, String)> {
 
 /// A client of one server's task API.
 pub struct TaskClient {
+    /// The server URL without credentials (safe to print).
     url: String,
+    /// `Authorization` value from credentials in the URL.
+    authorization: Option<String>,
     http: HttpClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+/// Splits `http://user:password@host:port` into the URL without its credentials and a Basic
+/// `Authorization` value (Kapacitor's CLI takes credentials in `-url` the same way; `%XX`
+/// escapes in them are decoded).
+pub fn split_credentials(url: &str) -> (String, Option<String>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_owned(), None);
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return (url.to_owned(), None);
+    };
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let credentials = format!("{}:{}", percent_decode(user), percent_decode(password));
+    let value = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, credentials);
+    (
+        format!("{scheme}://{host}{path}"),
+        Some(format!("Basic {value}")),
+    )
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                i += 3;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl TaskClient {
     pub fn new(url: String) -> TaskClient {
+        let (url, authorization) = split_credentials(&url);
         TaskClient {
             url,
+            authorization,
             http: HttpClient::builder(TokioExecutor::new()).build_http(),
         }
     }
@@ -105,10 +154,14 @@ impl TaskClient {
         let url = format!("{}{path}", self.url);
         let uri: hyper::Uri = url.parse().map_err(|_| Error::Url(self.url.clone()))?;
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(uri)
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        if let Some(value) = &self.authorization {
+            request = request.header("authorization", value);
+        }
+        let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|_| Error::Url(self.url.clone()))?;
         let connect = |reason: String| Error::Connect {
@@ -394,6 +447,26 @@ mod tests {
                 "-"
             ])
         );
+    }
+
+    #[test]
+    fn credentials_in_the_url_become_basic_auth_and_leave_the_url() {
+        let (url, auth) = split_credentials("http://admin:p%40ss:word@localhost:9092");
+        assert_eq!(url, "http://localhost:9092");
+        let expected = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "admin:p@ss:word",
+        );
+        assert_eq!(auth, Some(format!("Basic {expected}")));
+        assert_eq!(
+            split_credentials("http://localhost:9092/x@y"),
+            ("http://localhost:9092/x@y".to_owned(), None)
+        );
+        assert_eq!(
+            split_credentials("localhost"),
+            ("localhost".to_owned(), None)
+        );
+        assert_eq!(percent_decode("a%zz%4"), "a%zz%4");
     }
 
     #[test]

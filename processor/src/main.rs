@@ -20,7 +20,8 @@ const EXIT_UNAVAILABLE: u8 = 69;
     about = "Kapacitor-compatible stream processor"
 )]
 struct Cli {
-    /// Server for the client commands (default: PROCESSOR_URL, KAPACITOR_URL, http://localhost:9092).
+    /// Server for the client commands (default: PROCESSOR_URL, KAPACITOR_URL, http://localhost:9092);
+    /// credentials as in Kapacitor's CLI: http://user:password@host:9092.
     #[arg(long, global = true, value_name = "URL")]
     url: Option<String>,
     #[command(subcommand)]

@@ -143,6 +143,12 @@ impl ExtraRoutes for TaskApi {
             || (path == METRICS && self.metrics.is_some())
     }
 
+    /// `/metrics` is scraped without credentials (it holds counters only); the task API and
+    /// `debug/vars` need them when auth is enabled, as Kapacitor's.
+    fn is_public(&self, path: &str) -> bool {
+        path == METRICS
+    }
+
     fn handle(
         &self,
         method: &Method,

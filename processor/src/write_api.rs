@@ -66,6 +66,11 @@ pub struct WriteApi {
 pub trait ExtraRoutes: Send + Sync {
     /// True when `path` is one of these routes.
     fn handles(&self, path: &str) -> bool;
+    /// True for handled paths that need no credentials when `[http] auth-enabled` is on
+    /// (the others need the same credentials as `/write`).
+    fn is_public(&self, _path: &str) -> bool {
+        false
+    }
     /// Answers a request whose body was read (at most 16 MiB).
     fn handle(
         &self,
@@ -347,6 +352,10 @@ impl WriteApi {
                 Some(extra) if extra.handles(path) => {
                     const EXTRA_BODY_LIMIT: usize = 16 << 20;
                     let query = request.uri().query().map(str::to_owned);
+                    if !extra.is_public(path) {
+                        let params = Params::parse(query.as_deref().unwrap_or_default().as_bytes());
+                        self.authenticate(request.headers(), &params)?;
+                    }
                     let body = read_body(request.into_body(), None, EXTRA_BODY_LIMIT).await?;
                     Ok(extra.handle(&method, path, query.as_deref(), &body))
                 }
