@@ -131,30 +131,61 @@ impl Batch {
         self.unescaped.len()
     }
 
+    #[inline]
     pub(crate) fn tag_count(&self) -> usize {
         self.tags.len()
     }
 
+    #[inline]
     pub(crate) fn field_count(&self) -> usize {
         self.fields.len()
     }
 
+    /// The tags pushed since the count was `mark`.
+    #[inline]
+    pub(crate) fn tags_from(&self, mark: usize) -> &[(Span, Span)] {
+        self.tags.get(mark..).unwrap_or_default()
+    }
+
+    /// The fields pushed since the count was `mark`.
+    #[inline]
+    pub(crate) fn fields_from(&self, mark: usize) -> &[(Span, StoredValue)] {
+        self.fields.get(mark..).unwrap_or_default()
+    }
+
+    #[inline]
     pub(crate) fn push_tag(&mut self, key: Span, value: Span) {
         self.tags.push((key, value));
     }
 
+    #[inline]
     pub(crate) fn push_field(&mut self, key: Span, value: StoredValue) {
         self.fields.push((key, value));
     }
 
     /// Forgets tags and fields pushed after the given counts (a line that turned out invalid).
+    #[inline]
     pub(crate) fn truncate_to(&mut self, tags: usize, fields: usize) {
         self.tags.truncate(tags);
         self.fields.truncate(fields);
     }
 
+    #[inline]
     pub(crate) fn push_point(&mut self, point: StoredPoint) {
         self.points.push(point);
+    }
+
+    /// Makes room for the rest of a body at once (instead of growing and copying the vectors
+    /// several times), judging by what its first `done` of `total` bytes gave.
+    pub(crate) fn reserve_for_rest(&mut self, done: usize, total: usize) {
+        if done == 0 {
+            return;
+        }
+        let rest = total.saturating_sub(done);
+        let more = |count: usize| count.saturating_mul(rest) / done + count / 8;
+        self.points.reserve(more(self.points.len()));
+        self.tags.reserve(more(self.tags.len()));
+        self.fields.reserve(more(self.fields.len()));
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! It only judges: values are produced by the influxdb-line-protocol crate (see the parent
 //! module). Running both is what lets the processor answer with 1.x's reasons while parsing with
-//! the crate. Bytes, not `&str`: 1.x works on bytes, and so do the indices below. Every index is
+//! the crate. Simple lines skip both (the `simple` module judges and stores them in one pass);
+//! every line it does not take, and so every rejected line, comes here. Bytes, not `&str`: 1.x works on bytes, and so do the indices below. Every index is
 //! checked (`get`), so no input can panic, including the ones that panic 1.6.7 (100 tags).
 
 use std::fmt;
@@ -46,7 +47,7 @@ pub enum Reason {
 }
 
 /// 1.x's `MaxKeyLength`.
-const MAX_KEY_LENGTH: usize = 65_535;
+pub(super) const MAX_KEY_LENGTH: usize = 65_535;
 /// 1.x's `MinNanoTime` and `MaxNanoTime`.
 pub const MIN_NANO_TIME: i64 = i64::MIN + 2;
 pub const MAX_NANO_TIME: i64 = i64::MAX - 1;

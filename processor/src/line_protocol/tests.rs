@@ -408,3 +408,280 @@ proptest! {
         }
     }
 }
+
+// The fast path for simple lines against the full path (1.x's scanner, then the crate).
+
+/// A field value, comparable exactly (floats by their bits, so -0.0 and 0.0 differ).
+#[derive(Debug, PartialEq)]
+enum Exact {
+    Float(u64),
+    Integer(i64),
+    Boolean(bool),
+    String(String),
+}
+
+/// A point: measurement, tags, fields, time.
+type ExactPoint = (String, Vec<(String, String)>, Vec<(String, Exact)>, i64);
+
+/// Everything a parse produced, in a comparable form.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    points: Vec<ExactPoint>,
+    errors: Vec<(usize, String, String)>,
+    dropped: Option<Dropped>,
+}
+
+fn outcome(parsed: &Parsed) -> Outcome {
+    let points = parsed
+        .batch
+        .points()
+        .map(|point| {
+            let tags = point
+                .tags()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            let fields = point
+                .fields()
+                .map(|(k, v)| {
+                    let exact = match v {
+                        FieldValue::Float(f) => Exact::Float(f.to_bits()),
+                        FieldValue::Integer(i) => Exact::Integer(i),
+                        FieldValue::Boolean(b) => Exact::Boolean(b),
+                        FieldValue::String(s) => Exact::String(s.to_owned()),
+                    };
+                    (k.to_owned(), exact)
+                })
+                .collect();
+            (point.measurement().to_owned(), tags, fields, point.time())
+        })
+        .collect();
+    let errors = parsed
+        .errors
+        .iter()
+        .map(|e| (e.line_number, e.line.clone(), e.reason.to_string()))
+        .collect();
+    Outcome {
+        points,
+        errors,
+        dropped: parsed.dropped.clone(),
+    }
+}
+
+fn both_paths(body: &[u8], precision: Precision) -> (Outcome, Outcome) {
+    let run = |paths| {
+        let parsed = parse_body_with(
+            body.to_vec(),
+            "db".into(),
+            "autogen".into(),
+            precision,
+            NOW,
+            paths,
+        );
+        outcome(&parsed)
+    };
+    (run(Paths::SimpleFirst), run(Paths::FullOnly))
+}
+
+/// True when the fast path alone stores `line`.
+fn takes_fast_path(line: &str, precision: Precision) -> bool {
+    let mut batch = Batch::new("db".into(), "autogen".into());
+    let context = LineContext {
+        base: line.as_ptr() as usize,
+        body_len: line.len(),
+        precision,
+        default_time: precision.truncate(NOW),
+    };
+    simple::store(&mut batch, &context, line, 0)
+}
+
+const TELEGRAF_LINES: [&str; 4] = [
+    "cpu,cpu=cpu0,host=app-1 usage_guest=0,usage_idle=97.25,usage_iowait=0.1,usage_irq=0,usage_system=1.2,usage_user=1.1 1700000000000000000",
+    "mem,host=app-1 active=1234567i,available=7654321i,available_percent=61.2,free=1111111i,used=2222222i,used_percent=38.8 1700000000000001000",
+    "net,host=app-1,interface=eth0 bytes_recv=1000i,bytes_sent=700i,packets_recv=12345i,err_in=0i 1700000000000002000",
+    "requests,deployment=app,host=app-1,url=http://10.0.0.1:8000/metrics counter=3i,up=true",
+];
+
+#[test]
+fn telegraf_lines_take_the_fast_path_and_give_the_full_paths_points() {
+    for line in TELEGRAF_LINES {
+        assert!(takes_fast_path(line, Precision::Nanoseconds), "{line}");
+    }
+    let body = TELEGRAF_LINES.join("\n");
+    let (fast, full) = both_paths(body.as_bytes(), Precision::Nanoseconds);
+    assert_eq!(fast.points.len(), 4);
+    assert_eq!(fast, full);
+}
+
+#[test]
+fn lines_that_are_not_simple_leave_the_fast_path() {
+    for line in [
+        "m,t=a s=\"str\" 1",
+        "m\\ x v=1",
+        "m v=.5",
+        "m v=1.",
+        "m v=1u",
+        "m,time=x v=1",
+        "m time=1,v=2",
+        "m v=1,v=2",
+        "m,b=1,a=2,b=3 v=1",
+        "m,t=a\tx v=1",
+        "m v=1 5\t",
+        "m v=1 5 x",
+        "m v=1 99999999999999999999",
+        "m v=1e400",
+        "m v=tru",
+        "m v=1\r",
+        "m,t=a=b v=1",
+        "m,t= v=1",
+        "m, v=1",
+        "m",
+        "m v=",
+        "m v=1,",
+    ] {
+        assert!(!takes_fast_path(line, Precision::Nanoseconds), "{line:?}");
+    }
+    // Scaled out of range: the full path gives 1.x's error.
+    assert!(!takes_fast_path("m v=1 99999999999", Precision::Hours));
+}
+
+#[test]
+fn unsorted_tags_without_repeats_take_the_fast_path() {
+    assert!(takes_fast_path("m,b=1,a=2 v=1", Precision::Nanoseconds));
+    let (fast, full) = both_paths(b"m,b=1,a=2 v=1", Precision::Nanoseconds);
+    assert_eq!(fast, full);
+}
+
+/// Names both paths accept in a simple line (no leading `#`, which starts a comment).
+fn clean_name() -> impl Strategy<Value = String> {
+    "[a-zA-Z_é][a-zA-Z0-9_.:/é-]{0,7}"
+}
+
+/// Field values in the forms the fast path takes.
+fn clean_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<i64>().prop_map(|v| format!("{v}i")),
+        any::<f64>()
+            .prop_filter("finite", |v| v.is_finite())
+            .prop_map(|v| format!("{v}")),
+        any::<f64>()
+            .prop_filter("finite", |v| v.is_finite())
+            .prop_map(|v| format!("{v:e}")),
+        "-?[0-9]{1,4}(\\.[0-9]{1,4})?([eE][+-]?[0-9]{1,2})?",
+        "-?[0-9]{1,12}\\.[0-9]{1,12}",
+        "(t|T|true|True|TRUE|f|F|false|False|FALSE)",
+    ]
+}
+
+/// A simple line: measurement, unique tags (sorted or not), unique fields, optional timestamp.
+fn clean_line() -> impl Strategy<Value = String> {
+    (
+        clean_name(),
+        proptest::collection::btree_map(clean_name(), clean_name(), 0..5),
+        any::<bool>(),
+        proptest::collection::btree_map(clean_name(), clean_value(), 1..6),
+        proptest::option::of(-9_000_000_000_000_000_000i64..9_000_000_000_000_000_000),
+        "[ ]{1,3}",
+        "[ ]{0,2}",
+    )
+        .prop_filter("no time key", |(_, tags, _, fields, ..)| {
+            !tags.contains_key("time") && !fields.contains_key("time")
+        })
+        .prop_map(
+            |(measurement, tags, reverse, fields, timestamp, gap, tail)| {
+                let mut tags: Vec<_> = tags.into_iter().map(|(k, v)| format!(",{k}={v}")).collect();
+                if reverse {
+                    tags.reverse();
+                }
+                let fields: Vec<_> = fields
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let timestamp = timestamp.map(|t| format!("{gap}{t}")).unwrap_or_default();
+                format!(
+                    "{measurement}{}{gap}{}{timestamp}{tail}",
+                    tags.concat(),
+                    fields.join(",")
+                )
+            },
+        )
+}
+
+/// A simple line with one byte inserted or replaced from the ones that matter to the parsers.
+fn mutated_line() -> impl Strategy<Value = String> {
+    let nasty = prop_oneof![
+        Just(' '),
+        Just(','),
+        Just('='),
+        Just('"'),
+        Just('\\'),
+        Just('\t'),
+        Just('\0'),
+        Just('\r'),
+        Just('.'),
+        Just('-'),
+        Just('+'),
+        Just('e'),
+        Just('i'),
+        Just('u'),
+        Just('t'),
+        Just('#'),
+        Just('0'),
+    ];
+    (
+        clean_line(),
+        any::<prop::sample::Index>(),
+        nasty,
+        any::<bool>(),
+    )
+        .prop_map(|(line, at, c, replace)| {
+            let chars: Vec<char> = line.chars().collect();
+            let i = at.index(chars.len() + 1);
+            let (head, tail) = chars.split_at(i);
+            let tail = if replace {
+                tail.get(1..).unwrap_or_default()
+            } else {
+                tail
+            };
+            head.iter().chain([c].iter()).chain(tail).collect()
+        })
+}
+
+fn any_precision() -> impl Strategy<Value = Precision> {
+    prop_oneof![
+        Just(Precision::Nanoseconds),
+        Just(Precision::Microseconds),
+        Just(Precision::Seconds),
+        Just(Precision::Hours),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+    #[test]
+    fn simple_lines_take_the_fast_path(line in clean_line()) {
+        prop_assert!(takes_fast_path(&line, Precision::Nanoseconds), "{line:?}");
+    }
+
+    #[test]
+    fn the_fast_path_gives_what_the_full_path_gives(
+        lines in proptest::collection::vec(
+            (
+                prop_oneof![Just(""), Just(""), Just("  "), Just("\t"), Just("#"), Just("\0")],
+                prop_oneof![
+                    3 => clean_line(),
+                    4 => mutated_line(),
+                    1 => "[a-z0-9 ,=\"\\\\.eEiutTfF#\t+-]{0,40}",
+                ],
+            ),
+            1..6,
+        ),
+        separator in prop_oneof![Just("\n"), Just("\n\n"), Just("\r\n")],
+        precision in any_precision(),
+    ) {
+        let lines: Vec<String> = lines.into_iter().map(|(lead, line)| format!("{lead}{line}")).collect();
+        let body = lines.join(separator);
+        let (fast, full) = both_paths(body.as_bytes(), precision);
+        prop_assert_eq!(fast, full, "body {:?}", body);
+    }
+}
