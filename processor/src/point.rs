@@ -182,10 +182,25 @@ impl Batch {
             return;
         }
         let rest = total.saturating_sub(done);
-        let more = |count: usize| count.saturating_mul(rest) / done + count / 8;
-        self.points.reserve(more(self.points.len()));
-        self.tags.reserve(more(self.tags.len()));
-        self.fields.reserve(more(self.fields.len()));
+        // Extrapolated, but never more than the rest could hold at a point per 32 bytes and a
+        // tag or field per 8 (Telegraf's lines are longer), so that a dense head and a long
+        // comment do not make a body reserve much more than it uses; past that, plain growth.
+        let more = |count: usize, bytes_each: usize| {
+            (count.saturating_mul(rest) / done + count / 8).min(rest / bytes_each)
+        };
+        self.points.reserve(more(self.points.len(), 32));
+        self.tags.reserve(more(self.tags.len(), 8));
+        self.fields.reserve(more(self.fields.len(), 8));
+    }
+
+    /// Room in the vectors of points, tags and fields.
+    #[cfg(test)]
+    pub(crate) fn capacities(&self) -> (usize, usize, usize) {
+        (
+            self.points.capacity(),
+            self.tags.capacity(),
+            self.fields.capacity(),
+        )
     }
 }
 

@@ -383,6 +383,25 @@ fn backslashes_in_names_are_read_as_influxdb_1_reads_them() {
 }
 
 #[test]
+fn the_batch_reserves_room_for_the_rest_of_the_body_within_bounds() {
+    // Telegraf-shaped: room for every point at once.
+    let line = "cpu,host=a,region=eu usage_idle=97.5,usage_user=1.25 1700000000000000000\n";
+    let parsed = parse(&line.repeat(1_000));
+    assert_eq!(parsed.batch.len(), 1_000);
+    let (points, tags, fields) = parsed.batch.capacities();
+    assert!(points >= 1_000 && tags >= 2_000 && fields >= 2_000);
+    // A dense head (15 fields in 62 bytes), then one long string: the room follows the body's
+    // size, not the head's density (extrapolating would reserve about 250,000 fields).
+    let mut body = "m a=1,b=2,c=3,d=4,e=5,f=6,g=7,h=8,i=9,j=0,k=1,l=2,n=3,o=4,p=5\n".repeat(64);
+    body.push_str(&format!("s v=\"{}\"\n", "x".repeat(1 << 20)));
+    let parsed = parse(&body);
+    assert_eq!(parsed.batch.len(), 65);
+    let (points, _, fields) = parsed.batch.capacities();
+    assert!(points <= 2 * 64 + body.len() / 32, "{points}");
+    assert!(fields <= 2 * 960 + body.len() / 8, "{fields}");
+}
+
+#[test]
 fn negative_timestamps_are_kept() {
     assert_eq!(parse("m v=1 -5").batch.point(0).map(|p| p.time()), Some(-5));
 }
