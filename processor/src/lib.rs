@@ -75,6 +75,8 @@ impl Default for Options {
 pub struct Processor {
     server: server::Server,
     tasks: Arc<tasks::TaskMaster>,
+    /// How long a stop waits for in-flight requests, then for influxDBOut's last flush.
+    shutdown_timeout: std::time::Duration,
 }
 
 impl Processor {
@@ -106,7 +108,11 @@ impl Processor {
         let server =
             server::Server::bind(&config.http.bind_address, api, config.http.shutdown_timeout)
                 .await?;
-        Ok(Processor { server, tasks })
+        Ok(Processor {
+            server,
+            tasks,
+            shutdown_timeout: config.http.shutdown_timeout,
+        })
     }
 
     /// The address listened on.
@@ -125,7 +131,7 @@ impl Processor {
             tracing::info!(%address, "listening");
         }
         self.server.serve(shutdown).await;
-        self.tasks.stop_all();
+        self.tasks.stop_all(self.shutdown_timeout).await;
     }
 }
 

@@ -130,6 +130,8 @@ pub struct TaskRequest {
 struct Running {
     subscriptions: Vec<SubscriptionId>,
     handle: tokio::task::JoinHandle<()>,
+    /// The task's influxDBOut writer: it flushes what it holds once the task loop is gone.
+    writer: Option<tokio::task::JoinHandle<()>>,
     shared: Arc<Shared>,
 }
 
@@ -439,16 +441,19 @@ impl TaskMaster {
             .remove(id)
             .ok_or_else(|| Error::NotFound(id.to_owned()))?;
         if let Some(running) = entry.running {
-            self.stop(running);
+            let _flushing = self.stop(running);
         }
         self.persist()
     }
 
-    fn stop(&self, running: Running) {
+    /// Stops a task's loop; its influxDBOut writer (returned) then flushes what it holds and
+    /// ends.
+    fn stop(&self, running: Running) -> Option<tokio::task::JoinHandle<()>> {
         for sub in running.subscriptions {
             self.router.unsubscribe(sub);
         }
         running.handle.abort();
+        running.writer
     }
 
     fn set_running(&self, id: &str, run: bool) -> Result<()> {
@@ -459,7 +464,7 @@ impl TaskMaster {
         if !run {
             if let Some(running) = entry.running.take() {
                 drop(tasks);
-                self.stop(running);
+                let _flushing = self.stop(running);
             }
             return Ok(());
         }
@@ -511,8 +516,12 @@ impl TaskMaster {
                 influx_nodes.push((node.id, Arc::new(spec.clone())));
             }
         }
-        let influx = (!influx_nodes.is_empty())
-            .then(|| influx_out::spawn(id, influx_nodes, Arc::clone(&self.influx)));
+        let (influx, writer) = if influx_nodes.is_empty() {
+            (None, None)
+        } else {
+            let (influx, writer) = influx_out::spawn(id, influx_nodes, Arc::clone(&self.influx));
+            (Some(influx), Some(writer))
+        };
         let mut stats = graph.stats();
         if let Some(influx) = &influx {
             influx.merge_stats(&mut stats);
@@ -549,6 +558,7 @@ impl TaskMaster {
         entry.running = Some(Running {
             subscriptions,
             handle,
+            writer,
             shared,
         });
         entry.error.clear();
@@ -622,15 +632,27 @@ impl TaskMaster {
             .collect()
     }
 
-    /// Stops every task (shutdown).
-    pub fn stop_all(&self) {
+    /// Stops every task (shutdown) and waits for their influxDBOut writers' last flush, at most
+    /// `limit` (the `[http] shutdown-timeout`) or what the writers allow themselves
+    /// (`[[influxdb]] timeout` per URL), whichever is shorter.
+    pub async fn stop_all(&self, limit: Duration) {
         let running: Vec<Running> = self
             .lock()
             .values_mut()
             .filter_map(|e| e.running.take())
             .collect();
-        for r in running {
-            self.stop(r);
+        let writers: Vec<_> = running.into_iter().filter_map(|r| self.stop(r)).collect();
+        let limit = limit.min(self.influx.stop_limit() + Duration::from_secs(1));
+        let all = async {
+            for writer in writers {
+                let _ = writer.await;
+            }
+        };
+        if tokio::time::timeout(limit, all).await.is_err() {
+            tracing::error!(
+                ?limit,
+                "influxDBOut writers did not finish their last flush"
+            );
         }
     }
 }

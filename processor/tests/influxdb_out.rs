@@ -152,6 +152,39 @@ async fn created_database_holds_the_points_at_their_second_precision_times() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn points_still_buffered_are_written_when_the_processor_shuts_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(influxd) = Influxd::start(&dir.path().join("influxd")) else {
+        return;
+    };
+    let extra = influxdb_section(&[format!("http://{}", influxd.addr)], "5s");
+    let running = start(config(&dir.path().join("data"), &extra))
+        .await
+        .unwrap();
+    let addr = running.addr;
+    let tick = script("        .create()\n        .buffer(1000)\n        .flushInterval(1h)");
+    let (status, _, text) = call(
+        addr,
+        Method::POST,
+        "/kapacitor/v1/tasks",
+        &define_body("copy", &tick, "enabled"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    write(addr, &format!("requests v=1 {T0}\nrequests v=2 {}", T0 + 1)).await;
+    assert!(
+        eventually(
+            || async move { node_stat(addr, "copy", "influxdb_out2", "collected").await == 2 }
+        )
+        .await
+    );
+    assert!(stored(&influxd).is_empty(), "buffered for an hour");
+    running.stop().await;
+    let values: Vec<f64> = stored(&influxd).into_iter().map(|(_, v, _)| v).collect();
+    assert_eq!(values, vec![1.0, 2.0], "flushed at shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_dead_first_url_fails_over_to_the_live_second() {
     let dir = tempfile::tempdir().unwrap();
     let Some(influxd) = Influxd::start(&dir.path().join("influxd")) else {

@@ -700,7 +700,11 @@ impl Handle {
 
 /// Starts the writer of task `task` for its influxDBOut `nodes`. It runs until the returned
 /// [`Handle`] is dropped, then flushes what it holds (bounded by [`Client::stop_limit`]).
-pub fn spawn(task: &str, nodes: Vec<(usize, Arc<InfluxDbOutSpec>)>, client: Arc<Client>) -> Handle {
+pub fn spawn(
+    task: &str,
+    nodes: Vec<(usize, Arc<InfluxDbOutSpec>)>,
+    client: Arc<Client>,
+) -> (Handle, tokio::task::JoinHandle<()>) {
     let buffers = Buffers::new(nodes, Instant::now(), RETRY_LINES);
     let (tx, rx) = mpsc::channel(QUEUE_MESSAGES);
     let handle = Handle {
@@ -709,8 +713,8 @@ pub fn spawn(task: &str, nodes: Vec<(usize, Arc<InfluxDbOutSpec>)>, client: Arc<
         counters: buffers.counters(),
         warning: DropWarning::default(),
     };
-    tokio::spawn(run(task.to_owned(), buffers, rx, client));
-    handle
+    let writer = tokio::spawn(run(task.to_owned(), buffers, rx, client));
+    (handle, writer)
 }
 
 async fn run(
@@ -1297,7 +1301,7 @@ mod tests {
     async fn the_writer_flushes_what_it_holds_when_its_task_stops() {
         let live = StandIn::start(204, "").await;
         let c = Arc::new(client(&[&live.url], Duration::from_secs(5)));
-        let mut handle = spawn("t", vec![(4, spec("db", 1000, 3600))], c);
+        let (mut handle, _writer) = spawn("t", vec![(4, spec("db", 1000, 3600))], c);
         handle.send(
             vec![(4, "m v=1 1".into()), (4, "m v=2 2".into())],
             Instant::now(),
@@ -1313,7 +1317,7 @@ mod tests {
     async fn a_stuck_writer_makes_the_task_drop_and_count_lines_without_waiting() {
         let hung = StandIn::start(0, "").await;
         let c = Arc::new(client(&[&hung.url], Duration::from_secs(3600)));
-        let mut handle = spawn("t", vec![(1, spec("db", 1, 3600))], c);
+        let (mut handle, _writer) = spawn("t", vec![(1, spec("db", 1, 3600))], c);
         handle.send(vec![(1, "m v=0 0".into())], Instant::now());
         assert!(eventually(|| hung.requests().len() == 1).await);
         for i in 0..QUEUE_MESSAGES + 10 {
