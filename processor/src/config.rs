@@ -194,7 +194,8 @@ impl Config {
         };
         let vars: Vec<(String, String)> = vars.into_iter().collect();
         apply_env(&mut table, vars.iter().cloned())?;
-        let unknown = crate::scaler::cluster::apply_env(&mut table, &vars)?;
+        let mut unknown = crate::scaler::cluster::apply_env(&mut table, &vars)?;
+        unknown.extend(crate::tasks::settings::apply_env(&mut table, &vars)?);
         let mut loaded = Self::from_table(table)?;
         loaded.warnings.extend(
             unknown
@@ -316,6 +317,8 @@ pub enum EnvKind {
     String,
     Integer,
     Bool,
+    /// Comma-separated strings.
+    List,
 }
 
 /// Keys that environment variables may set: (section, key, type).
@@ -354,21 +357,7 @@ pub fn apply_env(
         }) else {
             continue;
         };
-        let value = match kind {
-            EnvKind::String => Value::String(text.clone()),
-            EnvKind::Integer => Value::Integer(text.trim().parse().map_err(|_| {
-                invalid(
-                    &dotted(section, key),
-                    format!("{name}={text:?} is not an integer"),
-                )
-            })?),
-            EnvKind::Bool => Value::Boolean(text.trim().parse().map_err(|_| {
-                invalid(
-                    &dotted(section, key),
-                    format!("{name}={text:?} is not true or false"),
-                )
-            })?),
-        };
+        let value = env_value(&dotted(section, key), kind, &name, text)?;
         let target = if section.is_empty() {
             &mut *table
         } else {
@@ -383,6 +372,92 @@ pub fn apply_env(
         target.insert(key.to_owned(), value);
     }
     Ok(())
+}
+
+/// The TOML value of variable `name` = `text` for `key` of type `kind`.
+fn env_value(key: &str, kind: EnvKind, name: &str, text: &str) -> Result<Value> {
+    Ok(match kind {
+        EnvKind::String => Value::String(text.to_owned()),
+        EnvKind::Integer => Value::Integer(
+            text.trim()
+                .parse()
+                .map_err(|_| invalid(key, format!("{name}={text:?} is not an integer")))?,
+        ),
+        EnvKind::Bool => Value::Boolean(
+            text.trim()
+                .parse()
+                .map_err(|_| invalid(key, format!("{name}={text:?} is not true or false")))?,
+        ),
+        EnvKind::List => Value::Array(
+            text.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_owned()))
+                .collect(),
+        ),
+    })
+}
+
+/// Applies `KAPACITOR_<SECTION>_[<N>_]<KEY>` and `PROCESSOR_...` variables to the `N`-th
+/// (default first) table of the array section `section` (`[[influxdb]]`, `[[kubernetes]]`),
+/// creating tables as needed; `PROCESSOR_` wins. Returns the variables under those prefixes
+/// that name no key of `keys`, for the caller to warn about.
+pub fn apply_indexed_env(
+    table: &mut Table,
+    vars: &[(String, String)],
+    section: &str,
+    keys: &[(&str, EnvKind)],
+) -> Result<Vec<String>> {
+    const MAX_INDEX: usize = 64;
+    let mut unknown = Vec::new();
+    let upper = section.to_uppercase();
+    // Weakest prefix first, so PROCESSOR_ is applied last and wins.
+    for prefix in ENV_PREFIXES {
+        let prefix = format!("{prefix}{upper}_");
+        for (name, text) in vars {
+            let Some(rest) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            let (index, rest) = match rest.split_once('_') {
+                Some((n, rest)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => {
+                    (n.parse::<usize>().unwrap_or(usize::MAX), rest)
+                }
+                _ => (0, rest),
+            };
+            let found = keys
+                .iter()
+                .find(|(key, _)| key.to_uppercase().replace('-', "_") == rest);
+            let Some(&(key, kind)) = found.filter(|_| index <= MAX_INDEX) else {
+                unknown.push(name.clone());
+                continue;
+            };
+            let value = env_value(&format!("{section}[{index}].{key}"), kind, name, text)?;
+            indexed_section(table, section, index)?.insert(key.to_owned(), value);
+        }
+    }
+    Ok(unknown)
+}
+
+/// The `index`-th table of array section `section`, turning a single `[section]` table into an
+/// array and appending empty tables as needed.
+fn indexed_section<'t>(table: &'t mut Table, section: &str, index: usize) -> Result<&'t mut Table> {
+    let entry = table
+        .entry(section)
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Table(single) = entry {
+        let single = std::mem::take(single);
+        *entry = Value::Array(vec![Value::Table(single)]);
+    }
+    let Value::Array(sections) = entry else {
+        return Err(invalid(section, "must be a table or an array of tables"));
+    };
+    while sections.len() <= index {
+        sections.push(Value::Table(Table::new()));
+    }
+    match sections.get_mut(index) {
+        Some(Value::Table(inner)) => Ok(inner),
+        _ => Err(invalid(section, "must be a table or an array of tables")),
+    }
 }
 
 fn dotted(section: &str, key: &str) -> String {
@@ -498,6 +573,54 @@ mod tests {
         );
         let file = parse("[kubernetes]\nenabled = true\ndry-run = true\n");
         assert!(file.config.kubernetes[0].dry_run);
+    }
+
+    #[test]
+    fn influxdb_sections_take_the_tutorials_indexed_environment() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.conf");
+        std::fs::write(
+            &path,
+            "[[influxdb]]\nname = \"main\"\nurls = [\"http://a:8086\"]\n",
+        )
+        .expect("write");
+        let loaded = Config::load_with_env(
+            Some(&path),
+            [
+                (
+                    "KAPACITOR_INFLUXDB_0_ENABLED".to_owned(),
+                    "false".to_owned(),
+                ),
+                (
+                    "PROCESSOR_INFLUXDB_1_URLS".to_owned(),
+                    "http://b:8086, http://c:8086".to_owned(),
+                ),
+                ("PROCESSOR_INFLUXDB_1_NAME".to_owned(), "backup".to_owned()),
+                ("KAPACITOR_INFLUXDB_0_BOGUS".to_owned(), "1".to_owned()),
+            ],
+        )
+        .unwrap();
+        let sections = &loaded.config.tasks.influxdb;
+        assert_eq!(sections.len(), 2, "{sections:?}");
+        assert_eq!(
+            (sections[0].name.as_str(), sections[0].enabled),
+            ("main", false)
+        );
+        assert_eq!(sections[1].name, "backup");
+        assert_eq!(sections[1].urls, ["http://b:8086", "http://c:8086"]);
+        assert!(
+            loaded.warnings.contains(
+                &"environment variable KAPACITOR_INFLUXDB_0_BOGUS matches no config key".to_owned()
+            ),
+            "{:?}",
+            loaded.warnings
+        );
+        let bad = Config::load_with_env(
+            None,
+            [("KAPACITOR_INFLUXDB_0_ENABLED".to_owned(), "no".to_owned())],
+        )
+        .unwrap_err();
+        assert!(bad.to_string().contains("influxdb[0].enabled"), "{bad}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
-use crate::config::{Error, Result};
+use crate::config::{EnvKind, Error, Result};
 
 /// Requests to the API server time out after this long (kube's own default is none for reads).
 pub const API_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,101 +72,25 @@ impl Default for Kubernetes {
 }
 
 /// The keys of a section, with their environment type, for the variables.
-const KEYS: &[(&str, EnvType)] = &[
-    ("enabled", EnvType::Bool),
-    ("id", EnvType::String),
-    ("in-cluster", EnvType::Bool),
-    ("api-servers", EnvType::List),
-    ("token", EnvType::String),
-    ("ca-path", EnvType::String),
-    ("namespace", EnvType::String),
-    ("kubeconfig", EnvType::String),
-    ("context", EnvType::String),
-    ("dry-run", EnvType::Bool),
-    ("max-point-age", EnvType::String),
+const KEYS: &[(&str, EnvKind)] = &[
+    ("enabled", EnvKind::Bool),
+    ("id", EnvKind::String),
+    ("in-cluster", EnvKind::Bool),
+    ("api-servers", EnvKind::List),
+    ("token", EnvKind::String),
+    ("ca-path", EnvKind::String),
+    ("namespace", EnvKind::String),
+    ("kubeconfig", EnvKind::String),
+    ("context", EnvKind::String),
+    ("dry-run", EnvKind::Bool),
+    ("max-point-age", EnvKind::String),
 ];
-
-#[derive(Clone, Copy)]
-enum EnvType {
-    Bool,
-    String,
-    List,
-}
 
 /// Applies `KAPACITOR_KUBERNETES_*` / `PROCESSOR_KUBERNETES_*` to the `kubernetes` entry of the
 /// config table, creating sections as needed. Returns the names of variables under those
 /// prefixes that match no key, for the caller to warn about.
 pub fn apply_env(table: &mut Table, vars: &[(String, String)]) -> Result<Vec<String>> {
-    let mut unknown = Vec::new();
-    // Weakest prefix first, so PROCESSOR_ is applied last and wins.
-    for prefix in ["KAPACITOR_KUBERNETES_", "PROCESSOR_KUBERNETES_"] {
-        for (name, text) in vars {
-            let Some(rest) = name.strip_prefix(prefix) else {
-                continue;
-            };
-            let (index, rest) = match rest.split_once('_') {
-                Some((n, rest)) if n.chars().all(|c| c.is_ascii_digit()) && !n.is_empty() => {
-                    (n.parse::<usize>().unwrap_or(usize::MAX), rest)
-                }
-                _ => (0, rest),
-            };
-            let Some(&(key, kind)) = KEYS
-                .iter()
-                .find(|(key, _)| key.to_uppercase().replace('-', "_") == rest)
-            else {
-                unknown.push(name.clone());
-                continue;
-            };
-            if index > 64 {
-                unknown.push(name.clone());
-                continue;
-            }
-            let dotted = format!("kubernetes[{index}].{key}");
-            let value = match kind {
-                EnvType::String => Value::String(text.clone()),
-                EnvType::Bool => Value::Boolean(text.trim().parse().map_err(|_| {
-                    invalid(&dotted, format!("{name}={text:?} is not true or false"))
-                })?),
-                EnvType::List => Value::Array(
-                    text.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(|s| Value::String(s.to_owned()))
-                        .collect(),
-                ),
-            };
-            section_mut(table, index)?.insert(key.to_owned(), value);
-        }
-    }
-    Ok(unknown)
-}
-
-/// The `index`-th kubernetes section of the table, turning a single `[kubernetes]` table into
-/// an array and appending empty sections as needed.
-fn section_mut(table: &mut Table, index: usize) -> Result<&mut Table> {
-    let entry = table
-        .entry("kubernetes")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    if let Value::Table(single) = entry {
-        let single = std::mem::take(single);
-        *entry = Value::Array(vec![Value::Table(single)]);
-    }
-    let Value::Array(sections) = entry else {
-        return Err(invalid(
-            "kubernetes",
-            "must be a table or an array of tables",
-        ));
-    };
-    while sections.len() <= index {
-        sections.push(Value::Table(Table::new()));
-    }
-    match &mut sections[index] {
-        Value::Table(section) => Ok(section),
-        _ => Err(invalid(
-            "kubernetes",
-            "must be a table or an array of tables",
-        )),
-    }
+    crate::config::apply_indexed_env(table, vars, "kubernetes", KEYS)
 }
 
 /// Reads the `kubernetes` entry (a table or an array of tables); unknown keys are pushed to

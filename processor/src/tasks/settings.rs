@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
+use crate::config::EnvKind;
 use crate::pipeline::Settings;
 
 /// `[pipeline]`: timing of the aggregates' alignment and state expiry.
@@ -156,6 +157,27 @@ const UNSUPPORTED_INFLUXDB_KEYS: [&str; 17] = [
     "udp-read-buffer",
     "startup-timeout",
 ];
+
+/// The `[[influxdb]]` keys that environment variables may set
+/// (`KAPACITOR_INFLUXDB_0_ENABLED=false`, as in the tutorial's manifest).
+const ENV_KEYS: &[(&str, EnvKind)] = &[
+    ("enabled", EnvKind::Bool),
+    ("name", EnvKind::String),
+    ("default", EnvKind::Bool),
+    ("urls", EnvKind::List),
+    ("username", EnvKind::String),
+    ("password", EnvKind::String),
+    ("timeout", EnvKind::String),
+];
+
+/// Applies `KAPACITOR_INFLUXDB_[<N>_]<KEY>` / `PROCESSOR_INFLUXDB_...` to the `influxdb`
+/// sections of the config table; returns the variables that name no key.
+pub fn apply_env(
+    table: &mut Table,
+    vars: &[(String, String)],
+) -> crate::config::Result<Vec<String>> {
+    crate::config::apply_indexed_env(table, vars, "influxdb", ENV_KEYS)
+}
 
 /// The sections above.
 #[derive(Debug, Clone, PartialEq, Default)]
