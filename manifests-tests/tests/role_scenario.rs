@@ -13,7 +13,7 @@ use manifests_tests::render::{self, strings};
 use manifests_tests::{manifests_dir, tools};
 use processor::scaler::cluster::{self, Kubernetes};
 use processor::scaler::kubernetes::KubernetesScaler;
-use processor::scaler::{Decision, Kind, Policy, ScaleIntent, Scaler, Target};
+use processor::scaler::{Decision, Desired, Kind, Policy, ScaleIntent, Scaler, Target};
 use serde_json::Value;
 
 const TOKEN: &str = "processor-service-account-token";
@@ -34,7 +34,7 @@ fn intent(kind: Kind, name: &str, desired: i64) -> ScaleIntent {
             kind,
             name: name.to_owned(),
         },
-        desired,
+        desired: Desired::Fixed(desired),
         policy: Policy {
             min: 1,
             max: 10,

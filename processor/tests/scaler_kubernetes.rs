@@ -9,7 +9,7 @@ use k8s_standin::{Config, Fault, Handle, Server, WorkloadKind};
 use processor::scaler::cluster::{self, Kubernetes};
 use processor::scaler::kubernetes::KubernetesScaler;
 use processor::scaler::{
-    Decision, Kind, Policy, ScaleError, ScaleIntent, ScaleOutcome, Scaler, Target,
+    Decision, Desired, Kind, Policy, ScaleError, ScaleIntent, ScaleOutcome, Scaler, Target,
 };
 
 async fn standin() -> Handle {
@@ -48,7 +48,7 @@ fn intent(namespace: &str, name: &str, desired: i64) -> ScaleIntent {
             kind: Kind::Deployments,
             name: name.to_owned(),
         },
-        desired,
+        desired: Desired::Fixed(desired),
         policy: Policy {
             min: 1,
             max: 10,
@@ -74,6 +74,28 @@ fn writes(server: &Handle) -> usize {
             r.info.subresource == "scale" && matches!(r.info.verb.as_str(), "update" | "patch")
         })
         .count()
+}
+
+#[tokio::test]
+async fn a_current_field_lambda_sees_the_replicas_read_from_the_api() {
+    let server = standin().await;
+    let scaler = scaler_for(&server, false).await;
+    scale(&scaler, intent("default", "app", 3)).await.unwrap();
+    // Someone else scales to 4; a lambda of the current count (current + 2) must start from 4,
+    // not from the 3 this scaler last set, nor from 0.
+    server
+        .set_replicas(WorkloadKind::Deployment, "default", "app", 4)
+        .unwrap();
+    let mut plus_two = intent("default", "app", 0);
+    plus_two.desired = Desired::FromCurrent(std::sync::Arc::new(|current| Ok(current + 2)));
+    let outcome = scale(&scaler, plus_two).await.unwrap();
+    assert_eq!((outcome.old, outcome.new), (4, 6));
+    assert_eq!(server.deployment_replicas("default", "app"), Some(6));
+    let mut failing = intent("default", "app", 0);
+    failing.desired = Desired::FromCurrent(std::sync::Arc::new(|_| Err("boom".to_owned())));
+    let error = scale(&scaler, failing).await.unwrap_err();
+    assert!(error.to_string().contains("boom"), "{error}");
+    assert_eq!(server.deployment_replicas("default", "app"), Some(6));
 }
 
 #[tokio::test]
@@ -208,7 +230,7 @@ async fn cooldowns_hold_on_the_processor_clock() {
     first.policy.increase_cooldown = Duration::from_secs(600);
     scale(&scaler, first.clone()).await.unwrap();
     let mut again = first.clone();
-    again.desired = 5;
+    again.desired = Desired::Fixed(5);
     // A point stamped far in the future cannot bypass the cooldown (Kapacitor compared point
     // times): the processor's clock decides.
     again.point_time_ns = now_ns() + 3_600_000_000_000;

@@ -3,7 +3,7 @@
 mod tasks_support;
 
 use hyper::{Method, StatusCode};
-use processor::scaler::Decision;
+use processor::scaler::{Decision, Desired};
 use tasks_support::{TUTORIAL, call, config, define_body, eventually, start};
 
 const K8S_LINE: &str = "k8s_autoscale6 [avg_exec_time_ns=\"0s\" cooldown_drops=\"0\" decrease_events=\"0\" errors=\"0\" increase_events=\"0\" ];";
@@ -133,7 +133,7 @@ async fn written_points_flow_through_the_tutorial_pipeline_to_the_scaler() {
     );
     let (intent, outcome) = scaler.decisions()[0].clone();
     assert_eq!(intent.target.name, "app");
-    assert_eq!(intent.desired, 5);
+    assert_eq!(intent.desired, Desired::Fixed(5));
     assert_eq!(
         (outcome.decision, outcome.old, outcome.new),
         (Decision::Increased, 1, 5)

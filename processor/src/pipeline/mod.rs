@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use crate::line_protocol::Precision;
 use crate::point::PointRef;
-use crate::scaler::{Decision, Kind, Policy, ScaleError, ScaleIntent, ScaleOutcome, Target};
+use crate::scaler::{
+    Decision, Desired, Kind, Policy, ScaleError, ScaleIntent, ScaleOutcome, Target,
+};
 use crate::tick::nodes::{InfluxDbOutSpec, K8sAutoscaleSpec, LogLevel, LogSpec};
 use crate::tick::{NodeSpec, Pipeline as Script};
 
@@ -132,8 +134,10 @@ struct K8sNode {
     increase_events: u64,
     decrease_events: u64,
     cooldown_drops: u64,
-    /// Last known replicas per resource name (for `currentField`).
+    /// Last known (old, new) replicas per resource name (working cardinality).
     current: BTreeMap<String, (i64, i64)>,
+    /// The `replicas` lambda when it reads `.currentField()` (shared with the scaler's calls).
+    replicas_with_current: Option<Arc<crate::tick::lambda::Lambda>>,
 }
 
 struct Slot {
@@ -205,6 +209,8 @@ impl Graph {
                         decrease_events: 0,
                         cooldown_drops: 0,
                         current: BTreeMap::new(),
+                        replicas_with_current: (!spec.current_field.is_empty())
+                            .then(|| Arc::new(spec.replicas.clone())),
                     }))
                 }
                 NodeSpec::Window(spec) => State::Window(window::Window::new(spec, alignment)),
@@ -721,21 +727,31 @@ fn k8s_intent(
 ) -> Result<(), String> {
     let name = resource_name(&k8s.spec, &point)
         .ok_or_else(|| "could not determine the name of the resource".to_string())?;
-    let desired = if k8s.spec.current_field.is_empty() {
-        k8s.spec.replicas.eval_int(&point)
-    } else {
-        let current = k8s.current.get(&name).map_or(0, |(_, new)| *new);
-        let extra = [(
-            k8s.spec.current_field.as_str(),
-            crate::point::FieldValue::Integer(current),
-        )];
-        let scope = crate::tick::WithFields {
-            base: &point,
-            extra: &extra,
-        };
-        k8s.spec.replicas.eval_int(&scope)
-    }
-    .map_err(|e| e.to_string())?;
+    let desired = match &k8s.replicas_with_current {
+        None => Desired::Fixed(
+            k8s.spec
+                .replicas
+                .eval_int(&point)
+                .map_err(|e| e.to_string())?,
+        ),
+        // `.currentField()`: the lambda runs once the scaler has read the current replicas,
+        // as Kapacitor evaluates it after its GET of the scale.
+        Some(lambda) => {
+            let (lambda, field, point) = (
+                Arc::clone(lambda),
+                k8s.spec.current_field.clone(),
+                point.clone(),
+            );
+            Desired::FromCurrent(Arc::new(move |current| {
+                let extra = [(field.as_str(), crate::point::FieldValue::Integer(current))];
+                let scope = crate::tick::WithFields {
+                    base: &point,
+                    extra: &extra,
+                };
+                lambda.eval_int(&scope).map_err(|e| e.to_string())
+            }))
+        }
+    };
     let intent = ScaleIntent {
         target: Target {
             cluster: k8s.spec.cluster.clone(),
@@ -847,6 +863,26 @@ mod tests {
     }
 
     #[test]
+    fn a_current_field_lambda_is_left_for_the_scaler_to_evaluate_with_the_live_count() {
+        let mut g = graph(
+            "stream|from().measurement('m')|k8sAutoscale().resourceName('app').currentField('replicas').replicas(lambda: \"replicas\" + int(\"v\"))",
+        );
+        let mut effects = Vec::new();
+        write(&mut g, "m v=2 5000000000", &mut effects);
+        let Some(Effect::Scale { intent, .. }) = effects.pop() else {
+            panic!("expected a scale intent");
+        };
+        let Desired::FromCurrent(_) = &intent.desired else {
+            panic!(
+                "expected a lambda of the current count: {:?}",
+                intent.desired
+            );
+        };
+        assert_eq!(intent.desired.resolve(3).unwrap(), 5);
+        assert_eq!(intent.desired.resolve(7).unwrap(), 9);
+    }
+
+    #[test]
     fn k8s_autoscale_asks_the_scaler_and_emits_old_and_new_with_tags() {
         let mut g = graph(
             "stream|from().measurement('m').groupBy('deployment')|k8sAutoscale().resourceNameTag('deployment').replicas(lambda: int(ceil(\"v\" / 100.0))).max(10)|influxDBOut().database('o')",
@@ -865,7 +901,7 @@ mod tests {
         else {
             panic!("expected a scale intent");
         };
-        assert_eq!(intent.desired, 3);
+        assert_eq!(intent.desired, Desired::Fixed(3));
         assert_eq!(intent.target.name, "app");
         assert_eq!(intent.policy.max, 10);
         assert_eq!(intent.point_time_ns, 5 * S);

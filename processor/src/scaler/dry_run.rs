@@ -43,7 +43,7 @@ impl DryRunScaler {
     }
 
     /// Decides one intent now (synchronously).
-    pub fn decide(&self, intent: &ScaleIntent) -> ScaleOutcome {
+    pub fn decide(&self, intent: &ScaleIntent) -> Result<ScaleOutcome, ScaleError> {
         let now = (self.clock)();
         let policy = &intent.policy;
         let mut states = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -52,7 +52,7 @@ impl DryRunScaler {
             last_increase: None,
             last_decrease: None,
         });
-        let mut wanted = intent.desired;
+        let mut wanted = intent.desired.resolve(state.replicas)?;
         if policy.max > 0 {
             wanted = wanted.min(policy.max);
         }
@@ -91,13 +91,13 @@ impl DryRunScaler {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((intent.clone(), outcome.clone()));
-        outcome
+        Ok(outcome)
     }
 }
 
 impl Scaler for DryRunScaler {
     fn scale(&self, intent: ScaleIntent) -> ScaleFuture {
-        let outcome: Result<ScaleOutcome, ScaleError> = Ok(self.decide(&intent));
+        let outcome = self.decide(&intent);
         Box::pin(async move { outcome })
     }
 }
@@ -105,7 +105,7 @@ impl Scaler for DryRunScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scaler::{Kind, Policy};
+    use crate::scaler::{Desired, Kind, Policy};
     use std::sync::atomic::{AtomicI64, Ordering};
     use std::time::Duration;
 
@@ -117,7 +117,7 @@ mod tests {
                 kind: Kind::Deployments,
                 name: "app".into(),
             },
-            desired,
+            desired: Desired::Fixed(desired),
             policy: Policy {
                 min: 1,
                 max: 10,
@@ -136,17 +136,39 @@ mod tests {
         let now = Arc::new(AtomicI64::new(0));
         let clock_now = Arc::clone(&now);
         let scaler = DryRunScaler::new(Arc::new(move || clock_now.load(Ordering::SeqCst)));
-        let first = scaler.decide(&intent(50));
+        let first = scaler.decide(&intent(50)).unwrap();
         assert_eq!(
             (first.decision, first.old, first.new),
             (Decision::Increased, 1, 10)
         );
         now.store(30_000_000_000, Ordering::SeqCst);
-        assert_eq!(scaler.decide(&intent(2)).decision, Decision::Decreased);
-        assert_eq!(scaler.decide(&intent(5)).decision, Decision::CooldownDrop);
+        assert_eq!(
+            scaler.decide(&intent(2)).unwrap().decision,
+            Decision::Decreased
+        );
+        assert_eq!(
+            scaler.decide(&intent(5)).unwrap().decision,
+            Decision::CooldownDrop
+        );
         now.store(61_000_000_000, Ordering::SeqCst);
-        assert_eq!(scaler.decide(&intent(5)).decision, Decision::Increased);
-        assert_eq!(scaler.decide(&intent(5)).decision, Decision::Unchanged);
+        assert_eq!(
+            scaler.decide(&intent(5)).unwrap().decision,
+            Decision::Increased
+        );
+        assert_eq!(
+            scaler.decide(&intent(5)).unwrap().decision,
+            Decision::Unchanged
+        );
         assert_eq!(scaler.decisions().len(), 5);
+    }
+
+    #[test]
+    fn a_current_field_lambda_starts_from_the_dry_run_count() {
+        let scaler = DryRunScaler::new(Arc::new(|| 0));
+        scaler.decide(&intent(4)).unwrap();
+        let mut minus_one = intent(0);
+        minus_one.desired = Desired::FromCurrent(Arc::new(|current| Ok(current - 1)));
+        let outcome = scaler.decide(&minus_one).unwrap();
+        assert_eq!((outcome.old, outcome.new), (4, 3));
     }
 }

@@ -156,8 +156,9 @@ impl Inner {
             {
                 tracing::info!(target = %api.describe(), was = last, now = current, "scale changed by someone else since we set it");
             }
+            let desired = intent.desired.resolve(current)?;
             let now = Instant::now();
-            let verdict = decision::decide(current, intent.desired, &intent.policy, &history, now);
+            let verdict = decision::decide(current, desired, &intent.policy, &history, now);
             let outcome = |verdict: Verdict| ScaleOutcome {
                 decision: verdict.decision,
                 old: current,
@@ -173,7 +174,7 @@ impl Inner {
             }
             let reason = format!(
                 "task {} node {} asked for {} replicas (clamped to {}), current {}",
-                intent.task, intent.node, intent.desired, verdict.new, current
+                intent.task, intent.node, desired, verdict.new, current
             );
             if dry_run {
                 tracing::info!(target = %api.describe(), old = current, new = verdict.new, %reason, "dry run: would scale");

@@ -15,6 +15,7 @@ pub mod kubernetes;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The kind of workload a node scales (Kapacitor's `kind` property, plural as in the API path).
@@ -76,12 +77,55 @@ pub struct Policy {
     pub dry_run: bool,
 }
 
+/// A `replicas` lambda that reads the target's current replicas (`.currentField()`), to be
+/// evaluated by the scaler once it has read them: evaluation error as text.
+pub type FromCurrent = Arc<dyn Fn(i64) -> Result<i64, String> + Send + Sync>;
+
+/// The replicas a `k8sAutoscale` node asks for, before clamping.
+#[derive(Clone)]
+pub enum Desired {
+    /// The `replicas` lambda's result.
+    Fixed(i64),
+    /// The lambda needs the current replicas (`.currentField()`), which Kapacitor reads from
+    /// the API before evaluating it: the scaler resolves it after reading the scale.
+    FromCurrent(FromCurrent),
+}
+
+impl Desired {
+    /// The wanted replicas given the target's `current` ones.
+    pub fn resolve(&self, current: i64) -> Result<i64, ScaleError> {
+        match self {
+            Desired::Fixed(n) => Ok(*n),
+            Desired::FromCurrent(lambda) => lambda(current).map_err(ScaleError::Replicas),
+        }
+    }
+}
+
+impl std::fmt::Debug for Desired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Desired::Fixed(n) => write!(f, "Fixed({n})"),
+            Desired::FromCurrent(_) => f.write_str("FromCurrent(..)"),
+        }
+    }
+}
+
+impl PartialEq for Desired {
+    fn eq(&self, other: &Desired) -> bool {
+        match (self, other) {
+            (Desired::Fixed(a), Desired::Fixed(b)) => a == b,
+            (Desired::FromCurrent(a), Desired::FromCurrent(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
 /// One request from a `k8sAutoscale` node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScaleIntent {
     pub target: Target,
-    /// The `replicas` lambda's result, before clamping.
-    pub desired: i64,
+    /// The `replicas` lambda's result, or the lambda itself when it reads the current count.
+    pub desired: Desired,
     pub policy: Policy,
     /// The time of the point that produced it, ns since the epoch (stale points never scale).
     pub point_time_ns: i64,
@@ -130,6 +174,8 @@ pub enum ScaleError {
     Api(String),
     #[error("the scaler is shutting down")]
     ShuttingDown,
+    #[error("replicas lambda with the current replicas: {0}")]
+    Replicas(String),
 }
 
 /// A boxed future, so [`Scaler`] stays object-safe.
