@@ -5,13 +5,15 @@
 //! hands it [`Delivery`]s without blocking (a bounded queue; when full the delivery is
 //! dropped and counted). The task's own tokio task runs the graph: every delivery at the
 //! processor clock's "now", a tick every second for lateness and expiry, then the graph's
-//! [`Effect`]s (the [`Scaler`] for k8sAutoscale; influxDBOut's lines go to the task's
-//! [`influx_out`] writer without waiting).
+//! [`Effect`]s: scaler calls for k8sAutoscale run beside the loop, one per node and target at
+//! a time ([`scale_calls`]); influxDBOut's lines go to the task's [`influx_out`] writer
+//! without waiting.
 
 pub mod influx_out;
+pub mod scale_calls;
 pub mod settings;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -537,6 +539,7 @@ impl TaskMaster {
             task: id.to_owned(),
             tx,
             shared: Arc::clone(&shared),
+            warning: Mutex::new(influx_out::DropWarning::default()),
         });
         let handle = tokio::spawn(run_task(
             graph,
@@ -863,6 +866,8 @@ struct Queue {
     task: String,
     tx: mpsc::Sender<Delivery>,
     shared: Arc<Shared>,
+    /// Drops are logged at most every 10 s, with the count since the last log.
+    warning: Mutex<influx_out::DropWarning>,
 }
 
 impl Subscriber for Queue {
@@ -876,10 +881,32 @@ impl Subscriber for Queue {
             self.shared
                 .dropped
                 .fetch_add(points as u64, Ordering::Relaxed);
-            tracing::error!(task = %self.task, points, "task queue full: points dropped");
+            let due = self
+                .warning
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record(points, tokio::time::Instant::now());
+            if let Some(points) = due {
+                tracing::error!(task = %self.task, points, "task queue full: points dropped (logged at most every 10 s)");
+            }
         }
     }
 }
+
+/// A scaler call a task waits to make: the k8sAutoscale node, its intent and its point.
+type ScaleCall = (
+    usize,
+    Box<crate::scaler::ScaleIntent>,
+    crate::pipeline::Point,
+);
+
+/// What a finished scaler call hands back to the task loop.
+type ScaleDone = (
+    scale_calls::Key,
+    usize,
+    crate::pipeline::Point,
+    std::result::Result<crate::scaler::ScaleOutcome, crate::scaler::ScaleError>,
+);
 
 async fn run_task(
     mut graph: Graph,
@@ -894,12 +921,47 @@ async fn run_task(
     let mut effects = Vec::new();
     let mut last_collected = 0u64;
     let mut last_tick = clock();
+    // Scaler calls run beside the loop (aborted with it), one per node and target at a time.
+    let mut calls: scale_calls::ScaleCalls<ScaleCall> = scale_calls::ScaleCalls::default();
+    let mut in_flight: tokio::task::JoinSet<ScaleDone> = tokio::task::JoinSet::new();
+    let mut keys: HashMap<tokio::task::Id, scale_calls::Key> = HashMap::new();
+    let start = |in_flight: &mut tokio::task::JoinSet<ScaleDone>,
+                 keys: &mut HashMap<tokio::task::Id, scale_calls::Key>,
+                 key: scale_calls::Key,
+                 (node, intent, point): ScaleCall| {
+        let scaler = Arc::clone(&scaler);
+        let call_key = key.clone();
+        let handle = in_flight.spawn(async move {
+            let result = scaler.scale(*intent).await;
+            (call_key, node, point, result)
+        });
+        keys.insert(handle.id(), key);
+    };
     loop {
         tokio::select! {
             delivery = rx.recv() => match delivery {
                 Some(delivery) => graph.write(delivery.points(), clock(), &mut effects),
                 None => break,
             },
+            Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
+                let key = match done {
+                    Ok((id, (key, node, point, result))) => {
+                        keys.remove(&id);
+                        graph.scaled(node, point, result, clock(), &mut effects);
+                        key
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "scaler call failed");
+                        match keys.remove(&error.id()) {
+                            Some(key) => key,
+                            None => continue,
+                        }
+                    }
+                };
+                if let Some(next) = calls.finished(&key) {
+                    start(&mut in_flight, &mut keys, key, next);
+                }
+            }
             _ = ticker.tick() => {
                 let now = clock();
                 graph.tick(now, &mut effects);
@@ -914,19 +976,26 @@ async fn run_task(
             }
         }
         let mut lines = Vec::new();
-        while !effects.is_empty() {
-            for effect in std::mem::take(&mut effects) {
-                match effect {
-                    Effect::Scale {
-                        node,
-                        intent,
-                        point,
-                    } => {
-                        let result = scaler.scale(*intent).await;
-                        graph.scaled(node, point, result, clock(), &mut effects);
+        for effect in std::mem::take(&mut effects) {
+            match effect {
+                Effect::Scale {
+                    node,
+                    intent,
+                    point,
+                } => {
+                    let key = (node, intent.target.clone());
+                    let superseded = calls.superseded;
+                    if let Some(call) = calls.offer(key.clone(), (node, intent, point)) {
+                        start(&mut in_flight, &mut keys, key, call);
+                    } else if calls.superseded > superseded {
+                        tracing::debug!(
+                            node,
+                            superseded = calls.superseded,
+                            "scale intent superseded by a newer one while a call is in flight"
+                        );
                     }
-                    Effect::Write { node, line, .. } => lines.push((node, line)),
                 }
+                Effect::Write { node, line, .. } => lines.push((node, line)),
             }
         }
         let mut stats = graph.stats();
