@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hyper::{Method, StatusCode};
-use tasks_support::{call, config, define_body, eventually, start};
+use tasks_support::{call, config, define_body, eventually, start, write_seconds};
 use workspace_bins::peers::Influxd;
 
 /// Seconds since the epoch of the points written (2023-11-14T22:13:20Z).
@@ -30,17 +30,6 @@ fn influxdb_section(urls: &[String], timeout: &str) -> String {
         "[[influxdb]]\nname = \"local\"\ndefault = true\nurls = [{}]\ntimeout = \"{timeout}\"\n",
         urls.join(", ")
     )
-}
-
-async fn write(addr: SocketAddr, body: &str) {
-    let (status, _, text) = call(
-        addr,
-        Method::POST,
-        "/write?db=autoscale&rp=autogen&precision=s",
-        body,
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
 }
 
 async fn node_stat(addr: SocketAddr, task: &str, node: &str, stat: &str) -> u64 {
@@ -111,7 +100,7 @@ async fn created_database_holds_the_points_at_their_second_precision_times() {
     assert_eq!(status, StatusCode::OK, "{text}");
 
     // two points stay buffered (.buffer(3), an hour's flush interval)...
-    write(addr, &format!("requests v=1 {T0}\nrequests v=2 {}", T0 + 1)).await;
+    write_seconds(addr, &format!("requests v=1 {T0}\nrequests v=2 {}", T0 + 1)).await;
     assert!(
         eventually(
             || async move { node_stat(addr, "copy", "influxdb_out2", "collected").await == 2 }
@@ -124,7 +113,7 @@ async fn created_database_holds_the_points_at_their_second_precision_times() {
         0
     );
     // ...the third fills the buffer: the database is created and all three written
-    write(addr, &format!("requests v=3 {}", T0 + 2)).await;
+    write_seconds(addr, &format!("requests v=3 {}", T0 + 2)).await;
     assert!(
         eventually(|| async move {
             node_stat(addr, "copy", "influxdb_out2", "points_written").await == 3
@@ -171,7 +160,7 @@ async fn points_still_buffered_are_written_when_the_processor_shuts_down() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{text}");
-    write(addr, &format!("requests v=1 {T0}\nrequests v=2 {}", T0 + 1)).await;
+    write_seconds(addr, &format!("requests v=1 {T0}\nrequests v=2 {}", T0 + 1)).await;
     assert!(
         eventually(
             || async move { node_stat(addr, "copy", "influxdb_out2", "collected").await == 2 }
@@ -204,7 +193,7 @@ async fn a_dead_first_url_fails_over_to_the_live_second() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{text}");
-    write(addr, &format!("requests v=7 {T0}")).await;
+    write_seconds(addr, &format!("requests v=7 {T0}")).await;
     assert!(
         eventually(|| {
             let rows = stored(&influxd).len();
@@ -236,7 +225,7 @@ async fn a_hung_influxdb_does_not_stall_the_task() {
     .await;
     assert_eq!(status, StatusCode::OK, "{text}");
     for i in 0..20 {
-        write(addr, &format!("requests v={i} {}", T0 + i)).await;
+        write_seconds(addr, &format!("requests v={i} {}", T0 + i)).await;
         let expected = (i + 1) as u64;
         assert!(
             eventually(|| async move {
@@ -275,7 +264,7 @@ async fn points_written_while_influxdb_is_down_arrive_when_it_is_back() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{text}");
-    write(addr, &format!("requests v=1 {T0}\nrequests v=2 {}", T0 + 1)).await;
+    write_seconds(addr, &format!("requests v=1 {T0}\nrequests v=2 {}", T0 + 1)).await;
     // written and acknowledged (stored is not enough: a kill before the answer is a failure)
     assert!(
         eventually(|| async move {
@@ -285,12 +274,12 @@ async fn points_written_while_influxdb_is_down_arrive_when_it_is_back() {
     );
 
     tokio::task::block_in_place(|| influxd.stop());
-    write(
+    write_seconds(
         addr,
         &format!("requests v=3 {}\nrequests v=4 {}", T0 + 2, T0 + 3),
     )
     .await;
-    write(addr, &format!("requests v=5 {}", T0 + 4)).await;
+    write_seconds(addr, &format!("requests v=5 {}", T0 + 4)).await;
     assert!(
         eventually(|| async move {
             node_stat(addr, "outage", "influxdb_out2", "write_errors").await >= 2

@@ -4,10 +4,8 @@
 
 mod tasks_support;
 
-use std::process::Command;
-
 use hyper::{Method, StatusCode};
-use tasks_support::{call, config, start};
+use tasks_support::{call, cli, config, start};
 
 const AUTH: &str = "auth-enabled = true\n[[http.users]]\nname = \"admin\"\npassword = \"p@ss\"\n";
 
@@ -32,20 +30,6 @@ async fn get(
         .unwrap()
         .to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-fn cli(url: &str, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(workspace_bins::binary("processor", "processor"))
-        .args(args)
-        .env("PROCESSOR_URL", url)
-        .env_remove("KAPACITOR_URL")
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread")]

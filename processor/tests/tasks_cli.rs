@@ -2,23 +2,7 @@
 
 mod tasks_support;
 
-use std::process::Command;
-
-use tasks_support::{config, start};
-
-fn processor(url: &str, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(workspace_bins::binary("processor", "processor"))
-        .args(args)
-        .env("PROCESSOR_URL", url)
-        .env_remove("KAPACITOR_URL")
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use tasks_support::{cli, config, start};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_tutorials_commands_define_enable_and_show_the_task() {
@@ -41,7 +25,7 @@ async fn the_tutorials_commands_define_enable_and_show_the_task() {
         async move {
             tokio::task::spawn_blocking(move || {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                processor(&url, &args)
+                cli(&url, &args)
             })
             .await
             .unwrap()

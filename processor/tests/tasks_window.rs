@@ -7,7 +7,7 @@
 mod tasks_support;
 
 use hyper::{Method, StatusCode};
-use tasks_support::{call, config, define_body, start};
+use tasks_support::{call, config, define_body, start, write_seconds};
 
 const SCRIPT: &str = "
 stream
@@ -30,17 +30,6 @@ fn flush(pod: &str, seconds: std::ops::RangeInclusive<i64>, value: i64) -> Strin
         .collect()
 }
 
-async fn write(addr: std::net::SocketAddr, body: &str) {
-    let (status, _, text) = call(
-        addr,
-        Method::POST,
-        "/write?db=autoscale&rp=autogen&precision=s",
-        body,
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_window_sums_every_pod_even_when_their_flushes_arrive_at_different_times() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,10 +45,10 @@ async fn a_window_sums_every_pod_even_when_their_flushes_arrive_at_different_tim
 
     // Both pods report, then pod a flushes twice before pod b's next flush arrives. Kapacitor
     // would emit [1000 s, 1010 s) on pod a's point at 1010 s, with pod a's points only.
-    write(running.addr, &flush("a", 990..=999, 1)).await;
-    write(running.addr, &flush("b", 990..=999, 10)).await;
-    write(running.addr, &flush("a", 1000..=1009, 1)).await;
-    write(running.addr, &flush("a", 1010..=1019, 1)).await;
+    write_seconds(running.addr, &flush("a", 990..=999, 1)).await;
+    write_seconds(running.addr, &flush("b", 990..=999, 10)).await;
+    write_seconds(running.addr, &flush("a", 1000..=1009, 1)).await;
+    write_seconds(running.addr, &flush("a", 1010..=1019, 1)).await;
     let mut collected = serde_json::Value::Null;
     for _ in 0..500 {
         let (_, task, _) = call(
@@ -86,8 +75,8 @@ async fn a_window_sums_every_pod_even_when_their_flushes_arrive_at_different_tim
         serde_json::json!([]),
         "nothing before pod b passed 1000 s"
     );
-    write(running.addr, &flush("b", 1000..=1009, 10)).await;
-    write(running.addr, &flush("b", 1010..=1011, 10)).await;
+    write_seconds(running.addr, &flush("b", 1000..=1009, 10)).await;
+    write_seconds(running.addr, &flush("b", 1010..=1011, 10)).await;
 
     let expected = serde_json::json!(["1970-01-01T00:16:50Z", 110]);
     let mut last = serde_json::Value::Null;

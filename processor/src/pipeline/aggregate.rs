@@ -55,12 +55,46 @@ struct Contributor {
     last_arrival: i64,
 }
 
+/// The series that feed one group, with how far each has come: what an aligned time (or a
+/// window's end) waits for. Shared by aggregates and windows.
+#[derive(Debug, Default)]
+pub(super) struct Contributors(FastMap<Arc<Series>, Contributor>);
+
+impl Contributors {
+    /// `series` sent a point at `time`, arriving at processor time `now`.
+    pub(super) fn saw(&mut self, series: &Arc<Series>, time: i64, now: i64) {
+        let contributor = self.0.entry(Arc::clone(series)).or_insert(Contributor {
+            watermark: time,
+            last_arrival: now,
+        });
+        contributor.watermark = contributor.watermark.max(time);
+        contributor.last_arrival = now;
+    }
+
+    /// True when every live series has sent a point at or after `time`.
+    pub(super) fn all_reached(&self, time: i64) -> bool {
+        self.0.values().all(|c| c.watermark >= time)
+    }
+
+    /// Forgets series quiet for `expiry_ns` at `now`; returns how many.
+    pub(super) fn expire(&mut self, now: i64, expiry_ns: i64) -> u64 {
+        let before = self.0.len();
+        self.0
+            .retain(|_, c| now.saturating_sub(c.last_arrival) < expiry_ns);
+        (before - self.0.len()) as u64
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 #[derive(Debug)]
 struct GroupState {
     out_series: Arc<Series>,
     group: Arc<Group>,
     buckets: BTreeMap<i64, Bucket>,
-    contributors: FastMap<Arc<Series>, Contributor>,
+    contributors: Contributors,
     emitted_through: Option<i64>,
     /// Processor time of the group's latest point.
     last_arrival: i64,
@@ -132,7 +166,7 @@ impl Aggregate {
                 )),
                 group: Arc::clone(&point.group),
                 buckets: BTreeMap::new(),
-                contributors: FastMap::default(),
+                contributors: Contributors::default(),
                 emitted_through: None,
                 last_arrival: now,
             });
@@ -147,15 +181,7 @@ impl Aggregate {
                 got: type_name(&value),
             });
         }
-        let contributor = state
-            .contributors
-            .entry(Arc::clone(&point.series))
-            .or_insert(Contributor {
-                watermark: point.time,
-                last_arrival: now,
-            });
-        contributor.watermark = contributor.watermark.max(point.time);
-        contributor.last_arrival = now;
+        state.contributors.saw(&point.series, point.time, now);
         if state.emitted_through.is_some_and(|t| point.time <= t) {
             self.stats.late_points += 1;
             return Ok(());
@@ -211,11 +237,7 @@ impl Aggregate {
     pub fn tick(&mut self, now: i64, out: &mut Vec<Point>) {
         let expiry = self.alignment.series_expiry_ns;
         for state in self.groups.values_mut() {
-            let before = state.contributors.len();
-            state
-                .contributors
-                .retain(|_, c| now.saturating_sub(c.last_arrival) < expiry);
-            self.stats.expired_series += (before - state.contributors.len()) as u64;
+            self.stats.expired_series += state.contributors.expire(now, expiry);
             emit_due(state, self.function, &self.as_, self.alignment, now, out);
         }
         let state_expiry = self.alignment.state_expiry_ns;
@@ -238,7 +260,7 @@ fn emit_due(
     while let Some(entry) = state.buckets.first_entry() {
         let time = *entry.key();
         let bucket = entry.get();
-        let complete = state.contributors.values().all(|c| c.watermark >= time);
+        let complete = state.contributors.all_reached(time);
         let timed_out = now.saturating_sub(bucket.first_arrival) >= alignment.lateness_ns;
         if !(complete || timed_out) {
             break;

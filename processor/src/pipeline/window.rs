@@ -21,9 +21,9 @@ use std::sync::Arc;
 
 use crate::tick::nodes::WindowSpec;
 
-use super::aggregate::Alignment;
+use super::aggregate::{Alignment, Contributors};
 use super::nodes::nanos;
-use super::point::{Batch, FastMap, Group, Point, Series};
+use super::point::{Batch, FastMap, Group, Point};
 
 /// Node-specific counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,21 +34,13 @@ pub struct WindowStats {
 }
 
 #[derive(Debug)]
-struct Contributor {
-    /// Latest point time seen from this series.
-    watermark: i64,
-    /// Processor time of its latest point.
-    last_arrival: i64,
-}
-
-#[derive(Debug)]
 struct GroupWindow {
     group: Arc<Group>,
     /// Measurement of the group's first point: the batches' name.
     name: Arc<str>,
     /// Buffered points, ordered by time (arrival order among equal times).
     points: Vec<Point>,
-    contributors: FastMap<Arc<Series>, Contributor>,
+    contributors: Contributors,
     /// End of the next window to emit.
     next_end: i64,
     /// Processor time at which a point at or after `next_end` first arrived.
@@ -137,22 +129,14 @@ impl Window {
                 group: Arc::clone(&point.group),
                 name: Arc::clone(&point.series.measurement),
                 points: Vec::new(),
-                contributors: FastMap::default(),
+                contributors: Contributors::default(),
                 next_end: first_end,
                 due_since: None,
                 last_arrival: now,
                 emitted: false,
             });
         state.last_arrival = now;
-        let contributor = state
-            .contributors
-            .entry(Arc::clone(&point.series))
-            .or_insert(Contributor {
-                watermark: point.time,
-                last_arrival: now,
-            });
-        contributor.watermark = contributor.watermark.max(point.time);
-        contributor.last_arrival = now;
+        state.contributors.saw(&point.series, point.time, now);
 
         if self.every == 0 {
             every_point(state, self.period, point, &mut self.stats, out);
@@ -181,11 +165,7 @@ impl Window {
         let expiry = self.alignment.series_expiry_ns;
         let mut expired = 0;
         for state in self.groups.values_mut() {
-            let before = state.contributors.len();
-            state
-                .contributors
-                .retain(|_, c| now.saturating_sub(c.last_arrival) < expiry);
-            expired += (before - state.contributors.len()) as u64;
+            expired += state.contributors.expire(now, expiry);
         }
         self.stats.expired_series += expired;
         if self.every > 0 {
@@ -209,7 +189,7 @@ impl Window {
                 return;
             };
             let end = state.next_end;
-            let complete = state.contributors.values().all(|c| c.watermark >= end);
+            let complete = state.contributors.all_reached(end);
             if !complete && now.saturating_sub(due_since) < lateness {
                 return;
             }
@@ -305,7 +285,7 @@ fn every_point(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::point::Field;
+    use crate::pipeline::point::{Field, Series};
     use std::time::Duration;
 
     const S: i64 = 1_000_000_000;

@@ -91,6 +91,34 @@ pub async fn call(
     (status, json, text)
 }
 
+/// POSTs line protocol with second timestamps to `autoscale.autogen`; asserts the 204.
+pub async fn write_seconds(addr: SocketAddr, body: &str) {
+    let (status, _, text) = call(
+        addr,
+        Method::POST,
+        "/write?db=autoscale&rp=autogen&precision=s",
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+}
+
+/// Runs the processor binary's client command `args` against `url` (as `PROCESSOR_URL`):
+/// (success, stdout, stderr).
+pub fn cli(url: &str, args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(workspace_bins::binary("processor", "processor"))
+        .args(args)
+        .env("PROCESSOR_URL", url)
+        .env_remove("KAPACITOR_URL")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 pub fn define_body(id: &str, script: &str, status: &str) -> String {
     serde_json::json!({
         "id": id,
