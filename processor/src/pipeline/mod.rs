@@ -993,6 +993,19 @@ mod tests {
     }
 
     #[test]
+    fn http_out_rows_of_a_quiet_group_are_freed_after_state_expiry() {
+        let mut g = graph("stream|from().measurement('m').groupBy('host')|httpOut('h')");
+        let mut effects = Vec::new();
+        write(&mut g, "m,host=a v=1 1\nm,host=b v=2 2", &mut effects);
+        let rows = || g.http_outs().get("h").unwrap().lock().unwrap().len();
+        assert_eq!(rows(), 2);
+        g.tick(599 * S, &mut effects);
+        assert_eq!(g.http_outs().get("h").unwrap().lock().unwrap().len(), 2);
+        g.tick(600 * S, &mut effects);
+        assert_eq!(g.http_outs().get("h").unwrap().lock().unwrap().len(), 0);
+    }
+
+    #[test]
     fn a_window_must_follow_a_stream_not_a_window() {
         let error = compile(
             "stream|from().measurement('m')|window().period(10s).every(10s)|log()|window().period(1m).every(1m)",
