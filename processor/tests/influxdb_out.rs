@@ -5,10 +5,11 @@
 mod tasks_support;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use hyper::{Method, StatusCode};
-use tasks_support::{call, config, define_body, eventually, start, write_seconds};
+use tasks_support::{Running, call, config, define_body, eventually, start, write_seconds};
 use workspace_bins::peers::Influxd;
 
 /// Seconds since the epoch of the points written (2023-11-14T22:13:20Z).
@@ -30,6 +31,21 @@ fn influxdb_section(urls: &[String], timeout: &str) -> String {
         "[[influxdb]]\nname = \"local\"\ndefault = true\nurls = [{}]\ntimeout = \"{timeout}\"\n",
         urls.join(", ")
     )
+}
+
+/// Starts an in-process processor with `influxdb` (its `[[influxdb]]` section) and enables
+/// task `id`: [`script`] with `props`.
+async fn start_task(dir: &Path, influxdb: &str, id: &str, props: &str) -> Running {
+    let running = start(config(&dir.join("data"), influxdb)).await.unwrap();
+    let (status, _, text) = call(
+        running.addr,
+        Method::POST,
+        "/kapacitor/v1/tasks",
+        &define_body(id, &script(props), "enabled"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    running
 }
 
 async fn node_stat(addr: SocketAddr, task: &str, node: &str, stat: &str) -> u64 {
@@ -82,22 +98,14 @@ async fn created_database_holds_the_points_at_their_second_precision_times() {
     let Some(influxd) = Influxd::start(&dir.path().join("influxd")) else {
         return;
     };
-    let extra = influxdb_section(&[format!("http://{}", influxd.addr)], "5s");
-    let running = start(config(&dir.path().join("data"), &extra))
-        .await
-        .unwrap();
-    let addr = running.addr;
-    let tick = script(
+    let running = start_task(
+        dir.path(),
+        &influxdb_section(&[format!("http://{}", influxd.addr)], "5s"),
+        "copy",
         "        .create()\n        .precision('s')\n        .buffer(3)\n        .flushInterval(1h)",
-    );
-    let (status, _, text) = call(
-        addr,
-        Method::POST,
-        "/kapacitor/v1/tasks",
-        &define_body("copy", &tick, "enabled"),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{text}");
+    let addr = running.addr;
 
     // two points stay buffered (.buffer(3), an hour's flush interval)...
     write_seconds(addr, &format!("requests v=1 {T0}\nrequests v=2 {}", T0 + 1)).await;
@@ -146,20 +154,14 @@ async fn points_still_buffered_are_written_when_the_processor_shuts_down() {
     let Some(influxd) = Influxd::start(&dir.path().join("influxd")) else {
         return;
     };
-    let extra = influxdb_section(&[format!("http://{}", influxd.addr)], "5s");
-    let running = start(config(&dir.path().join("data"), &extra))
-        .await
-        .unwrap();
-    let addr = running.addr;
-    let tick = script("        .create()\n        .buffer(1000)\n        .flushInterval(1h)");
-    let (status, _, text) = call(
-        addr,
-        Method::POST,
-        "/kapacitor/v1/tasks",
-        &define_body("copy", &tick, "enabled"),
+    let running = start_task(
+        dir.path(),
+        &influxdb_section(&[format!("http://{}", influxd.addr)], "5s"),
+        "copy",
+        "        .create()\n        .buffer(1000)\n        .flushInterval(1h)",
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{text}");
+    let addr = running.addr;
     write_seconds(addr, &format!("requests v=1 {T0}\nrequests v=2 {}", T0 + 1)).await;
     assert!(
         eventually(
@@ -179,20 +181,14 @@ async fn a_dead_first_url_fails_over_to_the_live_second() {
     let Some(influxd) = Influxd::start(&dir.path().join("influxd")) else {
         return;
     };
-    let extra = influxdb_section(&[dead_url(), format!("http://{}", influxd.addr)], "5s");
-    let running = start(config(&dir.path().join("data"), &extra))
-        .await
-        .unwrap();
-    let addr = running.addr;
-    let tick = script("        .create()\n        .precision('s')\n        .buffer(1)");
-    let (status, _, text) = call(
-        addr,
-        Method::POST,
-        "/kapacitor/v1/tasks",
-        &define_body("failover", &tick, "enabled"),
+    let running = start_task(
+        dir.path(),
+        &influxdb_section(&[dead_url(), format!("http://{}", influxd.addr)], "5s"),
+        "failover",
+        "        .create()\n        .precision('s')\n        .buffer(1)",
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{text}");
+    let addr = running.addr;
     write_seconds(addr, &format!("requests v=7 {T0}")).await;
     assert!(
         eventually(|| {
@@ -210,20 +206,14 @@ async fn a_hung_influxdb_does_not_stall_the_task() {
     let dir = tempfile::tempdir().unwrap();
     let (_listener, url) = black_hole();
     // every write waits the whole timeout: an hour
-    let extra = influxdb_section(&[url], "1h");
-    let running = start(config(&dir.path().join("data"), &extra))
-        .await
-        .unwrap();
-    let addr = running.addr;
-    let tick = script("        .precision('s')\n        .buffer(1)");
-    let (status, _, text) = call(
-        addr,
-        Method::POST,
-        "/kapacitor/v1/tasks",
-        &define_body("hung", &tick, "enabled"),
+    let running = start_task(
+        dir.path(),
+        &influxdb_section(&[url], "1h"),
+        "hung",
+        "        .precision('s')\n        .buffer(1)",
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{text}");
+    let addr = running.addr;
     for i in 0..20 {
         write_seconds(addr, &format!("requests v={i} {}", T0 + i)).await;
         let expected = (i + 1) as u64;
@@ -248,22 +238,14 @@ async fn points_written_while_influxdb_is_down_arrive_when_it_is_back() {
     let Some(mut influxd) = Influxd::start(&dir.path().join("influxd")) else {
         return;
     };
-    let extra = influxdb_section(&[format!("http://{}", influxd.addr)], "2s");
-    let running = start(config(&dir.path().join("data"), &extra))
-        .await
-        .unwrap();
-    let addr = running.addr;
-    let tick = script(
+    let running = start_task(
+        dir.path(),
+        &influxdb_section(&[format!("http://{}", influxd.addr)], "2s"),
+        "outage",
         "        .create()\n        .precision('s')\n        .buffer(2)\n        .flushInterval(200ms)",
-    );
-    let (status, _, text) = call(
-        addr,
-        Method::POST,
-        "/kapacitor/v1/tasks",
-        &define_body("outage", &tick, "enabled"),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{text}");
+    let addr = running.addr;
     write_seconds(addr, &format!("requests v=1 {T0}\nrequests v=2 {}", T0 + 1)).await;
     // written and acknowledged (stored is not enough: a kill before the answer is a failure)
     assert!(
