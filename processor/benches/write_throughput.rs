@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod telegraf;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode};
@@ -19,7 +21,7 @@ use processor::routing::{Delivery, Key, Router, Subscriber};
 use processor::server::Server;
 use processor::write_api::{WriteApi, system_clock};
 
-const LINES_PER_BATCH: usize = 5_000;
+const LINES_PER_BATCH: usize = telegraf::LINES;
 
 /// Counts points, as a task's input queue would receive them.
 #[derive(Default)]
@@ -29,36 +31,6 @@ impl Subscriber for Counter {
     fn deliver(&self, delivery: Delivery) {
         self.0.fetch_add(delivery.len() as u64, Ordering::Relaxed);
     }
-}
-
-/// 5,000 lines shaped like Telegraf's: cpu, mem, net and the tutorial's `requests` counter.
-fn telegraf_batch(start_ns: i64) -> Bytes {
-    let mut body = String::with_capacity(LINES_PER_BATCH * 200);
-    for i in 0..LINES_PER_BATCH {
-        let host = format!("app-{}", i % 20);
-        let ts = start_ns + (i as i64) * 1_000;
-        match i % 4 {
-            0 => body.push_str(&format!(
-                "cpu,cpu=cpu{},host={host} usage_guest=0,usage_idle={}.25,usage_iowait=0.1,usage_irq=0,usage_system=1.2,usage_user=1.1 {ts}\n",
-                i % 8,
-                90 + i % 9
-            )),
-            1 => body.push_str(&format!(
-                "mem,host={host} active=1234567i,available=7654321i,available_percent=61.2,free=1111111i,used=2222222i,used_percent=38.8 {ts}\n"
-            )),
-            2 => body.push_str(&format!(
-                "net,host={host},interface=eth0 bytes_recv={}i,bytes_sent={}i,packets_recv=12345i,packets_sent=23456i,err_in=0i,err_out=0i {ts}\n",
-                i * 1000,
-                i * 700
-            )),
-            _ => body.push_str(&format!(
-                "requests,deployment=app,host={host},url=http://10.0.0.{}:8000/metrics counter={}i {ts}\n",
-                i % 250,
-                i * 3
-            )),
-        }
-    }
-    Bytes::from(body)
 }
 
 /// Posts `batch` on `connections` keep-alive connections for `seconds`; returns (points
@@ -190,7 +162,7 @@ fn main() {
         1
     };
     let connections = env_number("BENCH_CONNECTIONS", 4) as usize;
-    let batch = telegraf_batch(1_700_000_000_000_000_000);
+    let batch = Bytes::from(telegraf::telegraf_batch(1_700_000_000_000_000_000));
     println!(
         "batch: {LINES_PER_BATCH} lines, {} bytes; {connections} connections, {seconds} s per target",
         batch.len()
