@@ -123,8 +123,17 @@ enum State {
     Window(window::Window),
     Log(LogSpec),
     HttpOut(HttpOutData),
-    InfluxDbOut(Arc<InfluxDbOutSpec>, i64),
+    InfluxDbOut(Box<InfluxDbOut>),
     K8s(Box<K8sNode>),
+}
+
+/// An influxDBOut node, with what every line needs worked out once.
+struct InfluxDbOut {
+    spec: Arc<InfluxDbOutSpec>,
+    /// Nanoseconds per unit of `.precision()`.
+    unit_ns: i64,
+    /// `.tag()`s, as [`Point::to_line_in`] takes them.
+    tags: Vec<(String, String)>,
 }
 
 struct K8sNode {
@@ -194,7 +203,15 @@ impl Graph {
                     // The parser admits only the precisions this knows; anything else: ns.
                     let unit =
                         Precision::from_v1_param(&spec.precision).map_or(1, Precision::nanos);
-                    State::InfluxDbOut(Arc::new(spec.clone()), unit)
+                    State::InfluxDbOut(Box::new(InfluxDbOut {
+                        spec: Arc::new(spec.clone()),
+                        unit_ns: unit,
+                        tags: spec
+                            .tags
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    }))
                 }
                 NodeSpec::K8sAutoscale(spec) => {
                     let kind = Kind::from_name(&spec.kind).ok_or_else(|| Error::Kind {
@@ -570,8 +587,8 @@ fn on_point(
                 .insert(point.group.id.clone(), rows);
             out.push(Message::Point(point));
         }
-        State::InfluxDbOut(spec, unit_ns) => {
-            effects.push(influxdb_write(node.id, spec, *unit_ns, &point));
+        State::InfluxDbOut(node_out) => {
+            effects.push(influxdb_write(node.id, node_out, &point));
             out.push(Message::Point(point));
         }
         State::K8s(k8s) => k8s_intent(node.task, node.name, k8s, node.id, point, effects)?,
@@ -659,9 +676,9 @@ fn on_batch(
                 .insert(batch.group.id.clone(), rows);
             out.push(Message::Batch(batch));
         }
-        State::InfluxDbOut(spec, unit_ns) => {
+        State::InfluxDbOut(node_out) => {
             for point in &batch.points {
-                effects.push(influxdb_write(node.id, spec, *unit_ns, point));
+                effects.push(influxdb_write(node.id, node_out, point));
             }
             out.push(Message::Batch(batch));
         }
@@ -676,21 +693,16 @@ fn on_batch(
     (errors, first_error)
 }
 
-fn influxdb_write(node: usize, spec: &Arc<InfluxDbOutSpec>, unit_ns: i64, point: &Point) -> Effect {
-    let measurement = if spec.measurement.is_empty() {
+fn influxdb_write(node: usize, out: &InfluxDbOut, point: &Point) -> Effect {
+    let measurement = if out.spec.measurement.is_empty() {
         &point.series.measurement
     } else {
-        spec.measurement.as_str()
+        out.spec.measurement.as_str()
     };
-    let tags: Vec<(String, String)> = spec
-        .tags
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
     Effect::Write {
         node,
-        out: Arc::clone(spec),
-        line: point.to_line_in(measurement, &tags, unit_ns),
+        out: Arc::clone(&out.spec),
+        line: point.to_line_in(measurement, &out.tags, out.unit_ns),
     }
 }
 
