@@ -93,7 +93,7 @@ const BROKEN: &[(&str, u32, u32, &str)] = &[
         "stream\n    |from()\n    |movingAverage('x', 0)",
         3,
         25,
-        "must be positive",
+        "must be from 1 to 1000000",
     ),
     (
         "stream\n    |from()\n        .truncate(1)",

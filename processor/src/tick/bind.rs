@@ -110,6 +110,8 @@ enum Binding {
 
 struct RawNode<'a> {
     kind: NodeKind,
+    /// Nodes between this one and `stream0` (`stream0`: 0).
+    depth: usize,
     offset: usize,
     ctor: Vec<Arg>,
     props: Vec<RawProperty<'a>>,
@@ -136,8 +138,19 @@ struct Binder<'a, 'v> {
     nodes: Vec<RawNode<'a>>,
     stream_seen: bool,
     dbrps: Vec<Dbrp>,
-    vars: Vec<(String, Value)>,
+    /// Value vars in declaration order; a redeclared var leaves a `None` where it was.
+    vars: Vec<Option<(String, Value)>>,
+    /// Where each var stands in `vars`.
+    var_slots: HashMap<&'a str, usize>,
 }
+
+/// Nodes a chain may have between `stream` and its last node. A point travels a chain by
+/// recursion, so the limit bounds the stack a point needs (a 20,000-node chain overflowed it);
+/// real tasks use a handful.
+pub const MAX_CHAIN_DEPTH: usize = 256;
+
+/// Nodes a task may have in all: each is built, run and reported per point.
+pub const MAX_NODES: usize = 4096;
 
 /// Binds a parsed script: see the module docs.
 pub fn bind(source: &str, program: &Program<'_>, overrides: &VarOverrides) -> Result<Pipeline> {
@@ -148,6 +161,7 @@ pub fn bind(source: &str, program: &Program<'_>, overrides: &VarOverrides) -> Re
         env: Env(HashMap::new()),
         nodes: vec![RawNode {
             kind: NodeKind::Stream,
+            depth: 0,
             offset: 0,
             ctor: Vec::new(),
             props: Vec::new(),
@@ -157,6 +171,7 @@ pub fn bind(source: &str, program: &Program<'_>, overrides: &VarOverrides) -> Re
         stream_seen: false,
         dbrps: Vec::new(),
         vars: Vec::new(),
+        var_slots: HashMap::new(),
     };
     for statement in &program.statements {
         b.statement(statement)?;
@@ -186,7 +201,7 @@ pub fn bind(source: &str, program: &Program<'_>, overrides: &VarOverrides) -> Re
     Ok(Pipeline {
         dbrps: b.dbrps,
         nodes,
-        vars: b.vars,
+        vars: b.vars.into_iter().flatten().collect(),
     })
 }
 
@@ -266,9 +281,14 @@ impl<'a, 'v> Binder<'a, 'v> {
         Ok(())
     }
 
+    /// Sets a value var; a redeclared one moves to the end of the declaration order.
     fn set_value(&mut self, name: &'a str, value: Value) {
-        self.vars.retain(|(n, _)| n != name);
-        self.vars.push((name.to_string(), value.clone()));
+        if let Some(slot) = self.var_slots.insert(name, self.vars.len())
+            && let Some(old) = self.vars.get_mut(slot)
+        {
+            *old = None;
+        }
+        self.vars.push(Some((name.to_string(), value.clone())));
         self.env.0.insert(name, Binding::Value(value));
     }
 
@@ -605,10 +625,26 @@ impl<'a, 'v> Binder<'a, 'v> {
                 "`|window()` needs a stream of points, but it follows a window's batches (reduce them first, e.g. `|mean()`)",
             ));
         }
+        let depth = self.nodes.get(parent).map_or(0, |n| n.depth) + 1;
+        if depth > MAX_CHAIN_DEPTH {
+            return Err(Error::invalid(
+                self.source,
+                link.offset,
+                format!("the chain is longer than {MAX_CHAIN_DEPTH} nodes after `stream`"),
+            ));
+        }
+        if self.nodes.len() >= MAX_NODES {
+            return Err(Error::invalid(
+                self.source,
+                link.offset,
+                format!("the task has more than {MAX_NODES} nodes"),
+            ));
+        }
         let ctor = self.args(&link.args, link.name)?;
         let id = self.nodes.len();
         self.nodes.push(RawNode {
             kind,
+            depth,
             offset: link.offset,
             ctor,
             props: Vec::new(),

@@ -548,6 +548,13 @@ impl Checker<'_> {
 }
 
 /// Builds a node's spec from its constructor arguments and properties.
+/// The most points `movingAverage()` may average: each group keeps that many values
+/// (8 bytes each), so the bound keeps one task from asking for more memory than a node has.
+pub const MAX_MOVING_AVERAGE_COUNT: usize = 1_000_000;
+
+/// The most lines an influxDBOut node may buffer (`.buffer()`); failed writes keep as many.
+pub const MAX_INFLUXDB_OUT_BUFFER: usize = 1_000_000;
+
 pub(crate) fn build(
     source: &str,
     kind: NodeKind,
@@ -636,11 +643,13 @@ pub(crate) fn build(
             let count = c.int(&ctor_what, &args[1])?;
             let count = usize::try_from(count)
                 .ok()
-                .filter(|n| *n > 0)
+                .filter(|n| (1..=MAX_MOVING_AVERAGE_COUNT).contains(n))
                 .ok_or_else(|| {
                     c.err(
                         args[1].offset,
-                        format!("the point count of {name} must be positive, got {count}"),
+                        format!(
+                            "the point count of {name} must be from 1 to {MAX_MOVING_AVERAGE_COUNT}, got {count}"
+                        ),
                     )
                 })?;
             let mut spec = MovingAverageSpec {
@@ -898,15 +907,18 @@ fn build_influxdb_out(
             "create" => spec.create = c.flag(p)?,
             "buffer" => {
                 let n = c.one_int(p)?;
-                spec.buffer = usize::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
-                    c.err(
-                        p.offset,
-                        format!(
-                            "`.buffer()` of {} must be a positive point count, got {n}",
-                            c.node
-                        ),
-                    )
-                })?;
+                spec.buffer = usize::try_from(n)
+                    .ok()
+                    .filter(|n| (1..=MAX_INFLUXDB_OUT_BUFFER).contains(n))
+                    .ok_or_else(|| {
+                        c.err(
+                            p.offset,
+                            format!(
+                                "`.buffer()` of {} must be a point count from 1 to {MAX_INFLUXDB_OUT_BUFFER}, got {n}",
+                                c.node
+                            ),
+                        )
+                    })?;
             }
             "flushInterval" => {
                 spec.flush_interval = c.one_duration(p)?;
@@ -1117,11 +1129,15 @@ mod tests {
         for (props, expected) in [
             (
                 ".buffer(0)",
-                "`.buffer()` of influxdb_out2 must be a positive point count",
+                "`.buffer()` of influxdb_out2 must be a point count from 1 to 1000000",
+            ),
+            (
+                ".buffer(1000001)",
+                "`.buffer()` of influxdb_out2 must be a point count from 1 to 1000000, got 1000001",
             ),
             (
                 ".buffer(-3)",
-                "`.buffer()` of influxdb_out2 must be a positive point count",
+                "`.buffer()` of influxdb_out2 must be a point count from 1 to 1000000, got -3",
             ),
             (
                 ".buffer('x')",
