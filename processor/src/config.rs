@@ -333,6 +333,7 @@ pub const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("pipeline", "series-expiry", EnvKind::String),
     ("pipeline", "state-expiry", EnvKind::String),
     ("pipeline", "queue-size", EnvKind::Integer),
+    ("pipeline", "future-limit", EnvKind::String),
     ("load", "enabled", EnvKind::Bool),
     ("load", "dir", EnvKind::String),
 ];

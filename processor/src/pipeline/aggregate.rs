@@ -10,6 +10,16 @@
 //! - every live contributor has reached T (its latest point is at T or later), or
 //! - `lateness` has passed (processor clock) since the bucket's first value arrived.
 //!
+//! For a bucket ahead of the processor clock the lateness runs from when the clock reaches
+//! its time, not from its first value: one point stamped ahead (a pod with a broken clock)
+//! cannot move a group's emitted time past the others' and make their points late (the
+//! from node drops points further ahead than `[pipeline] future-limit`).
+//!
+//! A new group first learns its contributors: for `warm_up` (processor clock) after its first
+//! point nothing is emitted, then the times before the latest first point of its series are
+//! dropped (`warm_up_times`), since some series could not have contributed to them. So the
+//! first total after a task starts counts every pod, not only the one whose flush came first.
+//!
 //! A contributor that sent nothing for `series_expiry` (processor clock) stops being live, so
 //! a pod that left stops holding buckets back. A point for a time already emitted is late:
 //! counted in `late_points` and dropped (never summed twice); a second value from the same
@@ -31,6 +41,8 @@ pub struct Alignment {
     /// A group with no live series and nothing pending is freed this long after its last
     /// point; until then it remembers the last emitted time, so nothing is emitted twice.
     pub state_expiry_ns: i64,
+    /// A new group emits nothing for this long after its first point (it learns its series).
+    pub warm_up_ns: i64,
 }
 
 /// Node-specific counters.
@@ -39,6 +51,8 @@ pub struct AggregateStats {
     pub late_points: u64,
     pub duplicate_points: u64,
     pub expired_series: u64,
+    /// Aligned times dropped at a group's start because not every series could contribute.
+    pub warm_up_times: u64,
 }
 
 #[derive(Debug)]
@@ -49,6 +63,8 @@ struct Bucket {
 
 #[derive(Debug)]
 struct Contributor {
+    /// First point time seen from this series.
+    first: i64,
     /// Latest point time seen from this series.
     watermark: i64,
     /// Processor time of its latest point.
@@ -64,6 +80,7 @@ impl Contributors {
     /// `series` sent a point at `time`, arriving at processor time `now`.
     pub(super) fn saw(&mut self, series: &Arc<Series>, time: i64, now: i64) {
         let contributor = self.0.entry(Arc::clone(series)).or_insert(Contributor {
+            first: time,
             watermark: time,
             last_arrival: now,
         });
@@ -74,6 +91,11 @@ impl Contributors {
     /// True when every live series has sent a point at or after `time`.
     pub(super) fn all_reached(&self, time: i64) -> bool {
         self.0.values().all(|c| c.watermark >= time)
+    }
+
+    /// The latest first point time among the live series.
+    pub(super) fn latest_first(&self) -> Option<i64> {
+        self.0.values().map(|c| c.first).max()
     }
 
     /// Forgets series quiet for `expiry_ns` at `now`; returns how many.
@@ -98,6 +120,9 @@ struct GroupState {
     emitted_through: Option<i64>,
     /// Processor time of the group's latest point.
     last_arrival: i64,
+    /// Processor time until which the group learns its series and emits nothing; `None`
+    /// once warm.
+    warm_until: Option<i64>,
 }
 
 /// One aggregate node's state.
@@ -169,6 +194,7 @@ impl Aggregate {
                 contributors: Contributors::default(),
                 emitted_through: None,
                 last_arrival: now,
+                warm_until: Some(now.saturating_add(self.alignment.warm_up_ns)),
             });
         state.last_arrival = now;
         if let Some((_, bucket)) = state.buckets.iter().next()
@@ -203,6 +229,7 @@ impl Aggregate {
         }
         let group = Arc::clone(&point.group);
         if let Some(state) = self.groups.get_mut(&group) {
+            self.stats.warm_up_times += warm_up(state, now);
             emit_due(state, self.function, &self.as_, self.alignment, now, out);
         }
         Ok(())
@@ -238,6 +265,7 @@ impl Aggregate {
         let expiry = self.alignment.series_expiry_ns;
         for state in self.groups.values_mut() {
             self.stats.expired_series += state.contributors.expire(now, expiry);
+            self.stats.warm_up_times += warm_up(state, now);
             emit_due(state, self.function, &self.as_, self.alignment, now, out);
         }
         let state_expiry = self.alignment.state_expiry_ns;
@@ -249,6 +277,24 @@ impl Aggregate {
     }
 }
 
+/// Ends a group's warm-up once its time is over: drops the buckets older than the latest
+/// first point of its series (returns how many). Nothing is emitted before.
+fn warm_up(state: &mut GroupState, now: i64) -> u64 {
+    match state.warm_until {
+        Some(until) if now >= until => state.warm_until = None,
+        _ => return 0,
+    }
+    let Some(first) = state.contributors.latest_first() else {
+        return 0;
+    };
+    let kept = state.buckets.split_off(&first);
+    let dropped = std::mem::replace(&mut state.buckets, kept);
+    if let Some((&time, _)) = dropped.last_key_value() {
+        state.emitted_through = Some(time);
+    }
+    dropped.len() as u64
+}
+
 fn emit_due(
     state: &mut GroupState,
     function: AggregateFn,
@@ -257,11 +303,17 @@ fn emit_due(
     now: i64,
     out: &mut Vec<Point>,
 ) {
+    if state.warm_until.is_some() {
+        return;
+    }
     while let Some(entry) = state.buckets.first_entry() {
         let time = *entry.key();
         let bucket = entry.get();
         let complete = state.contributors.all_reached(time);
-        let timed_out = now.saturating_sub(bucket.first_arrival) >= alignment.lateness_ns;
+        // A bucket's lateness runs from its first value or, for a time ahead of the clock,
+        // from when the clock reaches it: the other series cannot have sent it before.
+        let waiting_since = bucket.first_arrival.max(time);
+        let timed_out = now.saturating_sub(waiting_since) >= alignment.lateness_ns;
         if !(complete || timed_out) {
             break;
         }
@@ -350,6 +402,7 @@ mod tests {
             lateness_ns: 15 * S,
             series_expiry_ns: 30 * S,
             state_expiry_ns: 600 * S,
+            warm_up_ns: 0,
         }
     }
 
@@ -411,10 +464,10 @@ mod tests {
         agg.point(point("a", 2, 1.0), 0, &mut out).unwrap();
         assert_eq!(values(&out), vec![(1, 1.0), (2, 3.0)]);
         out.clear();
-        agg.point(point("a", 3, 1.0), S, &mut out).unwrap();
-        agg.tick(15 * S, &mut out);
+        agg.point(point("a", 3, 1.0), 3 * S, &mut out).unwrap();
+        agg.tick(17 * S, &mut out);
         assert!(out.is_empty(), "b is live and has not reached 3 yet");
-        agg.tick(16 * S, &mut out);
+        agg.tick(18 * S, &mut out);
         assert_eq!(values(&out), vec![(3, 1.0)]);
     }
 
@@ -452,6 +505,64 @@ mod tests {
         assert_eq!(agg.cardinality(), 1);
         agg.tick(32 * S + 600 * S, &mut out);
         assert_eq!(agg.cardinality(), 0);
+    }
+
+    #[test]
+    fn a_point_stamped_ahead_of_the_clock_does_not_stall_the_group() {
+        let mut agg = Aggregate::new(&spec(AggregateFn::Sum), alignment());
+        let mut out = Vec::new();
+        let year = 365 * 86_400;
+        let now = |t: i64| (1000 + t) * S;
+        agg.point(point("a", 1000, 1.0), now(0), &mut out).unwrap();
+        agg.point(point("b", 1000, 2.0), now(0), &mut out).unwrap();
+        out.clear();
+        let late_before = agg.stats.late_points;
+        // c's clock is a year ahead; its bucket is far past a's and b's.
+        agg.point(point("c", 1000 + year, 50.0), now(0), &mut out)
+            .unwrap();
+        for t in 1..=60 {
+            agg.point(point("a", 1000 + t, 1.0), now(t), &mut out)
+                .unwrap();
+            agg.point(point("b", 1000 + t, 2.0), now(t), &mut out)
+                .unwrap();
+            agg.tick(now(t), &mut out);
+        }
+        // c's bucket waits for the clock to reach it; a's and b's times are summed as they
+        // complete, never dropped as late.
+        assert_eq!(agg.stats.late_points, late_before);
+        let sums = values(&out);
+        assert_eq!(sums.len(), 60, "{sums:?}");
+        assert!(sums.iter().all(|(_, v)| *v == 3.0), "{sums:?}");
+        assert!(sums.windows(2).all(|w| w[1].0 == w[0].0 + 1), "{sums:?}");
+    }
+
+    #[test]
+    fn a_new_group_waits_to_learn_its_series_before_its_first_total() {
+        let alignment = Alignment {
+            warm_up_ns: 3 * S,
+            ..alignment()
+        };
+        let mut agg = Aggregate::new(&spec(AggregateFn::Sum), alignment);
+        let mut out = Vec::new();
+        // Three pods flush every second; c's first rate comes a second after a's and b's.
+        for t in 1..=6 {
+            let now = (100 + t) * S;
+            agg.point(point("a", 100 + t, 1.0), now, &mut out).unwrap();
+            agg.point(point("b", 100 + t, 2.0), now, &mut out).unwrap();
+            if t >= 2 {
+                agg.point(point("c", 100 + t, 4.0), now, &mut out).unwrap();
+            }
+            agg.tick(now, &mut out);
+        }
+        // Nothing before the warm-up ended (at 104); time 101, which c could not have sent,
+        // is dropped; every total counts all three pods.
+        let sums = values(&out);
+        assert_eq!(sums.first(), Some(&(102, 7.0)), "{sums:?}");
+        assert!(sums.iter().all(|(_, v)| *v == 7.0), "{sums:?}");
+        assert_eq!(agg.stats.warm_up_times, 1);
+        // The dropped time stays emitted: a straggler for it is late, not a new total.
+        agg.point(point("c", 101, 4.0), 107 * S, &mut out).unwrap();
+        assert_eq!(agg.stats.late_points, 1);
     }
 
     #[test]

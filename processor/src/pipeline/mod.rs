@@ -38,6 +38,9 @@ pub struct Settings {
     pub series_expiry: Duration,
     /// Per-series/per-group state (derivative, movingAverage, caches) unused this long is freed.
     pub state_expiry: Duration,
+    /// Points stamped further ahead of the processor clock than this are dropped by the from
+    /// nodes (`future_points`): a pod with a broken clock must not hold a group's times.
+    pub future_limit: Duration,
     /// Every k8sAutoscale node only decides and reports (the config's dry run).
     pub dry_run: bool,
 }
@@ -48,6 +51,7 @@ impl Default for Settings {
             lateness: Duration::from_secs(15),
             series_expiry: Duration::from_secs(30),
             state_expiry: Duration::from_secs(600),
+            future_limit: Duration::from_secs(60),
             dry_run: false,
         }
     }
@@ -176,13 +180,19 @@ impl Graph {
             lateness_ns: nodes::nanos(settings.lateness).unwrap_or(0),
             series_expiry_ns: nodes::nanos(settings.series_expiry).unwrap_or(i64::MAX),
             state_expiry_ns: nodes::nanos(settings.state_expiry).unwrap_or(i64::MAX),
+            // A group waits one lateness before its first time: every series that flushes
+            // within it has been seen.
+            warm_up_ns: nodes::nanos(settings.lateness).unwrap_or(0),
         };
+        let future_limit_ns = nodes::nanos(settings.future_limit).unwrap_or(i64::MAX);
         let mut slots = Vec::with_capacity(script.nodes.len());
         let mut http_outs = BTreeMap::new();
         for node in &script.nodes {
             let state = match &node.spec {
                 NodeSpec::Stream => State::Stream,
-                NodeSpec::From(spec) => State::From(Box::new(nodes::From::new(spec))),
+                NodeSpec::From(spec) => {
+                    State::From(Box::new(nodes::From::new(spec, future_limit_ns)))
+                }
                 NodeSpec::Where(spec) => State::Where(spec.clone()),
                 NodeSpec::GroupBy(spec) => State::GroupBy(nodes::GroupBy::new(spec)),
                 NodeSpec::Derivative(spec) => State::Derivative(nodes::Derivative::new(spec)),
@@ -475,13 +485,14 @@ impl Graph {
             .map(|slot| {
                 let mut stats = slot.stats.clone();
                 let (specific, cardinality): (Vec<(&'static str, u64)>, usize) = match &slot.state {
-                    State::From(n) => (Vec::new(), n.cardinality()),
+                    State::From(n) => (vec![("future_points", n.future_points)], n.cardinality()),
                     State::GroupBy(n) => (Vec::new(), n.cardinality()),
                     State::Derivative(n) => (
                         vec![
                             ("counter_resets", n.stats.counter_resets),
                             ("duplicate_points", n.stats.duplicate_points),
                             ("out_of_order_points", n.stats.out_of_order_points),
+                            ("overflowed_pairs", n.stats.overflowed_pairs),
                         ],
                         n.cardinality(),
                     ),
@@ -490,6 +501,7 @@ impl Graph {
                             ("duplicate_points", n.stats.duplicate_points),
                             ("expired_series", n.stats.expired_series),
                             ("late_points", n.stats.late_points),
+                            ("warm_up_times", n.stats.warm_up_times),
                         ],
                         n.cardinality(),
                     ),

@@ -43,6 +43,10 @@ pub struct From {
     spec: FromSpec,
     dims: Vec<Arc<str>>,
     interned: FastMap<u64, Vec<Interned>>,
+    /// Points further ahead of the processor clock than this are dropped.
+    future_limit_ns: i64,
+    /// Points dropped for being stamped too far ahead.
+    pub future_points: u64,
 }
 
 fn intern_name(names: &mut Vec<Arc<str>>, name: &str) -> Arc<str> {
@@ -55,7 +59,8 @@ fn intern_name(names: &mut Vec<Arc<str>>, name: &str) -> Arc<str> {
 }
 
 impl From {
-    pub fn new(spec: &FromSpec) -> From {
+    /// `future_limit_ns`: how far ahead of the processor clock a point may be stamped.
+    pub fn new(spec: &FromSpec, future_limit_ns: i64) -> From {
         let mut dims: Vec<Arc<str>> = spec
             .group_by
             .tags
@@ -68,6 +73,8 @@ impl From {
             spec: spec.clone(),
             dims,
             interned: FastMap::default(),
+            future_limit_ns,
+            future_points: 0,
         }
     }
 
@@ -90,6 +97,10 @@ impl From {
                 .as_deref()
                 .is_some_and(|m| m != p.measurement())
         {
+            return Ok(None);
+        }
+        if p.time() > now.saturating_add(self.future_limit_ns) {
+            self.future_points += 1;
             return Ok(None);
         }
         if let Some(predicate) = &self.spec.where_
@@ -274,6 +285,9 @@ pub struct DerivativeStats {
     pub duplicate_points: u64,
     /// Points older than the series' previous one.
     pub out_of_order_points: u64,
+    /// Pairs of points whose time difference or rate does not fit (times centuries apart,
+    /// values near the float limits): skipped, the later point primes the next pair.
+    pub overflowed_pairs: u64,
 }
 
 struct Previous {
@@ -410,15 +424,24 @@ fn rate(
         stats.out_of_order_points += 1;
         return None;
     }
-    let elapsed = (time - prev.time) as f64;
+    let elapsed = time.checked_sub(prev.time);
     let mut diff = value - prev.value;
     prev.time = time;
     prev.value = value;
+    let Some(elapsed) = elapsed else {
+        stats.overflowed_pairs += 1;
+        return None;
+    };
     if diff < 0.0 && non_negative {
         stats.counter_resets += 1;
         diff = value.max(0.0);
     }
-    Some(diff / (elapsed / unit_ns))
+    let rate = diff / (elapsed as f64 / unit_ns);
+    if !rate.is_finite() {
+        stats.overflowed_pairs += 1;
+        return None;
+    }
+    Some(rate)
 }
 
 struct Window {
@@ -460,7 +483,8 @@ impl MovingAverage {
             .windows
             .entry(Arc::clone(&point.group))
             .or_insert_with(|| Window {
-                values: VecDeque::with_capacity(count),
+                // Grows with the points that arrive, not with the count asked for.
+                values: VecDeque::new(),
                 sum: 0.0,
                 out_series: Arc::new(Series::new(
                     Arc::clone(&point.series.measurement),
@@ -502,7 +526,7 @@ impl MovingAverage {
             Arc::clone(&batch.name),
             batch.group.dims.clone(),
         ));
-        let mut values: VecDeque<f64> = VecDeque::with_capacity(self.count);
+        let mut values: VecDeque<f64> = VecDeque::new();
         let points = std::mem::take(&mut batch.points);
         for point in points {
             let Some(value) = point.field(&self.field).and_then(Field::as_f64) else {
@@ -697,6 +721,34 @@ mod tests {
         );
         assert_eq!(d.stats.duplicate_points, 1);
         assert_eq!(d.stats.out_of_order_points, 1);
+    }
+
+    #[test]
+    fn pairs_at_extreme_times_are_counted_and_skipped_not_overflowed() {
+        let mut d = derivative();
+        let mut early = point("a", 0, 10.0);
+        early.time = i64::MIN + 1;
+        let mut late = point("a", 0, 20.0);
+        late.time = i64::MAX - 1;
+        d.point(early, 0).unwrap();
+        assert!(d.point(late, 0).unwrap().is_none());
+        assert_eq!(d.stats.overflowed_pairs, 1);
+        // The later point primes the next pair.
+        let mut next = point("a", 0, 30.0);
+        next.time = i64::MAX;
+        let rate = d
+            .point(next, 0)
+            .unwrap()
+            .and_then(|p| p.field("rate").and_then(Field::as_f64));
+        assert_eq!(rate, Some(10.0 * 1e9));
+    }
+
+    #[test]
+    fn a_rate_beyond_the_float_range_is_skipped() {
+        let mut d = derivative();
+        d.point(point("a", 1, -f64::MAX), 0).unwrap();
+        assert!(d.point(point("a", 2, f64::MAX), 0).unwrap().is_none());
+        assert_eq!(d.stats.overflowed_pairs, 1);
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //!
 //! Deviation (as for aggregates, compat.md 2.6): with `every` > 0 a window that one series has
 //! passed is not emitted until every live series of the group has passed its end, or until
-//! `lateness` (processor clock) after the first point past its end arrived. Kapacitor emits
+//! `lateness` (processor clock) after the first point past its end arrived, or after the
+//! clock reached its end if that is later (so one point stamped ahead cannot move a group's
+//! windows past the other series' points). Kapacitor emits
 //! at once, so a pod whose 10-s flush comes later than another's loses its points for that
 //! window. Points too old for any window still to come are counted in `late_points` and
 //! dropped; a second point of a series at the same time replaces the first
@@ -190,7 +192,8 @@ impl Window {
             };
             let end = state.next_end;
             let complete = state.contributors.all_reached(end);
-            if !complete && now.saturating_sub(due_since) < lateness {
+            // A window ending ahead of the clock waits for the clock, however late the others.
+            if !complete && now.saturating_sub(due_since.max(end)) < lateness {
                 return;
             }
             let start = end.saturating_sub(period);
@@ -304,6 +307,7 @@ mod tests {
             lateness_ns: 15 * S,
             series_expiry_ns: 30 * S,
             state_expiry_ns: 600 * S,
+            warm_up_ns: 0,
         }
     }
 

@@ -21,6 +21,9 @@ pub struct PipelineConfig {
     pub state_expiry: Duration,
     /// `queue-size`: write requests queued per task before points are dropped (default 1024).
     pub queue_size: usize,
+    /// `future-limit`: points stamped further ahead of the processor clock are dropped and
+    /// counted (`future_points` of the from node); default 1 m.
+    pub future_limit: Duration,
 }
 
 fn default_lateness() -> Duration {
@@ -35,6 +38,9 @@ fn default_state_expiry() -> Duration {
 fn default_queue_size() -> usize {
     1024
 }
+fn default_future_limit() -> Duration {
+    Duration::from_secs(60)
+}
 
 impl Default for PipelineConfig {
     fn default() -> Self {
@@ -43,6 +49,7 @@ impl Default for PipelineConfig {
             series_expiry: default_series_expiry(),
             state_expiry: default_state_expiry(),
             queue_size: default_queue_size(),
+            future_limit: default_future_limit(),
         }
     }
 }
@@ -53,6 +60,7 @@ impl PipelineConfig {
             lateness: self.lateness,
             series_expiry: self.series_expiry,
             state_expiry: self.state_expiry,
+            future_limit: self.future_limit,
             dry_run: false,
         }
     }
@@ -230,6 +238,8 @@ impl TasksConfig {
                     duration(&mut t, "pipeline", "series-expiry", default_series_expiry())?;
                 p.state_expiry =
                     duration(&mut t, "pipeline", "state-expiry", default_state_expiry())?;
+                p.future_limit =
+                    duration(&mut t, "pipeline", "future-limit", default_future_limit())?;
                 match t.remove("queue-size") {
                     None => {}
                     Some(Value::Integer(n)) if n > 0 => {
