@@ -4,6 +4,9 @@
 //!
 //! Errors answer `{"error": "..."}`: 404 for an unknown task or route, 400 for a bad request
 //! (invalid JSON, script errors with line:column), 500 (generic message) when saving failed.
+//!
+//! Every task request runs on a blocking thread: a define compiles a script and saves a file,
+//! and neither may hold the server's threads (`/ping` and `/write` answer meanwhile).
 
 use std::sync::Arc;
 
@@ -55,7 +58,7 @@ fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
 fn task_error(e: &Error) -> Response<Full<Bytes>> {
     match e {
         Error::NotFound(_) => error(StatusCode::NOT_FOUND, &e.to_string()),
-        Error::Persist { .. } | Error::Restore { .. } => {
+        Error::Persist(_) => {
             tracing::error!(error = %e, "task store failed");
             error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -150,12 +153,25 @@ impl ExtraRoutes for TaskApi {
     }
 
     fn handle(
-        &self,
-        method: &Method,
-        path: &str,
-        _query: Option<&str>,
-        body: &[u8],
-    ) -> Response<Full<Bytes>> {
+        self: Arc<Self>,
+        method: Method,
+        path: String,
+        _query: Option<String>,
+        body: Vec<u8>,
+    ) -> futures::future::BoxFuture<'static, Response<Full<Bytes>>> {
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || self.answer(&method, &path, &body))
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::error!(%error, "task API request failed");
+                    self::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                })
+        })
+    }
+}
+
+impl TaskApi {
+    fn answer(&self, method: &Method, path: &str, body: &[u8]) -> Response<Full<Bytes>> {
         if path == METRICS {
             return match (&self.metrics, method) {
                 (Some(metrics), &Method::GET) => metrics.render(&self.tasks),

@@ -12,8 +12,10 @@
 pub mod influx_out;
 pub mod scale_calls;
 pub mod settings;
+pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,7 +40,9 @@ pub enum Error {
     NotFound(String),
     #[error("task {0:?} already exists")]
     Exists(String),
-    #[error("task id {0:?} is invalid: use letters, digits, '_', '-' and '.'")]
+    #[error(
+        "task id {0:?} is invalid: use 1 to 200 letters, digits, '_', '-' and '.' (not '.' or '..')"
+    )]
     InvalidId(String),
     #[error("task {id}: {source}")]
     Script {
@@ -77,14 +81,8 @@ pub enum Error {
     Type(String),
     #[error("status {0:?} is not enabled or disabled")]
     Status(String),
-    #[error("cannot save tasks to {path}")]
-    Persist {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot read saved tasks from {path}: {reason}")]
-    Restore { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Persist(#[from] store::Error),
     #[error("load dir: {path}: {reason}")]
     Load { path: PathBuf, reason: String },
 }
@@ -131,6 +129,7 @@ pub struct TaskRequest {
 
 struct Running {
     subscriptions: Vec<SubscriptionId>,
+    /// Ends when the task's loop does (stopped, or failed: see [`Shared::failure`]).
     handle: tokio::task::JoinHandle<()>,
     /// The task's influxDBOut writer: it flushes what it holds once the task loop is gone.
     writer: Option<tokio::task::JoinHandle<()>>,
@@ -143,6 +142,18 @@ struct Shared {
     http_outs: BTreeMap<String, HttpOutData>,
     throughput: Mutex<f64>,
     dropped: AtomicU64,
+    /// Why the task's loop died (a panic in a node); the task then shows as not executing,
+    /// with this as its error.
+    failure: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 struct Entry {
@@ -160,7 +171,7 @@ pub struct Options {
     pub scaler: Option<Arc<dyn Scaler>>,
     pub clock: Clock,
     pub config: TasksConfig,
-    /// Where `tasks.json` lives; `None`: nothing is saved.
+    /// Where task definitions are saved (`<data_dir>/tasks/`); `None`: nothing is saved.
     pub data_dir: Option<PathBuf>,
 }
 
@@ -171,13 +182,22 @@ pub struct TaskMaster {
     dry_run: Arc<DryRunScaler>,
     clock: Clock,
     config: TasksConfig,
-    data_dir: Option<PathBuf>,
+    store: Option<store::TaskStore>,
+    /// Held by every change (define, update, delete, the load dir) from its check to its
+    /// saved file: changes of one id never interleave, and the store has one writer.
+    changes: Mutex<()>,
     tasks: Mutex<BTreeMap<String, Entry>>,
     influx: Arc<influx_out::Client>,
 }
 
+/// The longest task id (it names a file in the data dir).
+const MAX_ID_LEN: usize = 200;
+
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id != "."
+        && id != ".."
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
@@ -192,6 +212,19 @@ impl TaskMaster {
     /// Restores saved tasks, applies the `[load]` directory and starts enabled tasks. Must be
     /// called inside a tokio runtime.
     pub fn start(options: Options) -> Result<Arc<TaskMaster>> {
+        let (store, restored) = match &options.data_dir {
+            Some(dir) => {
+                let (store, restored) = store::TaskStore::open(dir)?;
+                (Some(store), restored)
+            }
+            None => (None, store::Restored::default()),
+        };
+        for file in &restored.recovered {
+            tracing::warn!(file = %file.path.display(), reason = %file.reason, "saved task unreadable: its previous copy was restored");
+        }
+        for file in &restored.unreadable {
+            tracing::error!(file = %file.path.display(), reason = %file.reason, "saved task unreadable: not started (the file is left as it is)");
+        }
         let master = Arc::new(TaskMaster {
             dry_run: Arc::new(DryRunScaler::new(Arc::clone(&options.clock))),
             influx: Arc::new(influx_out::Client::new(&options.config.influxdb)),
@@ -199,10 +232,11 @@ impl TaskMaster {
             scaler: options.scaler,
             clock: options.clock,
             config: options.config,
-            data_dir: options.data_dir,
+            store,
+            changes: Mutex::new(()),
             tasks: Mutex::new(BTreeMap::new()),
         });
-        for def in master.restore()? {
+        for def in restored.tasks {
             let id = def.id.clone();
             let enabled = def.status == "enabled";
             let entry = Entry {
@@ -229,58 +263,16 @@ impl TaskMaster {
         self.tasks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn store_path(&self) -> Option<PathBuf> {
-        self.data_dir.as_ref().map(|d| d.join("tasks.json"))
+    fn changing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.changes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn restore(&self) -> Result<Vec<TaskDef>> {
-        let Some(path) = self.store_path() else {
-            return Ok(Vec::new());
-        };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(Error::Restore {
-                    path,
-                    reason: e.to_string(),
-                });
-            }
-        };
-        #[derive(Deserialize)]
-        struct Saved {
-            tasks: Vec<TaskDef>,
+    /// Saves one definition (nothing without a data dir).
+    fn save(&self, def: &TaskDef) -> Result<()> {
+        match &self.store {
+            Some(store) => Ok(store.save(def)?),
+            None => Ok(()),
         }
-        serde_json::from_str::<Saved>(&text)
-            .map(|s| s.tasks)
-            .map_err(|e| Error::Restore {
-                path,
-                reason: e.to_string(),
-            })
-    }
-
-    /// Writes every definition to `<data_dir>/tasks.json` atomically (temp file + rename).
-    fn persist(&self) -> Result<()> {
-        let Some(path) = self.store_path() else {
-            return Ok(());
-        };
-        let defs: Vec<TaskDef> = self.lock().values().map(|e| e.def.clone()).collect();
-        let text =
-            serde_json::to_string_pretty(&serde_json::json!({ "tasks": defs })).unwrap_or_default();
-        let tmp = path.with_extension("json.tmp");
-        let write = || -> std::io::Result<()> {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            {
-                use std::io::Write;
-                let mut file = std::fs::File::create(&tmp)?;
-                file.write_all(text.as_bytes())?;
-                file.sync_all()?;
-            }
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|source| Error::Persist { path, source })
     }
 
     /// `[load] dir`: every `<dir>/tasks/*.tick` becomes an enabled stream task named after
@@ -334,9 +326,9 @@ impl TaskMaster {
             };
             let exists = self.lock().contains_key(&id);
             let result = if exists {
-                self.update(&id, request)
+                self.update(&id, request).map(drop)
             } else {
-                self.create(request)
+                self.create(request).map(drop)
             };
             result.map_err(|e| load_err(e.to_string()))?;
             tracing::info!(task = %id, file = %path.display(), "task loaded");
@@ -350,9 +342,6 @@ impl TaskMaster {
         if !valid_id(&id) {
             return Err(Error::InvalidId(id));
         }
-        if self.lock().contains_key(&id) {
-            return Err(Error::Exists(id));
-        }
         let now = rfc3339((self.clock)());
         let def = TaskDef {
             id: id.clone(),
@@ -365,8 +354,13 @@ impl TaskMaster {
             modified: now,
             last_enabled: String::new(),
         };
+        // Compiled before the change begins: a slow script holds no other change.
         let pipeline = validate(&def)?;
         let enable = def.status == "enabled";
+        let _changing = self.changing();
+        if self.lock().contains_key(&id) {
+            return Err(Error::Exists(id));
+        }
         self.lock().insert(
             id.clone(),
             Entry {
@@ -380,18 +374,39 @@ impl TaskMaster {
             self.lock().remove(&id);
             return Err(error);
         }
-        self.persist()?;
+        // Saved with its last-enabled time; a task that cannot be saved does not exist.
+        let saved = self.lock().get(&id).map(|e| e.def.clone());
+        if let Some(def) = saved
+            && let Err(error) = self.save(&def)
+        {
+            self.discard(&id);
+            return Err(error);
+        }
         self.get(&id)
+    }
+
+    /// Removes a task that was never saved, stopping it.
+    fn discard(&self, id: &str) {
+        let entry = self.lock().remove(id);
+        if let Some(running) = entry.and_then(|e| e.running) {
+            let _flushing = self.stop(running);
+        }
     }
 
     /// Changes a task (`PATCH /kapacitor/v1/tasks/<id>`): script, vars, dbrps, status.
     pub fn update(&self, id: &str, request: TaskRequest) -> Result<serde_json::Value> {
-        let (old, was_running) = {
+        let _changing = self.changing();
+        let (old, was_running, failed) = {
             let tasks = self.lock();
             let entry = tasks
                 .get(id)
                 .ok_or_else(|| Error::NotFound(id.to_owned()))?;
-            (entry.def.clone(), entry.running.is_some())
+            let executing = executing(entry);
+            (
+                entry.def.clone(),
+                executing,
+                entry.running.is_some() && !executing,
+            )
         };
         let mut def = old.clone();
         if let Some(kind) = request.kind {
@@ -416,36 +431,50 @@ impl TaskMaster {
             || def.kind != old.kind;
         def.modified = rfc3339((self.clock)());
         let enable = def.status == "enabled";
+        let old_pipeline = self.lock().get(id).and_then(|e| e.pipeline.clone());
         if let Some(entry) = self.lock().get_mut(id) {
             entry.def = def;
             entry.pipeline = Some(pipeline);
         }
-        if was_running && (definition_changed || !enable) {
+        let restart = definition_changed || !enable;
+        if failed || (was_running && restart) {
             self.set_running(id, false)?;
         }
-        if enable
-            && (definition_changed || !was_running)
-            && let Err(error) = self.set_running(id, true)
-        {
+        let started = if enable && (definition_changed || !was_running) {
+            self.set_running(id, true)
+        } else {
+            Ok(())
+        };
+        let saved = started.and_then(|()| {
+            let def = self.lock().get(id).map(|e| e.def.clone());
+            def.map_or(Ok(()), |def| self.save(&def))
+        });
+        if let Err(error) = saved {
+            // Back to the old definition, running as it was.
+            self.set_running(id, false)?;
             if let Some(entry) = self.lock().get_mut(id) {
                 entry.def = old;
+                entry.pipeline = old_pipeline;
+            }
+            if was_running && let Err(again) = self.set_running(id, true) {
+                tracing::error!(task = %id, error = %again, "the old definition cannot restart");
             }
             return Err(error);
         }
-        self.persist()?;
         self.get(id)
     }
 
     /// Deletes a task (`DELETE /kapacitor/v1/tasks/<id>`), stopping it first.
     pub fn delete(&self, id: &str) -> Result<()> {
-        let entry = self
-            .lock()
-            .remove(id)
-            .ok_or_else(|| Error::NotFound(id.to_owned()))?;
-        if let Some(running) = entry.running {
-            let _flushing = self.stop(running);
+        let _changing = self.changing();
+        if !self.lock().contains_key(id) {
+            return Err(Error::NotFound(id.to_owned()));
         }
-        self.persist()
+        if let Some(store) = &self.store {
+            store.remove(id)?;
+        }
+        self.discard(id);
+        Ok(())
     }
 
     /// Stops a task's loop; its influxDBOut writer (returned) then flushes what it holds and
@@ -470,8 +499,15 @@ impl TaskMaster {
             }
             return Ok(());
         }
-        if entry.running.is_some() {
+        if entry
+            .running
+            .as_ref()
+            .is_some_and(|r| r.shared.failure().is_none())
+        {
             return Ok(());
+        }
+        if let Some(failed) = entry.running.take() {
+            let _flushing = self.stop(failed);
         }
         let pipeline = match &entry.pipeline {
             Some(p) => p.clone(),
@@ -533,6 +569,7 @@ impl TaskMaster {
             http_outs: graph.http_outs().clone(),
             throughput: Mutex::new(0.0),
             dropped: AtomicU64::new(0),
+            failure: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel(self.config.pipeline.queue_size.max(1));
         let subscriber = Arc::new(Queue {
@@ -541,12 +578,16 @@ impl TaskMaster {
             shared: Arc::clone(&shared),
             warning: Mutex::new(influx_out::DropWarning::default()),
         });
-        let handle = tokio::spawn(run_task(
-            graph,
-            rx,
-            Arc::clone(&self.clock),
-            scaler,
-            influx,
+        let handle = tokio::spawn(run_guarded(
+            id.to_owned(),
+            run_task(
+                graph,
+                rx,
+                Arc::clone(&self.clock),
+                scaler,
+                influx,
+                Arc::clone(&shared),
+            ),
             Arc::clone(&shared),
         ));
         let dbrps = all_dbrps(&entry.def, &pipeline);
@@ -605,7 +646,7 @@ impl TaskMaster {
     /// `(tasks, enabled tasks, subscriptions)` for `/kapacitor/v1/debug/vars`.
     pub fn counts(&self) -> (usize, usize, usize) {
         let tasks = self.lock();
-        let enabled = tasks.values().filter(|e| e.running.is_some()).count();
+        let enabled = tasks.values().filter(|e| executing(e)).count();
         let subs = tasks
             .values()
             .filter_map(|e| e.running.as_ref())
@@ -795,6 +836,28 @@ impl DotStats for StatsView<'_> {
     }
 }
 
+/// True when the task runs: enabled, and its loop has not failed.
+fn executing(entry: &Entry) -> bool {
+    entry
+        .running
+        .as_ref()
+        .is_some_and(|r| r.shared.failure().is_none())
+}
+
+/// The task's dbrps as Kapacitor lists them: those of the define call, then the script's.
+fn dbrps_json(entry: &Entry) -> Vec<DbrpJson> {
+    let Some(pipeline) = &entry.pipeline else {
+        return entry.def.dbrps.clone();
+    };
+    all_dbrps(&entry.def, pipeline)
+        .into_iter()
+        .map(|d| DbrpJson {
+            db: d.database,
+            rp: d.retention_policy,
+        })
+        .collect()
+}
+
 fn task_json(entry: &Entry) -> serde_json::Value {
     let def = &entry.def;
     let (stats, throughput) = match &entry.running {
@@ -844,13 +907,17 @@ fn task_json(entry: &Entry) -> serde_json::Value {
         "id": def.id,
         "template-id": "",
         "type": def.kind,
-        "dbrps": def.dbrps,
+        "dbrps": dbrps_json(entry),
         "script": def.script,
         "vars": def.vars,
         "dot": dot,
         "status": def.status,
-        "executing": entry.running.is_some(),
-        "error": entry.error,
+        "executing": executing(entry),
+        "error": entry
+            .running
+            .as_ref()
+            .and_then(|r| r.shared.failure())
+            .unwrap_or_else(|| entry.error.clone()),
         "stats": {
             "task-stats": {"throughput": throughput},
             "node-stats": node_stats,
@@ -887,7 +954,14 @@ impl Subscriber for Queue {
                 .unwrap_or_else(|p| p.into_inner())
                 .record(points, tokio::time::Instant::now());
             if let Some(points) = due {
-                tracing::error!(task = %self.task, points, "task queue full: points dropped (logged at most every 10 s)");
+                match error {
+                    mpsc::error::TrySendError::Full(_) => {
+                        tracing::error!(task = %self.task, points, "task queue full: points dropped (logged at most every 10 s)")
+                    }
+                    mpsc::error::TrySendError::Closed(_) => {
+                        tracing::error!(task = %self.task, points, "task failed: points dropped (logged at most every 10 s)")
+                    }
+                }
             }
         }
     }
@@ -907,6 +981,22 @@ type ScaleDone = (
     crate::pipeline::Point,
     std::result::Result<crate::scaler::ScaleOutcome, crate::scaler::ScaleError>,
 );
+
+/// Runs a task's loop; a panic in it (a defect, never expected) marks the task failed with
+/// the panic's message instead of leaving it shown as executing.
+async fn run_guarded(task: String, run: impl Future<Output = ()>, shared: Arc<Shared>) {
+    use futures::FutureExt;
+    if let Err(panic) = std::panic::AssertUnwindSafe(run).catch_unwind().await {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        tracing::error!(task = %task, panic = %message, "task failed: its loop panicked; points for it are dropped until it is redefined or re-enabled");
+        *shared.failure.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(format!("task failed: {message}"));
+    }
+}
 
 async fn run_task(
     mut graph: Graph,
@@ -1004,5 +1094,49 @@ async fn run_task(
             influx.merge_stats(&mut stats);
         }
         *shared.stats.lock().unwrap_or_else(|p| p.into_inner()) = stats;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Arc<Shared> {
+        Arc::new(Shared {
+            stats: Mutex::new(Vec::new()),
+            http_outs: BTreeMap::new(),
+            throughput: Mutex::new(0.0),
+            dropped: AtomicU64::new(0),
+            failure: Mutex::new(None),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_task_loop_that_panics_is_reported_failed_with_its_message() {
+        let shared = shared();
+        let capacity = usize::MAX;
+        tokio::spawn(run_guarded(
+            "t".into(),
+            async move {
+                let _never: Vec<u64> = Vec::with_capacity(capacity);
+            },
+            Arc::clone(&shared),
+        ))
+        .await
+        .unwrap();
+        let failure = shared.failure().unwrap_or_default();
+        assert!(
+            failure.starts_with("task failed: capacity overflow"),
+            "{failure}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_task_loop_that_ends_is_not_a_failure() {
+        let shared = shared();
+        tokio::spawn(run_guarded("t".into(), async {}, Arc::clone(&shared)))
+            .await
+            .unwrap();
+        assert_eq!(shared.failure(), None);
     }
 }

@@ -71,14 +71,15 @@ pub trait ExtraRoutes: Send + Sync {
     fn is_public(&self, _path: &str) -> bool {
         false
     }
-    /// Answers a request whose body was read (at most 16 MiB).
+    /// Answers a request whose body was read (at most 16 MiB). Slow work (a task define)
+    /// belongs on a blocking thread, not on the server's.
     fn handle(
-        &self,
-        method: &Method,
-        path: &str,
-        query: Option<&str>,
-        body: &[u8],
-    ) -> Response<Full<Bytes>>;
+        self: Arc<Self>,
+        method: Method,
+        path: String,
+        query: Option<String>,
+        body: Vec<u8>,
+    ) -> futures::future::BoxFuture<'static, Response<Full<Bytes>>>;
 }
 
 impl std::fmt::Debug for WriteApi {
@@ -356,8 +357,10 @@ impl WriteApi {
                         let params = Params::parse(query.as_deref().unwrap_or_default().as_bytes());
                         self.authenticate(request.headers(), &params)?;
                     }
+                    let path = path.to_owned();
+                    let extra = Arc::clone(extra);
                     let body = read_body(request.into_body(), None, EXTRA_BODY_LIMIT).await?;
-                    Ok(extra.handle(&method, path, query.as_deref(), &body))
+                    Ok(extra.handle(method, path, query, body).await)
                 }
                 _ => Err(ApiError::NotFound),
             },

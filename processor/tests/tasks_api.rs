@@ -88,7 +88,10 @@ async fn the_tutorial_tick_defines_enables_and_shows_with_kapacitors_node_names(
 #[tokio::test]
 async fn written_points_flow_through_the_tutorial_pipeline_to_the_scaler() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(config(dir.path(), "")).await.unwrap();
+    // The sum's group learns its series for one lateness before its first total.
+    let server = start(config(dir.path(), "[pipeline]\nlateness = \"1s\"\n"))
+        .await
+        .unwrap();
     let body = serde_json::json!({
         "id": "autoscale",
         "type": "stream",
@@ -162,7 +165,7 @@ async fn tasks_survive_a_restart() {
     .await;
     assert_eq!(status, StatusCode::OK, "{text}");
     server.stop().await;
-    assert!(dir.path().join("tasks.json").exists());
+    assert!(dir.path().join("tasks").join("autoscale.json").exists());
     let server = start(config(dir.path(), "")).await.unwrap();
     let (status, task, _) = call(
         server.addr,
