@@ -7,7 +7,8 @@
 //! `coordination.k8s.io/v1` Leases, core and `events.k8s.io/v1` Events; get, list, watch, create,
 //! update, patch (merge, JSON, strategic merge, apply) and delete; with the API server's Status
 //! errors, optimistic concurrency (409 on a stale resourceVersion), bearer tokens (401),
-//! RBAC-like rules (403), a request log, injectable faults (any status, delays), and optional
+//! RBAC-like rules (403), a request log, injectable faults (any status, delays, writes applied
+//! yet answered with an error), and optional
 //! https with a CA generated at start.
 //!
 //! ```no_run

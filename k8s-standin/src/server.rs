@@ -766,41 +766,69 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     };
 
     let injection = shared.lock().faults.take(&path, &info);
+    // A fault that applies the request answers its status after the request was carried out.
+    let mut answer_after = None;
     if let Some(inj) = injection {
-        if !inj.delay.is_zero() {
-            tokio::time::sleep(inj.delay).await;
-        }
-        if let Some(code) = inj.status {
-            let err = ApiError::injected(code, &info.api_group, &info.resource, &info.name)
-                .unwrap_or_else(|| {
-                    ApiError::Internal(format!("injected fault with unmodelled code {code}"))
-                });
-            return finish(error_response(&err), &user, true);
+        match inj.status {
+            Some(code) if inj.apply => answer_after = Some((code, inj.delay)),
+            status => {
+                if !inj.delay.is_zero() {
+                    tokio::time::sleep(inj.delay).await;
+                }
+                if let Some(code) = status {
+                    return finish(error_response(&injected_error(code, &info)), &user, true);
+                }
+            }
         }
     }
     let fault = injection.is_some();
 
-    let authorized = shared.lock().auth.authorize(&user, &info);
-    if let Err(err) = authorized {
-        return finish(error_response(&err), &user, fault);
+    let resp = carry_out(&shared, req, &user, &info, params, accept, content_type).await;
+    match answer_after {
+        // The request's own answer is dropped (a watch stream ends with it).
+        Some((code, delay)) => {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            finish(error_response(&injected_error(code, &info)), &user, true)
+        }
+        None => finish(resp, &user, fault),
     }
+}
 
+/// The API server's error for an injected status.
+fn injected_error(code: u16, info: &RequestInfo) -> ApiError {
+    ApiError::injected(code, &info.api_group, &info.resource, &info.name).unwrap_or_else(|| {
+        ApiError::Internal(format!("injected fault with unmodelled code {code}"))
+    })
+}
+
+/// Authorizes, reads the body and answers an authenticated request.
+async fn carry_out(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    user: &str,
+    info: &RequestInfo,
+    params: Vec<(String, String)>,
+    accept: String,
+    content_type: String,
+) -> Response<Body> {
+    let authorized = shared.lock().auth.authorize(user, info);
+    if let Err(err) = authorized {
+        return error_response(&err);
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
     let body = match Limited::new(req.into_body(), shared.max_body_bytes)
         .collect()
         .await
     {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return finish(
-                error_response(&ApiError::TooLarge(shared.max_body_bytes)),
-                &user,
-                fault,
-            );
-        }
+        Err(_) => return error_response(&ApiError::TooLarge(shared.max_body_bytes)),
     };
     let call = Call {
-        method: method.clone(),
-        path: path.clone(),
+        method,
+        path,
         params,
         info: info.clone(),
         accept,
@@ -808,17 +836,15 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         body,
     };
     if call.info.is_resource_request && call.info.verb == "watch" {
-        let resp = match start_watch(&shared, &call) {
+        return match start_watch(shared, &call) {
             Ok(resp) => resp,
             Err(err) => error_response(&err),
         };
-        return finish(resp, &user, fault);
     }
-    let resp = match route(&shared, &call) {
+    match route(shared, &call) {
         Ok(reply) => json_response(&reply),
         Err(err) => error_response(&err),
-    };
-    finish(resp, &user, fault)
+    }
 }
 
 fn route(shared: &Shared, call: &Call) -> ApiResult<Reply> {

@@ -359,6 +359,66 @@ async fn injected_faults_reach_the_client_as_api_errors_then_clear() {
 }
 
 #[tokio::test]
+async fn a_fault_after_applying_answers_500_yet_the_scale_was_written() {
+    let server = start(Config::default().with_deployment("default", "app", 1)).await;
+    let deployments: Api<Deployment> = Api::namespaced(client(&server), "default");
+    let mut changes = server.subscribe();
+
+    server.inject(
+        Fault::status(500)
+            .after_applying()
+            .verb("patch")
+            .subresource("scale"),
+    );
+    let patch = Patch::Merge(json!({"spec": {"replicas": 3}}));
+    let status = api_status(
+        deployments
+            .patch_scale("app", &PatchParams::default(), &patch)
+            .await,
+    );
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (500, "InternalError")
+    );
+    assert_eq!(server.deployment_replicas("default", "app"), Some(3));
+    let change = changes
+        .try_recv()
+        .unwrap_or_else(|e| panic!("no change sent: {e}"));
+    assert_eq!((change.previous, change.replicas), (Some(1), 3));
+
+    // PUT too, with the delay after the write.
+    let mut scale = ok(deployments.get_scale("app").await, "get_scale");
+    scale.spec = Some(k8s_openapi::api::autoscaling::v1::ScaleSpec { replicas: Some(5) });
+    server.inject(
+        Fault::status(500)
+            .after_applying()
+            .after(Duration::from_millis(50))
+            .verb("update")
+            .subresource("scale"),
+    );
+    let status = api_status(
+        deployments
+            .replace_scale("app", &PostParams::default(), &scale)
+            .await,
+    );
+    assert_eq!(status.code, 500);
+    assert_eq!(server.deployment_replicas("default", "app"), Some(5));
+
+    let answered: Vec<(String, u16, bool)> = server
+        .requests()
+        .iter()
+        .filter(|r| r.info.subresource == "scale" && r.info.verb != "get")
+        .map(|r| (r.info.verb.clone(), r.status, r.fault_injected))
+        .collect();
+    assert_eq!(
+        answered,
+        [("patch".into(), 500, true), ("update".into(), 500, true)]
+    );
+    assert_eq!(server.pending_faults(), 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_delayed_answer_trips_the_client_read_timeout() {
     let server = start(Config::default().with_deployment("default", "app", 1)).await;
     server.inject(Fault::delay(Duration::from_millis(300)).subresource("scale"));
