@@ -36,7 +36,8 @@
 //!   rules, workload state and change subscription).
 //! - `request`: method + path → verb, group, resource, subresource, namespace, name.
 //! - `auth`: bearer tokens (401) and allow rules (403); `faults`: injected errors and delays.
-//! - `store`: objects, resourceVersion, generation, defaults, `/scale`, `/status` (pure).
+//! - `store/`: objects, resourceVersion, generation, 409s, `/status` (pure); `validation`,
+//!   `workload` (defaults, status), `scale` (`/scale`).
 //! - `patch`: JSON merge, JSON patch, strategic merge, apply; `selector`: label selectors.
 //! - `watch`: change history and watch filters behind `?watch=true` streams.
 //! - `discovery`, `table`: discovery documents and kubectl's server-side Table printing.
