@@ -67,19 +67,9 @@ impl Store {
         replicas: i64,
         now: u64,
     ) -> Result<Written> {
-        let def = kind.def();
-        let old = self.get(def, namespace, name)?;
-        let mut new = old.clone();
-        set_in(&mut new, &["spec", "replicas"], json!(replicas));
-        self.replace(
-            def,
-            namespace,
-            name,
-            &old,
-            new,
-            Part::Main,
-            WriteOptions::at(now),
-        )
+        self.edit_workload(kind, namespace, name, Part::Main, now, |obj| {
+            set_in(obj, &["spec", "replicas"], json!(replicas));
+        })
     }
 
     /// Sets a workload's status as a kubelet and controller would: `replicas` pods exist,
@@ -93,23 +83,27 @@ impl Store {
         ready: i64,
         now: u64,
     ) -> Result<Written> {
+        self.edit_workload(kind, namespace, name, Part::Status, now, |obj| {
+            let status = status_for(kind, replicas, ready, &generation_of(obj));
+            set_in(obj, &["status"], status);
+        })
+    }
+
+    /// Writes a workload as `edit` changes it, outside the API (no dry run, no precondition).
+    fn edit_workload(
+        &mut self,
+        kind: WorkloadKind,
+        namespace: &str,
+        name: &str,
+        part: Part,
+        now: u64,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<Written> {
         let def = kind.def();
         let old = self.get(def, namespace, name)?;
         let mut new = old.clone();
-        set_in(
-            &mut new,
-            &["status"],
-            status_for(kind, replicas, ready, &generation_of(&old)),
-        );
-        self.replace(
-            def,
-            namespace,
-            name,
-            &old,
-            new,
-            Part::Status,
-            WriteOptions::at(now),
-        )
+        edit(&mut new);
+        self.replace(def, namespace, name, &old, new, part, WriteOptions::at(now))
     }
 
     /// A workload's replicas, generation and resourceVersion.
