@@ -30,6 +30,7 @@ impl Drop for Handle {
 }
 
 impl Handle {
+    /// The handle on a server that `task` runs until `stop` says true.
     pub(crate) fn new(
         shared: Arc<Shared>,
         stop: watch::Sender<bool>,
