@@ -59,6 +59,25 @@ pub fn group(name: &str) -> Option<Value> {
     Some(entry)
 }
 
+/// The resources served in a group version, `None` when none.
+fn served(group: &str, version: &str) -> Option<Vec<&'static ResourceDef>> {
+    let defs: Vec<&ResourceDef> = resources::ALL
+        .iter()
+        .filter(|d| d.group == group && d.version == version)
+        .collect();
+    (!defs.is_empty()).then_some(defs)
+}
+
+/// A discovery entry's `shortNames` and `categories`, when the resource has any.
+fn add_names(entry: &mut Value, def: &ResourceDef) {
+    if !def.short_names.is_empty() {
+        entry["shortNames"] = json!(def.short_names);
+    }
+    if !def.categories.is_empty() {
+        entry["categories"] = json!(def.categories);
+    }
+}
+
 fn resource_entry(def: &ResourceDef) -> Value {
     let mut entry = json!({
         "name": def.plural,
@@ -67,24 +86,13 @@ fn resource_entry(def: &ResourceDef) -> Value {
         "kind": def.kind,
         "verbs": def.verbs(),
     });
-    if !def.short_names.is_empty() {
-        entry["shortNames"] = json!(def.short_names);
-    }
-    if !def.categories.is_empty() {
-        entry["categories"] = json!(def.categories);
-    }
+    add_names(&mut entry, def);
     entry
 }
 
 /// `/api/v1` or `/apis/{group}/{version}`, `None` when not served.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let defs: Vec<&ResourceDef> = resources::ALL
-        .iter()
-        .filter(|d| d.group == group && d.version == version)
-        .collect();
-    if defs.is_empty() {
-        return None;
-    }
+    let defs = served(group, version)?;
     let mut entries = Vec::new();
     for def in defs {
         entries.push(resource_entry(def));
@@ -163,12 +171,7 @@ fn aggregated_resource(def: &ResourceDef) -> Value {
         "singularResource": def.singular,
         "verbs": def.verbs(),
     });
-    if !def.short_names.is_empty() {
-        entry["shortNames"] = json!(def.short_names);
-    }
-    if !def.categories.is_empty() {
-        entry["categories"] = json!(def.categories);
-    }
+    add_names(&mut entry, def);
     if !subresources.is_empty() {
         entry["subresources"] = json!(subresources);
     }
@@ -228,13 +231,7 @@ pub fn openapi_v3_index() -> Value {
 /// for (create, patch and update with their `fieldValidation`, `fieldManager` and `dryRun`
 /// parameters, tagged with the kind), and no schemas. `None` when not served.
 pub fn openapi_v3_group_version(group: &str, version: &str) -> Option<Value> {
-    let defs: Vec<&ResourceDef> = resources::ALL
-        .iter()
-        .filter(|d| d.group == group && d.version == version)
-        .collect();
-    if defs.is_empty() {
-        return None;
-    }
+    let defs = served(group, version)?;
     let prefix = if group.is_empty() {
         format!("/api/{version}")
     } else {

@@ -1,4 +1,6 @@
-//! Injectable faults: the next N matching requests answer an error status, are delayed, or both.
+//! Injectable faults: the next N matching requests answer an error status, are delayed, or both;
+//! or they are carried out and answer an error status anyway (a write applied behind a proxy that
+//! timed out).
 
 use std::time::Duration;
 
@@ -53,6 +55,16 @@ pub struct Fault {
     /// Which requests.
     #[serde(default)]
     pub matching: FaultMatch,
+    /// Carry the request out (authorization, the write, change notifications, watch events),
+    /// then answer `status` anyway, after `delay`: what a client sees when a proxy in front of
+    /// the API times out after the write was applied. Without `status` the request is answered
+    /// normally after `delay`, as without `apply`. Absent from the JSON means `false`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub apply: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 mod millis {
@@ -76,6 +88,7 @@ impl Fault {
             delay: Duration::ZERO,
             times: Some(1),
             matching: FaultMatch::default(),
+            apply: false,
         }
     }
 
@@ -86,7 +99,15 @@ impl Fault {
             delay,
             times: Some(1),
             matching: FaultMatch::default(),
+            apply: false,
         }
+    }
+
+    /// Carry the request out first, then answer the error status anyway (see [`Fault::apply`]):
+    /// `Fault::status(500).after_applying()` is a write that was applied but answered 500.
+    pub fn after_applying(mut self) -> Fault {
+        self.apply = true;
+        self
     }
 
     /// Also delay an error answer.
@@ -145,6 +166,8 @@ pub struct Injection {
     pub status: Option<u16>,
     /// Wait before answering.
     pub delay: Duration,
+    /// Carry the request out before answering `status` (after `delay`).
+    pub apply: bool,
 }
 
 /// The active faults, in injection order.
@@ -186,6 +209,7 @@ impl Faults {
         let injection = Injection {
             status: fault.status,
             delay: fault.delay,
+            apply: fault.apply,
         };
         if let Some(n) = fault.times.as_mut() {
             *n = n.saturating_sub(1);
@@ -266,5 +290,33 @@ mod tests {
             .times(3)
             .verb("patch");
         assert_eq!(fault.ok(), Some(expected));
+    }
+
+    #[test]
+    fn apply_is_false_when_absent_and_written_only_when_set() {
+        let old: Result<Fault, _> = serde_json::from_str(r#"{"status": 500}"#);
+        assert_eq!(old.ok().map(|f| f.apply), Some(false));
+        let plain = serde_json::to_value(Fault::status(500)).unwrap_or_default();
+        assert_eq!(plain.get("apply"), None);
+
+        let text =
+            r#"{"status": 500, "times": 1, "apply": true, "matching": {"subresource": "scale"}}"#;
+        let fault: Result<Fault, _> = serde_json::from_str(text);
+        let expected = Fault::status(500).after_applying().subresource("scale");
+        assert_eq!(fault.as_ref().ok(), Some(&expected));
+        let written = serde_json::to_value(&expected).unwrap_or_default();
+        assert_eq!(written.get("apply"), Some(&serde_json::Value::Bool(true)));
+    }
+
+    #[test]
+    fn an_applying_fault_tells_the_server_to_apply() {
+        let mut faults = Faults::default();
+        faults.push(Fault::status(500).after_applying().verb("patch"));
+        let patch = parse("PATCH", SCALE, false);
+        let injection = faults.take(SCALE, &patch);
+        assert_eq!(
+            injection.map(|i| (i.status, i.apply)),
+            Some((Some(500), true))
+        );
     }
 }

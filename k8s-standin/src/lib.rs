@@ -7,7 +7,8 @@
 //! `coordination.k8s.io/v1` Leases, core and `events.k8s.io/v1` Events; get, list, watch, create,
 //! update, patch (merge, JSON, strategic merge, apply) and delete; with the API server's Status
 //! errors, optimistic concurrency (409 on a stale resourceVersion), bearer tokens (401),
-//! RBAC-like rules (403), a request log, injectable faults (any status, delays), and optional
+//! RBAC-like rules (403), a request log, injectable faults (any status, delays, writes applied
+//! yet answered with an error), and optional
 //! https with a CA generated at start.
 //!
 //! ```no_run
@@ -31,15 +32,20 @@
 //! ```
 //!
 //! # Layout
-//! - `server`: the HTTP edge and the [`Handle`] tests and the lab hold (request log, faults,
-//!   rules, workload state and change subscription).
-//! - `request`: method + path → verb, group, resource, subresource, namespace, name.
+//! In the order a request goes through the crate:
+//! - `server`: binds, seeds the store, accepts connections; for each request: records it,
+//!   authenticates, injects faults, authorizes and reads the body.
+//! - `request`: method, path and query → verb, group, resource, subresource, namespace, name.
 //! - `auth`: bearer tokens (401) and allow rules (403); `faults`: injected errors and delays.
-//! - `store`: objects, resourceVersion, generation, defaults, `/scale`, `/status` (pure).
-//! - `patch`: JSON merge, JSON patch, strategic merge, apply; `selector`: label selectors.
-//! - `watch`: change history and watch filters behind `?watch=true` streams.
-//! - `discovery`, `table`: discovery documents and kubectl's server-side Table printing.
+//! - `routes`: discovery, or a verb on the store, answered as JSON; `discovery`, `table`:
+//!   discovery documents and kubectl's server-side Table printing.
+//! - `store/`: objects, resourceVersion, generation, 409s, `/status` (pure); `validation`,
+//!   `workload` (defaults, status), `scale` (`/scale`). `patch`: JSON merge, JSON patch,
+//!   strategic merge, apply; `selector`: label and field selectors.
+//! - `watch`: change history, watch filters and the `?watch=true` stream.
 //! - `status`: the `Status` error objects; `timestamp`: RFC 3339 and kubectl ages.
+//! - `handle`: the [`Handle`] tests and the lab hold (request log, faults, rules, workload
+//!   state and change subscription).
 //! - `config`: [`Config`]; `resources`: the served resource types; `tls`: the generated CA
 //!   and serving certificate for https.
 
@@ -47,9 +53,11 @@ pub mod auth;
 pub mod config;
 pub mod discovery;
 pub mod faults;
+pub mod handle;
 pub mod patch;
 pub mod request;
 pub mod resources;
+mod routes;
 pub mod selector;
 pub mod server;
 pub mod status;
@@ -62,7 +70,8 @@ pub mod watch;
 pub use auth::{Auth, RoleError, Rule, TokenUser};
 pub use config::{Config, ConfigError, WorkloadSeed};
 pub use faults::{Fault, FaultMatch};
+pub use handle::{Handle, kubeconfig_yaml};
 pub use resources::WorkloadKind;
-pub use server::{Error, Handle, RequestRecord, Server, kubeconfig_yaml};
+pub use server::{Error, RequestRecord, Server};
 pub use status::ApiError;
 pub use store::{StatusMode, WorkloadChange, WorkloadView};

@@ -169,6 +169,15 @@ fn columns(def: &ResourceDef) -> Vec<(&'static str, &'static str, Cell)> {
     }
 }
 
+/// Renders one object as a Table at `now` (seconds), with the object's resourceVersion.
+pub fn render_one(def: &ResourceDef, object: &Value, include: IncludeObject, now: u64) -> Value {
+    let rv = object
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    render(def, std::slice::from_ref(object), rv, include, now)
+}
+
 /// Renders objects (full objects, with or without kind) as a Table at `now` (seconds).
 pub fn render(
     def: &ResourceDef,

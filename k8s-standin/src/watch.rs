@@ -1,14 +1,26 @@
 //! Watch: the store's change history (what etcd's revision history gives the API server) and
 //! the filtering of watch events for one request (`?watch=true`, `resourceVersion`,
-//! `labelSelector`, `fieldSelector=metadata.name=`). Pure; the server streams the result.
+//! `labelSelector`, `fieldSelector=metadata.name=`), both pure; and `start`, the stream
+//! built on them: the initial or resumed events, then live ones, as JSON lines.
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::Response;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use serde_json::{Value, json};
+use tokio::sync::broadcast;
 
-use crate::resources::ResourceDef;
+use crate::resources::{self, ResourceDef};
+use crate::routes::Call;
 use crate::selector::{FieldSelector, Selector};
+use crate::server::{Body, Shared, now_secs};
+use crate::status::{ApiError, Result as ApiResult};
+use crate::table::{self, IncludeObject};
 
 /// How many past events the store keeps by default for watches that resume from a
 /// resourceVersion.
@@ -176,6 +188,157 @@ impl WatchFilter {
                 .matches(event.object.pointer("/metadata/labels"))
             && self.fields.matches(&event.object)
     }
+}
+
+/// A watch stream's body: the lines a watch task sends, until it drops its sender.
+struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.get_mut()
+            .rx
+            .poll_recv(cx)
+            .map(|line| line.map(|bytes| Ok(hyper::body::Frame::data(bytes))))
+    }
+}
+
+/// The longest a watch stays open (the API server picks 30 to 60 minutes).
+const MAX_WATCH: Duration = Duration::from_secs(1800);
+
+/// Starts a watch stream: the initial or resumed events, then live ones, as JSON lines.
+pub(crate) fn start(shared: &Arc<Shared>, call: &Call) -> ApiResult<Response<Body>> {
+    let info = &call.info;
+    let def = resources::find(&info.api_group, &info.api_version, &info.resource)
+        .ok_or(ApiError::NoRoute)?;
+    if !info.subresource.is_empty() {
+        return Err(ApiError::NoRoute);
+    }
+    let (labels, fields) = call.selectors()?;
+    let name = if info.name.is_empty() {
+        fields.name().map(str::to_string)
+    } else {
+        Some(info.name.clone())
+    };
+    let timeout = call
+        .param("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(MAX_WATCH)
+        .min(MAX_WATCH);
+    let rv = call.param("resourceVersion").unwrap_or("");
+    let start_rv: Option<u64> = match rv {
+        "" | "0" => None,
+        text => Some(
+            text.parse()
+                .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {text:?}")))?,
+        ),
+    };
+    let send_initial = call.param("sendInitialEvents") == Some("true");
+    let table = call
+        .accept
+        .contains("as=Table")
+        .then(|| IncludeObject::from_query(call.param("includeObject")));
+    let filter = WatchFilter::new(def, &info.namespace, name, labels, fields);
+    let render = move |object: &Value| -> Value {
+        match table {
+            Some(include) => table::render_one(def, object, include, now_secs()),
+            None => object.clone(),
+        }
+    };
+
+    let mut initial: Vec<Vec<u8>> = Vec::new();
+    let mut expired = false;
+    let (live, from_rv) = {
+        let state = shared.lock();
+        let live = shared.events.subscribe();
+        let current = state.store.revision();
+        match start_rv {
+            None => {
+                for obj in state.store.matching(
+                    def,
+                    &filter.namespace,
+                    &filter.labels,
+                    &filter.fields,
+                    filter.name.as_deref(),
+                ) {
+                    initial.push(line(EventType::Added, &render(&obj)));
+                }
+            }
+            Some(from) => match state.store.history_since(from) {
+                Ok(events) => {
+                    for event in events.iter().filter(|e| filter.matches(e)) {
+                        initial.push(line(event.kind, &render(&event.object)));
+                    }
+                }
+                Err(e) => {
+                    initial.push(expired_line(from, e.oldest));
+                    expired = true;
+                }
+            },
+        }
+        if send_initial && !expired {
+            let bookmark = serde_json::json!({
+                "type": "BOOKMARK",
+                "object": {"kind": def.kind, "apiVersion": def.group_version(),
+                    "metadata": {"resourceVersion": current.to_string(),
+                        "annotations": {"k8s.io/initial-events-end": "true"}}}
+            });
+            let mut line = serde_json::to_vec(&bookmark).unwrap_or_default();
+            line.push(b'\n');
+            initial.push(line);
+        }
+        (live, current)
+    };
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
+    let mut stopping = shared.stopping.clone();
+    tokio::spawn(async move {
+        let mut live = live;
+        for line in initial {
+            if tx.send(Bytes::from(line)).await.is_err() {
+                return;
+            }
+        }
+        if expired {
+            return;
+        }
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                received = live.recv() => match received {
+                    Ok(event) if event.revision > from_rv && filter.matches(&event) => {
+                        let line = line(event.kind, &render(&event.object));
+                        if tx.send(Bytes::from(line)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Too slow a reader: end with 410 Expired so the client relists.
+                        let _ = tx.send(Bytes::from(expired_line(from_rv, from_rv))).await;
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = &mut deadline => return,
+                _ = stopping.changed() => return,
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    let mut resp = Response::new(ChannelBody { rx }.boxed());
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
 }
 
 #[cfg(test)]

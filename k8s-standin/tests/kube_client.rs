@@ -32,7 +32,36 @@ fn client_config(server: &Handle) -> kube::Config {
 }
 
 fn client(server: &Handle) -> Client {
-    Client::try_from(client_config(server)).unwrap_or_else(|e| panic!("client: {e}"))
+    client_from(client_config(server))
+}
+
+/// A merge patch of Deployment app's `/scale` to `replicas`.
+async fn scale_app(deployments: &Api<Deployment>, replicas: i32) -> kube::Result<Scale> {
+    let patch = Patch::Merge(json!({"spec": {"replicas": replicas}}));
+    deployments
+        .patch_scale("app", &PatchParams::default(), &patch)
+        .await
+}
+
+fn client_from(config: kube::Config) -> Client {
+    Client::try_from(config).unwrap_or_else(|e| panic!("client: {e}"))
+}
+
+/// kube's config from the stand-in's kubeconfig with `token`.
+async fn config_from_kubeconfig(server: &Handle, token: &str) -> kube::Config {
+    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig(Some(token)))
+        .unwrap_or_else(|e| panic!("kubeconfig: {e}"));
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("config: {e}"))
+}
+
+/// A failure below the API (connection, TLS, timeout), not an API error.
+fn assert_transport_error<T: std::fmt::Debug>(result: &kube::Result<T>, what: &str) {
+    assert!(
+        matches!(result, Err(e) if !matches!(e, kube::Error::Api(_))),
+        "expected {what}, got {result:?}"
+    );
 }
 
 /// The Status of an API error, or a panic naming what came instead.
@@ -59,16 +88,7 @@ async fn get_patch_and_replace_scale_with_optimistic_concurrency() {
         Some("app=app".to_string())
     );
 
-    let patched = ok(
-        deployments
-            .patch_scale(
-                "app",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"replicas": 3}})),
-            )
-            .await,
-        "patch_scale",
-    );
+    let patched = ok(scale_app(&deployments, 3).await, "patch_scale");
     assert_eq!(patched.spec.and_then(|s| s.replicas), Some(3));
     assert_eq!(server.deployment_replicas("default", "app"), Some(3));
 
@@ -221,12 +241,8 @@ async fn bearer_tokens_authenticate_through_a_generated_kubeconfig() {
             .with_token("t0k3n", "system:serviceaccount:default:processor"),
     )
     .await;
-    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig(Some("t0k3n")))
-        .unwrap_or_else(|e| panic!("kubeconfig: {e}"));
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap_or_else(|e| panic!("config: {e}"));
-    let authed = Client::try_from(config).unwrap_or_else(|e| panic!("client: {e}"));
+    let config = config_from_kubeconfig(&server, "t0k3n").await;
+    let authed = client_from(config);
     let deployments: Api<Deployment> = Api::default_namespaced(authed);
     ok(
         deployments.get_scale("app").await,
@@ -251,25 +267,11 @@ async fn kube_verifies_the_generated_ca_and_sends_its_token_over_tls() {
         .with_token("t0k3n", "system:serviceaccount:default:processor");
     config.tls = true;
     let server = start(config).await;
-    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig(Some("t0k3n")))
-        .unwrap_or_else(|e| panic!("kubeconfig: {e}"));
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("config: {e}"));
+    let mut config = config_from_kubeconfig(&server, "t0k3n").await;
     config.default_retry = false;
-    let client = Client::try_from(config).unwrap_or_else(|e| panic!("client: {e}"));
+    let client = client_from(config);
     let deployments: Api<Deployment> = Api::default_namespaced(client);
-    let scaled = ok(
-        deployments
-            .patch_scale(
-                "app",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"replicas": 2}})),
-            )
-            .await,
-        "patch_scale over https",
-    );
+    let scaled = ok(scale_app(&deployments, 2).await, "patch_scale over https");
     assert_eq!(scaled.spec.and_then(|s| s.replicas), Some(2));
     let user = server.requests().last().map(|r| r.user.clone());
     assert_eq!(
@@ -280,15 +282,9 @@ async fn kube_verifies_the_generated_ca_and_sends_its_token_over_tls() {
     // A client that does not trust the generated CA cannot connect.
     let mut untrusting = kube::Config::new(server.url().parse().unwrap_or_else(|e| panic!("{e}")));
     untrusting.default_retry = false;
-    let untrusting: Api<Deployment> = Api::namespaced(
-        Client::try_from(untrusting).unwrap_or_else(|e| panic!("{e}")),
-        "default",
-    );
+    let untrusting: Api<Deployment> = Api::namespaced(client_from(untrusting), "default");
     let result = untrusting.get_scale("app").await;
-    assert!(
-        matches!(&result, Err(e) if !matches!(e, kube::Error::Api(_))),
-        "expected a tls error, got {result:?}"
-    );
+    assert_transport_error(&result, "a tls error");
     server.shutdown().await;
 }
 
@@ -302,15 +298,7 @@ async fn rules_forbid_what_the_role_does_not_grant() {
     )]));
     let deployments: Api<Deployment> = Api::namespaced(client(&server), "default");
     ok(deployments.get_scale("app").await, "get_scale is allowed");
-    let status = api_status(
-        deployments
-            .patch_scale(
-                "app",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"replicas": 2}})),
-            )
-            .await,
-    );
+    let status = api_status(scale_app(&deployments, 2).await);
     assert!(status.is_forbidden(), "{status:?}");
     assert_eq!(
         status.message,
@@ -324,7 +312,6 @@ async fn rules_forbid_what_the_role_does_not_grant() {
 async fn injected_faults_reach_the_client_as_api_errors_then_clear() {
     let server = start(Config::default().with_deployment("default", "app", 1)).await;
     let deployments: Api<Deployment> = Api::namespaced(client(&server), "default");
-    let patch = Patch::Merge(json!({"spec": {"replicas": 2}}));
     server.inject(Fault::status(503).verb("patch").subresource("scale"));
     server.inject(Fault::status(500).verb("patch").subresource("scale"));
     server.inject(Fault::status(409).verb("patch").subresource("scale"));
@@ -333,20 +320,11 @@ async fn injected_faults_reach_the_client_as_api_errors_then_clear() {
         (500, "InternalError"),
         (409, "Conflict"),
     ] {
-        let status = api_status(
-            deployments
-                .patch_scale("app", &PatchParams::default(), &patch)
-                .await,
-        );
+        let status = api_status(scale_app(&deployments, 2).await);
         assert_eq!((status.code, status.reason.as_str()), (code, reason));
     }
     assert_eq!(server.deployment_replicas("default", "app"), Some(1));
-    ok(
-        deployments
-            .patch_scale("app", &PatchParams::default(), &patch)
-            .await,
-        "after the faults",
-    );
+    ok(scale_app(&deployments, 2).await, "after the faults");
     assert_eq!(server.deployment_replicas("default", "app"), Some(2));
     assert_eq!(server.pending_faults(), 0);
     let injected = server
@@ -355,6 +333,61 @@ async fn injected_faults_reach_the_client_as_api_errors_then_clear() {
         .filter(|r| r.fault_injected)
         .count();
     assert_eq!(injected, 3);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_fault_after_applying_answers_500_yet_the_scale_was_written() {
+    let server = start(Config::default().with_deployment("default", "app", 1)).await;
+    let deployments: Api<Deployment> = Api::namespaced(client(&server), "default");
+    let mut changes = server.subscribe();
+
+    server.inject(
+        Fault::status(500)
+            .after_applying()
+            .verb("patch")
+            .subresource("scale"),
+    );
+    let status = api_status(scale_app(&deployments, 3).await);
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (500, "InternalError")
+    );
+    assert_eq!(server.deployment_replicas("default", "app"), Some(3));
+    let change = changes
+        .try_recv()
+        .unwrap_or_else(|e| panic!("no change sent: {e}"));
+    assert_eq!((change.previous, change.replicas), (Some(1), 3));
+
+    // PUT too, with the delay after the write.
+    let mut scale = ok(deployments.get_scale("app").await, "get_scale");
+    scale.spec = Some(k8s_openapi::api::autoscaling::v1::ScaleSpec { replicas: Some(5) });
+    server.inject(
+        Fault::status(500)
+            .after_applying()
+            .after(Duration::from_millis(50))
+            .verb("update")
+            .subresource("scale"),
+    );
+    let status = api_status(
+        deployments
+            .replace_scale("app", &PostParams::default(), &scale)
+            .await,
+    );
+    assert_eq!(status.code, 500);
+    assert_eq!(server.deployment_replicas("default", "app"), Some(5));
+
+    let answered: Vec<(String, u16, bool)> = server
+        .requests()
+        .iter()
+        .filter(|r| r.info.subresource == "scale" && r.info.verb != "get")
+        .map(|r| (r.info.verb.clone(), r.status, r.fault_injected))
+        .collect();
+    assert_eq!(
+        answered,
+        [("patch".into(), 500, true), ("update".into(), 500, true)]
+    );
+    assert_eq!(server.pending_faults(), 0);
     server.shutdown().await;
 }
 
@@ -370,15 +403,9 @@ async fn a_delayed_answer_trips_the_client_read_timeout() {
     server.inject(Fault::delay(Duration::from_secs(5)).subresource("scale"));
     let mut impatient = client_config(&server);
     impatient.read_timeout = Some(Duration::from_millis(100));
-    let impatient: Api<Deployment> = Api::namespaced(
-        Client::try_from(impatient).unwrap_or_else(|e| panic!("{e}")),
-        "default",
-    );
+    let impatient: Api<Deployment> = Api::namespaced(client_from(impatient), "default");
     let result = impatient.get_scale("app").await;
-    assert!(
-        matches!(&result, Err(e) if !matches!(e, kube::Error::Api(_))),
-        "expected a transport timeout, got {result:?}"
-    );
+    assert_transport_error(&result, "a transport timeout");
     server.shutdown().await;
 }
 
@@ -540,16 +567,7 @@ async fn the_lab_sees_replica_changes_and_reports_status_in_manual_mode() {
     let server = start(config).await;
     let mut changes = server.subscribe();
     let deployments: Api<Deployment> = Api::namespaced(client(&server), "default");
-    ok(
-        deployments
-            .patch_scale(
-                "app",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"replicas": 4}})),
-            )
-            .await,
-        "scale up",
-    );
+    ok(scale_app(&deployments, 4).await, "scale up");
     let change = changes.recv().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         (change.name.as_str(), change.previous, change.replicas),
@@ -666,10 +684,7 @@ async fn tokens_added_at_run_time_turn_authentication_on_and_the_log_can_be_clea
     assert_eq!(status.code, 401);
     let mut config = client_config(&server);
     config.auth_info.token = Some("late".to_string().into());
-    let bob: Api<Deployment> = Api::namespaced(
-        Client::try_from(config).unwrap_or_else(|e| panic!("{e}")),
-        "default",
-    );
+    let bob: Api<Deployment> = Api::namespaced(client_from(config), "default");
     ok(bob.get_scale("app").await, "with the added token");
     let users: Vec<(String, u16)> = server
         .requests()

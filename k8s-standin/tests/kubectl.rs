@@ -33,23 +33,24 @@ struct Kubectl {
 
 impl Kubectl {
     fn new(server: &Handle, token: Option<&str>) -> Kubectl {
-        let home = TempDir::new().unwrap_or_else(|e| panic!("temp dir: {e}"));
-        let mut args = vec![
-            format!("--server={}", server.url()),
-            format!("--cache-dir={}", home.path().join("cache").display()),
-        ];
+        let mut args = vec![format!("--server={}", server.url())];
         if let Some(t) = token {
             args.push(format!("--token={t}"));
         }
-        Kubectl { home, args }
+        Kubectl::with_args(args)
     }
 
     fn with_kubeconfig(path: &Path) -> Kubectl {
+        Kubectl::with_args(vec![format!("--kubeconfig={}", path.display())])
+    }
+
+    /// `args` before every command, plus a discovery cache in a fresh HOME.
+    fn with_args(mut args: Vec<String>) -> Kubectl {
         let home = TempDir::new().unwrap_or_else(|e| panic!("temp dir: {e}"));
-        let args = vec![
-            format!("--kubeconfig={}", path.display()),
-            format!("--cache-dir={}", home.path().join("cache").display()),
-        ];
+        args.push(format!(
+            "--cache-dir={}",
+            home.path().join("cache").display()
+        ));
         Kubectl { home, args }
     }
 
@@ -82,6 +83,12 @@ impl Kubectl {
         );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
+}
+
+/// Asserts that `text` (kubectl's output) contains `part`, printing it when not.
+#[track_caller]
+fn assert_contains(text: &str, part: &str) {
+    assert!(text.contains(part), "{part:?} not in:\n{text}");
 }
 
 async fn start(config: Config) -> Handle {
@@ -125,10 +132,9 @@ async fn kubectl_get_deploy_prints_the_server_side_table() {
         .unwrap_or_default();
     assert_eq!(row.get(..4), Some(&["app", "1/1", "1", "1"][..]));
     let all = k.ok(&["get", "deployments.apps", "--all-namespaces"]).await;
-    assert!(
-        all.contains("prod") && all.contains("web") && all.contains("3/3"),
-        "{all}"
-    );
+    assert_contains(&all, "prod");
+    assert_contains(&all, "web");
+    assert_contains(&all, "3/3");
     let sts = k.ok(&["get", "sts"]).await;
     assert!(sts.is_empty(), "{sts}");
     // kubectl 1.30+ discovers through aggregated discovery v2: /api and /apis once, never the
@@ -162,9 +168,9 @@ async fn kubectl_get_deploy_json_shows_a_realistic_object() {
     assert_eq!(obj["spec"]["selector"]["matchLabels"]["app"], "app");
     assert_eq!(obj["status"]["readyReplicas"], 1);
     let missing = k.fails(&["get", "deploy", "nope"]).await;
-    assert!(
-        missing.contains("Error from server (NotFound): deployments.apps \"nope\" not found"),
-        "{missing}"
+    assert_contains(
+        &missing,
+        "Error from server (NotFound): deployments.apps \"nope\" not found",
     );
     server.shutdown().await;
 }
@@ -221,7 +227,7 @@ async fn kubectl_scale_with_a_wrong_current_replicas_fails_and_writes_nothing() 
             "--current-replicas=2",
         ])
         .await;
-    assert!(err.contains("Expected replicas to be 2, was 1"), "{err}");
+    assert_contains(&err, "Expected replicas to be 2, was 1");
     assert_eq!(server.deployment_replicas("default", "app"), Some(1));
     assert!(
         !calls(&server)
@@ -360,9 +366,9 @@ async fn kubectl_patch_of_the_scale_subresource_in_each_format() {
             r#"{"spec":{"replicas":-1}}"#,
         ])
         .await;
-    assert!(
-        invalid.contains("The Scale \"app\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
-        "{invalid}"
+    assert_contains(
+        &invalid,
+        "The Scale \"app\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0",
     );
     server.shutdown().await;
 }
@@ -378,9 +384,9 @@ async fn kubectl_without_a_token_is_unauthorized() {
     let server = start(app_server().with_token("s3cret", "alice")).await;
     let anonymous = Kubectl::new(&server, None);
     let err = anonymous.fails(&["get", "deploy"]).await;
-    assert!(
-        err.contains("error: You must be logged in to the server (the server has asked for the client to provide credentials)"),
-        "{err}"
+    assert_contains(
+        &err,
+        "error: You must be logged in to the server (the server has asked for the client to provide credentials)",
     );
     let raw = anonymous
         .fails(&[
@@ -389,7 +395,7 @@ async fn kubectl_without_a_token_is_unauthorized() {
             "/apis/apps/v1/namespaces/default/deployments/app/scale",
         ])
         .await;
-    assert!(raw.contains("Unauthorized"), "{raw}");
+    assert_contains(&raw, "Unauthorized");
     assert!(server.requests().iter().all(|r| r.status == 401));
     assert_eq!(server.deployment_replicas("default", "app"), Some(1));
     server.shutdown().await;
@@ -426,14 +432,11 @@ async fn kubectl_over_tls_authenticates_bearer_tokens() {
     );
     let wrong = Kubectl::with_kubeconfig(&write("wrong", server.kubeconfig(Some("guess"))));
     let err = wrong.fails(&["get", "deploy"]).await;
-    assert!(err.contains("You must be logged in to the server"), "{err}");
+    assert_contains(&err, "You must be logged in to the server");
     // Without the generated CA kubectl refuses the server, as with a real cluster's own CA.
     let untrusting = Kubectl::new(&server, Some("s3cret"));
     let err = untrusting.fails(&["get", "deploy"]).await;
-    assert!(
-        err.contains("certificate signed by unknown authority"),
-        "{err}"
-    );
+    assert_contains(&err, "certificate signed by unknown authority");
     server.shutdown().await;
 }
 
@@ -451,14 +454,14 @@ async fn kubectl_is_forbidden_what_no_rule_allows() {
     let k = Kubectl::new(&server, None);
     assert!(k.ok(&["get", "deploy", "app"]).await.contains("app"));
     let err = k.fails(&["scale", "deploy/app", "--replicas=3"]).await;
-    assert!(
-        err.contains(r#"Error from server (Forbidden): deployments.apps "app" is forbidden: User "admin" cannot patch resource "deployments/scale" in API group "apps" in the namespace "default""#),
-        "{err}"
+    assert_contains(
+        &err,
+        r#"Error from server (Forbidden): deployments.apps "app" is forbidden: User "admin" cannot patch resource "deployments/scale" in API group "apps" in the namespace "default""#,
     );
     let err = k.fails(&["get", "leases", "-A"]).await;
-    assert!(
-        err.contains(r#"leases.coordination.k8s.io is forbidden: User "admin" cannot list resource "leases" in API group "coordination.k8s.io" at the cluster scope"#),
-        "{err}"
+    assert_contains(
+        &err,
+        r#"leases.coordination.k8s.io is forbidden: User "admin" cannot list resource "leases" in API group "coordination.k8s.io" at the cluster scope"#,
     );
     assert_eq!(server.deployment_replicas("default", "app"), Some(1));
     let used = server.permissions_used();
@@ -481,7 +484,7 @@ async fn kubectl_shows_injected_server_errors() {
     k.ok(&["get", "deploy"]).await;
     server.inject(Fault::status(500).verb("get").resource("deployments"));
     let err = k.fails(&["get", "deploy", "app"]).await;
-    assert!(err.contains("Error from server (InternalError)"), "{err}");
+    assert_contains(&err, "Error from server (InternalError)");
     server.inject(
         Fault::status(503)
             .verb("get")
@@ -489,10 +492,7 @@ async fn kubectl_shows_injected_server_errors() {
             .always(),
     );
     let err = k.fails(&["get", "deploy", "app"]).await;
-    assert!(
-        err.contains("Error from server (ServiceUnavailable)"),
-        "{err}"
-    );
+    assert_contains(&err, "Error from server (ServiceUnavailable)");
     server.clear_faults();
     assert!(k.ok(&["get", "deploy", "app"]).await.contains("app"));
     assert!(
@@ -559,18 +559,12 @@ async fn kubectl_apply_and_create_set_up_state() {
         .map(|r| r.content_type);
     assert_eq!(last_patch.as_deref(), Some("application/apply-patch+yaml"));
     let err = k.fails(&["create", "-f", &path]).await;
-    assert!(
-        err.contains("deployments.apps \"web\" already exists"),
-        "{err}"
-    );
+    assert_contains(&err, "deployments.apps \"web\" already exists");
     // Typed generators send protobuf, which the stand-in refuses with a 415 naming JSON.
     let err = k
         .fails(&["create", "deployment", "nginx", "--image=nginx"])
         .await;
-    assert!(
-        err.contains("accepted media types include: application/json"),
-        "{err}"
-    );
+    assert_contains(&err, "accepted media types include: application/json");
     let out = k.ok(&["delete", "deploy", "web"]).await;
     assert_eq!(out.trim(), "deployment.apps \"web\" deleted");
     assert!(k.ok(&["get", "deploy"]).await.is_empty());
@@ -617,11 +611,9 @@ async fn the_binary_writes_a_kubeconfig_kubectl_can_use() {
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let k = Kubectl::with_kubeconfig(&kubeconfig);
     let out = k.ok(&["get", "deploy,sts"]).await;
-    assert!(
-        out.contains("deployment.apps/app") && out.contains("2/2"),
-        "{out}"
-    );
-    assert!(out.contains("statefulset.apps/db"), "{out}");
+    assert_contains(&out, "deployment.apps/app");
+    assert_contains(&out, "2/2");
+    assert_contains(&out, "statefulset.apps/db");
     k.ok(&["scale", "sts/db", "--replicas=3"]).await;
     let out = k
         .ok(&["get", "sts", "db", "-o", "jsonpath={.spec.replicas}"])
@@ -742,10 +734,8 @@ async fn kubectl_describe_and_get_events_show_events_on_the_target() {
     server.create(event).unwrap_or_else(|e| panic!("{e}"));
     let k = Kubectl::new(&server, None);
     let described = k.ok(&["describe", "deploy", "app"]).await;
-    assert!(
-        described.contains("SuccessfulRescale") && described.contains("New size: 3"),
-        "{described}"
-    );
+    assert_contains(&described, "SuccessfulRescale");
+    assert_contains(&described, "New size: 3");
     let events = k
         .ok(&[
             "get",
@@ -754,7 +744,7 @@ async fn kubectl_describe_and_get_events_show_events_on_the_target() {
             "involvedObject.name=app,type=Normal",
         ])
         .await;
-    assert!(events.contains("deployment/app"), "{events}");
+    assert_contains(&events, "deployment/app");
     let none = k
         .ok(&["get", "events", "--field-selector", "type=Warning"])
         .await;
