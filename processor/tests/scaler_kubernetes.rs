@@ -276,6 +276,42 @@ async fn server_errors_are_retried_with_backoff_and_conflicts_never_double_step(
 }
 
 #[tokio::test]
+async fn a_write_applied_then_answered_500_is_our_own_success_and_starts_its_cooldown() {
+    let server = standin().await;
+    let scaler = scaler_for(&server, false).await;
+    // A proxy times out after the API server applied the PUT.
+    server.inject(
+        Fault::status(500)
+            .after_applying()
+            .verb("update")
+            .subresource("scale"),
+    );
+    let mut up = intent("default", "app", 3);
+    up.policy.increase_cooldown = Duration::from_secs(60);
+    let outcome = scale(&scaler, up.clone()).await.unwrap();
+    assert_eq!(
+        (outcome.decision, outcome.old, outcome.new),
+        (Decision::Increased, 1, 3)
+    );
+    assert_eq!(server.deployment_replicas("default", "app"), Some(3));
+    assert_eq!(writes(&server), 1, "the applied write is not sent again");
+    let events = server.events();
+    assert!(
+        events.iter().any(|e| e["reason"] == "SuccessfulRescale"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("New size: 3"))),
+        "{events:?}"
+    );
+    // Its cooldown started: the next increase waits.
+    let mut again = up;
+    again.desired = Desired::Fixed(4);
+    let held = scale(&scaler, again).await.unwrap();
+    assert_eq!((held.decision, held.new), (Decision::CooldownDrop, 3));
+    assert_eq!(server.deployment_replicas("default", "app"), Some(3));
+}
+
+#[tokio::test]
 async fn persistent_failures_give_up_and_leave_the_target_alone() {
     let server = standin().await;
     let scaler = scaler_for(&server, false).await;

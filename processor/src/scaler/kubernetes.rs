@@ -7,7 +7,10 @@
 //! changed it since we last set it, decide ([`crate::decision`]) on the processor's clock, and
 //! PUT the Scale back with the resourceVersion just read. A 409 (someone changed it meanwhile)
 //! reads again and decides again; 5xx, 429 and transport errors retry with backoff; 401, 403 and
-//! 404 fail at once. Values are absolute, so a retry can never step twice. Every change, and
+//! 404 fail at once. Values are absolute, so a retry can never step twice; and when a write
+//! answered with an error (a proxy's timeout after the API applied it) is followed by a read
+//! that finds the count it was setting, that write succeeded: it is reported, its cooldown
+//! starts and its Event is posted as for any change. Every change, and
 //! every failure to change, is posted as a Kubernetes Event on the target. In dry run the
 //! decision is made and reported and nothing is written.
 
@@ -130,6 +133,8 @@ impl Inner {
         };
         let mut pause = FIRST_RETRY_PAUSE;
         let mut last_error = String::new();
+        // A write whose answer was an error that may have come after it was applied.
+        let mut unconfirmed: Option<Unconfirmed> = None;
         for attempt in 1..=MAX_ATTEMPTS {
             if attempt > 1 {
                 tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
@@ -151,6 +156,24 @@ impl Inner {
                 .and_then(|s| s.replicas)
                 .unwrap_or(0)
                 .into();
+            if let Some(sent) = unconfirmed.take()
+                && sent.verdict.new == current
+            {
+                history.applied(sent.verdict, sent.at);
+                tracing::info!(target = %api.describe(), old = sent.old, new = current, reason = %sent.reason, error = %last_error, "scaled (the write was answered with an error but applied)");
+                api.event(
+                    sent.uid.as_deref(),
+                    true,
+                    &format!("New size: {current}; reason: {}", sent.reason),
+                )
+                .await;
+                return Ok(ScaleOutcome {
+                    decision: sent.verdict.decision,
+                    old: sent.old,
+                    new: current,
+                    dry_run,
+                });
+            }
             if let Some(last) = history.last_set
                 && last != current
             {
@@ -203,6 +226,13 @@ impl Inner {
                     }
                     Failure::Retry => {
                         last_error = error.to_string();
+                        unconfirmed = Some(Unconfirmed {
+                            old: current,
+                            verdict,
+                            at: now,
+                            reason,
+                            uid,
+                        });
                         continue;
                     }
                     Failure::Fatal(fatal) => {
@@ -239,6 +269,16 @@ impl Scaler for KubernetesScaler {
     fn has_cluster(&self, id: &str) -> bool {
         KubernetesScaler::has_cluster(self, id)
     }
+}
+
+/// A write answered with a retryable error: the API may have applied it all the same.
+struct Unconfirmed {
+    old: i64,
+    verdict: Verdict,
+    /// When it was decided (its cooldown starts then, if it was applied).
+    at: Instant,
+    reason: String,
+    uid: Option<String>,
 }
 
 /// What to do after a failed call.
