@@ -201,11 +201,12 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
         (options.flush_interval * 4 + options.interval).as_millis(),
     );
     let loaded = processor::config::Config::parse(&config_text)?;
-    let scaler = KubernetesScaler::connect(&loaded.config.kubernetes).await?;
+    let clock = processor::clock::system();
+    let scaler = KubernetesScaler::connect(&loaded.config.kubernetes, Arc::clone(&clock)).await?;
     let processor_options = processor::Options {
         scaler: Some(Arc::new(scaler.clone())),
+        clock,
         metrics: false,
-        ..processor::Options::default()
     };
     let processor = processor::Processor::bind(loaded.config, processor_options).await?;
     let processor_url = match processor.local_addr() {

@@ -110,10 +110,10 @@ async fn the_role_equals_the_requests_of_a_scaling_scenario_and_none_is_refused(
         ..Kubernetes::default()
     };
     let client = cluster::connect(&settings).await.expect("client");
-    let scaler = Arc::new(KubernetesScaler::with_clusters(HashMap::from([(
-        String::new(),
-        client,
-    )])));
+    let scaler = Arc::new(KubernetesScaler::with_clusters(
+        HashMap::from([(String::new(), client)]),
+        processor::clock::system(),
+    ));
     for (_, kind, name) in workloads {
         let steps = [
             (3, Decision::Increased),

@@ -16,10 +16,11 @@ mod telegraf;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode};
+use processor::clock;
 use processor::config::Http;
 use processor::routing::{Delivery, Key, Router, Subscriber};
 use processor::server::Server;
-use processor::write_api::{WriteApi, system_clock};
+use processor::write_api::WriteApi;
 
 const LINES_PER_BATCH: usize = telegraf::LINES;
 
@@ -191,7 +192,7 @@ fn main() {
         Http::default(),
         "autogen".into(),
         router,
-        system_clock(),
+        clock::system(),
     ));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let addr = server_runtime.block_on(async {

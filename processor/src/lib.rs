@@ -1,24 +1,29 @@
 //! The Kapacitor-compatible stream processor: InfluxDB write API, TICKscript tasks, scaling.
 //!
 //! # Layout
-//! - [`cli`]: the `kapacitor`-style client commands (`define`, `enable`, `show`, ...).
-//! - [`config`]: `kapacitor.conf`-shaped TOML, unknown keys warned about by name.
-//! - [`line_protocol`]: request body -> [`point::Batch`] + InfluxDB 1.x per-line errors (pure).
-//! - [`pipeline`]: a compiled task's node graph as pure state machines (time passed in).
-//! - [`point`]: the batch of parsed points that subscribers read (spans into the body).
+//! In the order data flows, then what surrounds it:
+//! - [`server`]: the listener; [`write_api`]: the InfluxDB-compatible HTTP handlers (`/write`,
+//!   `/ping`, ...), which hand the body to
+//! - [`line_protocol`]: request body -> [`point::Batch`] + InfluxDB 1.x per-line errors (pure);
+//!   [`point`]: the parsed points that subscribers read (spans into the body).
 //! - [`routing`]: (db, rp, measurement) -> [`routing::Subscriber`]s, the seam tasks plug into.
-//! - [`decision`]: the pure scaling decision (clamp, cooldowns on the processor clock).
-//! - [`scaler`]: what a `k8sAutoscale` node asks for ([`scaler::ScaleIntent`]) and the
-//!   [`scaler::Scaler`] that carries it out; `scaler::kubernetes` does it with `kube`.
-//! - [`write_api`]: the InfluxDB-compatible HTTP handlers; [`server`]: the listener.
-//! - [`tasks`]: task definitions, persistence, `[load]`, the runtime feeding each task's
-//!   [`pipeline::Graph`]; [`task_api`]: `/kapacitor/v1/tasks...`; [`telemetry`]: `/metrics`.
+//! - [`tasks`]: task definitions and their store, `[load]`, and the per-task loop feeding each
+//!   task's [`pipeline::Graph`]; [`task_api`]: `/kapacitor/v1/tasks...`.
+//! - [`tick`]: TICKscript -> a validated pipeline (lexer, parser, bind, nodes, lambdas).
+//! - [`pipeline`]: a compiled task's nodes as pure state machines (time passed in);
+//!   `pipeline::autoscale` is the k8sAutoscale node.
+//! - [`scaler`]: what a k8sAutoscale node asks for ([`scaler::ScaleIntent`]), the pure
+//!   decision (`scaler::decision`), and who carries it out: `scaler::kubernetes` with `kube`,
+//!   `scaler::dry_run` in memory.
+//! - [`config`]: `kapacitor.conf`-shaped TOML, unknown keys warned about by name; [`clock`]:
+//!   the processor clock every part is handed; [`telemetry`]: `/metrics`; [`cli`]: the
+//!   `kapacitor`-style client commands (`define`, `enable`, `show`, ...).
 //!
 //! [`run`] wires them: `config -> Router -> WriteApi -> Server`, until the shutdown future ends.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
-pub mod decision;
 pub mod line_protocol;
 pub mod pipeline;
 pub mod point;
@@ -54,7 +59,7 @@ pub struct Options {
     /// `.dryRun()` fail to enable, naming the node; dry-run nodes use an in-memory scaler.
     pub scaler: Option<Arc<dyn scaler::Scaler>>,
     /// The processor clock ("now" for writes without a timestamp, lateness, expiry).
-    pub clock: write_api::Clock,
+    pub clock: clock::Clock,
     /// Serve `/metrics` from the process-wide `metrics` recorder (installed on first use).
     pub metrics: bool,
 }
@@ -63,7 +68,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             scaler: None,
-            clock: write_api::system_clock(),
+            clock: clock::system(),
             metrics: true,
         }
     }

@@ -189,9 +189,11 @@ fn serve(config_path: Option<PathBuf>, bind: Option<String>) -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // One processor clock for the tasks and the scaler.
+        let clock = processor::clock::system();
         // Scaling needs a Kubernetes client when a [kubernetes] section is enabled.
         let scaler = if config.kubernetes.iter().any(|k| k.enabled) {
-            match KubernetesScaler::connect(&config.kubernetes).await {
+            match KubernetesScaler::connect(&config.kubernetes, Arc::clone(&clock)).await {
                 Ok(scaler) => Some(scaler),
                 Err(error) => {
                     eprintln!("processor: {:#}", anyhow::Error::from(error));
@@ -205,6 +207,7 @@ fn serve(config_path: Option<PathBuf>, bind: Option<String>) -> ExitCode {
             scaler: scaler
                 .clone()
                 .map(|s| Arc::new(s) as Arc<dyn processor::scaler::Scaler>),
+            clock,
             ..processor::Options::default()
         };
         // The processor never scales while it stops.

@@ -24,12 +24,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::clock::Clock;
 use crate::pipeline::{Effect, Graph, HttpOutData, HttpRows, NodeStats};
 use crate::routing::{Delivery, Router, Subscriber, SubscriptionId};
 use crate::scaler::Scaler;
 use crate::scaler::dry_run::DryRunScaler;
 use crate::tick::{self, Dbrp, DotStats, Node, VarOverrides};
-use crate::write_api::Clock;
 
 pub use settings::{InfluxDb, Load, PipelineConfig, TasksConfig};
 

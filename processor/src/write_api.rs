@@ -9,7 +9,6 @@
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -17,6 +16,7 @@ use hyper::body::Body;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::clock::Clock;
 use crate::config::Http;
 use crate::line_protocol::{self, Precision};
 use crate::routing::Router;
@@ -25,20 +25,6 @@ use crate::routing::Router;
 pub const INFLUXDB_VERSION: &str = "1.6.7";
 /// This processor's version (`X-Kapacitor-Version`).
 pub const PROCESSOR_VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// A source of the current time in nanoseconds since the Unix epoch.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-/// The system clock.
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .ok()
-            .and_then(|since| i64::try_from(since.as_nanos()).ok())
-            .unwrap_or(0)
-    })
-}
 
 /// The API's state, shared by every connection.
 ///
@@ -681,10 +667,7 @@ struct RequestIds {
 impl RequestIds {
     fn new() -> Self {
         let pid = u64::from(std::process::id());
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
+        let seed = crate::clock::wall_ns().unsigned_abs();
         // A locally administered, multicast-flagged node id, as RFC 4122 asks of random nodes.
         let node = ((seed ^ (pid << 17)).wrapping_mul(0x9E37_79B9_7F4A_7C15) & 0xFFFF_FFFF_FFFF)
             | 0x0100_0000_0000;

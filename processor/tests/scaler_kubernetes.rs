@@ -30,7 +30,10 @@ async fn scaler_for(server: &Handle, dry_run: bool) -> KubernetesScaler {
         ..Kubernetes::default()
     };
     let client = cluster::connect(&settings).await.expect("client");
-    KubernetesScaler::with_clusters(HashMap::from([(String::new(), client)]))
+    KubernetesScaler::with_clusters(
+        HashMap::from([(String::new(), client)]),
+        processor::clock::system(),
+    )
 }
 
 fn now_ns() -> i64 {

@@ -7,10 +7,14 @@
 //! - [`point`]: owned points between nodes (shared series and group).
 //! - [`nodes`]: from, where, groupBy, derivative, movingAverage, eval.
 //! - [`aggregate`]: sum/mean/... aligned by time across a group's series (our fix).
-//! - this file: [`Graph`] (routing points through the nodes, stats), log, httpOut,
-//!   influxDBOut and k8sAutoscale.
+//! - [`window`]: batches of a group's points over time.
+//! - [`autoscale`]: the k8sAutoscale node (a [`ScaleIntent`] per point, `old`/`new` points
+//!   from the scaler's answers).
+//! - this file: [`Graph`] (routing points through the nodes, stats), log, httpOut and
+//!   influxDBOut.
 
 pub mod aggregate;
+pub mod autoscale;
 pub mod nodes;
 pub mod point;
 pub mod window;
@@ -21,10 +25,8 @@ use std::time::{Duration, Instant};
 
 use crate::line_protocol::Precision;
 use crate::point::PointRef;
-use crate::scaler::{
-    Decision, Desired, Kind, Policy, ScaleError, ScaleIntent, ScaleOutcome, Target,
-};
-use crate::tick::nodes::{InfluxDbOutSpec, K8sAutoscaleSpec, LogLevel, LogSpec};
+use crate::scaler::{ScaleError, ScaleIntent, ScaleOutcome};
+use crate::tick::nodes::{InfluxDbOutSpec, LogLevel, LogSpec};
 use crate::tick::{NodeSpec, Pipeline as Script};
 
 pub use point::{Batch, Field, Group, Message, Point, Series};
@@ -128,7 +130,7 @@ enum State {
     Log(LogSpec),
     HttpOut(HttpOutData),
     InfluxDbOut(Box<InfluxDbOut>),
-    K8s(Box<K8sNode>),
+    K8s(Box<autoscale::Autoscale>),
 }
 
 /// An influxDBOut node, with what every line needs worked out once.
@@ -138,19 +140,6 @@ struct InfluxDbOut {
     unit_ns: i64,
     /// `.tag()`s, as [`Point::to_line_in`] takes them.
     tags: Vec<(String, String)>,
-}
-
-struct K8sNode {
-    spec: K8sAutoscaleSpec,
-    kind: Kind,
-    dry_run: bool,
-    increase_events: u64,
-    decrease_events: u64,
-    cooldown_drops: u64,
-    /// Last known (old, new) replicas per resource name (working cardinality).
-    current: BTreeMap<String, (i64, i64)>,
-    /// The `replicas` lambda when it reads `.currentField()` (shared with the scaler's calls).
-    replicas_with_current: Option<Arc<crate::tick::lambda::Lambda>>,
 }
 
 struct Slot {
@@ -188,60 +177,47 @@ impl Graph {
         let mut slots = Vec::with_capacity(script.nodes.len());
         let mut http_outs = BTreeMap::new();
         for node in &script.nodes {
-            let state = match &node.spec {
-                NodeSpec::Stream => State::Stream,
-                NodeSpec::From(spec) => {
-                    State::From(Box::new(nodes::From::new(spec, future_limit_ns)))
-                }
-                NodeSpec::Where(spec) => State::Where(spec.clone()),
-                NodeSpec::GroupBy(spec) => State::GroupBy(nodes::GroupBy::new(spec)),
-                NodeSpec::Derivative(spec) => State::Derivative(nodes::Derivative::new(spec)),
-                NodeSpec::Aggregate(spec) => {
-                    State::Aggregate(aggregate::Aggregate::new(spec, alignment))
-                }
-                NodeSpec::MovingAverage(spec) => {
-                    State::MovingAverage(nodes::MovingAverage::new(spec))
-                }
-                NodeSpec::Eval(spec) => State::Eval(Box::new(spec.clone())),
-                NodeSpec::Log(spec) => State::Log(spec.clone()),
-                NodeSpec::HttpOut(spec) => {
-                    let data = HttpOutData::default();
-                    http_outs.insert(spec.endpoint.clone(), Arc::clone(&data));
-                    State::HttpOut(data)
-                }
-                NodeSpec::InfluxDbOut(spec) => {
-                    // The parser admits only the precisions this knows; anything else: ns.
-                    let unit =
-                        Precision::from_v1_param(&spec.precision).map_or(1, Precision::nanos);
-                    State::InfluxDbOut(Box::new(InfluxDbOut {
-                        spec: Arc::new(spec.clone()),
-                        unit_ns: unit,
-                        tags: spec
-                            .tags
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect(),
-                    }))
-                }
-                NodeSpec::K8sAutoscale(spec) => {
-                    let kind = Kind::from_name(&spec.kind).ok_or_else(|| Error::Kind {
-                        node: node.name.clone(),
-                        kind: spec.kind.clone(),
-                    })?;
-                    State::K8s(Box::new(K8sNode {
-                        dry_run: spec.dry_run || settings.dry_run,
-                        spec: (**spec).clone(),
-                        kind,
-                        increase_events: 0,
-                        decrease_events: 0,
-                        cooldown_drops: 0,
-                        current: BTreeMap::new(),
-                        replicas_with_current: (!spec.current_field.is_empty())
-                            .then(|| Arc::new(spec.replicas.clone())),
-                    }))
-                }
-                NodeSpec::Window(spec) => State::Window(window::Window::new(spec, alignment)),
-            };
+            let state =
+                match &node.spec {
+                    NodeSpec::Stream => State::Stream,
+                    NodeSpec::From(spec) => {
+                        State::From(Box::new(nodes::From::new(spec, future_limit_ns)))
+                    }
+                    NodeSpec::Where(spec) => State::Where(spec.clone()),
+                    NodeSpec::GroupBy(spec) => State::GroupBy(nodes::GroupBy::new(spec)),
+                    NodeSpec::Derivative(spec) => State::Derivative(nodes::Derivative::new(spec)),
+                    NodeSpec::Aggregate(spec) => {
+                        State::Aggregate(aggregate::Aggregate::new(spec, alignment))
+                    }
+                    NodeSpec::MovingAverage(spec) => {
+                        State::MovingAverage(nodes::MovingAverage::new(spec))
+                    }
+                    NodeSpec::Eval(spec) => State::Eval(Box::new(spec.clone())),
+                    NodeSpec::Log(spec) => State::Log(spec.clone()),
+                    NodeSpec::HttpOut(spec) => {
+                        let data = HttpOutData::default();
+                        http_outs.insert(spec.endpoint.clone(), Arc::clone(&data));
+                        State::HttpOut(data)
+                    }
+                    NodeSpec::InfluxDbOut(spec) => {
+                        // The parser admits only the precisions this knows; anything else: ns.
+                        let unit =
+                            Precision::from_v1_param(&spec.precision).map_or(1, Precision::nanos);
+                        State::InfluxDbOut(Box::new(InfluxDbOut {
+                            spec: Arc::new(spec.clone()),
+                            unit_ns: unit,
+                            tags: spec
+                                .tags
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect(),
+                        }))
+                    }
+                    NodeSpec::K8sAutoscale(spec) => State::K8s(Box::new(
+                        autoscale::Autoscale::new(&node.name, spec, settings.dry_run)?,
+                    )),
+                    NodeSpec::Window(spec) => State::Window(window::Window::new(spec, alignment)),
+                };
             slots.push(Slot {
                 name: node.name.clone(),
                 children: node.children.clone(),
@@ -272,7 +248,7 @@ impl Graph {
     pub fn scaling_nodes(&self) -> Vec<&str> {
         self.slots
             .iter()
-            .filter(|s| matches!(&s.state, State::K8s(k) if !k.dry_run))
+            .filter(|s| matches!(&s.state, State::K8s(k) if k.needs_scaler()))
             .map(|s| s.name.as_str())
             .collect()
     }
@@ -439,43 +415,10 @@ impl Graph {
                 return;
             }
         };
-        let name = resource_name(&k8s.spec, &point).unwrap_or_default();
-        k8s.current.insert(name.clone(), (outcome.old, outcome.new));
-        match outcome.decision {
-            Decision::Increased => k8s.increase_events += 1,
-            Decision::Decreased => k8s.decrease_events += 1,
-            Decision::CooldownDrop => {
-                k8s.cooldown_drops += 1;
-                return;
-            }
-            Decision::Unchanged | Decision::Stale => return,
+        if let Some(event) = k8s.scaled(&point, &outcome) {
+            slot.stats.emitted += 1;
+            self.forward(node, Message::Point(event), now, effects);
         }
-        let mut tags = point.group.dims.clone();
-        let namespace = if k8s.spec.namespace.is_empty() {
-            "default".to_string()
-        } else {
-            k8s.spec.namespace.clone()
-        };
-        for (tag, value) in [
-            (&k8s.spec.namespace_tag, namespace),
-            (&k8s.spec.kind_tag, k8s.kind.resource().to_string()),
-            (&k8s.spec.resource_tag, name),
-        ] {
-            if !tag.is_empty() {
-                tags.push((Arc::from(tag.as_str()), Arc::from(value.as_str())));
-            }
-        }
-        let event = Point {
-            series: Arc::new(Series::new(Arc::clone(&point.series.measurement), tags)),
-            group: Arc::clone(&point.group),
-            fields: vec![
-                (Arc::from("old"), Field::Int(outcome.old)),
-                (Arc::from("new"), Field::Int(outcome.new)),
-            ],
-            time: point.time,
-        };
-        slot.stats.emitted += 1;
-        self.forward(node, Message::Point(event), now, effects);
     }
 
     /// Current stats of every node, in node order.
@@ -514,15 +457,7 @@ impl Graph {
                         ],
                         n.cardinality(),
                     ),
-                    State::K8s(k) => (
-                        vec![
-                            ("cooldown_drops", k.cooldown_drops),
-                            ("decrease_events", k.decrease_events),
-                            ("errors", slot.stats.errors),
-                            ("increase_events", k.increase_events),
-                        ],
-                        k.current.len(),
-                    ),
+                    State::K8s(k) => (k.specific(slot.stats.errors), k.cardinality()),
                     _ => (Vec::new(), 0),
                 };
                 stats.specific = specific;
@@ -603,7 +538,7 @@ fn on_point(
             effects.push(influxdb_write(node.id, node_out, &point));
             out.push(Message::Point(point));
         }
-        State::K8s(k8s) => k8s_intent(node.task, node.name, k8s, node.id, point, effects)?,
+        State::K8s(k8s) => k8s.point(node.task, node.name, node.id, point, effects)?,
     }
     Ok(())
 }
@@ -696,7 +631,7 @@ fn on_batch(
         }
         State::K8s(k8s) => {
             for point in batch.points {
-                if let Err(error) = k8s_intent(node.task, node.name, k8s, node.id, point, effects) {
+                if let Err(error) = k8s.point(node.task, node.name, node.id, point, effects) {
                     fail(error);
                 }
             }
@@ -729,84 +664,11 @@ fn log_point(task: &str, node: &str, spec: &LogSpec, point: &Point) {
     }
 }
 
-fn resource_name(spec: &K8sAutoscaleSpec, point: &Point) -> Option<String> {
-    match (&spec.resource_name, &spec.resource_name_tag) {
-        (Some(name), _) if !name.is_empty() => Some(name.clone()),
-        (_, Some(tag)) => point
-            .series
-            .tag(tag)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned),
-        _ => None,
-    }
-}
-
-fn k8s_intent(
-    task: &str,
-    node_name: &str,
-    k8s: &mut K8sNode,
-    node: usize,
-    point: Point,
-    effects: &mut Vec<Effect>,
-) -> Result<(), String> {
-    let name = resource_name(&k8s.spec, &point)
-        .ok_or_else(|| "could not determine the name of the resource".to_string())?;
-    let desired = match &k8s.replicas_with_current {
-        None => Desired::Fixed(
-            k8s.spec
-                .replicas
-                .eval_int(&point)
-                .map_err(|e| e.to_string())?,
-        ),
-        // `.currentField()`: the lambda runs once the scaler has read the current replicas,
-        // as Kapacitor evaluates it after its GET of the scale.
-        Some(lambda) => {
-            let (lambda, field, point) = (
-                Arc::clone(lambda),
-                k8s.spec.current_field.clone(),
-                point.clone(),
-            );
-            Desired::FromCurrent(Arc::new(move |current| {
-                let extra = [(field.as_str(), crate::point::FieldValue::Integer(current))];
-                let scope = crate::tick::WithFields {
-                    base: &point,
-                    extra: &extra,
-                };
-                lambda.eval_int(&scope).map_err(|e| e.to_string())
-            }))
-        }
-    };
-    let intent = ScaleIntent {
-        target: Target {
-            cluster: k8s.spec.cluster.clone(),
-            namespace: k8s.spec.namespace.clone(),
-            kind: k8s.kind,
-            name,
-        },
-        desired,
-        policy: Policy {
-            min: k8s.spec.min,
-            max: k8s.spec.max,
-            increase_cooldown: k8s.spec.increase_cooldown,
-            decrease_cooldown: k8s.spec.decrease_cooldown,
-            dry_run: k8s.dry_run,
-        },
-        point_time_ns: point.time,
-        task: task.to_owned(),
-        node: node_name.to_owned(),
-    };
-    effects.push(Effect::Scale {
-        node,
-        intent: Box::new(intent),
-        point,
-    });
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::line_protocol::{Precision, parse_body};
+    use crate::scaler::{Decision, Desired};
     use crate::tick::{VarOverrides, compile};
 
     const S: i64 = 1_000_000_000;

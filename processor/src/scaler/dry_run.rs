@@ -1,21 +1,20 @@
 //! A scaler that talks to no API: it remembers a replica count per target (starting at the
-//! policy's `min`), applies the min/max clamp and the cooldowns on an injected clock, and
-//! records every decision. For `.dryRun()` nodes when no real scaler is configured, and for
+//! policy's `min`), decides with [`decision::decide`] (the min/max clamp and the cooldowns) on
+//! the processor clock, and records every decision. For `.dryRun()` nodes when no real scaler is configured, and for
 //! tests.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
+use super::decision::{self, History};
 use super::{Decision, ScaleError, ScaleFuture, ScaleIntent, ScaleOutcome, Scaler, Target};
+use crate::clock::Clock;
 
-/// The processor clock, ns since the epoch.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-#[derive(Debug, Clone, Copy)]
+/// One target: the count it would have, and its decision history.
+#[derive(Debug, Clone)]
 struct State {
     replicas: i64,
-    last_increase: Option<i64>,
-    last_decrease: Option<i64>,
+    history: History,
 }
 
 /// See the module docs.
@@ -42,46 +41,23 @@ impl DryRunScaler {
             .clone()
     }
 
-    /// Decides one intent now (synchronously).
+    /// Decides one intent now (synchronously), with the Kubernetes scaler's [`decision::decide`].
     pub fn decide(&self, intent: &ScaleIntent) -> Result<ScaleOutcome, ScaleError> {
         let now = (self.clock)();
-        let policy = &intent.policy;
         let mut states = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let state = states.entry(intent.target.clone()).or_insert(State {
-            replicas: policy.min.max(1),
-            last_increase: None,
-            last_decrease: None,
+            replicas: intent.policy.min.max(1),
+            history: History::default(),
         });
-        let mut wanted = intent.desired.resolve(state.replicas)?;
-        if policy.max > 0 {
-            wanted = wanted.min(policy.max);
-        }
-        wanted = wanted.max(policy.min.max(1));
         let old = state.replicas;
-        let within = |last: Option<i64>, cooldown: std::time::Duration| {
-            let cooldown = i64::try_from(cooldown.as_nanos()).unwrap_or(i64::MAX);
-            last.is_some_and(|t| now.saturating_sub(t) < cooldown)
-        };
-        let decision = if wanted == old {
-            Decision::Unchanged
-        } else if wanted > old {
-            if within(state.last_increase, policy.increase_cooldown) {
-                Decision::CooldownDrop
-            } else {
-                state.last_increase = Some(now);
-                Decision::Increased
-            }
-        } else if within(state.last_decrease, policy.decrease_cooldown) {
-            Decision::CooldownDrop
-        } else {
-            state.last_decrease = Some(now);
-            Decision::Decreased
-        };
-        if matches!(decision, Decision::Increased | Decision::Decreased) {
-            state.replicas = wanted;
+        let wanted = intent.desired.resolve(old)?;
+        let verdict = decision::decide(old, wanted, &intent.policy, &state.history, now);
+        if matches!(verdict.decision, Decision::Increased | Decision::Decreased) {
+            state.history.applied(verdict, now);
+            state.replicas = verdict.new;
         }
         let outcome = ScaleOutcome {
-            decision,
+            decision: verdict.decision,
             old,
             new: state.replicas,
             dry_run: true,
@@ -106,6 +82,7 @@ impl Scaler for DryRunScaler {
 mod tests {
     use super::*;
     use crate::scaler::{Desired, Kind, Policy};
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicI64, Ordering};
     use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! processor's own); refuse stale points; then, holding the target's lock (at most one API call
 //! in flight per target): GET the `/scale` subresource (`apps/v1` for deployments,
 //! statefulsets and replicasets, core `v1` for replicationcontrollers), say so when someone else
-//! changed it since we last set it, decide ([`crate::decision`]) on the processor's clock, and
+//! changed it since we last set it, decide ([`super::decision`]) on the processor clock, and
 //! PUT the Scale back with the resourceVersion just read. A 409 (someone changed it meanwhile)
 //! reads again and decides again; 5xx, 429 and transport errors retry with backoff; 401, 403 and
 //! 404 fail at once. Values are absolute, so a retry can never step twice; and when a write
@@ -17,18 +17,17 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use super::cluster::{self, ClientError, ClusterClient, Kubernetes};
+use super::decision::{self, History, Verdict};
+use super::{Decision, Kind, ScaleError, ScaleFuture, ScaleIntent, ScaleOutcome, Scaler, Target};
+use crate::clock::Clock;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, PostParams};
-use tokio::time::Instant;
-
-use super::cluster::{self, ClientError, ClusterClient, Kubernetes};
-use super::{Decision, Kind, ScaleError, ScaleFuture, ScaleIntent, ScaleOutcome, Scaler, Target};
-use crate::decision::{self, History, Verdict};
 
 /// Attempts per intent before giving up (the next point tries again).
 pub const MAX_ATTEMPTS: u32 = 4;
@@ -46,29 +45,30 @@ struct Inner {
     clusters: HashMap<String, ClusterClient>,
     targets: Mutex<HashMap<Target, Arc<tokio::sync::Mutex<History>>>>,
     shutting_down: AtomicBool,
-    wall_clock: fn() -> i64,
+    /// The processor clock: staleness and cooldowns.
+    clock: Clock,
 }
 
 impl KubernetesScaler {
-    /// Connects to every enabled `[[kubernetes]]` section.
-    pub async fn connect(settings: &[Kubernetes]) -> Result<Self, ClientError> {
+    /// Connects to every enabled `[[kubernetes]]` section; decides on `clock`.
+    pub async fn connect(settings: &[Kubernetes], clock: Clock) -> Result<Self, ClientError> {
         let mut clusters = HashMap::new();
         for section in settings.iter().filter(|s| s.enabled) {
             let client = cluster::connect(section).await?;
             tracing::info!(cluster = %section.id, namespace = %client.default_namespace, dry_run = section.dry_run, "kubernetes client ready");
             clusters.insert(section.id.clone(), client);
         }
-        Ok(Self::with_clusters(clusters))
+        Ok(Self::with_clusters(clusters, clock))
     }
 
     /// A scaler over ready-made clients (tests build them against the stand-in).
-    pub fn with_clusters(clusters: HashMap<String, ClusterClient>) -> Self {
+    pub fn with_clusters(clusters: HashMap<String, ClusterClient>, clock: Clock) -> Self {
         Self {
             inner: Arc::new(Inner {
                 clusters,
                 targets: Mutex::default(),
                 shutting_down: AtomicBool::new(false),
-                wall_clock: unix_now_ns,
+                clock,
             }),
         }
     }
@@ -107,7 +107,7 @@ impl Inner {
         let mut history = history.lock().await;
         if decision::is_stale(
             intent.point_time_ns,
-            (self.wall_clock)(),
+            (self.clock)(),
             cluster.settings.max_point_age,
         ) {
             let last = history.last_set.unwrap_or(0);
@@ -180,7 +180,7 @@ impl Inner {
                 tracing::info!(target = %api.describe(), was = last, now = current, "scale changed by someone else since we set it");
             }
             let desired = intent.desired.resolve(current)?;
-            let now = Instant::now();
+            let now = (self.clock)();
             let verdict = decision::decide(current, desired, &intent.policy, &history, now);
             let outcome = |verdict: Verdict| ScaleOutcome {
                 decision: verdict.decision,
@@ -275,8 +275,8 @@ impl Scaler for KubernetesScaler {
 struct Unconfirmed {
     old: i64,
     verdict: Verdict,
-    /// When it was decided (its cooldown starts then, if it was applied).
-    at: Instant,
+    /// When it was decided (its cooldown starts then, if it was applied), processor clock.
+    at: i64,
     reason: String,
     uid: Option<String>,
 }
@@ -419,11 +419,4 @@ fn describe(target: &Target) -> String {
         target.kind.resource(),
         target.name
     )
-}
-
-fn unix_now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

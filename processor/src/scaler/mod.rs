@@ -10,6 +10,7 @@
 //! The trait keeps the pipeline free of IO: tests drive nodes with a scaler of their own.
 
 pub mod cluster;
+pub mod decision;
 pub mod dry_run;
 pub mod kubernetes;
 

@@ -49,7 +49,7 @@ pub fn config(data_dir: &Path, extra: &str) -> Config {
 }
 
 pub async fn start(config: Config) -> Result<Running, processor::Error> {
-    let scaler = Arc::new(DryRunScaler::new(processor::write_api::system_clock()));
+    let scaler = Arc::new(DryRunScaler::new(processor::clock::system()));
     let processor = Processor::bind(
         config,
         Options {

@@ -1,6 +1,7 @@
 //! The scaling decision, pure: (current replicas, wanted replicas, policy, history, now) ->
-//! decision. Time is the processor's monotonic clock, passed in; point timestamps play no part
-//! beyond the staleness check, so a replayed backlog can neither bypass nor block a cooldown.
+//! decision. Time is the processor clock ([`crate::clock`], ns), passed in; point timestamps
+//! play no part beyond the staleness check, so a replayed backlog can neither bypass nor block
+//! a cooldown. The Kubernetes scaler and the dry run both decide here.
 //!
 //! Kapacitor's rules, with its clock fixed: clamp the wanted count to `[min, max]` (`max` 0 =
 //! none); equal to the current count -> nothing to do; an increase is allowed when no increase
@@ -10,17 +11,15 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use crate::scaler::{Decision, Policy};
 
 /// What the scaler remembers about one target between decisions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct History {
-    /// When the last increase was applied (processor clock).
-    pub last_increase: Option<Instant>,
-    /// When the last decrease was applied (processor clock).
-    pub last_decrease: Option<Instant>,
+    /// When the last increase was applied (processor clock, ns).
+    pub last_increase: Option<i64>,
+    /// When the last decrease was applied (processor clock, ns).
+    pub last_decrease: Option<i64>,
     /// The replica count this processor last set, to notice changes made by someone else.
     pub last_set: Option<i64>,
 }
@@ -51,16 +50,11 @@ pub fn is_stale(point_time_ns: i64, now_unix_ns: i64, max_age: Duration) -> bool
 }
 
 /// Decides what to do with a target at `current` replicas when `wanted` are asked for.
-pub fn decide(
-    current: i64,
-    wanted: i64,
-    policy: &Policy,
-    history: &History,
-    now: Instant,
-) -> Verdict {
+pub fn decide(current: i64, wanted: i64, policy: &Policy, history: &History, now: i64) -> Verdict {
     let new = clamp(wanted, policy);
-    let within = |last: Option<Instant>, cooldown: Duration| {
-        last.is_some_and(|at| now.saturating_duration_since(at) < cooldown)
+    let within = |last: Option<i64>, cooldown: Duration| {
+        let cooldown = i64::try_from(cooldown.as_nanos()).unwrap_or(i64::MAX);
+        last.is_some_and(|at| now.saturating_sub(at) < cooldown)
     };
     let decision = if new == current {
         Decision::Unchanged
@@ -84,7 +78,7 @@ pub fn decide(
 
 impl History {
     /// Records an applied change.
-    pub fn applied(&mut self, verdict: Verdict, now: Instant) {
+    pub fn applied(&mut self, verdict: Verdict, now: i64) {
         match verdict.decision {
             Decision::Increased => self.last_increase = Some(now),
             Decision::Decreased => self.last_decrease = Some(now),
@@ -97,6 +91,8 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SECOND: i64 = 1_000_000_000;
 
     fn policy(min: i64, max: i64, up: u64, down: u64) -> Policy {
         Policy {
@@ -125,7 +121,7 @@ mod tests {
 
     #[test]
     fn the_first_change_in_each_direction_is_always_allowed() {
-        let now = Instant::now();
+        let now = 0;
         let p = policy(1, 0, 60, 60);
         let history = History::default();
         assert_eq!(
@@ -140,13 +136,7 @@ mod tests {
 
     #[test]
     fn equal_counts_are_unchanged() {
-        let verdict = decide(
-            3,
-            3,
-            &policy(1, 0, 0, 0),
-            &History::default(),
-            Instant::now(),
-        );
+        let verdict = decide(3, 3, &policy(1, 0, 0, 0), &History::default(), 0);
         assert_eq!(
             verdict,
             Verdict {
@@ -155,24 +145,18 @@ mod tests {
             }
         );
         // Clamping can make a different wish equal to the current count.
-        let verdict = decide(
-            5,
-            9,
-            &policy(1, 5, 0, 0),
-            &History::default(),
-            Instant::now(),
-        );
+        let verdict = decide(5, 9, &policy(1, 5, 0, 0), &History::default(), 0);
         assert_eq!(verdict.decision, Decision::Unchanged);
     }
 
     #[test]
     fn each_cooldown_blocks_only_its_own_direction() {
-        let start = Instant::now();
+        let start = 1_000_000_000_000;
         let p = policy(1, 0, 10, 30);
         let mut history = History::default();
         let up = decide(1, 2, &p, &history, start);
         history.applied(up, start);
-        let soon = start + Duration::from_secs(5);
+        let soon = start + 5 * SECOND;
         assert_eq!(
             decide(2, 3, &p, &history, soon).decision,
             Decision::CooldownDrop
@@ -187,7 +171,7 @@ mod tests {
             Decision::Decreased,
             "no decrease happened yet"
         );
-        let later = start + Duration::from_secs(10);
+        let later = start + 10 * SECOND;
         assert_eq!(
             decide(2, 3, &p, &history, later).decision,
             Decision::Increased
@@ -196,16 +180,16 @@ mod tests {
 
     #[test]
     fn the_decrease_cooldown_runs_from_the_last_decrease() {
-        let start = Instant::now();
+        let start = 1_000_000_000_000;
         let p = policy(1, 0, 0, 30);
         let mut history = History::default();
         history.applied(decide(5, 4, &p, &history, start), start);
-        let t20 = start + Duration::from_secs(20);
+        let t20 = start + 20 * SECOND;
         assert_eq!(
             decide(4, 3, &p, &history, t20).decision,
             Decision::CooldownDrop
         );
-        let t31 = start + Duration::from_secs(31);
+        let t31 = start + 31 * SECOND;
         assert_eq!(
             decide(4, 3, &p, &history, t31).decision,
             Decision::Decreased
