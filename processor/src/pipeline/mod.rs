@@ -5,16 +5,20 @@
 //!
 //! # Layout
 //! - [`point`]: owned points between nodes (shared series and group).
-//! - [`nodes`]: from, where, groupBy, derivative, movingAverage, eval.
+//! - [`nodes`]: from, where, groupBy, eval; [`derivative`], [`moving_average`].
 //! - [`aggregate`]: sum/mean/... aligned by time across a group's series (our fix).
 //! - [`window`]: batches of a group's points over time.
 //! - [`autoscale`]: the k8sAutoscale node (a [`ScaleIntent`] per point, `old`/`new` points
 //!   from the scaler's answers).
-//! - this file: [`Graph`] (routing points through the nodes, stats), log, httpOut and
-//!   influxDBOut.
+//! - `node`: a node's state and one point or batch through it (log, httpOut and influxDBOut
+//!   are handled there).
+//! - this file: [`Graph`] (routing messages between the nodes, ticks, stats).
 
 pub mod aggregate;
 pub mod autoscale;
+pub mod derivative;
+pub mod moving_average;
+mod node;
 pub mod nodes;
 pub mod point;
 pub mod window;
@@ -26,8 +30,9 @@ use std::time::{Duration, Instant};
 use crate::line_protocol::Precision;
 use crate::point::PointRef;
 use crate::scaler::{ScaleError, ScaleIntent, ScaleOutcome};
-use crate::tick::nodes::{InfluxDbOutSpec, LogLevel, LogSpec};
+use crate::tick::nodes::InfluxDbOutSpec;
 use crate::tick::{NodeSpec, Pipeline as Script};
+use node::{InfluxDbOut, NodeRef, State, on_batch, on_point};
 
 pub use point::{Batch, Field, Group, Message, Point, Series};
 
@@ -117,31 +122,6 @@ pub struct NodeStats {
     pub working_cardinality: u64,
 }
 
-enum State {
-    Stream,
-    From(Box<nodes::From>),
-    Where(crate::tick::nodes::WhereSpec),
-    GroupBy(nodes::GroupBy),
-    Derivative(nodes::Derivative),
-    Aggregate(aggregate::Aggregate),
-    MovingAverage(nodes::MovingAverage),
-    Eval(Box<crate::tick::nodes::EvalSpec>),
-    Window(window::Window),
-    Log(LogSpec),
-    HttpOut(HttpOutData),
-    InfluxDbOut(Box<InfluxDbOut>),
-    K8s(Box<autoscale::Autoscale>),
-}
-
-/// An influxDBOut node, with what every line needs worked out once.
-struct InfluxDbOut {
-    spec: Arc<InfluxDbOutSpec>,
-    /// Nanoseconds per unit of `.precision()`.
-    unit_ns: i64,
-    /// `.tag()`s, as [`Point::to_line_in`] takes them.
-    tags: Vec<(String, String)>,
-}
-
 struct Slot {
     name: String,
     children: Vec<usize>,
@@ -177,47 +157,48 @@ impl Graph {
         let mut slots = Vec::with_capacity(script.nodes.len());
         let mut http_outs = BTreeMap::new();
         for node in &script.nodes {
-            let state =
-                match &node.spec {
-                    NodeSpec::Stream => State::Stream,
-                    NodeSpec::From(spec) => {
-                        State::From(Box::new(nodes::From::new(spec, future_limit_ns)))
-                    }
-                    NodeSpec::Where(spec) => State::Where(spec.clone()),
-                    NodeSpec::GroupBy(spec) => State::GroupBy(nodes::GroupBy::new(spec)),
-                    NodeSpec::Derivative(spec) => State::Derivative(nodes::Derivative::new(spec)),
-                    NodeSpec::Aggregate(spec) => {
-                        State::Aggregate(aggregate::Aggregate::new(spec, alignment))
-                    }
-                    NodeSpec::MovingAverage(spec) => {
-                        State::MovingAverage(nodes::MovingAverage::new(spec))
-                    }
-                    NodeSpec::Eval(spec) => State::Eval(Box::new(spec.clone())),
-                    NodeSpec::Log(spec) => State::Log(spec.clone()),
-                    NodeSpec::HttpOut(spec) => {
-                        let data = HttpOutData::default();
-                        http_outs.insert(spec.endpoint.clone(), Arc::clone(&data));
-                        State::HttpOut(data)
-                    }
-                    NodeSpec::InfluxDbOut(spec) => {
-                        // The parser admits only the precisions this knows; anything else: ns.
-                        let unit =
-                            Precision::from_v1_param(&spec.precision).map_or(1, Precision::nanos);
-                        State::InfluxDbOut(Box::new(InfluxDbOut {
-                            spec: Arc::new(spec.clone()),
-                            unit_ns: unit,
-                            tags: spec
-                                .tags
-                                .iter()
-                                .map(|(k, v)| (k.clone(), v.clone()))
-                                .collect(),
-                        }))
-                    }
-                    NodeSpec::K8sAutoscale(spec) => State::K8s(Box::new(
-                        autoscale::Autoscale::new(&node.name, spec, settings.dry_run)?,
-                    )),
-                    NodeSpec::Window(spec) => State::Window(window::Window::new(spec, alignment)),
-                };
+            let state = match &node.spec {
+                NodeSpec::Stream => State::Stream,
+                NodeSpec::From(spec) => {
+                    State::From(Box::new(nodes::From::new(spec, future_limit_ns)))
+                }
+                NodeSpec::Where(spec) => State::Where(spec.clone()),
+                NodeSpec::GroupBy(spec) => State::GroupBy(nodes::GroupBy::new(spec)),
+                NodeSpec::Derivative(spec) => State::Derivative(derivative::Derivative::new(spec)),
+                NodeSpec::Aggregate(spec) => {
+                    State::Aggregate(aggregate::Aggregate::new(spec, alignment))
+                }
+                NodeSpec::MovingAverage(spec) => {
+                    State::MovingAverage(moving_average::MovingAverage::new(spec))
+                }
+                NodeSpec::Eval(spec) => State::Eval(Box::new(spec.clone())),
+                NodeSpec::Log(spec) => State::Log(spec.clone()),
+                NodeSpec::HttpOut(spec) => {
+                    let data = HttpOutData::default();
+                    http_outs.insert(spec.endpoint.clone(), Arc::clone(&data));
+                    State::HttpOut(data)
+                }
+                NodeSpec::InfluxDbOut(spec) => {
+                    // The parser admits only the precisions this knows; anything else: ns.
+                    let unit =
+                        Precision::from_v1_param(&spec.precision).map_or(1, Precision::nanos);
+                    State::InfluxDbOut(Box::new(InfluxDbOut {
+                        spec: Arc::new(spec.clone()),
+                        unit_ns: unit,
+                        tags: spec
+                            .tags
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    }))
+                }
+                NodeSpec::K8sAutoscale(spec) => State::K8s(Box::new(autoscale::Autoscale::new(
+                    &node.name,
+                    spec,
+                    settings.dry_run,
+                )?)),
+                NodeSpec::Window(spec) => State::Window(window::Window::new(spec, alignment)),
+            };
             slots.push(Slot {
                 name: node.name.clone(),
                 children: node.children.clone(),
@@ -465,202 +446,6 @@ impl Graph {
                 stats
             })
             .collect()
-    }
-}
-
-/// The node a message is processed by, for logs and effects.
-struct NodeRef<'a> {
-    task: &'a str,
-    name: &'a str,
-    id: usize,
-}
-
-/// One point through one node (a stream edge); emitted messages go to `out`.
-fn on_point(
-    node: &NodeRef<'_>,
-    state: &mut State,
-    point: Point,
-    now: i64,
-    out: &mut Vec<Message>,
-    effects: &mut Vec<Effect>,
-) -> Result<(), String> {
-    match state {
-        State::Stream | State::From(_) => out.push(Message::Point(point)),
-        State::Where(spec) => {
-            if nodes::where_keeps(spec, &point).map_err(|e| e.to_string())? {
-                out.push(Message::Point(point));
-            }
-        }
-        State::GroupBy(n) => out.push(Message::Point(n.point(point, now))),
-        State::Derivative(n) => {
-            if let Some(p) = n.point(point, now).map_err(|e| e.to_string())? {
-                out.push(Message::Point(p));
-            }
-        }
-        State::Aggregate(n) => {
-            let mut points = Vec::new();
-            let result = n.point(point, now, &mut points).map_err(|e| e.to_string());
-            out.extend(points.into_iter().map(Message::Point));
-            result?;
-        }
-        State::MovingAverage(n) => {
-            if let Some(p) = n.point(point, now).map_err(|e| e.to_string())? {
-                out.push(Message::Point(p));
-            }
-        }
-        State::Eval(spec) => {
-            out.push(Message::Point(
-                nodes::eval(spec, point).map_err(|e| e.to_string())?,
-            ));
-        }
-        State::Window(n) => {
-            let mut batches = Vec::new();
-            n.point(point, now, &mut batches);
-            out.extend(batches.into_iter().map(Message::Batch));
-        }
-        State::Log(spec) => {
-            log_point(node.task, node.name, spec, &point);
-            out.push(Message::Point(point));
-        }
-        State::HttpOut(data) => {
-            let rows = HttpRows {
-                name: Arc::clone(&point.series.measurement),
-                group: Arc::clone(&point.group),
-                points: vec![point.clone()],
-                updated: now,
-            };
-            data.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(point.group.id.clone(), rows);
-            out.push(Message::Point(point));
-        }
-        State::InfluxDbOut(node_out) => {
-            effects.push(influxdb_write(node.id, node_out, &point));
-            out.push(Message::Point(point));
-        }
-        State::K8s(k8s) => k8s.point(node.task, node.name, node.id, point, effects)?,
-    }
-    Ok(())
-}
-
-/// One batch through one node (after a window), as Kapacitor: aggregates reduce it to one
-/// point stamped with the batch's time; derivative and movingAverage work within the batch;
-/// the others act on each of its points. Returns the number of points dropped for errors
-/// and the first error.
-fn on_batch(
-    node: &NodeRef<'_>,
-    state: &mut State,
-    mut batch: Batch,
-    now: i64,
-    out: &mut Vec<Message>,
-    effects: &mut Vec<Effect>,
-) -> (u64, Option<String>) {
-    let mut errors = 0;
-    let mut first_error = None;
-    let mut fail = |error: String| {
-        errors += 1;
-        first_error.get_or_insert(error);
-    };
-    match state {
-        State::Stream | State::From(_) => out.push(Message::Batch(batch)),
-        State::Where(spec) => {
-            batch.points.retain(|p| match nodes::where_keeps(spec, p) {
-                Ok(keep) => keep,
-                Err(error) => {
-                    fail(error.to_string());
-                    false
-                }
-            });
-            out.push(Message::Batch(batch));
-        }
-        State::GroupBy(n) => out.extend(n.batch(batch, now).into_iter().map(Message::Batch)),
-        State::Derivative(n) => {
-            let (batch, failures) = n.batch(batch);
-            for error in failures {
-                fail(error.to_string());
-            }
-            out.push(Message::Batch(batch));
-        }
-        State::Aggregate(n) => match n.batch(&batch) {
-            Ok(Some(point)) => out.push(Message::Point(point)),
-            Ok(None) => {}
-            Err(error) => fail(error.to_string()),
-        },
-        State::MovingAverage(n) => {
-            let (batch, failures) = n.batch(batch);
-            for error in failures {
-                fail(error.to_string());
-            }
-            out.push(Message::Batch(batch));
-        }
-        State::Eval(spec) => {
-            let points = std::mem::take(&mut batch.points);
-            for point in points {
-                match nodes::eval(spec, point) {
-                    Ok(p) => batch.points.push(p),
-                    Err(error) => fail(error.to_string()),
-                }
-            }
-            out.push(Message::Batch(batch));
-        }
-        // The compiler refuses a window after a window (a window wants a stream).
-        State::Window(_) => fail("a window node cannot take a batch".to_owned()),
-        State::Log(spec) => {
-            for point in &batch.points {
-                log_point(node.task, node.name, spec, point);
-            }
-            out.push(Message::Batch(batch));
-        }
-        State::HttpOut(data) => {
-            let rows = HttpRows {
-                name: Arc::clone(&batch.name),
-                group: Arc::clone(&batch.group),
-                points: batch.points.clone(),
-                updated: now,
-            };
-            data.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(batch.group.id.clone(), rows);
-            out.push(Message::Batch(batch));
-        }
-        State::InfluxDbOut(node_out) => {
-            for point in &batch.points {
-                effects.push(influxdb_write(node.id, node_out, point));
-            }
-            out.push(Message::Batch(batch));
-        }
-        State::K8s(k8s) => {
-            for point in batch.points {
-                if let Err(error) = k8s.point(node.task, node.name, node.id, point, effects) {
-                    fail(error);
-                }
-            }
-        }
-    }
-    (errors, first_error)
-}
-
-fn influxdb_write(node: usize, out: &InfluxDbOut, point: &Point) -> Effect {
-    let measurement = if out.spec.measurement.is_empty() {
-        &point.series.measurement
-    } else {
-        out.spec.measurement.as_str()
-    };
-    Effect::Write {
-        node,
-        out: Arc::clone(&out.spec),
-        line: point.to_line_in(measurement, &out.tags, out.unit_ns),
-    }
-}
-
-fn log_point(task: &str, node: &str, spec: &LogSpec, point: &Point) {
-    let line = point.to_line(&point.series.measurement, &[]);
-    let prefix = &spec.prefix;
-    match spec.level {
-        LogLevel::Debug => tracing::debug!(task, node, prefix, %line, "log"),
-        LogLevel::Info => tracing::info!(task, node, prefix, %line, "log"),
-        LogLevel::Warn => tracing::warn!(task, node, prefix, %line, "log"),
-        LogLevel::Error => tracing::error!(task, node, prefix, %line, "log"),
     }
 }
 
