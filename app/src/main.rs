@@ -4,9 +4,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-
-/// Exit code for a command-line usage error (sysexits.h `EX_USAGE`).
-const EX_USAGE: u8 = 64;
+use lifecycle::exit::USAGE;
 
 /// The example workload: GET / answers "ok" and is counted; metrics are served in Prometheus
 /// text format on the metrics port.
@@ -31,24 +29,16 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match lifecycle::parse_flags(std::env::args_os()) {
         Ok(cli) => cli,
-        Err(error) if error.use_stderr() => {
-            let _ = error.print();
-            return ExitCode::from(EX_USAGE);
-        }
-        // --help and --version
-        Err(info) => {
-            let _ = info.print();
-            return ExitCode::SUCCESS;
-        }
+        Err(code) => return code,
     };
-    init_tracing();
+    lifecycle::init_tracing("info");
     let config = app::Config {
         listen: cli.listen,
         metrics_listen: cli.metrics_listen,
         capacity: cli.capacity,
-        host: cli.host.unwrap_or_else(machine_hostname),
+        host: cli.host.unwrap_or_else(lifecycle::hostname),
         deployment: cli.deployment,
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -58,64 +48,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(app::run(config, shutdown_signal())) {
+    match runtime.block_on(app::run(config, lifecycle::shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error @ app::Error::Capacity(_)) => {
             eprintln!("app: {error}");
-            ExitCode::from(EX_USAGE)
+            ExitCode::from(USAGE)
         }
         Err(error) => {
-            eprintln!(
-                "app: {}",
-                anyhow::Error::from(error)
-                    .chain()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(": ")
-            );
+            eprintln!("app: {}", lifecycle::error_chain(&error));
             ExitCode::FAILURE
         }
     }
-}
-
-/// The kernel's hostname, as `socket.gethostname()` gave the tutorial's app.
-fn machine_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .ok()
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
-}
-
-/// `RUST_LOG` filters (default `info`); `LOG_FORMAT=json` switches to JSON lines.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if std::env::var("LOG_FORMAT").is_ok_and(|format| format == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-/// Completes on SIGTERM (Kubernetes stopping the pod) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut sigterm) => {
-            tokio::select! {
-                _ = sigterm.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(error) => {
-            tracing::warn!(%error, "cannot watch SIGTERM; only Ctrl-C stops the app");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-    tracing::info!("shutdown signal received");
 }

@@ -88,26 +88,6 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = build_config(&cli)?;
     let token = config.auth.tokens.first().map(|t| t.token.clone());
@@ -120,31 +100,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         std::fs::write(path, pem).with_context(|| format!("writing {}", path.display()))?;
     }
     println!("{}", server.url());
-    shutdown_signal().await;
+    lifecycle::shutdown_signal().await;
     server.shutdown().await;
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-    let cli = Cli::parse();
-    match run(cli).await {
+fn main() -> ExitCode {
+    let cli: Cli = match lifecycle::parse_flags(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    lifecycle::init_tracing("info");
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("k8s-standin: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("k8s-standin: {error:#}");
             let config_error = error.downcast_ref::<k8s_standin::ConfigError>().is_some()
                 || error.downcast_ref::<serde_json::Error>().is_some();
-            ExitCode::from(if config_error { 64 } else { 1 })
+            ExitCode::from(if config_error {
+                lifecycle::exit::USAGE
+            } else {
+                1
+            })
         }
     }
 }

@@ -94,42 +94,11 @@ pub fn parse(method: &str, path: &str, query_watch: bool) -> RequestInfo {
     }
 }
 
-/// Query parameters, percent-decoded.
+/// Query parameters, percent-decoded (`+` is a space), as `application/x-www-form-urlencoded`.
 pub(crate) fn query_params(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                if let Some(v) = hex {
-                    out.push(v);
-                    i += 2;
-                } else {
-                    out.push(b'%');
-                }
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -237,9 +206,14 @@ mod tests {
 
     #[test]
     fn percent_decoding_handles_selectors_and_bad_escapes() {
-        assert_eq!(percent_decode("app%3Dapp%2Cenv%21%3Dx"), "app=app,env!=x");
-        assert_eq!(percent_decode("a+b"), "a b");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
+        let decoded = |value: &str| query_params(&format!("k={value}"))[0].1.clone();
+        assert_eq!(decoded("app%3Dapp%2Cenv%21%3Dx"), "app=app,env!=x");
+        assert_eq!(decoded("a+b"), "a b");
+        assert_eq!(decoded("100%"), "100%");
+        assert_eq!(decoded("%zz"), "%zz");
+        assert_eq!(
+            query_params("a=1&&b"),
+            vec![("a".into(), "1".into()), ("b".into(), String::new())]
+        );
     }
 }
