@@ -212,3 +212,31 @@ fn self_metrics_are_served_and_pass_promtool() {
         String::from_utf8_lossy(&result.stderr)
     );
 }
+
+#[test]
+fn a_required_environment_variable_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("telegraf.conf");
+    std::fs::write(
+        &config,
+        "[[inputs.prometheus]]\nurls = [\"${SCRAPE_URL:?set SCRAPE_URL to the app's metrics}\"]\n\
+         [[outputs.file]]\n",
+    )
+    .unwrap();
+    let output = agent()
+        .args(["--config", config.to_str().unwrap(), "--test"])
+        .env_remove("SCRAPE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr
+            .matches("set SCRAPE_URL to the app's metrics")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("telegraf.conf"), "{stderr}");
+    assert!(stderr.contains("line 2"), "{stderr}");
+}

@@ -10,6 +10,7 @@
 
 pub mod duration;
 pub mod environment;
+pub mod urls;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,12 +29,15 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{origin}: {source}")]
+    // The cause (with the variable and its message) is the source: shown once in the chain.
+    #[error("{origin}")]
     Environment {
         origin: String,
         #[source]
         source: environment::MissingVariable,
     },
+    #[error("{path} is larger than {limit} bytes; a config file must be smaller")]
+    TooLarge { path: PathBuf, limit: u64 },
     #[error("{origin}: invalid TOML: {message}")]
     Toml { origin: String, message: String },
     #[error("{key}: {reason}")]
@@ -188,6 +192,14 @@ pub struct FileOutput {
     pub filter: MetricFilter,
 }
 
+/// The largest config file read (`--config` and each file of `--config-directory`), in bytes:
+/// a path that leads to an endless stream (`/dev/zero`) is refused instead of filling memory.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The shortest `interval` and `flush_interval` accepted: shorter ones would spin the gather and
+/// flush loops (and the receiver) for no use.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The default gather and flush interval.
 pub fn default_interval() -> Duration {
     Duration::from_secs(10)
@@ -214,12 +226,7 @@ impl Config {
     /// process environment for `$VAR` substitution.
     pub fn load(file: Option<&Path>, directory: Option<&Path>) -> Result<Self> {
         let mut sources = Vec::new();
-        let read = |path: &Path| {
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            })
-        };
+        let read = |path: &Path| read_capped(path, MAX_CONFIG_FILE_BYTES);
         if let Some(file) = file {
             sources.push((file.display().to_string(), read(file)?));
         }
@@ -266,7 +273,10 @@ impl Config {
                 text.parse()
                     .map_err(|error: toml::de::Error| ConfigError::Toml {
                         origin: origin.to_owned(),
-                        message: error.to_string().trim_end().replace('\n', " "),
+                        // The message quotes the line: hide any credentials in a URL on it.
+                        message: urls::redact(&error.to_string())
+                            .trim_end()
+                            .replace('\n', " "),
                     })?;
             builder.add(table)?;
         }
@@ -283,6 +293,28 @@ impl Config {
             Some(self.agent.hostname.clone())
         }
     }
+}
+
+/// Reads a text file of at most `limit` bytes.
+fn read_capped(path: &Path, limit: u64) -> Result<String> {
+    use std::io::Read as _;
+    let read_error = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > limit {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+            limit,
+        });
+    }
+    String::from_utf8(bytes)
+        .map_err(|error| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, error)))
 }
 
 #[derive(Default)]
@@ -398,9 +430,7 @@ enum Kind {
 
 fn agent_config(s: &mut Section, warnings: &mut Vec<String>) -> Result<AgentConfig> {
     let interval = s.duration("interval")?.unwrap_or_else(default_interval);
-    if interval.is_zero() {
-        return Err(invalid("agent.interval", "must be greater than zero"));
-    }
+    at_least_min_interval("agent.interval", interval)?;
     let precision = match s.take("precision") {
         None => None,
         Some(toml::Value::String(text)) => Some(precision(&text, warnings)?),
@@ -410,9 +440,7 @@ fn agent_config(s: &mut Section, warnings: &mut Vec<String>) -> Result<AgentConf
     let flush_interval = s
         .duration("flush_interval")?
         .unwrap_or_else(default_interval);
-    if flush_interval.is_zero() {
-        return Err(invalid("agent.flush_interval", "must be greater than zero"));
-    }
+    at_least_min_interval("agent.flush_interval", flush_interval)?;
     let metric_batch_size = s
         .positive("metric_batch_size")?
         .unwrap_or_else(default_metric_batch_size);
@@ -435,6 +463,32 @@ fn agent_config(s: &mut Section, warnings: &mut Vec<String>) -> Result<AgentConf
         quiet: s.bool("quiet")?.unwrap_or(false),
         logfile: s.string("logfile")?.unwrap_or_default(),
     })
+}
+
+/// Refuses a loop period below [`MIN_INTERVAL`] (zero included).
+fn at_least_min_interval(key: &str, interval: Duration) -> Result<()> {
+    if interval < MIN_INTERVAL {
+        return Err(invalid(
+            key,
+            format!("{interval:?} is shorter than the minimum of {MIN_INTERVAL:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses URLs with credentials inside (`http://user:password@host`): they would not be sent,
+/// and would show in tags and logs. The error shows the URL with them hidden.
+fn without_credentials(key: String, urls: &[String]) -> Result<()> {
+    match urls.iter().find(|url| urls::has_userinfo(url)) {
+        None => Ok(()),
+        Some(url) => Err(invalid(
+            key,
+            format!(
+                "{} has credentials in the URL, which are not supported; use username and password",
+                urls::redact(url)
+            ),
+        )),
+    }
 }
 
 /// `[agent] precision`: a Go duration, or (old Telegraf configs such as the tutorial's) a bare
@@ -464,6 +518,7 @@ fn prometheus_input(s: &mut Section) -> Result<PrometheusInput> {
     if urls.is_empty() {
         return Err(invalid(s.key("urls"), "at least one URL is required"));
     }
+    without_credentials(s.key("urls"), &urls)?;
     let metric_version = match s.integer("metric_version")?.unwrap_or(1) {
         0 | 1 => 1,
         2 => 2,
@@ -487,7 +542,13 @@ fn prometheus_input(s: &mut Section) -> Result<PrometheusInput> {
         password: s.string("password")?,
         http_headers: s.string_map("http_headers")?,
         tls: tls_config(s)?,
-        interval: s.duration("interval")?.filter(|d| !d.is_zero()),
+        interval: match s.duration("interval")?.filter(|d| !d.is_zero()) {
+            Some(interval) => {
+                at_least_min_interval(&s.key("interval"), interval)?;
+                Some(interval)
+            }
+            None => None,
+        },
         name_prefix: s.string("name_prefix")?.unwrap_or_default(),
         name_suffix: s.string("name_suffix")?.unwrap_or_default(),
         name_override: s.string("name_override")?.unwrap_or_default(),
@@ -498,7 +559,9 @@ fn prometheus_input(s: &mut Section) -> Result<PrometheusInput> {
 
 fn influxdb_output(s: &mut Section) -> Result<InfluxdbOutput> {
     let mut urls = s.strings("urls")?.unwrap_or_default();
+    without_credentials(s.key("urls"), &urls)?;
     if let Some(url) = s.string("url")? {
+        without_credentials(s.key("url"), std::slice::from_ref(&url))?;
         urls.push(url);
     }
     if urls.is_empty() {
