@@ -48,6 +48,7 @@ pub enum SetupError {
 /// What the response rules look at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reply {
+    /// The HTTP status code.
     pub status: u16,
     /// The start of the body, at most [`MAX_RESPONSE_BODY`] bytes.
     pub body: Bytes,
@@ -60,6 +61,7 @@ pub struct Reply {
 /// What a response means for the batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
+    /// Accepted (any 2xx).
     Written,
     /// The server refused the batch for good; it is dropped.
     Dropped(String),
