@@ -34,6 +34,17 @@ impl Backoff {
         step / 2 + step.mul_f64(random / 2.0)
     }
 
+    /// Records a failure after which the receiver asked for a wait (`Retry-After`): that wait
+    /// is honoured within the bounds, [`INITIAL_BACKOFF`] to [`MAX_BACKOFF`]; without one, the
+    /// pause is [`Backoff::failed`]'s.
+    pub fn failed_asking(&mut self, random: f64, asked: Option<Duration>) -> Duration {
+        let pause = self.failed(random);
+        match asked {
+            Some(asked) => asked.clamp(INITIAL_BACKOFF, MAX_BACKOFF),
+            None => pause,
+        }
+    }
+
     /// Records a success: the next failure starts from the initial pause again.
     pub fn succeeded(&mut self) {
         self.failures = 0;
@@ -73,6 +84,24 @@ mod tests {
         }
         assert_eq!(low.failed(0.0), Duration::from_secs(2));
         assert_eq!(high.failed(0.5), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_retry_after_is_honoured_within_the_bounds() {
+        let mut backoff = Backoff::default();
+        let secs = Duration::from_secs;
+        assert_eq!(backoff.failed_asking(0.9, Some(secs(2))), secs(2));
+        assert_eq!(backoff.failed_asking(0.9, Some(secs(3600))), MAX_BACKOFF);
+        assert_eq!(
+            backoff.failed_asking(0.9, Some(Duration::ZERO)),
+            INITIAL_BACKOFF
+        );
+        assert_eq!(backoff.failures(), 3, "each counts as a failure");
+        assert_eq!(
+            backoff.failed_asking(0.0, None),
+            secs(2),
+            "the 4th step, 4 s, halved"
+        );
     }
 
     #[test]

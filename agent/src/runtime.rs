@@ -8,7 +8,10 @@
 //! - Each output writes its buffer every `flush_interval` (+ `flush_jitter`) in batches of
 //!   `metric_batch_size`, and at once when a full batch is waiting. A failed batch goes back to
 //!   the front of the buffer and the output pauses with exponential backoff (Telegraf retries at
-//!   every flush instead).
+//!   every flush instead); when the receiver answers with `Retry-After`, the pause is what it
+//!   asks, within the backoff's bounds.
+//! - Metrics a full buffer drops are counted at once and warned about once per flush, with the
+//!   number dropped since the last warning.
 //! - On shutdown, gathering stops and each output makes one last flush, bounded in time.
 
 use std::future::Future;
@@ -91,6 +94,30 @@ struct OutputState {
     metrics: OutputMetrics,
     /// Metrics the receiver refused for good (for `--once`'s exit code).
     rejected: std::sync::atomic::AtomicU64,
+    /// Metrics dropped from the full buffer since the last warning about it.
+    overflow_unwarned: std::sync::atomic::AtomicU64,
+}
+
+impl OutputState {
+    /// Counts metrics the full buffer dropped; they are warned about at the next flush.
+    fn count_overflow(&self, dropped: u64) {
+        if dropped > 0 {
+            self.metrics.dropped_overflow.increment(dropped);
+            self.overflow_unwarned
+                .fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// One warning for everything the full buffer dropped since the last one (a warning per
+    /// dropped metric would flood the log exactly when the agent is overloaded).
+    fn warn_overflow(&self) {
+        let dropped = self
+            .overflow_unwarned
+            .swap(0, std::sync::atomic::Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::warn!(output = %self.name, dropped, "metric buffer full; the oldest metrics were dropped since the last flush");
+        }
+    }
 }
 
 #[derive(Default)]
@@ -177,6 +204,7 @@ impl Agent {
                     pacing: Mutex::new(Pacing::default()),
                     metrics,
                     rejected: std::sync::atomic::AtomicU64::new(0),
+                    overflow_unwarned: std::sync::atomic::AtomicU64::new(0),
                 }))
             })
             .collect::<Result<_, StartError>>()?;
@@ -347,16 +375,12 @@ fn deliver(outputs: &[Arc<OutputState>], metric: &Metric) {
         if !written {
             continue;
         }
-        let len = {
+        let (len, dropped) = {
             let mut buffer = lock(&output.buffer);
             buffer.push(line.as_str().into());
-            let dropped = buffer.take_unreported_drops();
-            if dropped > 0 {
-                output.metrics.dropped_overflow.increment(dropped);
-                tracing::warn!(output = %output.name, dropped, "metric buffer overflow; the oldest metrics were dropped");
-            }
-            buffer.len()
+            (buffer.len(), buffer.take_unreported_drops())
         };
+        output.count_overflow(dropped);
         output.metrics.buffer_size.set(len as f64);
         if len >= output.batch_size {
             output.batch_ready.notify_one();
@@ -415,6 +439,7 @@ async fn output_loop(
         let left = lock(&output.buffer).len();
         tracing::error!(output = %output.name, left, "final flush did not finish in time; metrics lost");
     }
+    output.warn_overflow();
 }
 
 /// Writes while a full batch is waiting (Telegraf's early flush), unless backing off.
@@ -429,6 +454,7 @@ async fn write_full_batches(output: &OutputState) {
 /// Writes the whole buffer in batches; stops at the first failure. `force` ignores the backoff
 /// (the final flush and `--once`). Returns whether the buffer was emptied.
 async fn flush(output: &OutputState, force: bool) -> bool {
+    output.warn_overflow();
     if !force && !may_write(output) {
         return false;
     }
@@ -470,18 +496,16 @@ async fn write_batch(output: &OutputState) -> bool {
             tracing::error!(output = %output.name, metrics = count, %reason, "receiver refused the batch; dropped");
             true
         }
-        Outcome::Retry(reason) => {
+        Outcome::Retry { reason, after } => {
             output.metrics.write_errors.increment(1);
             let mut buffer = lock(&output.buffer);
             buffer.restore(batch);
             let dropped = buffer.take_unreported_drops();
-            if dropped > 0 {
-                output.metrics.dropped_overflow.increment(dropped);
-            }
             drop(buffer);
+            output.count_overflow(dropped);
             let pause = {
                 let mut pacing = lock(&output.pacing);
-                let pause = pacing.backoff.failed(fastrand::f64());
+                let pause = pacing.backoff.failed_asking(fastrand::f64(), after);
                 pacing.retry_at = Some(Instant::now() + pause);
                 pause
             };
@@ -566,6 +590,64 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metric::FieldValue;
+
+    /// What `tracing` writes on this thread while the guard lives.
+    fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
+        struct Captured(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Captured {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                lock(&self.0).extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&logs);
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || Captured(Arc::clone(&sink)))
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    #[tokio::test]
+    async fn a_full_buffer_warns_once_per_flush_with_the_count() {
+        let text = "[agent]\nmetric_batch_size = 10\nmetric_buffer_limit = 10\n\
+            [[inputs.prometheus]]\nurls = [\"http://127.0.0.1:9/metrics\"]\n\
+            [[outputs.file]]\nfiles = [\"/dev/null\"]\n";
+        let config = Config::parse(text, |_| None).unwrap();
+        let telemetry = Telemetry::new();
+        let agent = Agent::new(config, None, &telemetry).unwrap();
+        let (logs, _guard) = capture_logs();
+        let metric = Metric {
+            name: "m".into(),
+            fields: vec![("v".into(), FieldValue::Float(1.0))],
+            time_ns: 1,
+            ..Metric::default()
+        };
+        for _ in 0..1000 {
+            deliver(&agent.outputs, &metric);
+        }
+        assert!(flush(&agent.outputs[0], true).await);
+        for _ in 0..15 {
+            deliver(&agent.outputs, &metric);
+        }
+        assert!(flush(&agent.outputs[0], true).await);
+        let logs = String::from_utf8(lock(&logs).clone()).unwrap();
+        let warnings: Vec<&str> = logs.lines().filter(|l| l.contains("WARN")).collect();
+        assert_eq!(warnings.len(), 2, "{logs}");
+        assert!(warnings[0].contains("dropped=990"), "{logs}");
+        assert!(warnings[1].contains("dropped=5"), "{logs}");
+        assert!(
+            telemetry
+                .render()
+                .contains(r#"agent_dropped_metrics_total{output="file[0]",reason="overflow"} 995"#),
+            "every drop is counted at once"
+        );
+    }
 
     #[test]
     fn rounded_ticks_fall_on_wall_clock_multiples() {

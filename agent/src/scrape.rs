@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use hyper::{HeaderMap, Request, Uri};
 
-use crate::config::PrometheusInput;
+use crate::config::{PrometheusInput, urls};
 use crate::http_client;
 use crate::prom::Format;
 
@@ -181,7 +181,7 @@ fn bearer(token: &str) -> Result<HeaderValue, ScrapeError> {
 /// refused (configure `username`/`password`), so they can never leak into the `url` tag.
 fn target(url: &str) -> Result<Target, ScrapeError> {
     let error = |reason: String| ScrapeError::Url {
-        url: url.to_owned(),
+        url: urls::redact(url).into_owned(),
         reason,
     };
     let uri: Uri = url
@@ -192,7 +192,7 @@ fn target(url: &str) -> Result<Target, ScrapeError> {
         return Err(error("only http and https are implemented".into()));
     }
     let authority = uri.authority().ok_or_else(|| error("no host".into()))?;
-    if authority.as_str().contains('@') {
+    if urls::has_userinfo(url) || authority.as_str().contains('@') {
         return Err(error(
             "credentials in the URL are not supported; use username and password".into(),
         ));
@@ -243,5 +243,7 @@ mod tests {
         ] {
             assert!(target(url).is_err(), "{url}");
         }
+        let error = target("http://alice:s3cret@h/metrics").unwrap_err();
+        assert!(!error.to_string().contains("s3cret"), "{error}");
     }
 }

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use workspace_bins::peers::{free_port, http};
 
+/// The real Prometheus linter (Debian package `prometheus`).
+const PROMTOOL: &str = "/usr/bin/promtool";
+
 fn agent() -> Command {
     let mut command = Command::new(workspace_bins::binary("agent", "agent"));
     command
@@ -185,7 +188,15 @@ fn self_metrics_are_served_and_pass_promtool() {
     assert!(exit.success(), "SIGTERM is a clean stop: {exit:?}");
     assert!(exposition.contains(r#"agent_buffer_limit_metrics{output="influxdb[0]"} 10000"#));
 
-    let mut promtool = Command::new("promtool")
+    if !std::path::Path::new(PROMTOOL).exists() {
+        let message = format!("{PROMTOOL} is not installed (apt-get install prometheus)");
+        if std::env::var("REQUIRE_PEERS").is_ok_and(|v| v == "1") {
+            panic!("{message}; REQUIRE_PEERS=1 makes this a failure");
+        }
+        eprintln!("SKIPPED: the promtool check: {message}");
+        return;
+    }
+    let mut promtool = Command::new(PROMTOOL)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -200,4 +211,32 @@ fn self_metrics_are_served_and_pass_promtool() {
         String::from_utf8_lossy(&result.stdout),
         String::from_utf8_lossy(&result.stderr)
     );
+}
+
+#[test]
+fn a_required_environment_variable_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("telegraf.conf");
+    std::fs::write(
+        &config,
+        "[[inputs.prometheus]]\nurls = [\"${SCRAPE_URL:?set SCRAPE_URL to the app's metrics}\"]\n\
+         [[outputs.file]]\n",
+    )
+    .unwrap();
+    let output = agent()
+        .args(["--config", config.to_str().unwrap(), "--test"])
+        .env_remove("SCRAPE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr
+            .matches("set SCRAPE_URL to the app's metrics")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("telegraf.conf"), "{stderr}");
+    assert!(stderr.contains("line 2"), "{stderr}");
 }

@@ -23,6 +23,12 @@ use agent::telemetry::Telemetry;
 #[derive(Clone)]
 enum Answer {
     Status(u16, &'static str),
+    /// A status with headers and a body.
+    Full {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    },
     Hang,
 }
 
@@ -97,6 +103,20 @@ async fn answer(
             *response.status_mut() = StatusCode::from_u16(code).unwrap();
             response
         }
+        Answer::Full {
+            status,
+            headers,
+            body,
+        } => {
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() = StatusCode::from_u16(status).unwrap();
+            for (name, value) in headers {
+                response
+                    .headers_mut()
+                    .insert(name, hyper::header::HeaderValue::from_str(&value).unwrap());
+            }
+            response
+        }
         Answer::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Response::new(Full::new(Bytes::new()))
@@ -129,6 +149,31 @@ async fn agent_for(receiver: SocketAddr) -> (Agent, Telemetry) {
     let telemetry = Telemetry::new();
     let agent = Agent::new(config, None, &telemetry).unwrap();
     (agent, telemetry)
+}
+
+/// What `tracing` writes on this thread while the guard lives.
+fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&logs);
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || Captured(Arc::clone(&sink)))
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+fn logged(logs: &Mutex<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&logs.lock().unwrap()).into_owned()
 }
 
 fn metric_value(telemetry: &Telemetry, series: &str) -> f64 {
@@ -238,5 +283,116 @@ async fn the_write_request_has_telegrafs_shape() {
         time % 1_000_000_000,
         0,
         "rounded to the 1 s precision of a 1 s interval"
+    );
+}
+
+#[tokio::test]
+async fn a_2xx_with_a_body_beyond_the_cap_is_written_once() {
+    let (addr, receiver) = start_receiver(vec![Answer::Full {
+        status: 200,
+        headers: vec![("content-type", "application/json".into())],
+        // Four times the 64 KiB of a response body that is read.
+        body: vec![b' '; 256 * 1024],
+    }])
+    .await;
+    let (agent, telemetry) = agent_for(addr).await;
+    let (errors, delivered) = agent.once().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(delivered, "a 2xx is written, whatever its body");
+    assert_eq!(receiver.writes.lock().unwrap().len(), 1, "sent once");
+    assert_eq!(
+        metric_value(
+            &telemetry,
+            r#"agent_written_metrics_total{output="influxdb[0]"}"#
+        ),
+        1.0
+    );
+    // The next write goes through as usual.
+    let (_, delivered) = agent.once().await;
+    assert!(delivered);
+    let writes = receiver.writes.lock().unwrap();
+    assert_eq!(writes.len(), 2);
+    assert_eq!(writes[1].lines().count(), 1, "nothing was sent twice");
+}
+
+/// A 429 keeps the batch, and the pause before the next attempt is what `Retry-After` asked,
+/// within the backoff's bounds (0.5 s to 30 s); `pause` is how the warning shows it.
+async fn throttled_and_retried(retry_after: &str, pause: &str) {
+    let (addr, receiver) = start_receiver(vec![Answer::Full {
+        status: 429,
+        headers: vec![("retry-after", retry_after.to_owned())],
+        body: Vec::new(),
+    }])
+    .await;
+    let (agent, telemetry) = agent_for(addr).await;
+    let (logs, _guard) = capture_logs();
+    let (_, delivered) = agent.once().await;
+    assert!(!delivered, "the throttled batch is kept, not yet delivered");
+    let logs = logged(&logs);
+    let warning = logs
+        .lines()
+        .find(|line| line.contains("write failed; batch kept for retry"))
+        .unwrap_or_else(|| panic!("no retry warning in {logs}"));
+    assert!(warning.contains("status 429"), "{warning}");
+    assert!(
+        warning.ends_with(&format!(" retry_in={pause}")),
+        "{warning}"
+    );
+
+    let (_, delivered) = agent.once().await;
+    assert!(delivered);
+    let writes = receiver.writes.lock().unwrap();
+    assert_eq!(writes.len(), 2);
+    assert_eq!(
+        writes[1].lines().count(),
+        2,
+        "the kept metric and the new one"
+    );
+    assert!(
+        writes[1].starts_with(writes[0].as_str()),
+        "the kept batch comes first"
+    );
+    assert!(
+        !telemetry.render().contains(r#"reason="rejected"} 1"#),
+        "nothing was dropped as rejected"
+    );
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_its_retry_after_in_seconds() {
+    throttled_and_retried("2", "2s").await;
+}
+
+#[tokio::test]
+async fn a_429_retry_after_beyond_the_backoff_cap_waits_the_cap() {
+    throttled_and_retried("3600", "30s").await;
+}
+
+#[tokio::test]
+async fn a_429_retry_after_date_in_the_past_waits_the_shortest_pause() {
+    throttled_and_retried("Thu, 01 Jan 1970 00:00:00 GMT", "500ms").await;
+}
+
+#[tokio::test]
+async fn a_redirect_is_retried_naming_its_status_and_location() {
+    let (addr, _receiver) = start_receiver(vec![Answer::Full {
+        status: 307,
+        headers: vec![("location", "http://processor-2:9092/write".to_owned())],
+        body: Vec::new(),
+    }])
+    .await;
+    let (agent, _) = agent_for(addr).await;
+    let (logs, _guard) = capture_logs();
+    let (_, delivered) = agent.once().await;
+    assert!(!delivered);
+    let logs = logged(&logs);
+    let warning = logs
+        .lines()
+        .find(|line| line.contains("write failed; batch kept for retry"))
+        .unwrap_or_else(|| panic!("no retry warning in {logs}"));
+    assert!(warning.contains("status 307"), "{warning}");
+    assert!(
+        warning.contains("http://processor-2:9092/write"),
+        "{warning}"
     );
 }

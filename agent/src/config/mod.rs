@@ -7,54 +7,82 @@
 //!
 //! Reading is pure: [`Config::parse`] takes the text and an environment lookup; only
 //! [`Config::load`] touches the file system.
+//!
+//! # Layout
+//! - this file: the configuration's types (every field documented), defaults and limits, and
+//!   reading the files;
+//! - [`environment`]: `$VAR` substitution in the text, before TOML parsing;
+//! - `sections`: each TOML section read into its type (`[agent]`, `[global_tags]`,
+//!   `[[inputs.prometheus]]`, `[[outputs.influxdb]]`, `[[outputs.file]]`), and the checks on
+//!   their values;
+//! - `keys`: one section's keys read by type, the unread ones reported;
+//! - [`duration`]: Go durations (`"10s"`); [`urls`]: credentials inside URLs.
 
 pub mod duration;
 pub mod environment;
+mod keys;
+mod sections;
+pub mod urls;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::filter::{GlobError, GlobSet, MetricFilter};
+use crate::filter::MetricFilter;
 
 pub use duration::{DurationError, parse_go_duration};
+use sections::Builder;
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A config file or directory could not be read (or is not UTF-8).
     #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{origin}: {source}")]
+    /// A `${VAR:?message}` whose variable is missing; the cause (with the variable and its
+    /// message) is the source, so that it is shown once in the chain.
+    #[error("{origin}")]
     Environment {
         origin: String,
         #[source]
         source: environment::MissingVariable,
     },
+    /// A config file over [`MAX_CONFIG_FILE_BYTES`] (`limit`, in bytes).
+    #[error("{path} is larger than {limit} bytes; a config file must be smaller")]
+    TooLarge { path: PathBuf, limit: u64 },
+    /// The text is not TOML (`message` has any URL credentials hidden).
     #[error("{origin}: invalid TOML: {message}")]
     Toml { origin: String, message: String },
+    /// A key (full path, `inputs.prometheus[0].timeout`) has a wrong type or value.
     #[error("{key}: {reason}")]
     Invalid { key: String, reason: String },
+    /// No `[[inputs.prometheus]]`.
     #[error("no inputs configured (a [[inputs.prometheus]] section is needed)")]
     NoInputs,
+    /// No `[[outputs.influxdb]]` or `[[outputs.file]]`.
     #[error(
         "no outputs configured (an [[outputs.influxdb]] or [[outputs.file]] section is needed)"
     )]
     NoOutputs,
 }
 
+/// A `Result` with this module's [`ConfigError`].
 pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
 /// The whole agent configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// `[agent]`: schedules, batching, buffering, precision, host tag, logging.
     pub agent: AgentConfig,
     /// `[global_tags]`: added to every metric that does not already carry the tag.
     pub global_tags: BTreeMap<String, String>,
+    /// Every `[[inputs.prometheus]]`, in the order read.
     pub inputs: Vec<PrometheusInput>,
+    /// Every `[[outputs.influxdb]]` and `[[outputs.file]]`, in the order read.
     pub outputs: Vec<Output>,
     /// Keys and plugins that were read but are not implemented, one sentence each.
     pub warnings: Vec<String>,
@@ -63,130 +91,171 @@ pub struct Config {
 /// `[agent]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentConfig {
-    /// How often inputs are gathered (default 10 s).
+    /// How often inputs are gathered, at least [`MIN_INTERVAL`] (`interval`, default 10 s).
     pub interval: Duration,
-    /// Align gathers to multiples of `interval` on the wall clock (default true).
+    /// Align gathers to multiples of `interval` on the wall clock (`round_interval`, default
+    /// true).
     pub round_interval: bool,
-    /// Metrics per write (default 1000).
+    /// Metrics per write, and the buffer length that triggers an early flush
+    /// (`metric_batch_size`, default 1000).
     pub metric_batch_size: usize,
-    /// Metrics each output buffers before dropping the oldest (default 10000).
+    /// Metrics each output buffers before dropping the oldest, at least `metric_batch_size`
+    /// (`metric_buffer_limit`, default 10 000).
     pub metric_buffer_limit: usize,
-    /// Each gather waits a random 0..jitter first (default 0).
+    /// Each gather first waits a random time up to this (`collection_jitter`, default 0 s).
     pub collection_jitter: Duration,
-    /// How often outputs are flushed (default 10 s).
+    /// How often outputs are flushed, at least [`MIN_INTERVAL`] (`flush_interval`, default
+    /// 10 s).
     pub flush_interval: Duration,
-    /// Each flush waits a random 0..jitter more (default 0).
+    /// Each flush waits a random time up to this more (`flush_jitter`, default 0 s).
     pub flush_jitter: Duration,
-    /// Metric timestamps are rounded to this; `None` derives it from `interval` as Telegraf does.
+    /// Metric timestamps are rounded to this duration (`precision`); `None` derives it from
+    /// `interval` as Telegraf does.
     pub precision: Option<Duration>,
-    /// The `host` tag; empty means the machine's hostname.
+    /// The `host` tag (`hostname`); empty means the machine's hostname.
     pub hostname: String,
-    /// Do not add the `host` tag.
+    /// Do not add the `host` tag (`omit_hostname`, default false).
     pub omit_hostname: bool,
-    /// Log at debug level.
+    /// Log at debug level (`debug`, default false).
     pub debug: bool,
-    /// Log only errors.
+    /// Log only errors (`quiet`, default false).
     pub quiet: bool,
-    /// Log to this file instead of stderr; empty means stderr.
+    /// Log to this file instead of stderr (`logfile`); empty means stderr.
     pub logfile: String,
 }
 
 /// `[[inputs.prometheus]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PrometheusInput {
-    /// Endpoints to scrape; a URL with an empty path scrapes `/metrics`.
+    /// Endpoints to scrape (`urls`), without credentials; a URL with an empty path scrapes
+    /// `/metrics`.
     pub urls: Vec<String>,
-    /// 1 (one metric per family, fields `counter`/`gauge`/`value`) or 2 (measurement `prometheus`).
+    /// 1 (one metric per family, fields `counter`/`gauge`/`value`) or 2 (measurement
+    /// `prometheus`) (`metric_version`, default 1).
     pub metric_version: u8,
-    /// Name of the tag that carries the scraped URL (default `url`; empty = no tag).
+    /// Name of the tag that carries the scraped URL (`url_tag`, default `url`; empty = no tag).
     pub url_tag: String,
-    /// Use the scrape time even when a sample has its own timestamp.
+    /// Use the scrape time even when a sample has its own timestamp (`ignore_timestamp`,
+    /// default false).
     pub ignore_timestamp: bool,
-    /// Time allowed for the whole scrape (default 5 s).
+    /// Time allowed for the whole scrape (`timeout`, default 5 s).
     pub timeout: Duration,
-    /// Time allowed until the response headers arrive (default: `timeout`).
+    /// Time allowed until the response headers arrive (`response_timeout`; `None`: `timeout`).
     pub response_timeout: Option<Duration>,
-    /// File holding a bearer token, read at every scrape.
+    /// File holding a bearer token, re-read at every scrape (`bearer_token`).
     pub bearer_token: Option<PathBuf>,
-    /// A bearer token given inline.
+    /// A bearer token given inline (`bearer_token_string`); wins over `username`/`password`.
     pub bearer_token_string: Option<String>,
-    /// HTTP Basic credentials.
+    /// HTTP Basic user name (`username`); Basic auth is sent when it or `password` is set.
     pub username: Option<String>,
+    /// HTTP Basic password (`password`).
     pub password: Option<String>,
-    /// Extra request headers.
+    /// Extra request headers, name to value (`http_headers`).
     pub http_headers: BTreeMap<String, String>,
+    /// `tls_ca`, `tls_cert`, `tls_key`, `insecure_skip_verify` (and the old `ssl_*` names).
     pub tls: TlsConfig,
-    /// Gather interval for this input; `None` uses `[agent] interval`.
+    /// Gather interval for this input, at least [`MIN_INTERVAL`] (`interval`); `None` uses
+    /// `[agent] interval`.
     pub interval: Option<Duration>,
+    /// Prepended to every metric name (`name_prefix`).
     pub name_prefix: String,
+    /// Appended to every metric name (`name_suffix`).
     pub name_suffix: String,
+    /// Replaces every metric name when not empty (`name_override`).
     pub name_override: String,
     /// `[inputs.prometheus.tags]`: added when the metric does not carry the tag.
     pub tags: BTreeMap<String, String>,
+    /// `namepass`, `namedrop`, `tagpass`, `tagdrop`, `fieldpass`, `fielddrop`, `taginclude`,
+    /// `tagexclude`.
     pub filter: MetricFilter,
 }
 
 /// TLS settings of an HTTP client.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TlsConfig {
-    /// PEM file of the CA certificates to trust (instead of the system's).
+    /// PEM file of the CA certificates to trust instead of the system's (`tls_ca`).
     pub ca: Option<PathBuf>,
-    /// PEM client certificate and key for mutual TLS.
+    /// PEM client certificate for mutual TLS, given with `key` (`tls_cert`).
     pub cert: Option<PathBuf>,
+    /// PEM private key of `cert` (`tls_key`).
     pub key: Option<PathBuf>,
-    /// Accept any server certificate (for tests only).
+    /// Accept any server certificate, for tests only (`insecure_skip_verify`, default false).
     pub insecure_skip_verify: bool,
 }
 
 /// One configured output.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
+    /// `[[outputs.influxdb]]`.
     Influxdb(Box<InfluxdbOutput>),
+    /// `[[outputs.file]]`.
     File(Box<FileOutput>),
 }
 
 /// `[[outputs.influxdb]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InfluxdbOutput {
-    /// Each batch goes to one of these, chosen at random, the others being failover.
+    /// Where batches go (`urls`, and `url`), without credentials: each batch goes to one of
+    /// them, chosen at random, the others being failover (default `http://localhost:8086`).
     pub urls: Vec<String>,
-    /// Target database (default `telegraf`).
+    /// Target database (`database`, default `telegraf`).
     pub database: String,
-    /// Target retention policy; empty means the server's default.
+    /// Target retention policy (`retention_policy`); empty means the server's default.
     pub retention_policy: String,
-    /// `consistency` query parameter; empty or `one` sends none.
+    /// `consistency` query parameter (`write_consistency`: any, one, quorum, all); empty or
+    /// `one` sends none.
     pub write_consistency: String,
-    /// Time allowed for one write (default 5 s).
+    /// Time allowed for one write, answer included (`timeout`, default 5 s).
     pub timeout: Duration,
+    /// HTTP Basic user name (`username`); Basic auth is sent when it or `password` is set.
     pub username: Option<String>,
+    /// HTTP Basic password (`password`).
     pub password: Option<String>,
+    /// The `User-Agent` header (`user_agent`, default [`default_user_agent`]).
     pub user_agent: String,
+    /// Extra request headers, name to value (`http_headers`); they may replace the defaults.
     pub http_headers: BTreeMap<String, String>,
-    /// `gzip` (default) or `identity`.
+    /// How write bodies are encoded (`content_encoding`: `gzip`, the default, or `identity`).
     pub content_encoding: ContentEncoding,
-    /// Do not send `CREATE DATABASE` at start.
+    /// Do not send `CREATE DATABASE` at start (`skip_database_creation`, default false).
     pub skip_database_creation: bool,
-    /// Write unsigned integers with the `u` suffix (otherwise as `i`, clamped).
+    /// Write unsigned integers with the `u` suffix, otherwise as `i`, clamped
+    /// (`influx_uint_support`, default false).
     pub influx_uint_support: bool,
+    /// `tls_ca`, `tls_cert`, `tls_key`, `insecure_skip_verify` (and the old `ssl_*` names).
     pub tls: TlsConfig,
+    /// The metric filters (`namepass`, `tagdrop`, ...), applied before the buffer.
     pub filter: MetricFilter,
 }
 
 /// How a write body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContentEncoding {
+    /// `Content-Encoding: gzip` (the default).
     Gzip,
+    /// No compression.
     Identity,
 }
 
 /// `[[outputs.file]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileOutput {
-    /// `stdout`, `stderr` or file paths.
+    /// `stdout`, `stderr` or file paths, appended to (`files`, default `stdout`).
     pub files: Vec<String>,
+    /// Write unsigned integers with the `u` suffix, otherwise as `i`, clamped
+    /// (`influx_uint_support`, default false).
     pub influx_uint_support: bool,
+    /// The metric filters (`namepass`, `tagdrop`, ...), applied before the buffer.
     pub filter: MetricFilter,
 }
+
+/// The largest config file read (`--config` and each file of `--config-directory`), in bytes:
+/// a path that leads to an endless stream (`/dev/zero`) is refused instead of filling memory.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The shortest `interval` and `flush_interval` accepted: shorter ones would spin the gather and
+/// flush loops (and the receiver) for no use.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The default gather and flush interval.
 pub fn default_interval() -> Duration {
@@ -214,12 +283,7 @@ impl Config {
     /// process environment for `$VAR` substitution.
     pub fn load(file: Option<&Path>, directory: Option<&Path>) -> Result<Self> {
         let mut sources = Vec::new();
-        let read = |path: &Path| {
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            })
-        };
+        let read = |path: &Path| read_capped(path, MAX_CONFIG_FILE_BYTES);
         if let Some(file) = file {
             sources.push((file.display().to_string(), read(file)?));
         }
@@ -266,7 +330,10 @@ impl Config {
                 text.parse()
                     .map_err(|error: toml::de::Error| ConfigError::Toml {
                         origin: origin.to_owned(),
-                        message: error.to_string().trim_end().replace('\n', " "),
+                        // The message quotes the line: hide any credentials in a URL on it.
+                        message: urls::redact(&error.to_string())
+                            .trim_end()
+                            .replace('\n', " "),
                     })?;
             builder.add(table)?;
         }
@@ -285,504 +352,26 @@ impl Config {
     }
 }
 
-#[derive(Default)]
-struct Builder {
-    agent: toml::Table,
-    global_tags: BTreeMap<String, String>,
-    inputs: Vec<PrometheusInput>,
-    outputs: Vec<Output>,
-    warnings: Vec<String>,
-}
-
-impl Builder {
-    fn add(&mut self, table: toml::Table) -> Result<()> {
-        for (section, value) in table {
-            match section.as_str() {
-                "agent" => {
-                    let table = expect_table(&section, value)?;
-                    self.agent.extend(table);
-                }
-                "global_tags" => {
-                    let table = expect_table(&section, value)?;
-                    self.global_tags.extend(string_map(&section, table)?);
-                }
-                "inputs" => self.add_plugins(&section, value, Kind::Input)?,
-                "outputs" => self.add_plugins(&section, value, Kind::Output)?,
-                "processors" | "aggregators" => {
-                    for name in expect_table(&section, value)?.keys() {
-                        self.warnings.push(format!(
-                            "{section}.{name}: plugin not implemented; metrics pass through unchanged"
-                        ));
-                    }
-                }
-                _ => self
-                    .warnings
-                    .push(format!("{section}: section not implemented; ignored")),
-            }
-        }
-        Ok(())
-    }
-
-    fn add_plugins(&mut self, section: &str, value: toml::Value, kind: Kind) -> Result<()> {
-        for (name, instances) in expect_table(section, value)? {
-            let instances = match instances {
-                toml::Value::Array(items) => items,
-                table @ toml::Value::Table(_) => vec![table],
-                other => {
-                    return Err(invalid(
-                        format!("{section}.{name}"),
-                        format!("expected a table, found {}", other.type_str()),
-                    ));
-                }
-            };
-            for (index, instance) in instances.into_iter().enumerate() {
-                let key = format!("{section}.{name}[{index}]");
-                let table = expect_table(&key, instance)?;
-                let mut reader = Section::new(key, table);
-                match (kind, name.as_str()) {
-                    (Kind::Input, "prometheus") => {
-                        self.inputs.push(prometheus_input(&mut reader)?);
-                    }
-                    (Kind::Output, "influxdb") => {
-                        self.outputs
-                            .push(Output::Influxdb(Box::new(influxdb_output(&mut reader)?)));
-                    }
-                    (Kind::Output, "file") => {
-                        self.outputs
-                            .push(Output::File(Box::new(file_output(&mut reader)?)));
-                    }
-                    (Kind::Input, _) => {
-                        self.warnings.push(format!(
-                            "{section}.{name}: input plugin not implemented; it collects nothing"
-                        ));
-                        continue;
-                    }
-                    (Kind::Output, _) => {
-                        self.warnings.push(format!(
-                            "{section}.{name}: output plugin not implemented; nothing is written to it"
-                        ));
-                        continue;
-                    }
-                }
-                reader.finish(&mut self.warnings);
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<Config> {
-        let mut reader = Section::new("agent".to_owned(), self.agent);
-        let agent = agent_config(&mut reader, &mut self.warnings)?;
-        reader.finish(&mut self.warnings);
-        if self.inputs.is_empty() {
-            return Err(ConfigError::NoInputs);
-        }
-        if self.outputs.is_empty() {
-            return Err(ConfigError::NoOutputs);
-        }
-        Ok(Config {
-            agent,
-            global_tags: self.global_tags,
-            inputs: self.inputs,
-            outputs: self.outputs,
-            warnings: self.warnings,
-        })
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Kind {
-    Input,
-    Output,
-}
-
-fn agent_config(s: &mut Section, warnings: &mut Vec<String>) -> Result<AgentConfig> {
-    let interval = s.duration("interval")?.unwrap_or_else(default_interval);
-    if interval.is_zero() {
-        return Err(invalid("agent.interval", "must be greater than zero"));
-    }
-    let precision = match s.take("precision") {
-        None => None,
-        Some(toml::Value::String(text)) => Some(precision(&text, warnings)?),
-        Some(other) => Some(duration_value("agent.precision", other)?),
-    }
-    .filter(|p| !p.is_zero());
-    let flush_interval = s
-        .duration("flush_interval")?
-        .unwrap_or_else(default_interval);
-    if flush_interval.is_zero() {
-        return Err(invalid("agent.flush_interval", "must be greater than zero"));
-    }
-    let metric_batch_size = s
-        .positive("metric_batch_size")?
-        .unwrap_or_else(default_metric_batch_size);
-    let metric_buffer_limit = s
-        .positive("metric_buffer_limit")?
-        .unwrap_or_else(default_metric_buffer_limit);
-    Ok(AgentConfig {
-        interval,
-        round_interval: s.bool("round_interval")?.unwrap_or(true),
-        metric_batch_size,
-        // Telegraf raises a buffer smaller than a batch to the batch size.
-        metric_buffer_limit: metric_buffer_limit.max(metric_batch_size),
-        collection_jitter: s.duration("collection_jitter")?.unwrap_or_default(),
-        flush_interval,
-        flush_jitter: s.duration("flush_jitter")?.unwrap_or_default(),
-        precision,
-        hostname: s.string("hostname")?.unwrap_or_default(),
-        omit_hostname: s.bool("omit_hostname")?.unwrap_or(false),
-        debug: s.bool("debug")?.unwrap_or(false),
-        quiet: s.bool("quiet")?.unwrap_or(false),
-        logfile: s.string("logfile")?.unwrap_or_default(),
-    })
-}
-
-/// `[agent] precision`: a Go duration, or (old Telegraf configs such as the tutorial's) a bare
-/// unit like `"s"`, accepted with a warning since modern Telegraf refuses it.
-fn precision(text: &str, warnings: &mut Vec<String>) -> Result<Duration> {
-    let bare_unit = match text {
-        "ns" => Some(Duration::from_nanos(1)),
-        "us" | "µs" | "u" => Some(Duration::from_micros(1)),
-        "ms" => Some(Duration::from_millis(1)),
-        "s" => Some(Duration::from_secs(1)),
-        "m" => Some(Duration::from_secs(60)),
-        "h" => Some(Duration::from_secs(3600)),
-        _ => None,
+/// Reads a text file of at most `limit` bytes.
+fn read_capped(path: &Path, limit: u64) -> Result<String> {
+    use std::io::Read as _;
+    let read_error = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
     };
-    if let Some(duration) = bare_unit {
-        warnings.push(format!(
-            "agent.precision: {text:?} is the old unit-only form (modern Telegraf refuses it); read as \"1{}\"",
-            if text == "u" { "us" } else { text }
-        ));
-        return Ok(duration);
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > limit {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+            limit,
+        });
     }
-    parse_go_duration(text).map_err(|e| invalid("agent.precision", e.to_string()))
-}
-
-fn prometheus_input(s: &mut Section) -> Result<PrometheusInput> {
-    let urls = s.strings("urls")?.unwrap_or_default();
-    if urls.is_empty() {
-        return Err(invalid(s.key("urls"), "at least one URL is required"));
-    }
-    let metric_version = match s.integer("metric_version")?.unwrap_or(1) {
-        0 | 1 => 1,
-        2 => 2,
-        other => {
-            return Err(invalid(
-                s.key("metric_version"),
-                format!("must be 1 or 2, not {other}"),
-            ));
-        }
-    };
-    Ok(PrometheusInput {
-        urls,
-        metric_version,
-        url_tag: s.string("url_tag")?.unwrap_or_else(|| "url".to_owned()),
-        ignore_timestamp: s.bool("ignore_timestamp")?.unwrap_or(false),
-        timeout: s.duration("timeout")?.unwrap_or_else(default_timeout),
-        response_timeout: s.duration("response_timeout")?.filter(|d| !d.is_zero()),
-        bearer_token: s.string("bearer_token")?.map(PathBuf::from),
-        bearer_token_string: s.string("bearer_token_string")?,
-        username: s.string("username")?,
-        password: s.string("password")?,
-        http_headers: s.string_map("http_headers")?,
-        tls: tls_config(s)?,
-        interval: s.duration("interval")?.filter(|d| !d.is_zero()),
-        name_prefix: s.string("name_prefix")?.unwrap_or_default(),
-        name_suffix: s.string("name_suffix")?.unwrap_or_default(),
-        name_override: s.string("name_override")?.unwrap_or_default(),
-        tags: s.string_map("tags")?,
-        filter: metric_filter(s)?,
-    })
-}
-
-fn influxdb_output(s: &mut Section) -> Result<InfluxdbOutput> {
-    let mut urls = s.strings("urls")?.unwrap_or_default();
-    if let Some(url) = s.string("url")? {
-        urls.push(url);
-    }
-    if urls.is_empty() {
-        urls.push("http://localhost:8086".to_owned());
-    }
-    let content_encoding = match s.string("content_encoding")?.as_deref() {
-        None | Some("gzip") => ContentEncoding::Gzip,
-        Some("identity" | "") => ContentEncoding::Identity,
-        Some(other) => {
-            return Err(invalid(
-                s.key("content_encoding"),
-                format!("must be \"gzip\" or \"identity\", not {other:?}"),
-            ));
-        }
-    };
-    let write_consistency = s.string("write_consistency")?.unwrap_or_default();
-    if !matches!(
-        write_consistency.as_str(),
-        "" | "any" | "one" | "quorum" | "all"
-    ) {
-        return Err(invalid(
-            s.key("write_consistency"),
-            format!("must be any, one, quorum or all, not {write_consistency:?}"),
-        ));
-    }
-    Ok(InfluxdbOutput {
-        urls,
-        database: s
-            .string("database")?
-            .unwrap_or_else(|| "telegraf".to_owned()),
-        retention_policy: s.string("retention_policy")?.unwrap_or_default(),
-        write_consistency,
-        timeout: s.duration("timeout")?.unwrap_or_else(default_timeout),
-        username: s.string("username")?,
-        password: s.string("password")?,
-        user_agent: s.string("user_agent")?.unwrap_or_else(default_user_agent),
-        http_headers: s.string_map("http_headers")?,
-        content_encoding,
-        skip_database_creation: s.bool("skip_database_creation")?.unwrap_or(false),
-        influx_uint_support: s.bool("influx_uint_support")?.unwrap_or(false),
-        tls: tls_config(s)?,
-        filter: metric_filter(s)?,
-    })
-}
-
-fn file_output(s: &mut Section) -> Result<FileOutput> {
-    let data_format = s
-        .string("data_format")?
-        .unwrap_or_else(|| "influx".to_owned());
-    if data_format != "influx" {
-        return Err(invalid(
-            s.key("data_format"),
-            format!("only \"influx\" is implemented, not {data_format:?}"),
-        ));
-    }
-    Ok(FileOutput {
-        files: s
-            .strings("files")?
-            .unwrap_or_else(|| vec!["stdout".to_owned()]),
-        influx_uint_support: s.bool("influx_uint_support")?.unwrap_or(false),
-        filter: metric_filter(s)?,
-    })
-}
-
-fn tls_config(s: &mut Section) -> Result<TlsConfig> {
-    // Telegraf's 2017 names (ssl_*) are still accepted by it as aliases.
-    let mut path = |new: &str, old: &str| -> Result<Option<PathBuf>> {
-        Ok(s.string(new)?.or(s.string(old)?).map(PathBuf::from))
-    };
-    let ca = path("tls_ca", "ssl_ca")?;
-    let cert = path("tls_cert", "ssl_cert")?;
-    let key = path("tls_key", "ssl_key")?;
-    Ok(TlsConfig {
-        ca,
-        cert,
-        key,
-        insecure_skip_verify: s.bool("insecure_skip_verify")?.unwrap_or(false),
-    })
-}
-
-fn metric_filter(s: &mut Section) -> Result<MetricFilter> {
-    Ok(MetricFilter {
-        namepass: s.globs("namepass")?,
-        namedrop: s.globs("namedrop")?,
-        tagpass: s.tag_globs("tagpass")?,
-        tagdrop: s.tag_globs("tagdrop")?,
-        fieldpass: s.globs("fieldpass")?.or(s.globs("pass")?),
-        fielddrop: s.globs("fielddrop")?.or(s.globs("drop")?),
-        taginclude: s.globs("taginclude")?,
-        tagexclude: s.globs("tagexclude")?,
-    })
-}
-
-/// Reads the keys of one section and remembers which were used, so the rest can be reported.
-struct Section {
-    path: String,
-    table: toml::Table,
-}
-
-impl Section {
-    fn new(path: String, table: toml::Table) -> Self {
-        Self { path, table }
-    }
-
-    fn key(&self, name: &str) -> String {
-        format!("{}.{name}", self.path)
-    }
-
-    fn take(&mut self, name: &str) -> Option<toml::Value> {
-        self.table.remove(name)
-    }
-
-    fn string(&mut self, name: &str) -> Result<Option<String>> {
-        match self.take(name) {
-            None => Ok(None),
-            Some(toml::Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(self.wrong_type(name, "a string", &other)),
-        }
-    }
-
-    fn bool(&mut self, name: &str) -> Result<Option<bool>> {
-        match self.take(name) {
-            None => Ok(None),
-            Some(toml::Value::Boolean(b)) => Ok(Some(b)),
-            Some(other) => Err(self.wrong_type(name, "true or false", &other)),
-        }
-    }
-
-    fn integer(&mut self, name: &str) -> Result<Option<i64>> {
-        match self.take(name) {
-            None => Ok(None),
-            Some(toml::Value::Integer(i)) => Ok(Some(i)),
-            Some(other) => Err(self.wrong_type(name, "an integer", &other)),
-        }
-    }
-
-    fn positive(&mut self, name: &str) -> Result<Option<usize>> {
-        match self.integer(name)? {
-            None => Ok(None),
-            Some(n) if n > 0 => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
-            Some(n) => Err(invalid(
-                self.key(name),
-                format!("must be positive, not {n}"),
-            )),
-        }
-    }
-
-    fn duration(&mut self, name: &str) -> Result<Option<Duration>> {
-        let key = self.key(name);
-        self.take(name).map(|v| duration_value(&key, v)).transpose()
-    }
-
-    fn strings(&mut self, name: &str) -> Result<Option<Vec<String>>> {
-        match self.take(name) {
-            None => Ok(None),
-            Some(toml::Value::Array(items)) => items
-                .into_iter()
-                .map(|item| match item {
-                    toml::Value::String(s) => Ok(s),
-                    other => Err(self.wrong_type(name, "a list of strings", &other)),
-                })
-                .collect::<Result<_>>()
-                .map(Some),
-            Some(other) => Err(self.wrong_type(name, "a list of strings", &other)),
-        }
-    }
-
-    fn string_map(&mut self, name: &str) -> Result<BTreeMap<String, String>> {
-        match self.take(name) {
-            None => Ok(BTreeMap::new()),
-            Some(toml::Value::Table(table)) => string_map(&self.key(name), table),
-            Some(other) => Err(self.wrong_type(name, "a table of strings", &other)),
-        }
-    }
-
-    fn globs(&mut self, name: &str) -> Result<Option<GlobSet>> {
-        let key = self.key(name);
-        self.strings(name)?
-            .map(|patterns| GlobSet::new(&patterns).map_err(|e| glob_error(&key, e)))
-            .transpose()
-    }
-
-    fn tag_globs(&mut self, name: &str) -> Result<Vec<(String, GlobSet)>> {
-        let key = self.key(name);
-        let table = match self.take(name) {
-            None => return Ok(Vec::new()),
-            Some(toml::Value::Table(table)) => table,
-            Some(other) => return Err(self.wrong_type(name, "a table of lists", &other)),
-        };
-        table
-            .into_iter()
-            .map(|(tag, patterns)| {
-                let key = format!("{key}.{tag}");
-                let patterns: Vec<String> = match patterns {
-                    toml::Value::Array(items) => items
-                        .into_iter()
-                        .map(|p| match p {
-                            toml::Value::String(s) => Ok(s),
-                            other => Err(invalid(
-                                key.clone(),
-                                format!("expected strings, found {}", other.type_str()),
-                            )),
-                        })
-                        .collect::<Result<_>>()?,
-                    other => {
-                        return Err(invalid(
-                            key,
-                            format!("expected a list of strings, found {}", other.type_str()),
-                        ));
-                    }
-                };
-                let globs = GlobSet::new(&patterns).map_err(|e| glob_error(&key, e))?;
-                Ok((tag, globs))
-            })
-            .collect()
-    }
-
-    fn wrong_type(&self, name: &str, expected: &str, found: &toml::Value) -> ConfigError {
-        invalid(
-            self.key(name),
-            format!("expected {expected}, found {}", found.type_str()),
-        )
-    }
-
-    /// Reports every key that no reader took.
-    fn finish(self, warnings: &mut Vec<String>) {
-        for key in self.table.keys() {
-            warnings.push(format!(
-                "{}.{key}: option not implemented; ignored",
-                self.path
-            ));
-        }
-    }
-}
-
-fn duration_value(key: &str, value: toml::Value) -> Result<Duration> {
-    match value {
-        toml::Value::String(text) => {
-            parse_go_duration(&text).map_err(|e| invalid(key.to_owned(), e.to_string()))
-        }
-        // Telegraf reads bare numbers as seconds.
-        toml::Value::Integer(secs) if secs >= 0 => Ok(Duration::from_secs(secs.unsigned_abs())),
-        toml::Value::Float(secs) if secs >= 0.0 && secs.is_finite() && secs < 1e12 => {
-            Ok(Duration::from_secs_f64(secs))
-        }
-        other => Err(invalid(
-            key.to_owned(),
-            format!("expected a duration such as \"10s\", found {other}"),
-        )),
-    }
-}
-
-fn string_map(key: &str, table: toml::Table) -> Result<BTreeMap<String, String>> {
-    table
-        .into_iter()
-        .map(|(name, value)| match value {
-            toml::Value::String(s) => Ok((name, s)),
-            other => Err(invalid(
-                format!("{key}.{name}"),
-                format!("expected a string, found {}", other.type_str()),
-            )),
-        })
-        .collect()
-}
-
-fn expect_table(key: &str, value: toml::Value) -> Result<toml::Table> {
-    match value {
-        toml::Value::Table(table) => Ok(table),
-        other => Err(invalid(
-            key.to_owned(),
-            format!("expected a table, found {}", other.type_str()),
-        )),
-    }
-}
-
-fn glob_error(key: &str, error: GlobError) -> ConfigError {
-    invalid(key.to_owned(), error.to_string())
-}
-
-fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        reason: reason.into(),
-    }
+    String::from_utf8(bytes)
+        .map_err(|error| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, error)))
 }
 
 #[cfg(test)]

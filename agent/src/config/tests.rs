@@ -251,3 +251,95 @@ fn input_options_are_read() {
     assert_eq!(input.filter.tagdrop.len(), 1);
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }
+
+#[test]
+fn credentials_in_urls_are_refused_without_showing_the_password() {
+    let cases = [
+        (
+            "[[inputs.prometheus]]\nurls = [\"http://a\"]\n\
+             [[outputs.influxdb]]\nurls = [\"http://alice:s3cret@host:9092\"]\n",
+            "outputs.influxdb[0].urls",
+        ),
+        (
+            "[[inputs.prometheus]]\nurls = [\"http://a\"]\n\
+             [[outputs.influxdb]]\nurl = \"http://alice:s3cret@host:9092\"\n",
+            "outputs.influxdb[0].url",
+        ),
+        (
+            "[[inputs.prometheus]]\nurls = [\"http://alice:s3cret@app:8000/metrics\"]\n\
+             [[outputs.file]]\n",
+            "inputs.prometheus[0].urls",
+        ),
+    ];
+    for (text, key) in cases {
+        let error = Config::parse(text, no_env).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::Invalid { key: k, .. } if k == key),
+            "{text:?}: {error}"
+        );
+        let shown = error.to_string();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("http://***@"), "{shown}");
+    }
+}
+
+#[test]
+fn a_toml_error_on_a_url_line_does_not_show_its_password() {
+    let text = "[[outputs.influxdb]]\nurls = [\"http://alice:s3cret@host:9092\" oops]\n";
+    let error = Config::parse(text, no_env).unwrap_err();
+    assert!(matches!(error, ConfigError::Toml { .. }), "{error}");
+    assert!(!error.to_string().contains("s3cret"), "{error}");
+}
+
+#[test]
+fn intervals_below_the_floor_are_refused() {
+    for (extra, key) in [
+        ("[agent]\ninterval = \"1ns\"\n", "agent.interval"),
+        (
+            "[agent]\nflush_interval = \"99ms\"\n",
+            "agent.flush_interval",
+        ),
+        ("[agent]\nflush_interval = 0\n", "agent.flush_interval"),
+    ] {
+        let error = Config::parse(&format!("{MINIMAL}{extra}"), no_env).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::Invalid { key: k, .. } if k == key),
+            "{extra:?}: {error}"
+        );
+        assert!(error.to_string().contains("minimum of 100ms"), "{error}");
+    }
+    let text =
+        "[[inputs.prometheus]]\nurls = [\"http://a\"]\ninterval = \"1ns\"\n[[outputs.file]]\n";
+    let error = Config::parse(text, no_env).unwrap_err();
+    assert!(
+        matches!(&error, ConfigError::Invalid { key, .. } if key == "inputs.prometheus[0].interval"),
+        "{error}"
+    );
+    let at_floor = parse(&format!(
+        "{MINIMAL}[agent]\ninterval = \"100ms\"\nflush_interval = \"100ms\"\n"
+    ));
+    assert_eq!(at_floor.agent.interval, Duration::from_millis(100));
+    assert_eq!(at_floor.agent.flush_interval, Duration::from_millis(100));
+}
+
+#[test]
+fn an_endless_config_file_is_refused_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let endless = dir.path().join("telegraf.conf");
+    std::os::unix::fs::symlink("/dev/zero", &endless).unwrap();
+    let error = Config::load(Some(&endless), None).unwrap_err();
+    assert!(
+        matches!(&error, ConfigError::TooLarge { path, limit } if path == &endless && *limit == MAX_CONFIG_FILE_BYTES),
+        "{error}"
+    );
+    assert!(error.to_string().contains("telegraf.conf"), "{error}");
+
+    let conf_dir = tempfile::tempdir().unwrap();
+    std::fs::write(conf_dir.path().join("a.conf"), MINIMAL).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", conf_dir.path().join("b.conf")).unwrap();
+    let error = Config::load(None, Some(conf_dir.path())).unwrap_err();
+    assert!(
+        matches!(&error, ConfigError::TooLarge { path, .. } if path.ends_with("b.conf")),
+        "{error}"
+    );
+}

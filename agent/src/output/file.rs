@@ -76,7 +76,10 @@ impl FileWriter {
         if failures.is_empty() {
             Outcome::Written
         } else {
-            Outcome::Retry(failures.join("; "))
+            Outcome::Retry {
+                reason: failures.join("; "),
+                after: None,
+            }
         }
     }
 }

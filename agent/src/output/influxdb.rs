@@ -5,26 +5,34 @@
 //! (the others are failover). The request is `POST <url>/write?consistency=..&db=..&rp=..`
 //! (no precision: timestamps are nanoseconds), gzip by default, Basic auth when set.
 //!
-//! Responses ([`classify`]): 2xx is written. A body that is not JSON is retried (what a
-//! plain-text error from an old Kapacitor gets). JSON `{"error"}` saying the database is missing
-//! triggers `CREATE DATABASE` and a retry; any other 4xx, and the messages that retrying cannot
-//! fix (partial write, unable to parse, points beyond retention, ...), drop the batch with a log
-//! line; anything else (5xx) is retried. Timeouts and connection errors are retried.
+//! Responses ([`classify`]): 2xx is written, whatever its body (only the start of a body is
+//! ever read, [`MAX_RESPONSE_BODY`]). 429 is retried, after its `Retry-After` when it has one.
+//! A redirect is retried, its error naming the status and the `Location` (redirects are not
+//! followed). A body that is not JSON is retried (what a plain-text error from an old Kapacitor
+//! gets). JSON `{"error"}` saying the database is missing triggers `CREATE DATABASE` and a retry;
+//! any other 4xx, and the messages that retrying cannot fix (partial write, unable to parse,
+//! points beyond retention, ...), drop the batch with a log line; anything else (5xx) is retried,
+//! after its `Retry-After` when it has one. Timeouts and connection errors are retried.
 
 use std::io::Write as _;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::header::{
+    AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, USER_AGENT,
+};
 use hyper::{HeaderMap, Method, Request, Uri};
 
-use super::Outcome;
-use crate::config::{ContentEncoding, InfluxdbOutput};
+use super::{Outcome, retry_after};
+use crate::config::{ContentEncoding, InfluxdbOutput, urls};
 use crate::http_client::{self, Client};
 
-/// The most of a response body that is read (error messages are short).
-const MAX_RESPONSE_BODY: usize = 64 * 1024;
+/// The most of a response body that is read, in bytes (error messages are short); the rest is
+/// left unread.
+pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
+/// The most of a response body quoted in an error message, in characters.
+const MAX_QUOTED_BODY: usize = 256;
 
 /// Why the output cannot be set up.
 #[derive(Debug, thiserror::Error)]
@@ -37,23 +45,56 @@ pub enum SetupError {
     Tls(#[from] http_client::TlsError),
 }
 
+/// What the response rules look at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reply {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The start of the body, at most [`MAX_RESPONSE_BODY`] bytes.
+    pub body: Bytes,
+    /// The `Location` header (redirects).
+    pub location: Option<String>,
+    /// How long the `Retry-After` header asked to wait.
+    pub retry_after: Option<Duration>,
+}
+
 /// What a response means for the batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
+    /// Accepted (any 2xx).
     Written,
     /// The server refused the batch for good; it is dropped.
     Dropped(String),
     /// The database does not exist: create it, then retry.
     DatabaseNotFound(String),
-    Retry(String),
+    /// Keep the batch and retry, after `after` when the server said so.
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
 }
 
-/// Telegraf's rules for a write response (`http.go` `writeBatch`).
-pub fn classify(status: u16, body: &[u8]) -> Verdict {
+/// Telegraf's rules for a write response (`http.go` `writeBatch`), with 429 retried and
+/// redirects explained.
+pub fn classify(reply: &Reply) -> Verdict {
+    let status = reply.status;
+    let retry = |reason: String| Verdict::Retry {
+        reason,
+        after: reply.retry_after,
+    };
     if (200..300).contains(&status) {
         return Verdict::Written;
     }
-    let body_text = String::from_utf8_lossy(body);
+    if (300..400).contains(&status) {
+        let target = match &reply.location {
+            Some(location) => format!("redirects to {:?}", urls::redact(location)),
+            None => "is a redirect without a Location".to_owned(),
+        };
+        return retry(format!(
+            "status {status} {target}; redirects are not followed: set the output's URL to the new address"
+        ));
+    }
+    let body = &reply.body[..];
     let message = if body.iter().all(u8::is_ascii_whitespace) {
         String::new()
     } else {
@@ -64,13 +105,16 @@ pub fn classify(status: u16, body: &[u8]) -> Verdict {
                 .unwrap_or_default()
                 .to_owned(),
             Err(_) => {
-                return Verdict::Retry(format!(
+                return retry(format!(
                     "status {status} with a body that is not JSON: {}",
-                    body_text.trim()
+                    quoted(body)
                 ));
             }
         }
     };
+    if status == 429 {
+        return retry(format!("status 429 (too many requests): {message}"));
+    }
     const DROP_MESSAGES: [&str; 5] = [
         "retention policy not found",
         "hinted handoff queue not empty",
@@ -83,7 +127,17 @@ pub fn classify(status: u16, body: &[u8]) -> Verdict {
     } else if (400..500).contains(&status) || DROP_MESSAGES.iter().any(|m| message.contains(m)) {
         Verdict::Dropped(format!("status {status}: {message}"))
     } else {
-        Verdict::Retry(format!("status {status}: {message}"))
+        retry(format!("status {status}: {message}"))
+    }
+}
+
+/// The start of a body for an error message, trimmed and cut at [`MAX_QUOTED_BODY`].
+fn quoted(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(MAX_QUOTED_BODY) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
     }
 }
 
@@ -169,14 +223,11 @@ impl InfluxdbWriter {
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
-        let (status, body) = self.exchange(request).await?;
-        if (200..300).contains(&status) {
+        let reply = self.exchange(request).await?;
+        if (200..300).contains(&reply.status) {
             Ok(())
         } else {
-            Err(format!(
-                "status {status}: {}",
-                String::from_utf8_lossy(&body).trim()
-            ))
+            Err(format!("status {}: {}", reply.status, quoted(&reply.body)))
         }
     }
 
@@ -185,18 +236,27 @@ impl InfluxdbWriter {
         let payload = match self.encoding {
             ContentEncoding::Gzip => match gzip(body.as_bytes()) {
                 Ok(compressed) => Bytes::from(compressed),
-                Err(error) => return Outcome::Retry(format!("cannot gzip the batch: {error}")),
+                Err(error) => {
+                    return Outcome::Retry {
+                        reason: format!("cannot gzip the batch: {error}"),
+                        after: None,
+                    };
+                }
             },
             ContentEncoding::Identity => Bytes::copy_from_slice(body.as_bytes()),
         };
         let mut order: Vec<usize> = (0..self.targets.len()).collect();
         fastrand::shuffle(&mut order);
         let mut failures = Vec::new();
+        let mut wait: Option<Duration> = None;
         for index in order {
             let target = &self.targets[index];
             let verdict = match self.post(target, payload.clone()).await {
-                Ok((status, response)) => classify(status, &response),
-                Err(reason) => Verdict::Retry(reason),
+                Ok(reply) => classify(&reply),
+                Err(reason) => Verdict::Retry {
+                    reason,
+                    after: None,
+                },
             };
             match verdict {
                 Verdict::Written => return Outcome::Written,
@@ -209,16 +269,20 @@ impl InfluxdbWriter {
                     }
                     failures.push(format!("{}: {reason}", target.write));
                 }
-                Verdict::Retry(reason) => failures.push(format!("{}: {reason}", target.write)),
+                Verdict::Retry { reason, after } => {
+                    // The longest wait any address asked for.
+                    wait = wait.max(after);
+                    failures.push(format!("{}: {reason}", target.write));
+                }
             }
         }
-        Outcome::Retry(format!(
-            "could not write any address: {}",
-            failures.join("; ")
-        ))
+        Outcome::Retry {
+            reason: format!("could not write any address: {}", failures.join("; ")),
+            after: wait,
+        }
     }
 
-    async fn post(&self, target: &Target, payload: Bytes) -> Result<(u16, Bytes), String> {
+    async fn post(&self, target: &Target, payload: Bytes) -> Result<Reply, String> {
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(target.write.clone());
@@ -231,33 +295,73 @@ impl InfluxdbWriter {
         self.exchange(request).await
     }
 
-    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<(u16, Bytes), String> {
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| http_client::describe_error(&e))?;
-            let status = response.status().as_u16();
-            let body = Limited::new(response.into_body(), MAX_RESPONSE_BODY)
-                .collect()
-                .await
-                .map_err(|e| format!("reading the response: {e}"))?
-                .to_bytes();
-            Ok((status, body))
-        };
-        tokio::time::timeout(self.timeout, exchange)
+    /// Sends `request` and reads the answer's status, headers and the start of its body, all
+    /// within the timeout. A 2xx is a 2xx even when its body cannot be read.
+    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Reply, String> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let timed_out = || format!("timed out after {:?}", self.timeout);
+        let response = tokio::time::timeout_at(deadline, self.client.request(request))
             .await
-            .map_err(|_| format!("timed out after {:?}", self.timeout))?
+            .map_err(|_| timed_out())?
+            .map_err(|e| http_client::describe_error(&e))?;
+        let status = response.status().as_u16();
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .map(|v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        let location = header(LOCATION);
+        let retry_after =
+            header(RETRY_AFTER).and_then(|value| retry_after::parse(&value, SystemTime::now()));
+        let written = (200..300).contains(&status);
+        let body = match tokio::time::timeout_at(
+            deadline,
+            read_prefix(response.into_body(), MAX_RESPONSE_BODY),
+        )
+        .await
+        {
+            Ok(Ok(body)) => body,
+            _ if written => Bytes::new(),
+            Ok(Err(error)) => return Err(format!("status {status}, reading the body: {error}")),
+            Err(_) => return Err(format!("status {status}, reading the body {}", timed_out())),
+        };
+        Ok(Reply {
+            status,
+            body,
+            location,
+            retry_after,
+        })
     }
+}
+
+/// The first `limit` bytes of `body`; the rest is not read (the connection is then closed
+/// rather than reused).
+async fn read_prefix(mut body: hyper::body::Incoming, limit: usize) -> Result<Bytes, hyper::Error> {
+    let mut prefix = BytesMut::new();
+    while prefix.len() < limit {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        if let Ok(data) = frame?.into_data() {
+            let wanted = (limit - prefix.len()).min(data.len());
+            prefix.extend_from_slice(&data[..wanted]);
+        }
+    }
+    Ok(prefix.freeze())
 }
 
 /// `base` (`http://host:port[/prefix]`) joined with `path` and an optional query.
 fn endpoint(base: &str, path: &str, query: Option<&str>) -> Result<Uri, SetupError> {
     let error = |reason: &str| SetupError::Url {
-        url: base.to_owned(),
+        url: urls::redact(base).into_owned(),
         reason: reason.to_owned(),
     };
+    if urls::has_userinfo(base) {
+        return Err(error(
+            "credentials in the URL are not supported; use username and password",
+        ));
+    }
     let uri: Uri = base
         .parse()
         .map_err(|e: hyper::http::uri::InvalidUri| error(&e.to_string()))?;
@@ -312,34 +416,117 @@ mod tests {
 
     use super::*;
 
+    fn reply(status: u16, body: &'static [u8]) -> Reply {
+        Reply {
+            status,
+            body: Bytes::from_static(body),
+            ..Reply::default()
+        }
+    }
+
     #[test]
     fn responses_are_classified_as_telegraf_does() {
-        assert_eq!(classify(204, b""), Verdict::Written);
-        assert_eq!(classify(200, b"{}"), Verdict::Written);
+        assert_eq!(classify(&reply(204, b"")), Verdict::Written);
+        assert_eq!(classify(&reply(200, b"{}")), Verdict::Written);
         assert!(matches!(
-            classify(400, br#"{"error":"unable to parse 'x': invalid boolean"}"#),
+            classify(&reply(
+                400,
+                br#"{"error":"unable to parse 'x': invalid boolean"}"#
+            )),
             Verdict::Dropped(_)
         ));
         assert!(matches!(
-            classify(401, br#"{"error":"authorization failed"}"#),
+            classify(&reply(401, br#"{"error":"authorization failed"}"#)),
             Verdict::Dropped(_)
         ));
-        assert!(matches!(classify(400, b""), Verdict::Dropped(_)));
+        assert!(matches!(classify(&reply(400, b"")), Verdict::Dropped(_)));
         // Plain text, even with a 4xx, is retried: Telegraf cannot tell what it means.
-        assert!(matches!(classify(400, b"bad request\n"), Verdict::Retry(_)));
         assert!(matches!(
-            classify(500, br#"{"error":"engine is down"}"#),
-            Verdict::Retry(_)
+            classify(&reply(400, b"bad request\n")),
+            Verdict::Retry { .. }
         ));
-        assert!(matches!(classify(503, b""), Verdict::Retry(_)));
         assert!(matches!(
-            classify(500, br#"{"error":"partial write: field type conflict"}"#),
+            classify(&reply(500, br#"{"error":"engine is down"}"#)),
+            Verdict::Retry { .. }
+        ));
+        assert!(matches!(classify(&reply(503, b"")), Verdict::Retry { .. }));
+        assert!(matches!(
+            classify(&reply(
+                500,
+                br#"{"error":"partial write: field type conflict"}"#
+            )),
             Verdict::Dropped(_)
         ));
         assert!(matches!(
-            classify(404, br#"{"error":"database not found: \"autoscale\""}"#),
+            classify(&reply(
+                404,
+                br#"{"error":"database not found: \"autoscale\""}"#
+            )),
             Verdict::DatabaseNotFound(_)
         ));
+    }
+
+    #[test]
+    fn too_many_requests_is_retried_after_its_retry_after() {
+        let throttled = Reply {
+            retry_after: Some(Duration::from_secs(7)),
+            ..reply(429, b"")
+        };
+        assert_eq!(
+            classify(&throttled),
+            Verdict::Retry {
+                reason: "status 429 (too many requests): ".into(),
+                after: Some(Duration::from_secs(7)),
+            }
+        );
+        assert!(matches!(
+            classify(&reply(429, br#"{"error":"slow down"}"#)),
+            Verdict::Retry { after: None, .. }
+        ));
+        let unavailable = Reply {
+            retry_after: Some(Duration::from_secs(3)),
+            ..reply(503, b"")
+        };
+        assert!(matches!(
+            classify(&unavailable),
+            Verdict::Retry { after: Some(after), .. } if after == Duration::from_secs(3)
+        ));
+    }
+
+    #[test]
+    fn a_redirect_names_its_status_and_location() {
+        let moved = Reply {
+            location: Some("http://alice:s3cret@new-processor:9092/write".into()),
+            ..reply(301, b"")
+        };
+        let Verdict::Retry { reason, .. } = classify(&moved) else {
+            panic!("a redirect is retried");
+        };
+        assert!(reason.contains("status 301"), "{reason}");
+        assert!(
+            reason.contains("http://***@new-processor:9092/write"),
+            "{reason}"
+        );
+        let Verdict::Retry { reason, .. } = classify(&reply(307, b"")) else {
+            panic!("a redirect is retried");
+        };
+        assert!(
+            reason.contains("status 307 is a redirect without a Location"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn long_bodies_are_quoted_short() {
+        let long = "x".repeat(10_000);
+        let Verdict::Retry { reason, .. } = classify(&Reply {
+            status: 500,
+            body: Bytes::from(long),
+            ..Reply::default()
+        }) else {
+            panic!("plain text is retried");
+        };
+        assert!(reason.len() < MAX_QUOTED_BODY + 100, "{}", reason.len());
     }
 
     #[test]
@@ -358,6 +545,10 @@ mod tests {
         assert_eq!(uri.to_string(), "https://h/influx/query");
         assert!(endpoint("udp://h:8089", "write", None).is_err());
         assert!(endpoint("not a url", "write", None).is_err());
+        let Err(error) = endpoint("http://alice:s3cret@h:9092", "write", None) else {
+            panic!("credentials in the URL are refused");
+        };
+        assert!(!error.to_string().contains("s3cret"), "{error}");
     }
 
     #[test]

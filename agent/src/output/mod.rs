@@ -2,6 +2,9 @@
 
 pub mod file;
 pub mod influxdb;
+pub mod retry_after;
+
+use std::time::Duration;
 
 use crate::config::Output as OutputConfig;
 
@@ -12,8 +15,12 @@ pub enum Outcome {
     Written,
     /// Refused for good (a 4xx with a JSON error, as Telegraf): the batch is dropped, logged.
     Dropped(String),
-    /// Not delivered (5xx, timeout, connection error, unreadable answer): keep it and retry.
-    Retry(String),
+    /// Not delivered (5xx, 429, timeout, connection error, unreadable answer): keep it and
+    /// retry, after `after` when the receiver said how long to wait (`Retry-After`).
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
 }
 
 /// Why an output could not be set up.
