@@ -11,8 +11,7 @@ use autoscaler_lab::lab::{self, Options};
 use autoscaler_lab::loadgen::{LoadGenerator, Targets};
 use autoscaler_lab::profile::{Plan, Profile};
 
-/// Exit code for a usage error.
-const EX_USAGE: u8 = 64;
+use lifecycle::exit::USAGE as EX_USAGE;
 
 /// The autoscaling loop on one machine: API stand-in, processor, app + agent replicas, load.
 #[derive(Debug, Parser)]
@@ -83,23 +82,12 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match lifecycle::parse_flags(std::env::args_os()) {
         Ok(cli) => cli,
-        Err(error) if error.use_stderr() => {
-            let _ = error.print();
-            return ExitCode::from(EX_USAGE);
-        }
-        Err(info) => {
-            let _ = info.print();
-            return ExitCode::SUCCESS;
-        }
+        Err(code) => return code,
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    // The lab prints its own view; logs only say what went wrong.
+    lifecycle::init_tracing("warn");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

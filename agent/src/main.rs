@@ -7,12 +7,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use lifecycle::error_chain;
+use lifecycle::exit::USAGE as EX_USAGE;
 
 use agent::config::Config;
 use agent::telemetry::Telemetry;
-
-/// Exit code for a usage or configuration error (sysexits.h `EX_USAGE`).
-const EX_USAGE: u8 = 64;
 /// Where Telegraf looks for its config when neither a flag nor the environment names one.
 const DEFAULT_CONFIG: &str = "/etc/telegraf/telegraf.conf";
 
@@ -43,16 +42,9 @@ fn main() -> ExitCode {
         Some(rest) if !rest.starts_with('-') && rest.len() > 1 => format!("--{rest}"),
         _ => arg,
     });
-    let cli = match Cli::try_parse_from(args) {
+    let cli: Cli = match lifecycle::parse_flags(args.map(Into::into)) {
         Ok(cli) => cli,
-        Err(error) if error.use_stderr() => {
-            let _ = error.print();
-            return ExitCode::from(EX_USAGE);
-        }
-        Err(info) => {
-            let _ = info.print();
-            return ExitCode::SUCCESS;
-        }
+        Err(code) => return code,
     };
     let config_path = cli.config.clone().or_else(|| {
         if cli.config_directory.is_some() {
@@ -72,7 +64,16 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    if let Err(error) = init_tracing(&config) {
+    // `[agent] debug`/`quiet`/`logfile` pick the level and destination.
+    let default_filter = if config.agent.debug {
+        "info,agent=debug"
+    } else if config.agent.quiet {
+        "error"
+    } else {
+        "info"
+    };
+    let logfile = (!config.agent.logfile.is_empty()).then(|| PathBuf::from(&config.agent.logfile));
+    if let Err(error) = lifecycle::logging::init_tracing_to(default_filter, logfile.as_deref()) {
         eprintln!(
             "agent: cannot open logfile {:?}: {error}",
             config.agent.logfile
@@ -98,7 +99,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli, config: Config) -> ExitCode {
     let telemetry = Arc::new(Telemetry::new());
-    let host = config.host_tag(machine_hostname);
+    let host = config.host_tag(lifecycle::hostname);
     let agent = match agent::Agent::new(config, host, &telemetry) {
         Ok(agent) => agent,
         Err(error) => {
@@ -142,7 +143,7 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
         }
     }
     tracing::info!("agent started");
-    agent.run(shutdown_signal()).await;
+    agent.run(lifecycle::shutdown_signal()).await;
     let _ = stop_metrics.send(());
     tracing::info!("agent stopped");
     ExitCode::SUCCESS
@@ -157,108 +158,4 @@ fn report_gather_errors(errors: &[agent::runtime::GatherError]) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// The kernel's hostname (the pod name in Kubernetes), as Telegraf's `os.Hostname()`.
-fn machine_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .ok()
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
-}
-
-/// `[agent] debug`/`quiet`/`logfile` pick the level and destination; `RUST_LOG` overrides the
-/// level and `LOG_FORMAT=json` switches to JSON lines.
-fn init_tracing(config: &Config) -> std::io::Result<()> {
-    let default_level = if config.agent.debug {
-        "info,agent=debug"
-    } else if config.agent.quiet {
-        "error"
-    } else {
-        "info"
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|format| format == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if config.agent.logfile.is_empty() {
-        let builder = builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_writer(std::io::stderr);
-        if json {
-            builder.json().init();
-        } else {
-            builder.init();
-        }
-    } else {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&config.agent.logfile)?;
-        let builder = builder
-            .with_ansi(false)
-            .with_writer(LogFile(Arc::new(std::sync::Mutex::new(file))));
-        if json {
-            builder.json().init();
-        } else {
-            builder.init();
-        }
-    }
-    Ok(())
-}
-
-/// A shareable file writer for the log.
-#[derive(Clone)]
-struct LogFile(Arc<std::sync::Mutex<std::fs::File>>);
-
-impl std::io::Write for LogFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .flush()
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
-    type Writer = LogFile;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-/// Completes on SIGTERM (Kubernetes stopping the pod) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut sigterm) => {
-            tokio::select! {
-                _ = sigterm.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(error) => {
-            tracing::warn!(%error, "cannot watch SIGTERM; only Ctrl-C stops the agent");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-    tracing::info!("shutdown signal received");
 }
