@@ -61,12 +61,13 @@ pub struct Http {
     /// Listen address, `host:port`; a bare `:port` means every interface (`bind-address`).
     pub bind_address: String,
     /// Largest accepted request body in bytes, applied after gunzip too; 0 means no limit, as
-    /// InfluxDB (`max-body-size`).
+    /// InfluxDB (`max-body-size`). Range 0 to [`MAX_BODY_SIZE_LIMIT`] (1 GiB).
     pub max_body_size: usize,
     /// Require credentials on write and query endpoints (`auth-enabled`).
     pub auth_enabled: bool,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT (`shutdown-timeout`,
-    /// a duration such as `"10s"`).
+    /// a duration such as `"10s"`). Range [`SHUTDOWN_TIMEOUT_RANGE`]: `0s` (close at once) to
+    /// `1h`.
     pub shutdown_timeout: Duration,
     /// Accepted users (`[[http.users]]`), for Basic auth, `u`/`p` and `Token name:password`.
     pub users: Vec<User>,
@@ -134,6 +135,58 @@ fn default_max_body_size() -> usize {
 
 fn default_shutdown_timeout() -> Duration {
     Duration::from_secs(10)
+}
+
+/// The largest `max-body-size`: 1 GiB. A body is held in memory whole, so a larger limit only
+/// lets one request take more memory than a processor pod has (0 keeps InfluxDB's "no limit").
+pub const MAX_BODY_SIZE_LIMIT: u64 = 1 << 30;
+
+/// `shutdown-timeout`: from 0 (close connections at once) to one hour, longer than any
+/// `terminationGracePeriodSeconds` worth waiting for.
+pub const SHUTDOWN_TIMEOUT_RANGE: DurationRange =
+    DurationRange::new(Duration::ZERO, Duration::from_secs(3600));
+
+/// `[kubernetes] max-point-age`: from 1 s (0 would make every point stale, so nothing ever
+/// scales) to 24 h. Checked here because `crate::scaler::cluster` reads the key.
+pub const MAX_POINT_AGE_RANGE: DurationRange =
+    DurationRange::new(Duration::from_secs(1), Duration::from_secs(24 * 3600));
+
+/// The values a duration key may take, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationRange {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl DurationRange {
+    pub const fn new(min: Duration, max: Duration) -> Self {
+        Self { min, max }
+    }
+
+    /// `Ok` when `value` is within the range, else the reason, naming the range.
+    pub fn check(&self, value: Duration) -> std::result::Result<Duration, String> {
+        if (self.min..=self.max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(format!(
+                "{} is out of range: must be from {} to {}",
+                humantime::format_duration(value),
+                humantime::format_duration(self.min),
+                humantime::format_duration(self.max),
+            ))
+        }
+    }
+}
+
+/// `Ok` when `value` is within `min..=max`, else the reason, naming the range.
+pub fn check_integer_range(value: i64, min: i64, max: i64) -> std::result::Result<i64, String> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{value} is out of range: must be from {min} to {max}"
+        ))
+    }
 }
 
 impl Default for Config {
@@ -225,6 +278,7 @@ impl Config {
             None => Vec::new(),
             Some(value) => crate::scaler::cluster::from_value(value, &mut warnings)?,
         };
+        check_kubernetes(&kubernetes)?;
         let tasks = crate::tasks::TasksConfig::from_table(&mut table, &mut warnings)
             .map_err(|(key, reason)| invalid(&key, reason))?;
         warn_unknown(&table, "", &mut warnings);
@@ -241,6 +295,17 @@ impl Config {
     }
 }
 
+/// The checks of `[[kubernetes]]` values that `crate::scaler::cluster` leaves to the loader:
+/// `max-point-age` within [`MAX_POINT_AGE_RANGE`].
+fn check_kubernetes(sections: &[crate::scaler::cluster::Kubernetes]) -> Result<()> {
+    for (index, section) in sections.iter().enumerate() {
+        MAX_POINT_AGE_RANGE
+            .check(section.max_point_age)
+            .map_err(|reason| invalid(&format!("kubernetes[{index}].max-point-age"), reason))?;
+    }
+    Ok(())
+}
+
 impl Http {
     /// Takes the `[http]` keys out of `table`; unknown ones are pushed to `warnings`.
     pub fn from_table(mut table: Table, warnings: &mut Vec<String>) -> Result<Self> {
@@ -255,14 +320,27 @@ impl Http {
         }
         let max_body_size = match take_integer(&mut table, SECTION, "max-body-size")? {
             None => default_max_body_size(),
-            Some(n) => usize::try_from(n)
-                .map_err(|_| invalid("http.max-body-size", "must be 0 or a positive byte count"))?,
+            Some(n) => u64::try_from(n)
+                .ok()
+                .filter(|n| *n <= MAX_BODY_SIZE_LIMIT)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    invalid(
+                        "http.max-body-size",
+                        format!(
+                            "{n} is out of range: must be 0 (no limit) or a byte count up to \
+                             {MAX_BODY_SIZE_LIMIT}"
+                        ),
+                    )
+                })?,
         };
         let auth_enabled = take_bool(&mut table, SECTION, "auth-enabled")?.unwrap_or(false);
         let shutdown_timeout = match take_string(&mut table, SECTION, "shutdown-timeout")? {
             None => default_shutdown_timeout(),
             Some(text) => humantime::parse_duration(&text)
-                .map_err(|error| invalid("http.shutdown-timeout", format!("{text:?}: {error}")))?,
+                .map_err(|error| format!("{text:?}: {error}"))
+                .and_then(|timeout| SHUTDOWN_TIMEOUT_RANGE.check(timeout))
+                .map_err(|reason| invalid("http.shutdown-timeout", reason))?,
         };
         let mut users = Vec::new();
         for (index, mut entry) in take_array_of_tables(&mut table, SECTION, "users")?
@@ -708,6 +786,62 @@ mod tests {
     #[test]
     fn negative_body_size_is_rejected() {
         assert!(error("[http]\nmax-body-size = -1").contains("`http.max-body-size`"));
+    }
+
+    #[test]
+    fn http_and_kubernetes_values_must_be_within_their_ranges() {
+        for (text, key) in [
+            ("[http]\nmax-body-size = 1073741825", "http.max-body-size"),
+            (
+                "[http]\nmax-body-size = 9223372036854775807",
+                "http.max-body-size",
+            ),
+            (
+                "[http]\nshutdown-timeout = \"1h 1s\"",
+                "http.shutdown-timeout",
+            ),
+            (
+                "[http]\nshutdown-timeout = \"100000000000000000s\"",
+                "http.shutdown-timeout",
+            ),
+            (
+                "[kubernetes]\nmax-point-age = \"0s\"",
+                "kubernetes[0].max-point-age",
+            ),
+            (
+                "[kubernetes]\nmax-point-age = \"25h\"",
+                "kubernetes[0].max-point-age",
+            ),
+        ] {
+            let message = error(text);
+            assert!(message.contains(&format!("`{key}`")), "{text}: {message}");
+            assert!(message.contains("out of range"), "{text}: {message}");
+        }
+        let loaded = parse(
+            "[http]\nmax-body-size = 1073741824\nshutdown-timeout = \"0s\"\n\
+             [kubernetes]\nmax-point-age = \"24h\"\n",
+        );
+        assert_eq!(loaded.config.http.max_body_size, 1 << 30);
+        assert_eq!(loaded.config.http.shutdown_timeout, Duration::ZERO);
+        assert_eq!(
+            loaded.config.kubernetes[0].max_point_age,
+            Duration::from_secs(24 * 3600)
+        );
+        let limits = parse("[http]\nmax-body-size = 0\nshutdown-timeout = \"1h\"\n");
+        assert_eq!(limits.config.http.max_body_size, 0);
+    }
+
+    #[test]
+    fn an_out_of_range_environment_value_names_the_key() {
+        let error = Config::load_with_env(
+            None,
+            env(&[("PROCESSOR_PIPELINE_QUEUE_SIZE", "2305843009213693952")]),
+        )
+        .expect_err("rejected");
+        assert!(
+            error.to_string().contains("`pipeline.queue-size`"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -1,0 +1,90 @@
+//! `processor serve` as a process, at start: values outside what the code can take, users
+//! without a password, unknown environment variables, the Kubernetes API, the data directory,
+//! listen addresses and oversized config files. Bad config exits 64 naming the key; a valid
+//! config that cannot be served (unreachable API server, unusable data_dir, address that cannot
+//! be bound) exits 69 with the reason.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_processor");
+
+/// A temp dir holding `processor.conf` = `data_dir = <dir>/data` + `text`.
+fn config(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("processor.conf");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &path,
+        format!("data_dir = {:?}\n{text}", data.display().to_string()),
+    )
+    .expect("write config");
+    (dir, path)
+}
+
+/// Runs `processor serve --config path` with `args` and `vars` added, to its exit. Without a
+/// `--bind` in `args` it listens on a loopback port that is taken: a config that loads and
+/// passes every start check then exits 69 (cannot listen) instead of serving forever.
+fn serve(path: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let taken = taken_port();
+    let mut command = Command::new(BIN);
+    command.args(["serve", "--config"]).arg(path).args(args);
+    if !args.contains(&"--bind") {
+        let address = taken.local_addr().expect("local address");
+        command.arg("--bind").arg(address.to_string());
+    }
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command.output().expect("run processor")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A loopback port that is held open for the test's life, so binding it fails.
+fn taken_port() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").expect("bind a loopback port")
+}
+
+#[test]
+fn a_queue_size_beyond_a_channels_capacity_exits_64_naming_the_key() {
+    let (_dir, path) = config("[pipeline]\nqueue-size = 2305843009213693952\n");
+    let output = serve(&path, &[], &[]);
+    assert_eq!(output.status.code(), Some(64), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("pipeline.queue-size"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn out_of_range_durations_exit_64_naming_the_key() {
+    for (text, key) in [
+        (
+            "[http]\nshutdown-timeout = \"100000000000000000s\"\n",
+            "http.shutdown-timeout",
+        ),
+        (
+            "[pipeline]\nstate-expiry = \"0s\"\n",
+            "pipeline.state-expiry",
+        ),
+        (
+            "[[influxdb]]\nurls = [\"http://127.0.0.1:1\"]\ntimeout = \"10000000000000s\"\n",
+            "influxdb[0].timeout",
+        ),
+    ] {
+        let (_dir, path) = config(text);
+        let output = serve(&path, &[], &[]);
+        assert_eq!(
+            output.status.code(),
+            Some(64),
+            "{text}: {}",
+            stderr(&output)
+        );
+        assert!(stderr(&output).contains(key), "{text}: {}", stderr(&output));
+    }
+}
