@@ -80,7 +80,7 @@ pub struct Http {
 pub struct User {
     /// User name (`name`).
     pub name: String,
-    /// Password, compared in constant time (`password`).
+    /// Password, compared in constant time (`password`); required and not empty.
     pub password: String,
 }
 
@@ -351,7 +351,15 @@ impl Http {
             let name = take_string(&mut entry, &path, "name")?
                 .filter(|name| !name.is_empty())
                 .ok_or_else(|| invalid(&format!("{path}.name"), "is required"))?;
-            let password = take_string(&mut entry, &path, "password")?.unwrap_or_default();
+            // A user without a password would let `?u=name` alone in.
+            let password = take_string(&mut entry, &path, "password")?
+                .filter(|password| !password.is_empty())
+                .ok_or_else(|| {
+                    invalid(
+                        &format!("{path}.password"),
+                        format!("user {name:?} has no password (an empty one is refused too)"),
+                    )
+                })?;
             warn_unknown(&entry, &path, warnings);
             users.push(User { name, password });
         }
@@ -753,6 +761,7 @@ mod tests {
             log-enabled = true
             [[http.users]]
             name = "a"
+            password = "b"
             admin = true
             [replay]
             dir = "/x"
@@ -862,6 +871,26 @@ mod tests {
     #[test]
     fn user_without_name_is_rejected() {
         assert!(error("[[http.users]]\npassword = \"x\"").contains("`http.users[0].name`"));
+    }
+
+    #[test]
+    fn a_user_without_a_password_is_refused_naming_the_user() {
+        for entry in [
+            "name = \"telegraf\"",
+            "name = \"telegraf\"\npassword = \"\"",
+        ] {
+            for auth in ["true", "false"] {
+                let message = error(&format!(
+                    "[http]\nauth-enabled = {auth}\n[[http.users]]\nname = \"ok\"\n\
+                     password = \"pw\"\n[[http.users]]\n{entry}"
+                ));
+                assert!(
+                    message.contains("`http.users[1].password`")
+                        && message.contains("\"telegraf\""),
+                    "{entry}: {message}"
+                );
+            }
+        }
     }
 
     #[test]

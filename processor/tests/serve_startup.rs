@@ -88,3 +88,15 @@ fn out_of_range_durations_exit_64_naming_the_key() {
         assert!(stderr(&output).contains(key), "{text}: {}", stderr(&output));
     }
 }
+
+#[test]
+fn a_user_without_a_password_exits_64_naming_the_user() {
+    let (_dir, path) = config("[http]\nauth-enabled = true\n[[http.users]]\nname = \"telegraf\"\n");
+    let output = serve(&path, &[], &[]);
+    assert_eq!(output.status.code(), Some(64), "{}", stderr(&output));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains("http.users[0].password") && stderr.contains("telegraf"),
+        "{stderr}"
+    );
+}
