@@ -246,8 +246,8 @@ impl Config {
             }
         };
         let vars: Vec<(String, String)> = vars.into_iter().collect();
-        apply_env(&mut table, vars.iter().cloned())?;
-        let mut unknown = crate::scaler::cluster::apply_env(&mut table, &vars)?;
+        let mut unknown = apply_env(&mut table, vars.iter().cloned())?;
+        unknown.extend(crate::scaler::cluster::apply_env(&mut table, &vars)?);
         unknown.extend(crate::tasks::settings::apply_env(&mut table, &vars)?);
         let mut loaded = Self::from_table(table)?;
         loaded.warnings.extend(
@@ -426,15 +426,43 @@ pub const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
 /// Environment variable prefixes, weakest first.
 const ENV_PREFIXES: [&str; 2] = ["KAPACITOR_", "PROCESSOR_"];
 
+/// Array sections set by `<PREFIX><SECTION>_[<N>_]<KEY>` through [`apply_indexed_env`], which
+/// reports their unknown variables itself.
+const INDEXED_ENV_SECTIONS: [&str; 2] = ["KUBERNETES_", "INFLUXDB_"];
+
+/// Variables under [`ENV_PREFIXES`] that are not config keys but are read elsewhere: the
+/// client commands' server URL (`crate::cli::server_url`).
+const NON_CONFIG_VARIABLES: [&str; 1] = ["URL"];
+
 /// Sets the keys of [`ENV_KEYS`] named by `vars` in `table` (see the module documentation).
+/// Returns the variables under the prefixes that name nothing, for the caller to warn about
+/// (those of the indexed sections are [`apply_indexed_env`]'s to report).
 pub fn apply_env(
     table: &mut Table,
     vars: impl IntoIterator<Item = (String, String)>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let vars: std::collections::HashMap<String, String> = vars
         .into_iter()
         .filter(|(name, _)| ENV_PREFIXES.iter().any(|p| name.starts_with(p)))
         .collect();
+    let suffixes: Vec<String> = ENV_KEYS
+        .iter()
+        .map(|&(section, key, _)| dotted(section, key).to_uppercase().replace(['.', '-'], "_"))
+        .collect();
+    let mut unknown: Vec<String> = vars
+        .keys()
+        .filter(|name| {
+            let rest = ENV_PREFIXES
+                .iter()
+                .find_map(|prefix| name.strip_prefix(prefix))
+                .unwrap_or(name);
+            !suffixes.iter().any(|suffix| suffix == rest)
+                && !NON_CONFIG_VARIABLES.contains(&rest)
+                && !INDEXED_ENV_SECTIONS.iter().any(|s| rest.starts_with(s))
+        })
+        .cloned()
+        .collect();
+    unknown.sort();
     for &(section, key, kind) in ENV_KEYS {
         let suffix = dotted(section, key).to_uppercase().replace(['.', '-'], "_");
         let Some((name, text)) = ENV_PREFIXES.iter().rev().find_map(|prefix| {
@@ -457,7 +485,7 @@ pub fn apply_env(
         };
         target.insert(key.to_owned(), value);
     }
-    Ok(())
+    Ok(unknown)
 }
 
 /// The TOML value of variable `name` = `text` for `key` of type `kind`.
@@ -936,6 +964,45 @@ mod tests {
         assert_eq!(loaded.config.http.max_body_size, 77);
         assert_eq!(loaded.config.data_dir, PathBuf::from("/data"));
         assert_eq!(loaded.config.default_retention_policy, "raw");
+    }
+
+    #[test]
+    fn every_unknown_variable_under_either_prefix_is_warned_about_by_name() {
+        let loaded = Config::load_with_env(
+            None,
+            env(&[
+                ("PROCESSOR_HTTP_BOGUS", "1"),
+                ("KAPACITOR_PIPELINE_NOPE", "1"),
+                ("KAPACITOR_NOPE", "1"),
+                ("PROCESSOR_KUBERNETES_BOGUS", "1"),
+                ("KAPACITOR_INFLUXDB", "1"),
+                ("PROCESSOR_HTTP_BIND_ADDRESS", ":1"),
+                ("KAPACITOR_PIPELINE_QUEUE_SIZE", "5"),
+                ("PROCESSOR_URL", "http://p:1"),
+                ("KAPACITOR_URL", "http://k:1"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .expect("config");
+        let mut warned: Vec<&str> = loaded
+            .warnings
+            .iter()
+            .filter_map(|w| w.strip_prefix("environment variable "))
+            .filter_map(|w| w.strip_suffix(" matches no config key"))
+            .collect();
+        warned.sort_unstable();
+        assert_eq!(
+            warned,
+            [
+                "KAPACITOR_INFLUXDB",
+                "KAPACITOR_NOPE",
+                "KAPACITOR_PIPELINE_NOPE",
+                "PROCESSOR_HTTP_BOGUS",
+                "PROCESSOR_KUBERNETES_BOGUS",
+            ],
+            "{:?}",
+            loaded.warnings
+        );
     }
 
     #[test]

@@ -100,3 +100,27 @@ fn a_user_without_a_password_exits_64_naming_the_user() {
         "{stderr}"
     );
 }
+
+#[test]
+fn every_unknown_processor_and_kapacitor_variable_is_warned_about_by_name() {
+    let (_dir, path) = config("");
+    let unknown = [
+        "PROCESSOR_HTTP_BOGUS",
+        "KAPACITOR_PIPELINE_NOPE",
+        "KAPACITOR_NOPE",
+        "PROCESSOR_KUBERNETES_BOGUS",
+        "KAPACITOR_INFLUXDB_0_BOGUS",
+    ];
+    let vars: Vec<(&str, &str)> = unknown.iter().map(|name| (*name, "1")).collect();
+    let output = serve(&path, &[], &vars);
+    assert_eq!(output.status.code(), Some(69), "{}", stderr(&output));
+    let stderr = stderr(&output);
+    for name in unknown {
+        assert!(
+            stderr.contains(&format!(
+                "environment variable {name} matches no config key"
+            )),
+            "{name}: {stderr}"
+        );
+    }
+}
