@@ -296,12 +296,31 @@ impl Config {
 }
 
 /// The checks of `[[kubernetes]]` values that `crate::scaler::cluster` leaves to the loader:
-/// `max-point-age` within [`MAX_POINT_AGE_RANGE`].
+/// `max-point-age` within [`MAX_POINT_AGE_RANGE`], `api-servers` entries `http://` or
+/// `https://` URLs with a host.
 fn check_kubernetes(sections: &[crate::scaler::cluster::Kubernetes]) -> Result<()> {
     for (index, section) in sections.iter().enumerate() {
         MAX_POINT_AGE_RANGE
             .check(section.max_point_age)
             .map_err(|reason| invalid(&format!("kubernetes[{index}].max-point-age"), reason))?;
+        for url in &section.api_servers {
+            check_api_server(url)
+                .map_err(|reason| invalid(&format!("kubernetes[{index}].api-servers"), reason))?;
+        }
+    }
+    Ok(())
+}
+
+/// An API server URL must be `http://` or `https://` with a host.
+fn check_api_server(url: &str) -> std::result::Result<(), String> {
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|error| format!("{url:?} is not a URL: {error}"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(format!("{url:?} must start with http:// or https://"));
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("{url:?} has no host"));
     }
     Ok(())
 }
@@ -866,6 +885,28 @@ mod tests {
         );
         let limits = parse("[http]\nmax-body-size = 0\nshutdown-timeout = \"1h\"\n");
         assert_eq!(limits.config.http.max_body_size, 0);
+    }
+
+    #[test]
+    fn a_kubernetes_api_server_must_be_an_http_or_https_url() {
+        for url in [
+            "ftp://127.0.0.1:6443",
+            "127.0.0.1:6443",
+            "http://",
+            "not a url",
+            "",
+        ] {
+            let message = error(&format!("[kubernetes]\napi-servers = [{url:?}]\n"));
+            assert!(
+                message.contains("`kubernetes[0].api-servers`"),
+                "{url}: {message}"
+            );
+        }
+        let loaded = parse(
+            "[[kubernetes]]\nid = \"a\"\napi-servers = [\"https://10.0.0.1:6443\"]\n\
+             [[kubernetes]]\nid = \"b\"\napi-servers = [\"http://127.0.0.1:8080/prefix\"]\n",
+        );
+        assert_eq!(loaded.config.kubernetes.len(), 2);
     }
 
     #[test]

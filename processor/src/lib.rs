@@ -11,6 +11,7 @@
 //! - [`scaler`]: what a `k8sAutoscale` node asks for ([`scaler::ScaleIntent`]) and the
 //!   [`scaler::Scaler`] that carries it out; `scaler::kubernetes` does it with `kube`.
 //! - [`write_api`]: the InfluxDB-compatible HTTP handlers; [`server`]: the listener.
+//! - [`startup`]: what `serve` checks before serving (data_dir writable, Kubernetes reachable).
 //! - [`tasks`]: task definitions, persistence, `[load]`, the runtime feeding each task's
 //!   [`pipeline::Graph`]; [`task_api`]: `/kapacitor/v1/tasks...`; [`telemetry`]: `/metrics`.
 //!
@@ -25,6 +26,7 @@ pub mod point;
 pub mod routing;
 pub mod scaler;
 pub mod server;
+pub mod startup;
 pub mod task_api;
 pub mod tasks;
 pub mod telemetry;

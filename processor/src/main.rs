@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use processor::config::Config;
-use processor::scaler::kubernetes::KubernetesScaler;
 
 /// Exit code for a bad configuration or bad flags (sysexits' EX_USAGE).
 const EXIT_USAGE: u8 = 64;
-/// Exit code when the listener cannot start (sysexits' EX_UNAVAILABLE).
+/// Exit code when a valid config cannot be served: the address cannot be bound, data_dir
+/// cannot be written, the Kubernetes API cannot be reached (sysexits' EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
 
 #[derive(Debug, Parser)]
@@ -181,6 +181,9 @@ fn serve(config_path: Option<PathBuf>, bind: Option<String>) -> ExitCode {
         }
         config.http.bind_address = bind;
     }
+    if let Err(error) = processor::startup::check_data_dir(&config.data_dir) {
+        return startup_failed(error);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -189,14 +192,12 @@ fn serve(config_path: Option<PathBuf>, bind: Option<String>) -> ExitCode {
         }
     };
     runtime.block_on(async {
-        // Scaling needs a Kubernetes client when a [kubernetes] section is enabled.
+        // Scaling needs a Kubernetes client when a [kubernetes] section is enabled; each API
+        // server must answer before anything is served.
         let scaler = if config.kubernetes.iter().any(|k| k.enabled) {
-            match KubernetesScaler::connect(&config.kubernetes).await {
+            match processor::startup::connect_kubernetes(&config.kubernetes).await {
                 Ok(scaler) => Some(scaler),
-                Err(error) => {
-                    eprintln!("processor: {:#}", anyhow::Error::from(error));
-                    return ExitCode::from(EXIT_UNAVAILABLE);
-                }
+                Err(error) => return startup_failed(error),
             }
         } else {
             None
@@ -222,6 +223,17 @@ fn serve(config_path: Option<PathBuf>, bind: Option<String>) -> ExitCode {
             }
         }
     })
+}
+
+/// Reports a failed start check: 64 when the config is at fault, else 69.
+fn startup_failed(error: processor::startup::Error) -> ExitCode {
+    let code = if error.is_config() {
+        EXIT_USAGE
+    } else {
+        EXIT_UNAVAILABLE
+    };
+    eprintln!("processor: {:#}", anyhow::Error::from(error));
+    ExitCode::from(code)
 }
 
 /// The file (if any) with `KAPACITOR_*`/`PROCESSOR_*` environment overrides applied.

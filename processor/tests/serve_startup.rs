@@ -124,3 +124,83 @@ fn every_unknown_processor_and_kapacitor_variable_is_warned_about_by_name() {
         );
     }
 }
+
+#[test]
+fn a_kubernetes_api_server_that_is_not_http_exits_64_naming_the_key() {
+    let (_dir, path) =
+        config("[kubernetes]\nenabled = true\napi-servers = [\"ftp://127.0.0.1:6443\"]\n");
+    let output = serve(&path, &[], &[]);
+    assert_eq!(output.status.code(), Some(64), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("kubernetes[0].api-servers"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn an_unreachable_kubernetes_api_server_exits_69_before_serving() {
+    let closed = {
+        let listener = taken_port();
+        listener.local_addr().expect("local address")
+    };
+    let (_dir, path) = config(&format!(
+        "[kubernetes]\nenabled = true\napi-servers = [\"http://{closed}\"]\n"
+    ));
+    let output = serve(&path, &[], &[]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the Kubernetes API server")
+            && stderr.contains(&closed.to_string()),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("client ready") && !stderr.contains("cannot listen"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_reachable_kubernetes_api_server_passes_the_start_check() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let api = runtime
+        .block_on(k8s_standin::Server::start(
+            k8s_standin::Config::default().with_deployment("default", "app", 1),
+        ))
+        .expect("stand-in starts");
+    let (_dir, path) = config(&format!(
+        "[kubernetes]\nenabled = true\napi-servers = [\"{}\"]\n",
+        api.url()
+    ));
+    // Past the check it tries to listen on the taken port: 69, "cannot listen".
+    let output = serve(&path, &[], &[]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(
+        stderr.contains("kubernetes client ready") && stderr.contains("cannot listen"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_data_dir_that_cannot_be_created_exits_69_with_the_os_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").expect("write");
+    let path = dir.path().join("processor.conf");
+    std::fs::write(
+        &path,
+        format!("data_dir = {:?}\n", file.join("data").display().to_string()),
+    )
+    .expect("write config");
+    let output = serve(&path, &[], &[]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(
+        stderr.contains("data_dir")
+            && stderr.contains("os error")
+            && !stderr.contains("cannot listen"),
+        "{stderr}"
+    );
+}
