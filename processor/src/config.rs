@@ -334,7 +334,10 @@ impl Http {
         if crate::server::parse_bind_address(&bind_address).is_none() {
             return Err(invalid(
                 "http.bind-address",
-                format!("{bind_address:?} is not host:port or :port"),
+                format!(
+                    "{bind_address:?} is not host:port or :port (host: an IPv4 address, \
+                     [IPv6] or a host name; port: 0 to 65535)"
+                ),
             ));
         }
         let max_body_size = match take_integer(&mut table, SECTION, "max-body-size")? {

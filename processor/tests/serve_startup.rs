@@ -204,3 +204,35 @@ fn a_data_dir_that_cannot_be_created_exits_69_with_the_os_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_invalid_listen_address_exits_64_and_one_that_cannot_be_bound_69() {
+    let (_dir, path) = config("");
+    let output = serve(&path, &["--bind", "256.1.1.1:9092"], &[]);
+    assert_eq!(output.status.code(), Some(64), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("256.1.1.1:9092"),
+        "{}",
+        stderr(&output)
+    );
+
+    let (_dir, path) = config("[http]\nbind-address = \"256.1.1.1:9092\"\n");
+    let output = serve(&path, &[], &[]);
+    assert_eq!(output.status.code(), Some(64), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("http.bind-address"),
+        "{}",
+        stderr(&output)
+    );
+
+    let taken = taken_port();
+    let address = taken.local_addr().expect("local address").to_string();
+    let (_dir, path) = config("");
+    let output = serve(&path, &["--bind", &address], &[]);
+    assert_eq!(output.status.code(), Some(69), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("cannot listen"),
+        "{}",
+        stderr(&output)
+    );
+}
