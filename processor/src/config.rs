@@ -27,6 +27,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The file is larger than [`MAX_CONFIG_FILE_SIZE`] (a symlink to `/dev/zero` would
+    /// otherwise be read until memory runs out).
+    #[error("config file {path} is larger than {limit} bytes")]
+    TooLarge { path: PathBuf, limit: u64 },
     /// The text is not TOML.
     #[error("config is not valid TOML")]
     Syntax(#[source] Box<toml::de::Error>),
@@ -37,6 +41,9 @@ pub enum Error {
 
 /// A `Result` with this module's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The largest config file read: 16 MiB, far more than any real `kapacitor.conf`.
+pub const MAX_CONFIG_FILE_SIZE: u64 = 16 * 1024 * 1024;
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -217,11 +224,7 @@ impl Default for Http {
 impl Config {
     /// Reads and parses the file at `path`.
     pub fn load(path: &Path) -> Result<Loaded> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text)
+        Self::parse(&read_config_file(path)?)
     }
 
     /// Parses configuration text.
@@ -237,13 +240,7 @@ impl Config {
     ) -> Result<Loaded> {
         let mut table = match path {
             None => Table::new(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                parse_table(&text)?
-            }
+            Some(path) => parse_table(&read_config_file(path)?)?,
         };
         let vars: Vec<(String, String)> = vars.into_iter().collect();
         let mut unknown = apply_env(&mut table, vars.iter().cloned())?;
@@ -413,6 +410,28 @@ impl Http {
             tokens,
         })
     }
+}
+
+/// The text of the file at `path`, at most [`MAX_CONFIG_FILE_SIZE`] bytes of UTF-8.
+fn read_config_file(path: &Path) -> Result<String> {
+    use std::io::Read as _;
+    let read_error = |source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_CONFIG_FILE_SIZE {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_CONFIG_FILE_SIZE,
+        });
+    }
+    String::from_utf8(bytes)
+        .map_err(|error| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, error)))
 }
 
 fn parse_table(text: &str) -> Result<Table> {
@@ -963,6 +982,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_config_file_larger_than_16_mib_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.conf");
+        let mut text = "#".repeat(usize::try_from(MAX_CONFIG_FILE_SIZE).unwrap_or(usize::MAX));
+        text.push('\n');
+        std::fs::write(&path, &text).expect("write");
+        for loaded in [Config::load(&path), Config::load_with_env(Some(&path), [])] {
+            let error = loaded.expect_err("too large");
+            assert!(matches!(error, Error::TooLarge { .. }), "{error}");
+        }
+        text.pop();
+        std::fs::write(&path, &text).expect("write");
+        assert!(Config::load(&path).is_ok(), "16 MiB exactly is read");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_config_path_linked_to_dev_zero_is_refused_not_read_forever() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.conf");
+        std::os::unix::fs::symlink("/dev/zero", &path).expect("symlink");
+        let error = Config::load_with_env(Some(&path), []).expect_err("too large");
+        assert!(
+            error.to_string().contains("larger than 16777216 bytes"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_config_file_that_is_not_utf8_is_a_read_error_naming_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.conf");
+        std::fs::write(&path, b"data_dir = \"\xff\"\n").expect("write");
+        let error = Config::load(&path).expect_err("not UTF-8");
+        assert!(matches!(error, Error::Read { .. }), "{error}");
+        assert!(error.to_string().contains("c.conf"), "{error}");
     }
 
     #[test]

@@ -236,3 +236,18 @@ fn an_invalid_listen_address_exits_64_and_one_that_cannot_be_bound_69() {
         stderr(&output)
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_config_path_linked_to_dev_zero_exits_64_instead_of_filling_memory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("processor.conf");
+    std::os::unix::fs::symlink("/dev/zero", &path).expect("symlink");
+    let output = serve(&path, &[], &[]);
+    assert_eq!(output.status.code(), Some(64), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("larger than 16777216 bytes"),
+        "{}",
+        stderr(&output)
+    );
+}
