@@ -254,8 +254,10 @@ fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: a pod's log (a pipe) gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if std::env::var("LOG_FORMAT").is_ok_and(|format| format == "json") {
         builder.json().init();

@@ -251,3 +251,12 @@ fn a_config_path_linked_to_dev_zero_exits_64_instead_of_filling_memory() {
         stderr(&output)
     );
 }
+
+#[test]
+fn warnings_on_a_pipe_are_plain_text_without_terminal_colours() {
+    let (_dir, path) = config("[http]\nbogus = 1\n");
+    let output = serve(&path, &[], &[]);
+    let stderr = stderr(&output);
+    assert!(stderr.contains("http.bogus"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+}
