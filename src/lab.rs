@@ -16,8 +16,6 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, oneshot};
 use tokio::time::Instant;
 
-use processor::scaler::kubernetes::KubernetesScaler;
-
 use crate::kubelet::{Kubelet, PodTemplate};
 use crate::loadgen::{LoadGenerator, Targets};
 use crate::profile::{ChurnEvent, Plan, Profile};
@@ -67,7 +65,7 @@ pub enum LabError {
     #[error("processor: {0}")]
     Processor(#[from] processor::Error),
     #[error("kubernetes client: {0}")]
-    Kubernetes(#[from] processor::scaler::cluster::ClientError),
+    Kubernetes(#[from] processor::startup::Error),
     #[error("defining task {task}: {reason}")]
     Task { task: String, reason: String },
     #[error("replica: {0}")]
@@ -202,7 +200,9 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
     );
     let loaded = processor::config::Config::parse(&config_text)?;
     let clock = processor::clock::system();
-    let scaler = KubernetesScaler::connect(&loaded.config.kubernetes, Arc::clone(&clock)).await?;
+    let scaler =
+        processor::startup::connect_kubernetes(&loaded.config.kubernetes, Arc::clone(&clock))
+            .await?;
     let processor_options = processor::Options {
         scaler: Some(Arc::new(scaler.clone())),
         clock,

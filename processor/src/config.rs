@@ -27,6 +27,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The file is larger than [`MAX_CONFIG_FILE_SIZE`] (a symlink to `/dev/zero` would
+    /// otherwise be read until memory runs out).
+    #[error("config file {path} is larger than {limit} bytes")]
+    TooLarge { path: PathBuf, limit: u64 },
     /// The text is not TOML.
     #[error("config is not valid TOML")]
     Syntax(#[source] Box<toml::de::Error>),
@@ -37,6 +41,9 @@ pub enum Error {
 
 /// A `Result` with this module's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The largest config file read: 16 MiB, far more than any real `kapacitor.conf`.
+pub const MAX_CONFIG_FILE_SIZE: u64 = 16 * 1024 * 1024;
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,12 +68,13 @@ pub struct Http {
     /// Listen address, `host:port`; a bare `:port` means every interface (`bind-address`).
     pub bind_address: String,
     /// Largest accepted request body in bytes, applied after gunzip too; 0 means no limit, as
-    /// InfluxDB (`max-body-size`).
+    /// InfluxDB (`max-body-size`). Range 0 to [`MAX_BODY_SIZE_LIMIT`] (1 GiB).
     pub max_body_size: usize,
     /// Require credentials on write and query endpoints (`auth-enabled`).
     pub auth_enabled: bool,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT (`shutdown-timeout`,
-    /// a duration such as `"10s"`).
+    /// a duration such as `"10s"`). Range [`SHUTDOWN_TIMEOUT_RANGE`]: `0s` (close at once) to
+    /// `1h`.
     pub shutdown_timeout: Duration,
     /// Accepted users (`[[http.users]]`), for Basic auth, `u`/`p` and `Token name:password`.
     pub users: Vec<User>,
@@ -79,7 +87,7 @@ pub struct Http {
 pub struct User {
     /// User name (`name`).
     pub name: String,
-    /// Password, compared in constant time (`password`).
+    /// Password, compared in constant time (`password`); required and not empty.
     pub password: String,
 }
 
@@ -136,6 +144,58 @@ fn default_shutdown_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
+/// The largest `max-body-size`: 1 GiB. A body is held in memory whole, so a larger limit only
+/// lets one request take more memory than a processor pod has (0 keeps InfluxDB's "no limit").
+pub const MAX_BODY_SIZE_LIMIT: u64 = 1 << 30;
+
+/// `shutdown-timeout`: from 0 (close connections at once) to one hour, longer than any
+/// `terminationGracePeriodSeconds` worth waiting for.
+pub const SHUTDOWN_TIMEOUT_RANGE: DurationRange =
+    DurationRange::new(Duration::ZERO, Duration::from_secs(3600));
+
+/// `[kubernetes] max-point-age`: from 1 s (0 would make every point stale, so nothing ever
+/// scales) to 24 h. Checked here because `crate::scaler::cluster` reads the key.
+pub const MAX_POINT_AGE_RANGE: DurationRange =
+    DurationRange::new(Duration::from_secs(1), Duration::from_secs(24 * 3600));
+
+/// The values a duration key may take, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationRange {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl DurationRange {
+    pub const fn new(min: Duration, max: Duration) -> Self {
+        Self { min, max }
+    }
+
+    /// `Ok` when `value` is within the range, else the reason, naming the range.
+    pub fn check(&self, value: Duration) -> std::result::Result<Duration, String> {
+        if (self.min..=self.max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(format!(
+                "{} is out of range: must be from {} to {}",
+                humantime::format_duration(value),
+                humantime::format_duration(self.min),
+                humantime::format_duration(self.max),
+            ))
+        }
+    }
+}
+
+/// `Ok` when `value` is within `min..=max`, else the reason, naming the range.
+pub fn check_integer_range(value: i64, min: i64, max: i64) -> std::result::Result<i64, String> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{value} is out of range: must be from {min} to {max}"
+        ))
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -164,11 +224,7 @@ impl Default for Http {
 impl Config {
     /// Reads and parses the file at `path`.
     pub fn load(path: &Path) -> Result<Loaded> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text)
+        Self::parse(&read_config_file(path)?)
     }
 
     /// Parses configuration text.
@@ -184,17 +240,11 @@ impl Config {
     ) -> Result<Loaded> {
         let mut table = match path {
             None => Table::new(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                parse_table(&text)?
-            }
+            Some(path) => parse_table(&read_config_file(path)?)?,
         };
         let vars: Vec<(String, String)> = vars.into_iter().collect();
-        apply_env(&mut table, vars.iter().cloned())?;
-        let mut unknown = crate::scaler::cluster::apply_env(&mut table, &vars)?;
+        let mut unknown = apply_env(&mut table, vars.iter().cloned())?;
+        unknown.extend(crate::scaler::cluster::apply_env(&mut table, &vars)?);
         unknown.extend(crate::tasks::settings::apply_env(&mut table, &vars)?);
         let mut loaded = Self::from_table(table)?;
         loaded.warnings.extend(
@@ -225,6 +275,7 @@ impl Config {
             None => Vec::new(),
             Some(value) => crate::scaler::cluster::from_value(value, &mut warnings)?,
         };
+        check_kubernetes(&kubernetes)?;
         let tasks = crate::tasks::TasksConfig::from_table(&mut table, &mut warnings)
             .map_err(|(key, reason)| invalid(&key, reason))?;
         warn_unknown(&table, "", &mut warnings);
@@ -241,6 +292,36 @@ impl Config {
     }
 }
 
+/// The checks of `[[kubernetes]]` values that `crate::scaler::cluster` leaves to the loader:
+/// `max-point-age` within [`MAX_POINT_AGE_RANGE`], `api-servers` entries `http://` or
+/// `https://` URLs with a host.
+fn check_kubernetes(sections: &[crate::scaler::cluster::Kubernetes]) -> Result<()> {
+    for (index, section) in sections.iter().enumerate() {
+        MAX_POINT_AGE_RANGE
+            .check(section.max_point_age)
+            .map_err(|reason| invalid(&format!("kubernetes[{index}].max-point-age"), reason))?;
+        for url in &section.api_servers {
+            check_api_server(url)
+                .map_err(|reason| invalid(&format!("kubernetes[{index}].api-servers"), reason))?;
+        }
+    }
+    Ok(())
+}
+
+/// An API server URL must be `http://` or `https://` with a host.
+fn check_api_server(url: &str) -> std::result::Result<(), String> {
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|error| format!("{url:?} is not a URL: {error}"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(format!("{url:?} must start with http:// or https://"));
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(())
+}
+
 impl Http {
     /// Takes the `[http]` keys out of `table`; unknown ones are pushed to `warnings`.
     pub fn from_table(mut table: Table, warnings: &mut Vec<String>) -> Result<Self> {
@@ -250,19 +331,35 @@ impl Http {
         if crate::server::parse_bind_address(&bind_address).is_none() {
             return Err(invalid(
                 "http.bind-address",
-                format!("{bind_address:?} is not host:port or :port"),
+                format!(
+                    "{bind_address:?} is not host:port or :port (host: an IPv4 address, \
+                     [IPv6] or a host name; port: 0 to 65535)"
+                ),
             ));
         }
         let max_body_size = match take_integer(&mut table, SECTION, "max-body-size")? {
             None => default_max_body_size(),
-            Some(n) => usize::try_from(n)
-                .map_err(|_| invalid("http.max-body-size", "must be 0 or a positive byte count"))?,
+            Some(n) => u64::try_from(n)
+                .ok()
+                .filter(|n| *n <= MAX_BODY_SIZE_LIMIT)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    invalid(
+                        "http.max-body-size",
+                        format!(
+                            "{n} is out of range: must be 0 (no limit) or a byte count up to \
+                             {MAX_BODY_SIZE_LIMIT}"
+                        ),
+                    )
+                })?,
         };
         let auth_enabled = take_bool(&mut table, SECTION, "auth-enabled")?.unwrap_or(false);
         let shutdown_timeout = match take_string(&mut table, SECTION, "shutdown-timeout")? {
             None => default_shutdown_timeout(),
             Some(text) => humantime::parse_duration(&text)
-                .map_err(|error| invalid("http.shutdown-timeout", format!("{text:?}: {error}")))?,
+                .map_err(|error| format!("{text:?}: {error}"))
+                .and_then(|timeout| SHUTDOWN_TIMEOUT_RANGE.check(timeout))
+                .map_err(|reason| invalid("http.shutdown-timeout", reason))?,
         };
         let mut users = Vec::new();
         for (index, mut entry) in take_array_of_tables(&mut table, SECTION, "users")?
@@ -273,7 +370,15 @@ impl Http {
             let name = take_string(&mut entry, &path, "name")?
                 .filter(|name| !name.is_empty())
                 .ok_or_else(|| invalid(&format!("{path}.name"), "is required"))?;
-            let password = take_string(&mut entry, &path, "password")?.unwrap_or_default();
+            // A user without a password would let `?u=name` alone in.
+            let password = take_string(&mut entry, &path, "password")?
+                .filter(|password| !password.is_empty())
+                .ok_or_else(|| {
+                    invalid(
+                        &format!("{path}.password"),
+                        format!("user {name:?} has no password (an empty one is refused too)"),
+                    )
+                })?;
             warn_unknown(&entry, &path, warnings);
             users.push(User { name, password });
         }
@@ -305,6 +410,28 @@ impl Http {
             tokens,
         })
     }
+}
+
+/// The text of the file at `path`, at most [`MAX_CONFIG_FILE_SIZE`] bytes of UTF-8.
+fn read_config_file(path: &Path) -> Result<String> {
+    use std::io::Read as _;
+    let read_error = |source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_CONFIG_FILE_SIZE {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_CONFIG_FILE_SIZE,
+        });
+    }
+    String::from_utf8(bytes)
+        .map_err(|error| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, error)))
 }
 
 fn parse_table(text: &str) -> Result<Table> {
@@ -341,15 +468,43 @@ pub const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
 /// Environment variable prefixes, weakest first.
 const ENV_PREFIXES: [&str; 2] = ["KAPACITOR_", "PROCESSOR_"];
 
+/// Array sections set by `<PREFIX><SECTION>_[<N>_]<KEY>` through [`apply_indexed_env`], which
+/// reports their unknown variables itself.
+const INDEXED_ENV_SECTIONS: [&str; 2] = ["KUBERNETES_", "INFLUXDB_"];
+
+/// Variables under [`ENV_PREFIXES`] that are not config keys but are read elsewhere: the
+/// client commands' server URL (`crate::cli::server_url`).
+const NON_CONFIG_VARIABLES: [&str; 1] = ["URL"];
+
 /// Sets the keys of [`ENV_KEYS`] named by `vars` in `table` (see the module documentation).
+/// Returns the variables under the prefixes that name nothing, for the caller to warn about
+/// (those of the indexed sections are [`apply_indexed_env`]'s to report).
 pub fn apply_env(
     table: &mut Table,
     vars: impl IntoIterator<Item = (String, String)>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let vars: std::collections::HashMap<String, String> = vars
         .into_iter()
         .filter(|(name, _)| ENV_PREFIXES.iter().any(|p| name.starts_with(p)))
         .collect();
+    let suffixes: Vec<String> = ENV_KEYS
+        .iter()
+        .map(|&(section, key, _)| dotted(section, key).to_uppercase().replace(['.', '-'], "_"))
+        .collect();
+    let mut unknown: Vec<String> = vars
+        .keys()
+        .filter(|name| {
+            let rest = ENV_PREFIXES
+                .iter()
+                .find_map(|prefix| name.strip_prefix(prefix))
+                .unwrap_or(name);
+            !suffixes.iter().any(|suffix| suffix == rest)
+                && !NON_CONFIG_VARIABLES.contains(&rest)
+                && !INDEXED_ENV_SECTIONS.iter().any(|s| rest.starts_with(s))
+        })
+        .cloned()
+        .collect();
+    unknown.sort();
     for &(section, key, kind) in ENV_KEYS {
         let suffix = dotted(section, key).to_uppercase().replace(['.', '-'], "_");
         let Some((name, text)) = ENV_PREFIXES.iter().rev().find_map(|prefix| {
@@ -372,7 +527,7 @@ pub fn apply_env(
         };
         target.insert(key.to_owned(), value);
     }
-    Ok(())
+    Ok(unknown)
 }
 
 /// The TOML value of variable `name` = `text` for `key` of type `kind`.
@@ -676,6 +831,7 @@ mod tests {
             log-enabled = true
             [[http.users]]
             name = "a"
+            password = "b"
             admin = true
             [replay]
             dir = "/x"
@@ -712,6 +868,84 @@ mod tests {
     }
 
     #[test]
+    fn http_and_kubernetes_values_must_be_within_their_ranges() {
+        for (text, key) in [
+            ("[http]\nmax-body-size = 1073741825", "http.max-body-size"),
+            (
+                "[http]\nmax-body-size = 9223372036854775807",
+                "http.max-body-size",
+            ),
+            (
+                "[http]\nshutdown-timeout = \"1h 1s\"",
+                "http.shutdown-timeout",
+            ),
+            (
+                "[http]\nshutdown-timeout = \"100000000000000000s\"",
+                "http.shutdown-timeout",
+            ),
+            (
+                "[kubernetes]\nmax-point-age = \"0s\"",
+                "kubernetes[0].max-point-age",
+            ),
+            (
+                "[kubernetes]\nmax-point-age = \"25h\"",
+                "kubernetes[0].max-point-age",
+            ),
+        ] {
+            let message = error(text);
+            assert!(message.contains(&format!("`{key}`")), "{text}: {message}");
+            assert!(message.contains("out of range"), "{text}: {message}");
+        }
+        let loaded = parse(
+            "[http]\nmax-body-size = 1073741824\nshutdown-timeout = \"0s\"\n\
+             [kubernetes]\nmax-point-age = \"24h\"\n",
+        );
+        assert_eq!(loaded.config.http.max_body_size, 1 << 30);
+        assert_eq!(loaded.config.http.shutdown_timeout, Duration::ZERO);
+        assert_eq!(
+            loaded.config.kubernetes[0].max_point_age,
+            Duration::from_secs(24 * 3600)
+        );
+        let limits = parse("[http]\nmax-body-size = 0\nshutdown-timeout = \"1h\"\n");
+        assert_eq!(limits.config.http.max_body_size, 0);
+    }
+
+    #[test]
+    fn a_kubernetes_api_server_must_be_an_http_or_https_url() {
+        for url in [
+            "ftp://127.0.0.1:6443",
+            "127.0.0.1:6443",
+            "http://",
+            "not a url",
+            "",
+        ] {
+            let message = error(&format!("[kubernetes]\napi-servers = [{url:?}]\n"));
+            assert!(
+                message.contains("`kubernetes[0].api-servers`"),
+                "{url}: {message}"
+            );
+        }
+        let loaded = parse(
+            "[[kubernetes]]\nid = \"a\"\napi-servers = [\"https://10.0.0.1:6443\"]\n\
+             [[kubernetes]]\nid = \"b\"\napi-servers = [\"http://127.0.0.1:8080/prefix\"]\n",
+        );
+        assert_eq!(loaded.config.kubernetes.len(), 2);
+    }
+
+    #[test]
+    fn an_out_of_range_environment_value_names_the_key() {
+        let error = Config::load_with_env(
+            None,
+            env(&[("PROCESSOR_PIPELINE_QUEUE_SIZE", "2305843009213693952")]),
+        )
+        .expect_err("rejected");
+        assert!(
+            error.to_string().contains("`pipeline.queue-size`"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn bad_bind_address_is_rejected() {
         assert!(error("[http]\nbind-address = \"nope\"").contains("`http.bind-address`"));
     }
@@ -729,6 +963,65 @@ mod tests {
     #[test]
     fn user_without_name_is_rejected() {
         assert!(error("[[http.users]]\npassword = \"x\"").contains("`http.users[0].name`"));
+    }
+
+    #[test]
+    fn a_user_without_a_password_is_refused_naming_the_user() {
+        for entry in [
+            "name = \"telegraf\"",
+            "name = \"telegraf\"\npassword = \"\"",
+        ] {
+            for auth in ["true", "false"] {
+                let message = error(&format!(
+                    "[http]\nauth-enabled = {auth}\n[[http.users]]\nname = \"ok\"\n\
+                     password = \"pw\"\n[[http.users]]\n{entry}"
+                ));
+                assert!(
+                    message.contains("`http.users[1].password`")
+                        && message.contains("\"telegraf\""),
+                    "{entry}: {message}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_config_file_larger_than_16_mib_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.conf");
+        let mut text = "#".repeat(usize::try_from(MAX_CONFIG_FILE_SIZE).unwrap_or(usize::MAX));
+        text.push('\n');
+        std::fs::write(&path, &text).expect("write");
+        for loaded in [Config::load(&path), Config::load_with_env(Some(&path), [])] {
+            let error = loaded.expect_err("too large");
+            assert!(matches!(error, Error::TooLarge { .. }), "{error}");
+        }
+        text.pop();
+        std::fs::write(&path, &text).expect("write");
+        assert!(Config::load(&path).is_ok(), "16 MiB exactly is read");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_config_path_linked_to_dev_zero_is_refused_not_read_forever() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.conf");
+        std::os::unix::fs::symlink("/dev/zero", &path).expect("symlink");
+        let error = Config::load_with_env(Some(&path), []).expect_err("too large");
+        assert!(
+            error.to_string().contains("larger than 16777216 bytes"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_config_file_that_is_not_utf8_is_a_read_error_naming_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.conf");
+        std::fs::write(&path, b"data_dir = \"\xff\"\n").expect("write");
+        let error = Config::load(&path).expect_err("not UTF-8");
+        assert!(matches!(error, Error::Read { .. }), "{error}");
+        assert!(error.to_string().contains("c.conf"), "{error}");
     }
 
     #[test]
@@ -774,6 +1067,45 @@ mod tests {
         assert_eq!(loaded.config.http.max_body_size, 77);
         assert_eq!(loaded.config.data_dir, PathBuf::from("/data"));
         assert_eq!(loaded.config.default_retention_policy, "raw");
+    }
+
+    #[test]
+    fn every_unknown_variable_under_either_prefix_is_warned_about_by_name() {
+        let loaded = Config::load_with_env(
+            None,
+            env(&[
+                ("PROCESSOR_HTTP_BOGUS", "1"),
+                ("KAPACITOR_PIPELINE_NOPE", "1"),
+                ("KAPACITOR_NOPE", "1"),
+                ("PROCESSOR_KUBERNETES_BOGUS", "1"),
+                ("KAPACITOR_INFLUXDB", "1"),
+                ("PROCESSOR_HTTP_BIND_ADDRESS", ":1"),
+                ("KAPACITOR_PIPELINE_QUEUE_SIZE", "5"),
+                ("PROCESSOR_URL", "http://p:1"),
+                ("KAPACITOR_URL", "http://k:1"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .expect("config");
+        let mut warned: Vec<&str> = loaded
+            .warnings
+            .iter()
+            .filter_map(|w| w.strip_prefix("environment variable "))
+            .filter_map(|w| w.strip_suffix(" matches no config key"))
+            .collect();
+        warned.sort_unstable();
+        assert_eq!(
+            warned,
+            [
+                "KAPACITOR_INFLUXDB",
+                "KAPACITOR_NOPE",
+                "KAPACITOR_PIPELINE_NOPE",
+                "PROCESSOR_HTTP_BOGUS",
+                "PROCESSOR_KUBERNETES_BOGUS",
+            ],
+            "{:?}",
+            loaded.warnings
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - [`scaler`]: what a k8sAutoscale node asks for ([`scaler::ScaleIntent`]), the pure
 //!   decision (`scaler::decision`), and who carries it out: `scaler::kubernetes` with `kube`,
 //!   `scaler::dry_run` in memory.
+//! - [`startup`]: what `serve` checks before serving (data_dir writable, Kubernetes reachable).
 //! - [`config`]: `kapacitor.conf`-shaped TOML, unknown keys warned about by name; [`clock`]:
 //!   the processor clock every part is handed; [`telemetry`]: `/metrics`; [`cli`]: the
 //!   `kapacitor`-style client commands (`define`, `enable`, `show`, ...).
@@ -30,6 +31,7 @@ pub mod point;
 pub mod routing;
 pub mod scaler;
 pub mod server;
+pub mod startup;
 pub mod task_api;
 pub mod tasks;
 pub mod telemetry;

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use processor::config::Config;
-use processor::scaler::kubernetes::KubernetesScaler;
 
 /// Exit code for a bad configuration or bad flags (sysexits' EX_USAGE).
 const EXIT_USAGE: u8 = 64;
-/// Exit code when the listener cannot start (sysexits' EX_UNAVAILABLE).
+/// Exit code when a valid config cannot be served: the address cannot be bound, data_dir
+/// cannot be written, the Kubernetes API cannot be reached (sysexits' EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
 
 #[derive(Debug, Parser)]
@@ -176,10 +176,16 @@ fn serve(config_path: Option<PathBuf>, bind: Option<String>) -> ExitCode {
     };
     if let Some(bind) = bind {
         if processor::server::parse_bind_address(&bind).is_none() {
-            eprintln!("processor: --bind {bind:?} is not host:port or :port");
+            eprintln!(
+                "processor: --bind {bind:?} is not host:port or :port (host: an IPv4 address, \
+                 [IPv6] or a host name; port: 0 to 65535)"
+            );
             return ExitCode::from(EXIT_USAGE);
         }
         config.http.bind_address = bind;
+    }
+    if let Err(error) = processor::startup::check_data_dir(&config.data_dir) {
+        return startup_failed(error);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -191,14 +197,14 @@ fn serve(config_path: Option<PathBuf>, bind: Option<String>) -> ExitCode {
     runtime.block_on(async {
         // One processor clock for the tasks and the scaler.
         let clock = processor::clock::system();
-        // Scaling needs a Kubernetes client when a [kubernetes] section is enabled.
+        // Scaling needs a Kubernetes client when a [kubernetes] section is enabled; each API
+        // server must answer before anything is served.
         let scaler = if config.kubernetes.iter().any(|k| k.enabled) {
-            match KubernetesScaler::connect(&config.kubernetes, Arc::clone(&clock)).await {
+            match processor::startup::connect_kubernetes(&config.kubernetes, Arc::clone(&clock))
+                .await
+            {
                 Ok(scaler) => Some(scaler),
-                Err(error) => {
-                    eprintln!("processor: {:#}", anyhow::Error::from(error));
-                    return ExitCode::from(EXIT_UNAVAILABLE);
-                }
+                Err(error) => return startup_failed(error),
             }
         } else {
             None
@@ -227,6 +233,17 @@ fn serve(config_path: Option<PathBuf>, bind: Option<String>) -> ExitCode {
     })
 }
 
+/// Reports a failed start check: 64 when the config is at fault, else 69.
+fn startup_failed(error: processor::startup::Error) -> ExitCode {
+    let code = if error.is_config() {
+        EXIT_USAGE
+    } else {
+        EXIT_UNAVAILABLE
+    };
+    eprintln!("processor: {:#}", anyhow::Error::from(error));
+    ExitCode::from(code)
+}
+
 /// The file (if any) with `KAPACITOR_*`/`PROCESSOR_*` environment overrides applied.
 fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
     // `vars_os`: a variable that is not Unicode is skipped, not a panic.
@@ -242,8 +259,10 @@ fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: a pod's log (a pipe) gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if std::env::var("LOG_FORMAT").is_ok_and(|format| format == "json") {
         builder.json().init();

@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_processor");
 
+/// `processor.conf` in `dir`: `text` after a `data_dir` inside `dir`.
 fn write_config(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
     let path = dir.path().join("processor.conf");
+    let data = dir.path().join("data");
+    let text = format!("data_dir = {:?}\n{text}", data.display().to_string());
     std::fs::write(&path, text).expect("write config");
     path
 }

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::cluster::{self, ClientError, ClusterClient, Kubernetes};
+use super::cluster::{self, ClusterClient};
 use super::decision::{self, History, Verdict};
 use super::{Decision, Kind, ScaleError, ScaleFuture, ScaleIntent, ScaleOutcome, Scaler, Target};
 use crate::clock::Clock;
@@ -50,18 +50,8 @@ struct Inner {
 }
 
 impl KubernetesScaler {
-    /// Connects to every enabled `[[kubernetes]]` section; decides on `clock`.
-    pub async fn connect(settings: &[Kubernetes], clock: Clock) -> Result<Self, ClientError> {
-        let mut clusters = HashMap::new();
-        for section in settings.iter().filter(|s| s.enabled) {
-            let client = cluster::connect(section).await?;
-            tracing::info!(cluster = %section.id, namespace = %client.default_namespace, dry_run = section.dry_run, "kubernetes client ready");
-            clusters.insert(section.id.clone(), client);
-        }
-        Ok(Self::with_clusters(clusters, clock))
-    }
-
-    /// A scaler over ready-made clients (tests build them against the stand-in).
+    /// A scaler over ready-made clients ([`crate::startup::connect_kubernetes`] makes them and
+    /// checks each API server answers; tests build them against the stand-in).
     pub fn with_clusters(clusters: HashMap<String, ClusterClient>, clock: Clock) -> Self {
         Self {
             inner: Arc::new(Inner {

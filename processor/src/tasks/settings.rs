@@ -6,25 +6,55 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
-use crate::config::EnvKind;
+use crate::config::{DurationRange, EnvKind};
 use crate::pipeline::Settings;
 
 /// `[pipeline]`: timing of the aggregates' alignment and state expiry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineConfig {
     /// `lateness`: an aggregate emits an aligned time at the latest this long after its first
-    /// value arrived (default 15 s: agents flush every 10 s, plus jitter).
+    /// value arrived (default 15 s: agents flush every 10 s, plus jitter). Range
+    /// [`LATENESS_RANGE`]: `0s` (never wait for other series) to `1h`.
     pub lateness: Duration,
     /// `series-expiry`: a series silent this long stops being waited for (default 30 s).
+    /// Range [`SERIES_EXPIRY_RANGE`]: `1s` to `24h`.
     pub series_expiry: Duration,
-    /// `state-expiry`: per-series state unused this long is freed (default 10 m).
+    /// `state-expiry`: per-series state unused this long is freed (default 10 m). Range
+    /// [`STATE_EXPIRY_RANGE`]: `1s` to `7d`.
     pub state_expiry: Duration,
     /// `queue-size`: write requests queued per task before points are dropped (default 1024).
+    /// Range 1 to [`MAX_QUEUE_SIZE`] (65,536).
     pub queue_size: usize,
     /// `future-limit`: points stamped further ahead of the processor clock are dropped and
-    /// counted (`future_points` of the from node); default 1 m.
+    /// counted (`future_points` of the from node); default 1 m. Range [`FUTURE_LIMIT_RANGE`]:
+    /// `1s` to `24h`.
     pub future_limit: Duration,
 }
+
+/// `lateness`: from 0 (emit at once, never wait for other series) to one hour. Above about
+/// 292 years it would not fit the pipeline's nanosecond clock and would turn into 0.
+pub const LATENESS_RANGE: DurationRange =
+    DurationRange::new(Duration::ZERO, Duration::from_secs(3600));
+/// `series-expiry`: from 1 s to 24 h. The pipeline reads 0 as "never", which would make a
+/// vanished pod hold every aggregate for `lateness` forever.
+pub const SERIES_EXPIRY_RANGE: DurationRange =
+    DurationRange::new(Duration::from_secs(1), Duration::from_secs(24 * 3600));
+/// `state-expiry`: from 1 s to 7 days. The pipeline reads 0 as "never", which would keep the
+/// state of every series that ever existed.
+pub const STATE_EXPIRY_RANGE: DurationRange =
+    DurationRange::new(Duration::from_secs(1), Duration::from_secs(7 * 24 * 3600));
+/// `future-limit`: from 1 s (agents' clocks differ by a second or two) to 24 h (a point a day
+/// ahead holds its group's state that long).
+pub const FUTURE_LIMIT_RANGE: DurationRange =
+    DurationRange::new(Duration::from_secs(1), Duration::from_secs(24 * 3600));
+/// The largest `queue-size`: 65,536 write requests per task (64 times the default). It is the
+/// capacity of a tokio channel, which panics above `Semaphore::MAX_PERMITS`, and every queued
+/// request holds its batch in memory.
+pub const MAX_QUEUE_SIZE: usize = 65_536;
+/// `[[influxdb]] timeout`: from 1 ms to one hour (a shorter timeout fails every write, a longer
+/// one holds a task's points and its last flush at shutdown).
+pub const INFLUXDB_TIMEOUT_RANGE: DurationRange =
+    DurationRange::new(Duration::from_millis(1), Duration::from_secs(3600));
 
 fn default_lateness() -> Duration {
     Duration::from_secs(15)
@@ -106,6 +136,7 @@ pub struct InfluxDb {
     /// `password`.
     pub password: String,
     /// `timeout`: how long one request to one URL may take (duration string, default 5 s).
+    /// Range [`INFLUXDB_TIMEOUT_RANGE`]: `1ms` to `1h`.
     pub timeout: Duration,
 }
 
@@ -202,16 +233,20 @@ fn bad(key: &str, reason: impl std::fmt::Display) -> Bad {
     (key.to_owned(), reason.to_string())
 }
 
+/// The duration at `key` (`default` when absent), which must be within `range`.
 fn duration(
     table: &mut Table,
     section: &str,
     key: &str,
     default: Duration,
+    range: DurationRange,
 ) -> Result<Duration, Bad> {
     match table.remove(key) {
         None => Ok(default),
         Some(Value::String(text)) => humantime::parse_duration(&text)
-            .map_err(|e| bad(&format!("{section}.{key}"), format!("{text:?}: {e}"))),
+            .map_err(|e| format!("{text:?}: {e}"))
+            .and_then(|d| range.check(d))
+            .map_err(|reason| bad(&format!("{section}.{key}"), reason)),
         Some(_) => Err(bad(
             &format!("{section}.{key}"),
             "must be a duration string like \"15s\"",
@@ -233,20 +268,44 @@ impl TasksConfig {
             None => {}
             Some(Value::Table(mut t)) => {
                 let p = &mut config.pipeline;
-                p.lateness = duration(&mut t, "pipeline", "lateness", default_lateness())?;
-                p.series_expiry =
-                    duration(&mut t, "pipeline", "series-expiry", default_series_expiry())?;
-                p.state_expiry =
-                    duration(&mut t, "pipeline", "state-expiry", default_state_expiry())?;
-                p.future_limit =
-                    duration(&mut t, "pipeline", "future-limit", default_future_limit())?;
+                p.lateness = duration(
+                    &mut t,
+                    "pipeline",
+                    "lateness",
+                    default_lateness(),
+                    LATENESS_RANGE,
+                )?;
+                p.series_expiry = duration(
+                    &mut t,
+                    "pipeline",
+                    "series-expiry",
+                    default_series_expiry(),
+                    SERIES_EXPIRY_RANGE,
+                )?;
+                p.state_expiry = duration(
+                    &mut t,
+                    "pipeline",
+                    "state-expiry",
+                    default_state_expiry(),
+                    STATE_EXPIRY_RANGE,
+                )?;
+                p.future_limit = duration(
+                    &mut t,
+                    "pipeline",
+                    "future-limit",
+                    default_future_limit(),
+                    FUTURE_LIMIT_RANGE,
+                )?;
                 match t.remove("queue-size") {
                     None => {}
-                    Some(Value::Integer(n)) if n > 0 => {
-                        p.queue_size = usize::try_from(n).unwrap_or(default_queue_size());
+                    Some(Value::Integer(n)) => {
+                        let max = i64::try_from(MAX_QUEUE_SIZE).unwrap_or(i64::MAX);
+                        let n = crate::config::check_integer_range(n, 1, max)
+                            .map_err(|reason| bad("pipeline.queue-size", reason))?;
+                        p.queue_size = usize::try_from(n).unwrap_or(MAX_QUEUE_SIZE);
                     }
                     Some(_) => {
-                        return Err(bad("pipeline.queue-size", "must be a positive integer"));
+                        return Err(bad("pipeline.queue-size", "must be an integer"));
                     }
                 }
                 unknown(&t, "pipeline", warnings);
@@ -311,10 +370,13 @@ impl TasksConfig {
             };
             let username = text(&mut t, "username")?;
             let password = text(&mut t, "password")?;
-            let timeout = duration(&mut t, &path, "timeout", default_influxdb_timeout())?;
-            if timeout.is_zero() {
-                return Err(bad(&format!("{path}.timeout"), "must be positive"));
-            }
+            let timeout = duration(
+                &mut t,
+                &path,
+                "timeout",
+                default_influxdb_timeout(),
+                INFLUXDB_TIMEOUT_RANGE,
+            )?;
             if enabled && urls.is_empty() {
                 return Err(bad(&format!("{path}.urls"), "must name at least one URL"));
             }
@@ -470,7 +532,7 @@ mod tests {
         for (text, key, reason) in [
             ("timeout = \"soon\"", "influxdb[0].timeout", "soon"),
             ("timeout = 5", "influxdb[0].timeout", "duration"),
-            ("timeout = \"0s\"", "influxdb[0].timeout", "positive"),
+            ("timeout = \"0s\"", "influxdb[0].timeout", "out of range"),
             ("username = 1", "influxdb[0].username", "string"),
             ("urls = []", "influxdb[0].urls", "at least one"),
             ("urls = [\"https://h:8086\"]", "influxdb[0].urls", "https"),
@@ -518,6 +580,59 @@ mod tests {
             .parse()
             .unwrap();
         assert!(TasksConfig::from_table(&mut table, &mut Vec::new()).is_ok());
+    }
+
+    /// Every numeric and duration key of `[pipeline]` and `[[influxdb]]`: just outside its
+    /// range is refused naming the key, both ends are accepted.
+    #[test]
+    fn every_pipeline_and_influxdb_value_must_be_within_its_range() {
+        let influx = "[[influxdb]]\nurls = [\"http://h:8086\"]\n";
+        let cases: [(&str, &str, &str, &str, &str); 5] = [
+            ("[pipeline]\n", "lateness", "\"0s\"", "\"1h\"", "\"1h 1ns\""),
+            (
+                "[pipeline]\n",
+                "series-expiry",
+                "\"1s\"",
+                "\"24h\"",
+                "\"999ms\"",
+            ),
+            ("[pipeline]\n", "state-expiry", "\"1s\"", "\"7d\"", "\"0s\""),
+            ("[pipeline]\n", "queue-size", "1", "65536", "65537"),
+            (influx, "timeout", "\"1ms\"", "\"1h\"", "\"999us\""),
+        ];
+        for (section, key, min, max, outside) in cases {
+            for good in [min, max] {
+                let mut table: Table = format!("{section}{key} = {good}\n").parse().unwrap();
+                let parsed = TasksConfig::from_table(&mut table, &mut Vec::new());
+                assert!(parsed.is_ok(), "{key} = {good}: {parsed:?}");
+            }
+            let mut table: Table = format!("{section}{key} = {outside}\n").parse().unwrap();
+            let (bad_key, reason) =
+                TasksConfig::from_table(&mut table, &mut Vec::new()).unwrap_err();
+            assert!(bad_key.ends_with(key), "{key} = {outside}: {bad_key}");
+            assert!(
+                reason.contains("out of range"),
+                "{key} = {outside}: {reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_queue_size_beyond_what_a_channel_can_hold_is_refused() {
+        for n in ["2305843009213693952", "9223372036854775807", "0", "-1"] {
+            let mut table: Table = format!("[pipeline]\nqueue-size = {n}").parse().unwrap();
+            let (key, reason) = TasksConfig::from_table(&mut table, &mut Vec::new()).unwrap_err();
+            assert_eq!(key, "pipeline.queue-size");
+            assert!(reason.contains("from 1 to 65536"), "{n}: {reason}");
+        }
+    }
+
+    #[test]
+    fn a_duration_too_long_for_the_pipeline_clock_is_refused_not_turned_into_zero() {
+        let mut table: Table = "[pipeline]\nlateness = \"300years\"".parse().unwrap();
+        let (key, reason) = TasksConfig::from_table(&mut table, &mut Vec::new()).unwrap_err();
+        assert_eq!(key, "pipeline.lateness");
+        assert!(reason.contains("out of range"), "{reason}");
     }
 
     #[test]
