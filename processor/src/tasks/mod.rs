@@ -8,28 +8,45 @@
 //! [`Effect`]s: scaler calls for k8sAutoscale run beside the loop, one per node and target at
 //! a time ([`scale_calls`]); influxDBOut's lines go to the task's [`influx_out`] writer
 //! without waiting.
+//!
+//! # Layout
+//! - [`settings`]: the config sections tasks read (`[pipeline]`, `[load]`, `[[influxdb]]`).
+//! - this module: the [`TaskMaster`]: definitions, define/update/delete one at a time,
+//!   enable/disable, the `[load]` directory; its public types.
+//! - [`store`]: each definition saved in its own file in the data dir.
+//! - `runtime`: a running task's queue (its [`Subscriber`]) and the loop feeding its [`Graph`].
+//! - [`scale_calls`]: which k8sAutoscale calls the loop may start (pure).
+//! - [`influx_out`]: influxDBOut's per-task writer.
+//! - `views`: the task API's JSON, in Kapacitor's shapes.
+//!
+//! [`Subscriber`]: crate::routing::Subscriber
+//! [`Delivery`]: crate::routing::Delivery
+//! [`Effect`]: crate::pipeline::Effect
 
 pub mod influx_out;
+mod runtime;
 pub mod scale_calls;
 pub mod settings;
 pub mod store;
+mod views;
 
-use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
-use crate::pipeline::{Effect, Graph, HttpOutData, HttpRows, NodeStats};
-use crate::routing::{Delivery, Router, Subscriber, SubscriptionId};
+use crate::pipeline::{Graph, NodeStats};
+use crate::routing::Router;
 use crate::scaler::Scaler;
 use crate::scaler::dry_run::DryRunScaler;
-use crate::tick::{self, Dbrp, DotStats, Node, VarOverrides};
+use crate::tick::{self, Dbrp, VarOverrides};
 use crate::write_api::Clock;
+
+use runtime::Running;
+use views::{rfc3339, rows_json, task_json};
 
 pub use settings::{InfluxDb, Load, PipelineConfig, TasksConfig};
 
@@ -127,35 +144,7 @@ pub struct TaskRequest {
     pub status: Option<String>,
 }
 
-struct Running {
-    subscriptions: Vec<SubscriptionId>,
-    /// Ends when the task's loop does (stopped, or failed: see [`Shared::failure`]).
-    handle: tokio::task::JoinHandle<()>,
-    /// The task's influxDBOut writer: it flushes what it holds once the task loop is gone.
-    writer: Option<tokio::task::JoinHandle<()>>,
-    shared: Arc<Shared>,
-}
-
-/// What the running task publishes for the API.
-struct Shared {
-    stats: Mutex<Vec<NodeStats>>,
-    http_outs: BTreeMap<String, HttpOutData>,
-    throughput: Mutex<f64>,
-    dropped: AtomicU64,
-    /// Why the task's loop died (a panic in a node); the task then shows as not executing,
-    /// with this as its error.
-    failure: Mutex<Option<String>>,
-}
-
-impl Shared {
-    fn failure(&self) -> Option<String> {
-        self.failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
+/// A task as the master holds it: its definition, compiled script and loop.
 struct Entry {
     def: TaskDef,
     pipeline: Option<tick::Pipeline>,
@@ -201,11 +190,6 @@ fn valid_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-}
-
-fn rfc3339(ns: i64) -> String {
-    let time = std::time::UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap_or(0));
-    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 impl TaskMaster {
@@ -389,7 +373,7 @@ impl TaskMaster {
     fn discard(&self, id: &str) {
         let entry = self.lock().remove(id);
         if let Some(running) = entry.and_then(|e| e.running) {
-            let _flushing = self.stop(running);
+            let _flushing = running.stop(&self.router);
         }
     }
 
@@ -477,16 +461,6 @@ impl TaskMaster {
         Ok(())
     }
 
-    /// Stops a task's loop; its influxDBOut writer (returned) then flushes what it holds and
-    /// ends.
-    fn stop(&self, running: Running) -> Option<tokio::task::JoinHandle<()>> {
-        for sub in running.subscriptions {
-            self.router.unsubscribe(sub);
-        }
-        running.handle.abort();
-        running.writer
-    }
-
     fn set_running(&self, id: &str, run: bool) -> Result<()> {
         let mut tasks = self.lock();
         let entry = tasks
@@ -495,19 +469,15 @@ impl TaskMaster {
         if !run {
             if let Some(running) = entry.running.take() {
                 drop(tasks);
-                let _flushing = self.stop(running);
+                let _flushing = running.stop(&self.router);
             }
             return Ok(());
         }
-        if entry
-            .running
-            .as_ref()
-            .is_some_and(|r| r.shared.failure().is_none())
-        {
+        if executing(entry) {
             return Ok(());
         }
         if let Some(failed) = entry.running.take() {
-            let _flushing = self.stop(failed);
+            let _flushing = failed.stop(&self.router);
         }
         let pipeline = match &entry.pipeline {
             Some(p) => p.clone(),
@@ -554,57 +524,22 @@ impl TaskMaster {
                 influx_nodes.push((node.id, Arc::new(spec.clone())));
             }
         }
-        let (influx, writer) = if influx_nodes.is_empty() {
-            (None, None)
-        } else {
-            let (influx, writer) = influx_out::spawn(id, influx_nodes, Arc::clone(&self.influx));
-            (Some(influx), Some(writer))
-        };
-        let mut stats = graph.stats();
-        if let Some(influx) = &influx {
-            influx.merge_stats(&mut stats);
-        }
-        let shared = Arc::new(Shared {
-            stats: Mutex::new(stats),
-            http_outs: graph.http_outs().clone(),
-            throughput: Mutex::new(0.0),
-            dropped: AtomicU64::new(0),
-            failure: Mutex::new(None),
-        });
-        let (tx, rx) = mpsc::channel(self.config.pipeline.queue_size.max(1));
-        let subscriber = Arc::new(Queue {
-            task: id.to_owned(),
-            tx,
-            shared: Arc::clone(&shared),
-            warning: Mutex::new(influx_out::DropWarning::default()),
-        });
-        let handle = tokio::spawn(run_guarded(
-            id.to_owned(),
-            run_task(
-                graph,
-                rx,
-                Arc::clone(&self.clock),
-                scaler,
-                influx,
-                Arc::clone(&shared),
-            ),
-            Arc::clone(&shared),
+        let influx = (!influx_nodes.is_empty())
+            .then(|| influx_out::spawn(id, influx_nodes, Arc::clone(&self.influx)));
+        let keys = pipeline.subscription_keys(&all_dbrps(&entry.def, &pipeline));
+        entry.running = Some(Running::start(
+            id,
+            graph,
+            scaler,
+            influx,
+            Arc::clone(&self.clock),
+            self.config.pipeline.queue_size.max(1),
+            |subscriber| {
+                keys.into_iter()
+                    .map(|key| self.router.subscribe(key, Arc::clone(&subscriber)))
+                    .collect()
+            },
         ));
-        let dbrps = all_dbrps(&entry.def, &pipeline);
-        let subscriptions = pipeline
-            .subscription_keys(&dbrps)
-            .into_iter()
-            .map(|key| {
-                self.router
-                    .subscribe(key, Arc::clone(&subscriber) as Arc<dyn Subscriber>)
-            })
-            .collect();
-        entry.running = Some(Running {
-            subscriptions,
-            handle,
-            writer,
-            shared,
-        });
         entry.error.clear();
         entry.def.last_enabled = rfc3339((self.clock)());
         tracing::info!(task = %id, "task enabled");
@@ -685,7 +620,10 @@ impl TaskMaster {
             .values_mut()
             .filter_map(|e| e.running.take())
             .collect();
-        let writers: Vec<_> = running.into_iter().filter_map(|r| self.stop(r)).collect();
+        let writers: Vec<_> = running
+            .into_iter()
+            .filter_map(|r| r.stop(&self.router))
+            .collect();
         let limit = limit.min(self.influx.stop_limit() + Duration::from_secs(1));
         let all = async {
             for writer in writers {
@@ -698,73 +636,6 @@ impl TaskMaster {
                 "influxDBOut writers did not finish their last flush"
             );
         }
-    }
-}
-
-/// One group of an httpOut node as a series, as Kapacitor's: `time` then the fields in order
-/// of first appearance (`null` where a point lacks one), one row per point.
-fn rows_json(rows: &HttpRows) -> serde_json::Value {
-    let mut names: Vec<&str> = Vec::new();
-    for point in &rows.points {
-        for (k, _) in &point.fields {
-            if !names.contains(&&**k) {
-                names.push(k);
-            }
-        }
-    }
-    let columns: Vec<serde_json::Value> = std::iter::once("time")
-        .chain(names.iter().copied())
-        .map(|c| serde_json::json!(c))
-        .collect();
-    let values: Vec<serde_json::Value> = rows
-        .points
-        .iter()
-        .map(|p| {
-            let row: Vec<serde_json::Value> =
-                std::iter::once(serde_json::json!(rfc3339_nanos(p.time)))
-                    .chain(
-                        names
-                            .iter()
-                            .map(|n| p.field(n).map_or(serde_json::Value::Null, |v| v.to_json())),
-                    )
-                    .collect();
-            serde_json::Value::Array(row)
-        })
-        .collect();
-    let mut series = serde_json::json!({
-        "name": &*rows.name,
-        "columns": columns,
-        "values": values,
-    });
-    if !rows.group.dims.is_empty()
-        && let Some(obj) = series.as_object_mut()
-    {
-        let tags: serde_json::Map<String, serde_json::Value> = rows
-            .group
-            .dims
-            .iter()
-            .map(|(k, v)| (k.to_string(), serde_json::json!(&**v)))
-            .collect();
-        obj.insert("tags".into(), serde_json::Value::Object(tags));
-    }
-    series
-}
-
-/// RFC 3339 with the fraction Go's `RFC3339Nano` writes (trailing zeros dropped), as
-/// Kapacitor's JSON times: `…T00:16:50Z`, `…T00:16:50.5Z`.
-fn rfc3339_nanos(ns: i64) -> String {
-    let time = std::time::UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap_or(0));
-    let text = humantime::format_rfc3339_nanos(time).to_string();
-    match text.strip_suffix('Z').and_then(|t| t.split_once('.')) {
-        Some((seconds, fraction)) => {
-            let fraction = fraction.trim_end_matches('0');
-            if fraction.is_empty() {
-                format!("{seconds}Z")
-            } else {
-                format!("{seconds}.{fraction}Z")
-            }
-        }
-        None => text,
     }
 }
 
@@ -802,341 +673,10 @@ fn validate(def: &TaskDef) -> Result<tick::Pipeline> {
     Ok(pipeline)
 }
 
-struct StatsView<'a> {
-    stats: &'a [NodeStats],
-    throughput: f64,
-}
-
-impl DotStats for StatsView<'_> {
-    fn graph(&self) -> Vec<(String, String)> {
-        vec![(
-            "throughput".into(),
-            format!("{:.2} points/s", self.throughput),
-        )]
-    }
-    fn node(&self, node: &Node) -> Vec<(String, String)> {
-        let Some(stats) = self.stats.get(node.id) else {
-            return Vec::new();
-        };
-        let mut attrs = vec![(
-            "avg_exec_time_ns".to_string(),
-            tick::value::format_go_duration(i64::try_from(stats.avg_exec_time_ns).unwrap_or(0)),
-        )];
-        attrs.extend(
-            stats
-                .specific
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), v.to_string())),
-        );
-        attrs
-    }
-    fn edge(&self, _parent: &Node, child: &Node) -> Vec<(String, String)> {
-        let processed = self.stats.get(child.id).map_or(0, |s| s.collected);
-        vec![("processed".into(), processed.to_string())]
-    }
-}
-
 /// True when the task runs: enabled, and its loop has not failed.
 fn executing(entry: &Entry) -> bool {
     entry
         .running
         .as_ref()
         .is_some_and(|r| r.shared.failure().is_none())
-}
-
-/// The task's dbrps as Kapacitor lists them: those of the define call, then the script's.
-fn dbrps_json(entry: &Entry) -> Vec<DbrpJson> {
-    let Some(pipeline) = &entry.pipeline else {
-        return entry.def.dbrps.clone();
-    };
-    all_dbrps(&entry.def, pipeline)
-        .into_iter()
-        .map(|d| DbrpJson {
-            db: d.database,
-            rp: d.retention_policy,
-        })
-        .collect()
-}
-
-fn task_json(entry: &Entry) -> serde_json::Value {
-    let def = &entry.def;
-    let (stats, throughput) = match &entry.running {
-        Some(r) => (
-            r.shared
-                .stats
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-            *r.shared
-                .throughput
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        ),
-        None => (Vec::new(), 0.0),
-    };
-    let dot = match &entry.pipeline {
-        Some(p) if entry.running.is_some() => p.dot_with_stats(
-            &def.id,
-            &StatsView {
-                stats: &stats,
-                throughput,
-            },
-        ),
-        Some(p) => p.dot(&def.id),
-        None => tick::compile(&def.script, &def.vars)
-            .map(|p| p.dot(&def.id))
-            .unwrap_or_default(),
-    };
-    let node_stats: serde_json::Map<String, serde_json::Value> = stats
-        .iter()
-        .map(|s| {
-            let mut m = serde_json::Map::new();
-            m.insert("avg_exec_time_ns".into(), s.avg_exec_time_ns.into());
-            m.insert("collected".into(), s.collected.into());
-            m.insert("emitted".into(), s.emitted.into());
-            m.insert("errors".into(), s.errors.into());
-            m.insert("working_cardinality".into(), s.working_cardinality.into());
-            for (k, v) in &s.specific {
-                m.insert((*k).into(), (*v).into());
-            }
-            (s.name.clone(), serde_json::Value::Object(m))
-        })
-        .collect();
-    serde_json::json!({
-        "link": {"rel": "self", "href": format!("/kapacitor/v1/tasks/{}", def.id)},
-        "id": def.id,
-        "template-id": "",
-        "type": def.kind,
-        "dbrps": dbrps_json(entry),
-        "script": def.script,
-        "vars": def.vars,
-        "dot": dot,
-        "status": def.status,
-        "executing": executing(entry),
-        "error": entry
-            .running
-            .as_ref()
-            .and_then(|r| r.shared.failure())
-            .unwrap_or_else(|| entry.error.clone()),
-        "stats": {
-            "task-stats": {"throughput": throughput},
-            "node-stats": node_stats,
-        },
-        "created": def.created,
-        "modified": def.modified,
-        "last-enabled": def.last_enabled,
-    })
-}
-
-/// The task's subscriber: queues deliveries for the task's loop without blocking.
-struct Queue {
-    task: String,
-    tx: mpsc::Sender<Delivery>,
-    shared: Arc<Shared>,
-    /// Drops are logged at most every 10 s, with the count since the last log.
-    warning: Mutex<influx_out::DropWarning>,
-}
-
-impl Subscriber for Queue {
-    fn deliver(&self, delivery: Delivery) {
-        if let Err(error) = self.tx.try_send(delivery) {
-            let points = match &error {
-                mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d) => {
-                    d.len()
-                }
-            };
-            self.shared
-                .dropped
-                .fetch_add(points as u64, Ordering::Relaxed);
-            let due = self
-                .warning
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .record(points, tokio::time::Instant::now());
-            if let Some(points) = due {
-                match error {
-                    mpsc::error::TrySendError::Full(_) => {
-                        tracing::error!(task = %self.task, points, "task queue full: points dropped (logged at most every 10 s)")
-                    }
-                    mpsc::error::TrySendError::Closed(_) => {
-                        tracing::error!(task = %self.task, points, "task failed: points dropped (logged at most every 10 s)")
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// A scaler call a task waits to make: the k8sAutoscale node, its intent and its point.
-type ScaleCall = (
-    usize,
-    Box<crate::scaler::ScaleIntent>,
-    crate::pipeline::Point,
-);
-
-/// What a finished scaler call hands back to the task loop.
-type ScaleDone = (
-    scale_calls::Key,
-    usize,
-    crate::pipeline::Point,
-    std::result::Result<crate::scaler::ScaleOutcome, crate::scaler::ScaleError>,
-);
-
-/// Runs a task's loop; a panic in it (a defect, never expected) marks the task failed with
-/// the panic's message instead of leaving it shown as executing.
-async fn run_guarded(task: String, run: impl Future<Output = ()>, shared: Arc<Shared>) {
-    use futures::FutureExt;
-    if let Err(panic) = std::panic::AssertUnwindSafe(run).catch_unwind().await {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_owned());
-        tracing::error!(task = %task, panic = %message, "task failed: its loop panicked; points for it are dropped until it is redefined or re-enabled");
-        *shared.failure.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(format!("task failed: {message}"));
-    }
-}
-
-async fn run_task(
-    mut graph: Graph,
-    mut rx: mpsc::Receiver<Delivery>,
-    clock: Clock,
-    scaler: Arc<dyn Scaler>,
-    mut influx: Option<influx_out::Handle>,
-    shared: Arc<Shared>,
-) {
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut effects = Vec::new();
-    let mut last_collected = 0u64;
-    let mut last_tick = clock();
-    // Scaler calls run beside the loop (aborted with it), one per node and target at a time.
-    let mut calls: scale_calls::ScaleCalls<ScaleCall> = scale_calls::ScaleCalls::default();
-    let mut in_flight: tokio::task::JoinSet<ScaleDone> = tokio::task::JoinSet::new();
-    let mut keys: HashMap<tokio::task::Id, scale_calls::Key> = HashMap::new();
-    let start = |in_flight: &mut tokio::task::JoinSet<ScaleDone>,
-                 keys: &mut HashMap<tokio::task::Id, scale_calls::Key>,
-                 key: scale_calls::Key,
-                 (node, intent, point): ScaleCall| {
-        let scaler = Arc::clone(&scaler);
-        let call_key = key.clone();
-        let handle = in_flight.spawn(async move {
-            let result = scaler.scale(*intent).await;
-            (call_key, node, point, result)
-        });
-        keys.insert(handle.id(), key);
-    };
-    loop {
-        tokio::select! {
-            delivery = rx.recv() => match delivery {
-                Some(delivery) => graph.write(delivery.points(), clock(), &mut effects),
-                None => break,
-            },
-            Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
-                let key = match done {
-                    Ok((id, (key, node, point, result))) => {
-                        keys.remove(&id);
-                        graph.scaled(node, point, result, clock(), &mut effects);
-                        key
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, "scaler call failed");
-                        match keys.remove(&error.id()) {
-                            Some(key) => key,
-                            None => continue,
-                        }
-                    }
-                };
-                if let Some(next) = calls.finished(&key) {
-                    start(&mut in_flight, &mut keys, key, next);
-                }
-            }
-            _ = ticker.tick() => {
-                let now = clock();
-                graph.tick(now, &mut effects);
-                let collected = graph.stats().first().map_or(0, |s| s.collected);
-                let elapsed = (now - last_tick) as f64 / 1e9;
-                if elapsed > 0.0 {
-                    *shared.throughput.lock().unwrap_or_else(|p| p.into_inner()) =
-                        (collected.saturating_sub(last_collected)) as f64 / elapsed;
-                }
-                last_collected = collected;
-                last_tick = now;
-            }
-        }
-        let mut lines = Vec::new();
-        for effect in std::mem::take(&mut effects) {
-            match effect {
-                Effect::Scale {
-                    node,
-                    intent,
-                    point,
-                } => {
-                    let key = (node, intent.target.clone());
-                    let superseded = calls.superseded;
-                    if let Some(call) = calls.offer(key.clone(), (node, intent, point)) {
-                        start(&mut in_flight, &mut keys, key, call);
-                    } else if calls.superseded > superseded {
-                        tracing::debug!(
-                            node,
-                            superseded = calls.superseded,
-                            "scale intent superseded by a newer one while a call is in flight"
-                        );
-                    }
-                }
-                Effect::Write { node, line, .. } => lines.push((node, line)),
-            }
-        }
-        let mut stats = graph.stats();
-        if let Some(influx) = &mut influx {
-            influx.send(lines, tokio::time::Instant::now());
-            influx.merge_stats(&mut stats);
-        }
-        *shared.stats.lock().unwrap_or_else(|p| p.into_inner()) = stats;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn shared() -> Arc<Shared> {
-        Arc::new(Shared {
-            stats: Mutex::new(Vec::new()),
-            http_outs: BTreeMap::new(),
-            throughput: Mutex::new(0.0),
-            dropped: AtomicU64::new(0),
-            failure: Mutex::new(None),
-        })
-    }
-
-    #[tokio::test]
-    async fn a_task_loop_that_panics_is_reported_failed_with_its_message() {
-        let shared = shared();
-        let capacity = usize::MAX;
-        tokio::spawn(run_guarded(
-            "t".into(),
-            async move {
-                let _never: Vec<u64> = Vec::with_capacity(capacity);
-            },
-            Arc::clone(&shared),
-        ))
-        .await
-        .unwrap();
-        let failure = shared.failure().unwrap_or_default();
-        assert!(
-            failure.starts_with("task failed: capacity overflow"),
-            "{failure}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_task_loop_that_ends_is_not_a_failure() {
-        let shared = shared();
-        tokio::spawn(run_guarded("t".into(), async {}, Arc::clone(&shared)))
-            .await
-            .unwrap();
-        assert_eq!(shared.failure(), None);
-    }
 }

@@ -1,0 +1,204 @@
+//! The task API's JSON, in Kapacitor's shapes: a task with its stats and DOT graph, an
+//! httpOut node's rows as a series, and the RFC 3339 times Kapacitor writes.
+
+use std::time::Duration;
+
+use crate::pipeline::{HttpRows, NodeStats};
+use crate::tick::{self, DotStats, Node};
+
+use super::{DbrpJson, Entry, all_dbrps, executing};
+
+/// One task as `GET /kapacitor/v1/tasks/<id>` answers it.
+pub(super) fn task_json(entry: &Entry) -> serde_json::Value {
+    let def = &entry.def;
+    let (stats, throughput) = match &entry.running {
+        Some(r) => (
+            r.shared
+                .stats
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            *r.shared
+                .throughput
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        ),
+        None => (Vec::new(), 0.0),
+    };
+    let dot = match &entry.pipeline {
+        Some(p) if entry.running.is_some() => p.dot_with_stats(
+            &def.id,
+            &StatsView {
+                stats: &stats,
+                throughput,
+            },
+        ),
+        Some(p) => p.dot(&def.id),
+        None => tick::compile(&def.script, &def.vars)
+            .map(|p| p.dot(&def.id))
+            .unwrap_or_default(),
+    };
+    let node_stats: serde_json::Map<String, serde_json::Value> = stats
+        .iter()
+        .map(|s| {
+            let mut m = serde_json::Map::new();
+            m.insert("avg_exec_time_ns".into(), s.avg_exec_time_ns.into());
+            m.insert("collected".into(), s.collected.into());
+            m.insert("emitted".into(), s.emitted.into());
+            m.insert("errors".into(), s.errors.into());
+            m.insert("working_cardinality".into(), s.working_cardinality.into());
+            for (k, v) in &s.specific {
+                m.insert((*k).into(), (*v).into());
+            }
+            (s.name.clone(), serde_json::Value::Object(m))
+        })
+        .collect();
+    serde_json::json!({
+        "link": {"rel": "self", "href": format!("/kapacitor/v1/tasks/{}", def.id)},
+        "id": def.id,
+        "template-id": "",
+        "type": def.kind,
+        "dbrps": dbrps_json(entry),
+        "script": def.script,
+        "vars": def.vars,
+        "dot": dot,
+        "status": def.status,
+        "executing": executing(entry),
+        "error": entry
+            .running
+            .as_ref()
+            .and_then(|r| r.shared.failure())
+            .unwrap_or_else(|| entry.error.clone()),
+        "stats": {
+            "task-stats": {"throughput": throughput},
+            "node-stats": node_stats,
+        },
+        "created": def.created,
+        "modified": def.modified,
+        "last-enabled": def.last_enabled,
+    })
+}
+
+/// The task's dbrps as Kapacitor lists them: those of the define call, then the script's.
+fn dbrps_json(entry: &Entry) -> Vec<DbrpJson> {
+    let Some(pipeline) = &entry.pipeline else {
+        return entry.def.dbrps.clone();
+    };
+    all_dbrps(&entry.def, pipeline)
+        .into_iter()
+        .map(|d| DbrpJson {
+            db: d.database,
+            rp: d.retention_policy,
+        })
+        .collect()
+}
+
+struct StatsView<'a> {
+    stats: &'a [NodeStats],
+    throughput: f64,
+}
+
+impl DotStats for StatsView<'_> {
+    fn graph(&self) -> Vec<(String, String)> {
+        vec![(
+            "throughput".into(),
+            format!("{:.2} points/s", self.throughput),
+        )]
+    }
+    fn node(&self, node: &Node) -> Vec<(String, String)> {
+        let Some(stats) = self.stats.get(node.id) else {
+            return Vec::new();
+        };
+        let mut attrs = vec![(
+            "avg_exec_time_ns".to_string(),
+            tick::value::format_go_duration(i64::try_from(stats.avg_exec_time_ns).unwrap_or(0)),
+        )];
+        attrs.extend(
+            stats
+                .specific
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), v.to_string())),
+        );
+        attrs
+    }
+    fn edge(&self, _parent: &Node, child: &Node) -> Vec<(String, String)> {
+        let processed = self.stats.get(child.id).map_or(0, |s| s.collected);
+        vec![("processed".into(), processed.to_string())]
+    }
+}
+
+/// One group of an httpOut node as a series, as Kapacitor's: `time` then the fields in order
+/// of first appearance (`null` where a point lacks one), one row per point.
+pub(super) fn rows_json(rows: &HttpRows) -> serde_json::Value {
+    let mut names: Vec<&str> = Vec::new();
+    for point in &rows.points {
+        for (k, _) in &point.fields {
+            if !names.contains(&&**k) {
+                names.push(k);
+            }
+        }
+    }
+    let columns: Vec<serde_json::Value> = std::iter::once("time")
+        .chain(names.iter().copied())
+        .map(|c| serde_json::json!(c))
+        .collect();
+    let values: Vec<serde_json::Value> = rows
+        .points
+        .iter()
+        .map(|p| {
+            let row: Vec<serde_json::Value> =
+                std::iter::once(serde_json::json!(rfc3339_nanos(p.time)))
+                    .chain(
+                        names
+                            .iter()
+                            .map(|n| p.field(n).map_or(serde_json::Value::Null, |v| v.to_json())),
+                    )
+                    .collect();
+            serde_json::Value::Array(row)
+        })
+        .collect();
+    let mut series = serde_json::json!({
+        "name": &*rows.name,
+        "columns": columns,
+        "values": values,
+    });
+    if !rows.group.dims.is_empty()
+        && let Some(obj) = series.as_object_mut()
+    {
+        let tags: serde_json::Map<String, serde_json::Value> = rows
+            .group
+            .dims
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::json!(&**v)))
+            .collect();
+        obj.insert("tags".into(), serde_json::Value::Object(tags));
+    }
+    series
+}
+
+/// RFC 3339 in whole seconds, as a task's `created`, `modified` and `last-enabled`.
+pub(super) fn rfc3339(ns: i64) -> String {
+    humantime::format_rfc3339_seconds(system_time(ns)).to_string()
+}
+
+/// Nanoseconds since the Unix epoch as a time (before the epoch: the epoch).
+fn system_time(ns: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
+}
+
+/// RFC 3339 with the fraction Go's `RFC3339Nano` writes (trailing zeros dropped), as
+/// Kapacitor's JSON times: `…T00:16:50Z`, `…T00:16:50.5Z`.
+fn rfc3339_nanos(ns: i64) -> String {
+    let text = humantime::format_rfc3339_nanos(system_time(ns)).to_string();
+    match text.strip_suffix('Z').and_then(|t| t.split_once('.')) {
+        Some((seconds, fraction)) => {
+            let fraction = fraction.trim_end_matches('0');
+            if fraction.is_empty() {
+                format!("{seconds}Z")
+            } else {
+                format!("{seconds}.{fraction}Z")
+            }
+        }
+        None => text,
+    }
+}
