@@ -12,18 +12,21 @@
 //! # Layout
 //! - [`settings`]: the config sections tasks read (`[pipeline]`, `[load]`, `[[influxdb]]`).
 //! - this module: the [`TaskMaster`]: definitions, define/update/delete one at a time,
-//!   enable/disable, the `[load]` directory; its public types.
+//!   enable/disable; its public types.
 //! - [`store`]: each definition saved in its own file in the data dir.
+//! - `load_dir`: `[load] dir`, tasks defined by `.tick` files at start.
 //! - `runtime`: a running task's queue (its [`Subscriber`]) and the loop feeding its [`Graph`].
 //! - [`scale_calls`]: which k8sAutoscale calls the loop may start (pure).
 //! - [`influx_out`]: influxDBOut's per-task writer.
-//! - `views`: the task API's JSON, in Kapacitor's shapes.
+//! - `views`: what the task API reads (get, list, httpOut, counts, node stats), as Kapacitor's
+//!   JSON.
 //!
 //! [`Subscriber`]: crate::routing::Subscriber
 //! [`Delivery`]: crate::routing::Delivery
 //! [`Effect`]: crate::pipeline::Effect
 
 pub mod influx_out;
+mod load_dir;
 mod runtime;
 pub mod scale_calls;
 pub mod settings;
@@ -32,13 +35,12 @@ mod views;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::{Graph, NodeStats};
+use crate::pipeline::Graph;
 use crate::routing::Router;
 use crate::scaler::Scaler;
 use crate::scaler::dry_run::DryRunScaler;
@@ -46,7 +48,7 @@ use crate::tick::{self, Dbrp, VarOverrides};
 use crate::write_api::Clock;
 
 use runtime::Running;
-use views::{rfc3339, rows_json, task_json};
+use views::rfc3339;
 
 pub use settings::{InfluxDb, Load, PipelineConfig, TasksConfig};
 
@@ -257,67 +259,6 @@ impl TaskMaster {
             Some(store) => Ok(store.save(def)?),
             None => Ok(()),
         }
-    }
-
-    /// `[load] dir`: every `<dir>/tasks/*.tick` becomes an enabled stream task named after
-    /// the file; each must name its `dbrp`.
-    fn load_dir(&self) -> Result<()> {
-        let dir = self.config.load.dir.join("tasks");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                tracing::warn!(dir = %dir.display(), "load dir has no tasks directory");
-                return Ok(());
-            }
-            Err(e) => {
-                return Err(Error::Load {
-                    path: dir,
-                    reason: e.to_string(),
-                });
-            }
-        };
-        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        files.sort();
-        for path in files {
-            if path.extension().and_then(|e| e.to_str()) != Some("tick") {
-                tracing::warn!(file = %path.display(), "load dir: ignoring a file that is not .tick");
-                continue;
-            }
-            let load_err = |reason: String| Error::Load {
-                path: path.clone(),
-                reason,
-            };
-            let id = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or_default()
-                .to_owned();
-            let script = std::fs::read_to_string(&path).map_err(|e| load_err(e.to_string()))?;
-            let pipeline = tick::compile(&script, &VarOverrides::new())
-                .map_err(|e| load_err(e.to_string()))?;
-            if pipeline.dbrps.is_empty() {
-                return Err(load_err(
-                    "the script names no dbrp (add `dbrp \"db\".\"rp\"`)".into(),
-                ));
-            }
-            let request = TaskRequest {
-                id: Some(id.clone()),
-                kind: Some("stream".into()),
-                dbrps: Some(Vec::new()),
-                script: Some(script),
-                vars: None,
-                status: Some("enabled".into()),
-            };
-            let exists = self.lock().contains_key(&id);
-            let result = if exists {
-                self.update(&id, request).map(drop)
-            } else {
-                self.create(request).map(drop)
-            };
-            result.map_err(|e| load_err(e.to_string()))?;
-            tracing::info!(task = %id, file = %path.display(), "task loaded");
-        }
-        Ok(())
     }
 
     /// Defines a task (`POST /kapacitor/v1/tasks`).
@@ -544,71 +485,6 @@ impl TaskMaster {
         entry.def.last_enabled = rfc3339((self.clock)());
         tracing::info!(task = %id, "task enabled");
         Ok(())
-    }
-
-    /// One task in Kapacitor's JSON shape, with stats and the DOT graph.
-    pub fn get(&self, id: &str) -> Result<serde_json::Value> {
-        let tasks = self.lock();
-        let entry = tasks
-            .get(id)
-            .ok_or_else(|| Error::NotFound(id.to_owned()))?;
-        Ok(task_json(entry))
-    }
-
-    /// Every task, by id.
-    pub fn list(&self) -> serde_json::Value {
-        let tasks = self.lock();
-        serde_json::json!({ "tasks": tasks.values().map(task_json).collect::<Vec<_>>() })
-    }
-
-    /// The latest points of an httpOut node as `{"series": [...]}`.
-    pub fn http_out(&self, id: &str, endpoint: &str) -> Option<serde_json::Value> {
-        let tasks = self.lock();
-        let data = tasks
-            .get(id)?
-            .running
-            .as_ref()?
-            .shared
-            .http_outs
-            .get(endpoint)?
-            .clone();
-        drop(tasks);
-        let rows = data.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let series: Vec<serde_json::Value> = rows.values().map(rows_json).collect();
-        Some(serde_json::json!({ "series": series }))
-    }
-
-    /// `(tasks, enabled tasks, subscriptions)` for `/kapacitor/v1/debug/vars`.
-    pub fn counts(&self) -> (usize, usize, usize) {
-        let tasks = self.lock();
-        let enabled = tasks.values().filter(|e| executing(e)).count();
-        let subs = tasks
-            .values()
-            .filter_map(|e| e.running.as_ref())
-            .map(|r| r.subscriptions.len())
-            .sum();
-        (tasks.len(), enabled, subs)
-    }
-
-    /// Node stats of every running task: `(task, stats)`.
-    pub fn node_stats(&self) -> Vec<(String, Vec<NodeStats>, u64)> {
-        self.lock()
-            .iter()
-            .filter_map(|(id, e)| {
-                let running = e.running.as_ref()?;
-                let stats = running
-                    .shared
-                    .stats
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
-                Some((
-                    id.clone(),
-                    stats,
-                    running.shared.dropped.load(Ordering::Relaxed),
-                ))
-            })
-            .collect()
     }
 
     /// Stops every task (shutdown) and waits for their influxDBOut writers' last flush, at most

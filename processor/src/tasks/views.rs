@@ -1,12 +1,82 @@
-//! The task API's JSON, in Kapacitor's shapes: a task with its stats and DOT graph, an
-//! httpOut node's rows as a series, and the RFC 3339 times Kapacitor writes.
+//! What the task API reads, in Kapacitor's JSON shapes: a task with its stats and DOT graph,
+//! an httpOut node's rows as a series, the counts and node stats of `/debug/vars` and
+//! `/metrics`, and the RFC 3339 times Kapacitor writes.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::pipeline::{HttpRows, NodeStats};
 use crate::tick::{self, DotStats, Node};
 
-use super::{DbrpJson, Entry, all_dbrps, executing};
+use super::{DbrpJson, Entry, Error, Result, TaskMaster, all_dbrps, executing};
+
+/// What the task API reads.
+impl TaskMaster {
+    /// One task in Kapacitor's JSON shape, with stats and the DOT graph.
+    pub fn get(&self, id: &str) -> Result<serde_json::Value> {
+        let tasks = self.lock();
+        let entry = tasks
+            .get(id)
+            .ok_or_else(|| Error::NotFound(id.to_owned()))?;
+        Ok(task_json(entry))
+    }
+
+    /// Every task, by id.
+    pub fn list(&self) -> serde_json::Value {
+        let tasks = self.lock();
+        serde_json::json!({ "tasks": tasks.values().map(task_json).collect::<Vec<_>>() })
+    }
+
+    /// The latest points of an httpOut node as `{"series": [...]}`.
+    pub fn http_out(&self, id: &str, endpoint: &str) -> Option<serde_json::Value> {
+        let tasks = self.lock();
+        let data = tasks
+            .get(id)?
+            .running
+            .as_ref()?
+            .shared
+            .http_outs
+            .get(endpoint)?
+            .clone();
+        drop(tasks);
+        let rows = data.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let series: Vec<serde_json::Value> = rows.values().map(rows_json).collect();
+        Some(serde_json::json!({ "series": series }))
+    }
+
+    /// `(tasks, enabled tasks, subscriptions)` for `/kapacitor/v1/debug/vars`.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let tasks = self.lock();
+        let enabled = tasks.values().filter(|e| executing(e)).count();
+        let subs = tasks
+            .values()
+            .filter_map(|e| e.running.as_ref())
+            .map(|r| r.subscriptions.len())
+            .sum();
+        (tasks.len(), enabled, subs)
+    }
+
+    /// Node stats of every running task: `(task, stats)`.
+    pub fn node_stats(&self) -> Vec<(String, Vec<NodeStats>, u64)> {
+        self.lock()
+            .iter()
+            .filter_map(|(id, e)| {
+                let running = e.running.as_ref()?;
+                let stats = running
+                    .shared
+                    .stats
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                Some((
+                    id.clone(),
+                    stats,
+                    running.shared.dropped.load(Ordering::Relaxed),
+                ))
+            })
+            .collect()
+    }
+}
 
 /// One task as `GET /kapacitor/v1/tasks/<id>` answers it.
 pub(super) fn task_json(entry: &Entry) -> serde_json::Value {
