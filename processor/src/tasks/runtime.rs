@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -44,13 +44,7 @@ impl Running {
         if let Some(influx) = &influx {
             influx.merge_stats(&mut stats);
         }
-        let shared = Arc::new(Shared {
-            stats: Mutex::new(stats),
-            http_outs: graph.http_outs().clone(),
-            throughput: Mutex::new(0.0),
-            dropped: AtomicU64::new(0),
-            failure: Mutex::new(None),
-        });
+        let shared = Arc::new(Shared::new(stats, graph.http_outs().clone()));
         let (tx, rx) = mpsc::channel(queue_size);
         let subscriber = Arc::new(Queue {
             task: task.to_owned(),
@@ -82,24 +76,56 @@ impl Running {
     }
 }
 
-/// What the running task publishes for the API.
+/// What the running task publishes for the API: written by its loop, read through the
+/// methods below.
 pub(super) struct Shared {
-    pub(super) stats: Mutex<Vec<NodeStats>>,
-    pub(super) http_outs: BTreeMap<String, HttpOutData>,
-    pub(super) throughput: Mutex<f64>,
-    pub(super) dropped: AtomicU64,
+    stats: Mutex<Vec<NodeStats>>,
+    http_outs: BTreeMap<String, HttpOutData>,
+    /// Points per second into the graph over the last tick.
+    throughput: Mutex<f64>,
+    /// Points dropped because the task's queue was full (or its loop gone).
+    dropped: AtomicU64,
     /// Why the task's loop died (a panic in a node); the task then shows as not executing,
     /// with this as its error.
     failure: Mutex<Option<String>>,
 }
 
 impl Shared {
-    pub(super) fn failure(&self) -> Option<String> {
-        self.failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    fn new(stats: Vec<NodeStats>, http_outs: BTreeMap<String, HttpOutData>) -> Shared {
+        Shared {
+            stats: Mutex::new(stats),
+            http_outs,
+            throughput: Mutex::new(0.0),
+            dropped: AtomicU64::new(0),
+            failure: Mutex::new(None),
+        }
     }
+
+    pub(super) fn stats(&self) -> Vec<NodeStats> {
+        unpoisoned(&self.stats).clone()
+    }
+
+    /// The httpOut node named `endpoint`'s latest points.
+    pub(super) fn http_out(&self, endpoint: &str) -> Option<HttpOutData> {
+        self.http_outs.get(endpoint).cloned()
+    }
+
+    pub(super) fn throughput(&self) -> f64 {
+        *unpoisoned(&self.throughput)
+    }
+
+    pub(super) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn failure(&self) -> Option<String> {
+        unpoisoned(&self.failure).clone()
+    }
+}
+
+/// Locks `mutex`, also after a panic while it was held (what it guards stays usable).
+fn unpoisoned<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The task's subscriber: queues deliveries for the task's loop without blocking.
@@ -122,11 +148,7 @@ impl Subscriber for Queue {
             self.shared
                 .dropped
                 .fetch_add(points as u64, Ordering::Relaxed);
-            let due = self
-                .warning
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .record(points, tokio::time::Instant::now());
+            let due = unpoisoned(&self.warning).record(points, tokio::time::Instant::now());
             if let Some(points) = due {
                 match error {
                     mpsc::error::TrySendError::Full(_) => {
@@ -167,8 +189,7 @@ async fn run_guarded(task: String, run: impl Future<Output = ()>, shared: Arc<Sh
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_owned());
         tracing::error!(task = %task, panic = %message, "task failed: its loop panicked; points for it are dropped until it is redefined or re-enabled");
-        *shared.failure.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(format!("task failed: {message}"));
+        *unpoisoned(&shared.failure) = Some(format!("task failed: {message}"));
     }
 }
 
@@ -232,7 +253,7 @@ async fn run_task(
                 let collected = graph.stats().first().map_or(0, |s| s.collected);
                 let elapsed = (now - last_tick) as f64 / 1e9;
                 if elapsed > 0.0 {
-                    *shared.throughput.lock().unwrap_or_else(|p| p.into_inner()) =
+                    *unpoisoned(&shared.throughput) =
                         (collected.saturating_sub(last_collected)) as f64 / elapsed;
                 }
                 last_collected = collected;
@@ -267,7 +288,7 @@ async fn run_task(
             influx.send(lines, tokio::time::Instant::now());
             influx.merge_stats(&mut stats);
         }
-        *shared.stats.lock().unwrap_or_else(|p| p.into_inner()) = stats;
+        *unpoisoned(&shared.stats) = stats;
     }
 }
 
@@ -276,13 +297,7 @@ mod tests {
     use super::*;
 
     fn shared() -> Arc<Shared> {
-        Arc::new(Shared {
-            stats: Mutex::new(Vec::new()),
-            http_outs: BTreeMap::new(),
-            throughput: Mutex::new(0.0),
-            dropped: AtomicU64::new(0),
-            failure: Mutex::new(None),
-        })
+        Arc::new(Shared::new(Vec::new(), BTreeMap::new()))
     }
 
     #[tokio::test]

@@ -2,7 +2,6 @@
 //! an httpOut node's rows as a series, the counts and node stats of `/debug/vars` and
 //! `/metrics`, and the RFC 3339 times Kapacitor writes.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::pipeline::{HttpRows, NodeStats};
@@ -30,14 +29,7 @@ impl TaskMaster {
     /// The latest points of an httpOut node as `{"series": [...]}`.
     pub fn http_out(&self, id: &str, endpoint: &str) -> Option<serde_json::Value> {
         let tasks = self.lock();
-        let data = tasks
-            .get(id)?
-            .running
-            .as_ref()?
-            .shared
-            .http_outs
-            .get(endpoint)?
-            .clone();
+        let data = tasks.get(id)?.running.as_ref()?.shared.http_out(endpoint)?;
         drop(tasks);
         let rows = data.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let series: Vec<serde_json::Value> = rows.values().map(rows_json).collect();
@@ -62,17 +54,7 @@ impl TaskMaster {
             .iter()
             .filter_map(|(id, e)| {
                 let running = e.running.as_ref()?;
-                let stats = running
-                    .shared
-                    .stats
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
-                Some((
-                    id.clone(),
-                    stats,
-                    running.shared.dropped.load(Ordering::Relaxed),
-                ))
+                Some((id.clone(), running.shared.stats(), running.shared.dropped()))
             })
             .collect()
     }
@@ -82,17 +64,7 @@ impl TaskMaster {
 pub(super) fn task_json(entry: &Entry) -> serde_json::Value {
     let def = &entry.def;
     let (stats, throughput) = match &entry.running {
-        Some(r) => (
-            r.shared
-                .stats
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-            *r.shared
-                .throughput
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        ),
+        Some(r) => (r.shared.stats(), r.shared.throughput()),
         None => (Vec::new(), 0.0),
     };
     let dot = match &entry.pipeline {
