@@ -12,7 +12,8 @@
 //!   [`scaler::Scaler`] that carries it out; `scaler::kubernetes` does it with `kube`.
 //! - [`write_api`]: the InfluxDB-compatible HTTP handlers; [`server`]: the listener.
 //! - [`tasks`]: task definitions, persistence, `[load]`, the runtime feeding each task's
-//!   [`pipeline::Graph`]; [`task_api`]: `/kapacitor/v1/tasks...`; [`telemetry`]: `/metrics`.
+//!   [`pipeline::Graph`] (queue, loop, scale calls, influxDBOut's writer), the JSON the task
+//!   API reads; [`task_api`]: `/kapacitor/v1/tasks...`; [`telemetry`]: `/metrics`.
 //!
 //! [`run`] wires them: `config -> Router -> WriteApi -> Server`, until the shutdown future ends.
 
