@@ -7,8 +7,9 @@
 //! - [`line_protocol`]: request body -> [`point::Batch`] + InfluxDB 1.x per-line errors (pure);
 //!   [`point`]: the parsed points that subscribers read (spans into the body).
 //! - [`routing`]: (db, rp, measurement) -> [`routing::Subscriber`]s, the seam tasks plug into.
-//! - [`tasks`]: task definitions and their store, `[load]`, and the per-task loop feeding each
-//!   task's [`pipeline::Graph`]; [`task_api`]: `/kapacitor/v1/tasks...`.
+//! - [`tasks`]: task definitions and their store, `[load]`, the per-task runtime feeding each
+//!   task's [`pipeline::Graph`] (queue, loop, scale calls, influxDBOut's writer) and the JSON
+//!   the task API reads; [`task_api`]: `/kapacitor/v1/tasks...`.
 //! - [`tick`]: TICKscript -> a validated pipeline (lexer, parser, bind, nodes, lambdas).
 //! - [`pipeline`]: a compiled task's nodes as pure state machines (time passed in);
 //!   `pipeline::autoscale` is the k8sAutoscale node.
