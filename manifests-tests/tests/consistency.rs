@@ -162,7 +162,14 @@ fn the_agent_config_refuses_to_load_without_the_credentials() {
         .expect("agent-config");
     let error = agent::config::Config::parse(str_at(map, "/data/telegraf.conf"), |_| None)
         .expect_err("the credentials are required");
-    assert!(error.to_string().contains("PROCESSOR_USERNAME"), "{error}");
+    // The error names the file; its cause names the variable.
+    let mut chain = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        chain.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    assert!(chain.contains("PROCESSOR_USERNAME"), "{chain}");
 }
 
 #[test]
