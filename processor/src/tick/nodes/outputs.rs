@@ -1,0 +1,317 @@
+//! Building the nodes that act outside the pipeline: influxDBOut (writes points to InfluxDB)
+//! and k8sAutoscale (changes a workload's replicas).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::super::Result;
+use super::super::lambda::ValType;
+use super::check::{Arg, Checker, RawProperty};
+use super::{
+    InfluxDbOutSpec, K8sAutoscaleSpec, NodeSpec, default_influxdb_out_buffer,
+    default_influxdb_out_flush_interval,
+};
+
+/// The most lines an influxDBOut node may buffer (`.buffer()`); failed writes keep as many.
+pub const MAX_INFLUXDB_OUT_BUFFER: usize = 1_000_000;
+
+const WRITE_CONSISTENCIES: [&str; 4] = ["any", "one", "quorum", "all"];
+
+const PRECISIONS: [&str; 11] = ["", "n", "ns", "u", "us", "µ", "µs", "ms", "s", "m", "h"];
+
+pub(super) fn build_influxdb_out(
+    c: &Checker<'_>,
+    ctor_what: &str,
+    ctor: &[Arg],
+    props: &[RawProperty<'_>],
+) -> Result<NodeSpec> {
+    c.count(ctor_what, ctor, 0, c.offset)?;
+    let mut spec = InfluxDbOutSpec {
+        database: String::new(),
+        retention_policy: String::new(),
+        measurement: String::new(),
+        cluster: String::new(),
+        precision: String::new(),
+        tags: BTreeMap::new(),
+        create: false,
+        buffer: default_influxdb_out_buffer(),
+        flush_interval: default_influxdb_out_flush_interval(),
+        write_consistency: String::new(),
+    };
+    for p in props {
+        match p.name {
+            "database" => spec.database = c.one_string(p)?,
+            "retentionPolicy" => spec.retention_policy = c.one_string(p)?,
+            "measurement" => spec.measurement = c.one_string(p)?,
+            "cluster" => spec.cluster = c.one_string(p)?,
+            "precision" => {
+                spec.precision = c.one_string(p)?;
+                if !PRECISIONS.contains(&spec.precision.as_str()) {
+                    return Err(c.err(
+                        p.offset,
+                        format!(
+                            "unknown precision '{}' for {} (n, u, ms, s, m, h)",
+                            spec.precision, c.node
+                        ),
+                    ));
+                }
+            }
+            "tag" => {
+                let args = c.count("`.tag()`", &p.args, 2, p.offset)?;
+                let key = c.string("`.tag()`", &args[0])?;
+                let value = c.string("`.tag()`", &args[1])?;
+                spec.tags.insert(key, value);
+            }
+            "create" => spec.create = c.flag(p)?,
+            "buffer" => {
+                let n = c.one_int(p)?;
+                spec.buffer = usize::try_from(n)
+                    .ok()
+                    .filter(|n| (1..=MAX_INFLUXDB_OUT_BUFFER).contains(n))
+                    .ok_or_else(|| {
+                        c.err(
+                            p.offset,
+                            format!(
+                                "`.buffer()` of {} must be a point count from 1 to {MAX_INFLUXDB_OUT_BUFFER}, got {n}",
+                                c.node
+                            ),
+                        )
+                    })?;
+            }
+            "flushInterval" => {
+                spec.flush_interval = c.one_duration(p)?;
+                if spec.flush_interval.is_zero() {
+                    return Err(c.err(
+                        p.offset,
+                        format!("`.flushInterval()` of {} must be positive", c.node),
+                    ));
+                }
+            }
+            "writeConsistency" => {
+                spec.write_consistency = c.one_string(p)?;
+                if !WRITE_CONSISTENCIES.contains(&spec.write_consistency.as_str()) {
+                    return Err(c.err(
+                        p.offset,
+                        format!(
+                            "unknown write consistency '{}' for {} (any, one, quorum, all)",
+                            spec.write_consistency, c.node
+                        ),
+                    ));
+                }
+            }
+            _ => {
+                return Err(c.unknown(
+                    p,
+                    "database, retentionPolicy, measurement, cluster, precision, tag, create, buffer, flushInterval, writeConsistency",
+                ));
+            }
+        }
+    }
+    if spec.database.is_empty() {
+        return Err(c.err(c.offset, format!("{} needs `.database()`", c.node)));
+    }
+    Ok(NodeSpec::InfluxDbOut(spec))
+}
+
+const K8S_KINDS: [&str; 3] = ["deployments", "replicasets", "replicationcontrollers"];
+
+pub(super) fn build_k8s_autoscale(
+    c: &Checker<'_>,
+    ctor_what: &str,
+    ctor: &[Arg],
+    props: &[RawProperty<'_>],
+) -> Result<NodeSpec> {
+    c.count(ctor_what, ctor, 0, c.offset)?;
+    let mut cluster = String::new();
+    let mut namespace = String::new();
+    let mut namespace_tag = "namespace".to_string();
+    let mut kind = "deployments".to_string();
+    let mut kind_tag = "kind".to_string();
+    let mut resource_name = None;
+    let mut resource_name_tag = None;
+    let mut resource_tag = "resource".to_string();
+    let mut replicas = None;
+    let (mut min, mut max) = (1, 0);
+    let mut min_offset = c.offset;
+    let mut increase_cooldown = Duration::ZERO;
+    let mut decrease_cooldown = Duration::ZERO;
+    let mut current_field = String::new();
+    let mut dry_run = false;
+    for p in props {
+        match p.name {
+            "cluster" => cluster = c.one_string(p)?,
+            "namespace" => namespace = c.one_string(p)?,
+            "namespaceTag" => namespace_tag = c.one_string(p)?,
+            "kind" => {
+                kind = c.one_string(p)?;
+                // Kapacitor 1.1 validated the singular form (its constant) but documented the
+                // plural: accept both, keep the API's plural resource name.
+                if kind == "replicationcontroller" {
+                    kind = "replicationcontrollers".to_string();
+                }
+                if !K8S_KINDS.contains(&kind.as_str()) {
+                    return Err(c.err(
+                        p.offset,
+                        format!(
+                            "unknown kind '{kind}' for {} (deployments, replicasets, replicationcontrollers)",
+                            c.node
+                        ),
+                    ));
+                }
+            }
+            "kindTag" => kind_tag = c.one_string(p)?,
+            "resourceName" => resource_name = Some(c.one_string(p)?),
+            "resourceNameTag" => resource_name_tag = Some(c.one_string(p)?),
+            "resourceTag" => resource_tag = c.one_string(p)?,
+            "replicas" => replicas = Some(c.one_lambda(p, Some(ValType::Int))?),
+            "min" => {
+                min = c.one_int(p)?;
+                min_offset = p.offset;
+            }
+            "max" => max = c.one_int(p)?,
+            "increaseCooldown" => increase_cooldown = c.one_duration(p)?,
+            "decreaseCooldown" => decrease_cooldown = c.one_duration(p)?,
+            "currentField" => current_field = c.one_string(p)?,
+            "dryRun" => dry_run = c.flag(p)?,
+            _ => {
+                return Err(c.unknown(
+                    p,
+                    "cluster, namespace, namespaceTag, kind, kindTag, resourceName, resourceNameTag, resourceTag, replicas, min, max, increaseCooldown, decreaseCooldown, currentField, dryRun",
+                ));
+            }
+        }
+    }
+    if resource_name.is_some() == resource_name_tag.is_some() {
+        return Err(c.err(
+            c.offset,
+            format!(
+                "{} needs exactly one of `.resourceName()` and `.resourceNameTag()`",
+                c.node
+            ),
+        ));
+    }
+    let Some(replicas) = replicas else {
+        return Err(c.err(
+            c.offset,
+            format!("{} needs `.replicas(lambda: ...)`", c.node),
+        ));
+    };
+    if min < 1 {
+        return Err(c.err(
+            min_offset,
+            format!("`.min()` of {} must be at least 1, got {min}", c.node),
+        ));
+    }
+    if max < 0 || (max > 0 && max < min) {
+        return Err(c.err(
+            c.offset,
+            format!(
+                "`.max()` of {} must be 0 (unlimited) or at least min ({min}), got {max}",
+                c.node
+            ),
+        ));
+    }
+    Ok(NodeSpec::K8sAutoscale(Box::new(K8sAutoscaleSpec {
+        cluster,
+        namespace,
+        namespace_tag,
+        kind,
+        kind_tag,
+        resource_name,
+        resource_name_tag,
+        resource_tag,
+        replicas,
+        min,
+        max,
+        increase_cooldown,
+        decrease_cooldown,
+        current_field,
+        dry_run,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::tick::nodes::{InfluxDbOutSpec, NodeSpec};
+
+    #[test]
+    fn singular_replicationcontroller_kind_is_accepted_as_kapacitor_did() {
+        let pipeline = crate::tick::compile(
+            "stream|from()|k8sAutoscale().kind('replicationcontroller').resourceName('rc').replicas(lambda: 1)",
+            &Default::default(),
+        )
+        .unwrap();
+        let NodeSpec::K8sAutoscale(k) = &pipeline.nodes[2].spec else {
+            panic!("k8s_autoscale2")
+        };
+        assert_eq!(k.kind, "replicationcontrollers");
+    }
+
+    fn influxdb_out(props: &str) -> crate::tick::Result<InfluxDbOutSpec> {
+        let pipeline = crate::tick::compile(
+            &format!("stream|from()|influxDBOut().database('d'){props}"),
+            &Default::default(),
+        )?;
+        match &pipeline.nodes[2].spec {
+            NodeSpec::InfluxDbOut(spec) => Ok(spec.clone()),
+            other => panic!("influxdb_out2 is {other:?}"),
+        }
+    }
+
+    #[test]
+    fn influxdb_out_has_kapacitors_buffer_and_flush_defaults() {
+        let spec = influxdb_out("").unwrap();
+        assert_eq!(spec.buffer, 1000);
+        assert_eq!(spec.flush_interval, Duration::from_secs(10));
+        assert_eq!(spec.write_consistency, "");
+        let spec = influxdb_out(".buffer(5).flushInterval(2s).writeConsistency('quorum').create()")
+            .unwrap();
+        assert_eq!(spec.buffer, 5);
+        assert_eq!(spec.flush_interval, Duration::from_secs(2));
+        assert_eq!(spec.write_consistency, "quorum");
+        assert!(spec.create);
+    }
+
+    #[test]
+    fn bad_influxdb_out_properties_name_the_node_and_the_property() {
+        for (props, expected) in [
+            (
+                ".buffer(0)",
+                "`.buffer()` of influxdb_out2 must be a point count from 1 to 1000000",
+            ),
+            (
+                ".buffer(1000001)",
+                "`.buffer()` of influxdb_out2 must be a point count from 1 to 1000000, got 1000001",
+            ),
+            (
+                ".buffer(-3)",
+                "`.buffer()` of influxdb_out2 must be a point count from 1 to 1000000, got -3",
+            ),
+            (
+                ".buffer('x')",
+                "`.buffer()` of influxdb_out2 expects an int",
+            ),
+            (
+                ".flushInterval(0s)",
+                "`.flushInterval()` of influxdb_out2 must be positive",
+            ),
+            (
+                ".flushInterval(10)",
+                "`.flushInterval()` of influxdb_out2 expects a duration",
+            ),
+            (
+                ".writeConsistency('most')",
+                "unknown write consistency 'most' for influxdb_out2",
+            ),
+            (
+                ".flush(1s)",
+                "unknown property `.flush()` for influxdb_out2",
+            ),
+        ] {
+            let error = influxdb_out(props).unwrap_err().to_string();
+            assert!(error.contains(expected), "{props}: {error}");
+        }
+    }
+}
