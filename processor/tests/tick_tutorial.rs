@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use processor::routing::Key;
+use processor::scaler::Kind;
 use processor::tick::lambda::{FieldValue, PointScope};
 use processor::tick::nodes::{AggregateFn, Keep, NodeKind, NodeSpec};
 use processor::tick::value::parse_vars_json;
@@ -106,7 +107,7 @@ fn tutorial_properties_are_typed_with_kapacitor_defaults() {
     let NodeSpec::K8sAutoscale(k) = spec("k8s_autoscale6") else {
         panic!("k8s_autoscale6")
     };
-    assert_eq!(k.kind, "deployments");
+    assert_eq!(k.kind, Kind::Deployments);
     assert_eq!(k.resource_name_tag.as_deref(), Some("deployment"));
     assert_eq!(k.resource_name, None);
     assert_eq!(k.increase_cooldown, Duration::from_secs(60));

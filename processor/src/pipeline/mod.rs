@@ -62,10 +62,6 @@ impl Default for Settings {
 pub enum Error {
     #[error("{node}: the {method} node is not supported by the runtime yet")]
     Unsupported { node: String, method: &'static str },
-    #[error(
-        "{node}: unknown kind {kind:?} (deployments, statefulsets, replicasets, replicationcontrollers)"
-    )]
-    Kind { node: String, kind: String },
 }
 
 /// Something the runtime must do outside the pipeline.
@@ -223,23 +219,17 @@ impl Graph {
                             .collect(),
                     }))
                 }
-                NodeSpec::K8sAutoscale(spec) => {
-                    let kind = Kind::from_name(&spec.kind).ok_or_else(|| Error::Kind {
-                        node: node.name.clone(),
-                        kind: spec.kind.clone(),
-                    })?;
-                    State::K8s(Box::new(K8sNode {
-                        dry_run: spec.dry_run || settings.dry_run,
-                        spec: (**spec).clone(),
-                        kind,
-                        increase_events: 0,
-                        decrease_events: 0,
-                        cooldown_drops: 0,
-                        current: BTreeMap::new(),
-                        replicas_with_current: (!spec.current_field.is_empty())
-                            .then(|| Arc::new(spec.replicas.clone())),
-                    }))
-                }
+                NodeSpec::K8sAutoscale(spec) => State::K8s(Box::new(K8sNode {
+                    dry_run: spec.dry_run || settings.dry_run,
+                    spec: (**spec).clone(),
+                    kind: spec.kind,
+                    increase_events: 0,
+                    decrease_events: 0,
+                    cooldown_drops: 0,
+                    current: BTreeMap::new(),
+                    replicas_with_current: (!spec.current_field.is_empty())
+                        .then(|| Arc::new(spec.replicas.clone())),
+                })),
                 NodeSpec::Window(spec) => State::Window(window::Window::new(spec, alignment)),
             };
             slots.push(Slot {

@@ -11,6 +11,7 @@ use super::{
     InfluxDbOutSpec, K8sAutoscaleSpec, NodeSpec, default_influxdb_out_buffer,
     default_influxdb_out_flush_interval,
 };
+use crate::scaler::Kind;
 
 /// The most lines an influxDBOut node may buffer (`.buffer()`); failed writes keep as many.
 pub const MAX_INFLUXDB_OUT_BUFFER: usize = 1_000_000;
@@ -113,7 +114,29 @@ pub(super) fn build_influxdb_out(
     Ok(NodeSpec::InfluxDbOut(spec))
 }
 
-const K8S_KINDS: [&str; 3] = ["deployments", "replicasets", "replicationcontrollers"];
+/// The kinds `.kind()` accepts, written as their resource names (`deployments`, ...): those the
+/// scaler changes through the `/scale` subresource.
+const K8S_KINDS: [Kind; 4] = [
+    Kind::Deployments,
+    Kind::StatefulSets,
+    Kind::ReplicaSets,
+    Kind::ReplicationControllers,
+];
+
+/// `.kind()`'s value: one of [`K8S_KINDS`] by resource name, or `replicationcontroller`, the
+/// singular form Kapacitor 1.1 validated (its constant) while documenting the plural.
+fn k8s_kind(name: &str) -> Option<Kind> {
+    let name = match name {
+        "replicationcontroller" => "replicationcontrollers",
+        other => other,
+    };
+    K8S_KINDS.into_iter().find(|kind| kind.resource() == name)
+}
+
+/// The kinds `.kind()` accepts, for error messages.
+fn k8s_kind_names() -> String {
+    K8S_KINDS.map(Kind::resource).join(", ")
+}
 
 pub(super) fn build_k8s_autoscale(
     c: &Checker<'_>,
@@ -125,7 +148,7 @@ pub(super) fn build_k8s_autoscale(
     let mut cluster = String::new();
     let mut namespace = String::new();
     let mut namespace_tag = "namespace".to_string();
-    let mut kind = "deployments".to_string();
+    let mut kind = Kind::Deployments;
     let mut kind_tag = "kind".to_string();
     let mut resource_name = None;
     let mut resource_name_tag = None;
@@ -143,21 +166,17 @@ pub(super) fn build_k8s_autoscale(
             "namespace" => namespace = c.one_string(p)?,
             "namespaceTag" => namespace_tag = c.one_string(p)?,
             "kind" => {
-                kind = c.one_string(p)?;
-                // Kapacitor 1.1 validated the singular form (its constant) but documented the
-                // plural: accept both, keep the API's plural resource name.
-                if kind == "replicationcontroller" {
-                    kind = "replicationcontrollers".to_string();
-                }
-                if !K8S_KINDS.contains(&kind.as_str()) {
-                    return Err(c.err(
+                let name = c.one_string(p)?;
+                kind = k8s_kind(&name).ok_or_else(|| {
+                    c.err(
                         p.offset,
                         format!(
-                            "unknown kind '{kind}' for {} (deployments, replicasets, replicationcontrollers)",
-                            c.node
+                            "unknown kind '{name}' for {} ({})",
+                            c.node,
+                            k8s_kind_names()
                         ),
-                    ));
-                }
+                    )
+                })?;
             }
             "kindTag" => kind_tag = c.one_string(p)?,
             "resourceName" => resource_name = Some(c.one_string(p)?),
@@ -234,19 +253,55 @@ pub(super) fn build_k8s_autoscale(
 mod tests {
     use std::time::Duration;
 
-    use crate::tick::nodes::{InfluxDbOutSpec, NodeSpec};
+    use crate::scaler::Kind;
+    use crate::tick::nodes::{InfluxDbOutSpec, K8sAutoscaleSpec, NodeSpec};
+
+    fn k8s_autoscale(props: &str) -> crate::tick::Result<K8sAutoscaleSpec> {
+        let pipeline = crate::tick::compile(
+            &format!("stream|from()|k8sAutoscale().resourceName('app').replicas(lambda: 1){props}"),
+            &Default::default(),
+        )?;
+        match &pipeline.nodes[2].spec {
+            NodeSpec::K8sAutoscale(spec) => Ok((**spec).clone()),
+            other => panic!("k8s_autoscale2 is {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kind_is_typed_when_the_task_is_defined() {
+        assert_eq!(k8s_autoscale("").unwrap().kind, Kind::Deployments);
+        for (name, kind) in [
+            ("deployments", Kind::Deployments),
+            ("statefulsets", Kind::StatefulSets),
+            ("replicasets", Kind::ReplicaSets),
+            ("replicationcontrollers", Kind::ReplicationControllers),
+        ] {
+            let spec = k8s_autoscale(&format!(".kind('{name}')")).unwrap();
+            assert_eq!(spec.kind, kind, "{name}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_kind_lists_exactly_the_supported_kinds() {
+        let error = k8s_autoscale(".kind('daemonsets')")
+            .unwrap_err()
+            .to_string();
+        let expected = "unknown kind 'daemonsets' for k8s_autoscale2 (deployments, statefulsets, replicasets, replicationcontrollers)";
+        assert!(error.contains(expected), "{error}");
+        let listed = error
+            .split('(')
+            .nth(1)
+            .and_then(|s| s.split(')').next())
+            .unwrap();
+        for name in listed.split(", ") {
+            assert!(k8s_autoscale(&format!(".kind('{name}')")).is_ok(), "{name}");
+        }
+    }
 
     #[test]
     fn singular_replicationcontroller_kind_is_accepted_as_kapacitor_did() {
-        let pipeline = crate::tick::compile(
-            "stream|from()|k8sAutoscale().kind('replicationcontroller').resourceName('rc').replicas(lambda: 1)",
-            &Default::default(),
-        )
-        .unwrap();
-        let NodeSpec::K8sAutoscale(k) = &pipeline.nodes[2].spec else {
-            panic!("k8s_autoscale2")
-        };
-        assert_eq!(k.kind, "replicationcontrollers");
+        let spec = k8s_autoscale(".kind('replicationcontroller')").unwrap();
+        assert_eq!(spec.kind, Kind::ReplicationControllers);
     }
 
     fn influxdb_out(props: &str) -> crate::tick::Result<InfluxDbOutSpec> {

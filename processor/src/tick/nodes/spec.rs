@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::super::lambda::Lambda;
 use super::{AggregateFn, NodeKind};
+use crate::scaler::Kind;
 
 /// Tags to group by: explicit names, or every tag of the point (`*`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -172,8 +173,9 @@ pub struct K8sAutoscaleSpec {
     /// Empty: `default` (as Kapacitor).
     pub namespace: String,
     pub namespace_tag: String,
-    /// `deployments` (default), `replicasets` or `replicationcontrollers`.
-    pub kind: String,
+    /// `.kind()`: `deployments` (default), `statefulsets`, `replicasets` or
+    /// `replicationcontrollers`.
+    pub kind: Kind,
     pub kind_tag: String,
     /// Static resource name; exactly one of this and `resource_name_tag` is set.
     pub resource_name: Option<String>,
