@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use processor::line_protocol::Precision;
 use processor::routing::Key;
 use processor::scaler::Kind;
 use processor::tick::lambda::{FieldValue, PointScope};
@@ -354,7 +355,7 @@ stream
     let NodeSpec::InfluxDbOut(out) = &pipeline.nodes[8].spec else {
         panic!()
     };
-    assert_eq!(out.precision, "s");
+    assert_eq!(out.precision, Precision::Seconds);
     assert_eq!(
         out.tags.get("source").map(String::as_str),
         Some("kapacitor")

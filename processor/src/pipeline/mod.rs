@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::line_protocol::Precision;
 use crate::point::PointRef;
 use crate::scaler::{
     Decision, Desired, Kind, Policy, ScaleError, ScaleIntent, ScaleOutcome, Target,
@@ -205,20 +204,15 @@ impl Graph {
                     http_outs.insert(spec.endpoint.clone(), Arc::clone(&data));
                     State::HttpOut(data)
                 }
-                NodeSpec::InfluxDbOut(spec) => {
-                    // The parser admits only the precisions this knows; anything else: ns.
-                    let unit =
-                        Precision::from_v1_param(&spec.precision).map_or(1, Precision::nanos);
-                    State::InfluxDbOut(Box::new(InfluxDbOut {
-                        spec: Arc::new(spec.clone()),
-                        unit_ns: unit,
-                        tags: spec
-                            .tags
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect(),
-                    }))
-                }
+                NodeSpec::InfluxDbOut(spec) => State::InfluxDbOut(Box::new(InfluxDbOut {
+                    spec: Arc::new(spec.clone()),
+                    unit_ns: spec.precision.nanos(),
+                    tags: spec
+                        .tags
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                })),
                 NodeSpec::K8sAutoscale(spec) => State::K8s(Box::new(K8sNode {
                     dry_run: spec.dry_run || settings.dry_run,
                     spec: (**spec).clone(),

@@ -11,14 +11,13 @@ use super::{
     InfluxDbOutSpec, K8sAutoscaleSpec, NodeSpec, default_influxdb_out_buffer,
     default_influxdb_out_flush_interval,
 };
+use crate::line_protocol::Precision;
 use crate::scaler::Kind;
 
 /// The most lines an influxDBOut node may buffer (`.buffer()`); failed writes keep as many.
 pub const MAX_INFLUXDB_OUT_BUFFER: usize = 1_000_000;
 
 const WRITE_CONSISTENCIES: [&str; 4] = ["any", "one", "quorum", "all"];
-
-const PRECISIONS: [&str; 11] = ["", "n", "ns", "u", "us", "µ", "µs", "ms", "s", "m", "h"];
 
 pub(super) fn build_influxdb_out(
     c: &Checker<'_>,
@@ -32,7 +31,7 @@ pub(super) fn build_influxdb_out(
         retention_policy: String::new(),
         measurement: String::new(),
         cluster: String::new(),
-        precision: String::new(),
+        precision: Precision::Nanoseconds,
         tags: BTreeMap::new(),
         create: false,
         buffer: default_influxdb_out_buffer(),
@@ -46,16 +45,16 @@ pub(super) fn build_influxdb_out(
             "measurement" => spec.measurement = c.one_string(p)?,
             "cluster" => spec.cluster = c.one_string(p)?,
             "precision" => {
-                spec.precision = c.one_string(p)?;
-                if !PRECISIONS.contains(&spec.precision.as_str()) {
-                    return Err(c.err(
+                let text = c.one_string(p)?;
+                spec.precision = Precision::from_v1_param(&text).map_err(|_| {
+                    c.err(
                         p.offset,
                         format!(
-                            "unknown precision '{}' for {} (n, u, ms, s, m, h)",
-                            spec.precision, c.node
+                            "unknown precision '{text}' for {} (n, u, ms, s, m, h)",
+                            c.node
                         ),
-                    ));
-                }
+                    )
+                })?;
             }
             "tag" => {
                 let args = c.count("`.tag()`", &p.args, 2, p.offset)?;
@@ -253,6 +252,7 @@ pub(super) fn build_k8s_autoscale(
 mod tests {
     use std::time::Duration;
 
+    use crate::line_protocol::Precision;
     use crate::scaler::Kind;
     use crate::tick::nodes::{InfluxDbOutSpec, K8sAutoscaleSpec, NodeSpec};
 
@@ -321,12 +321,24 @@ mod tests {
         assert_eq!(spec.buffer, 1000);
         assert_eq!(spec.flush_interval, Duration::from_secs(10));
         assert_eq!(spec.write_consistency, "");
+        assert_eq!(spec.precision, Precision::Nanoseconds);
         let spec = influxdb_out(".buffer(5).flushInterval(2s).writeConsistency('quorum').create()")
             .unwrap();
         assert_eq!(spec.buffer, 5);
         assert_eq!(spec.flush_interval, Duration::from_secs(2));
         assert_eq!(spec.write_consistency, "quorum");
         assert!(spec.create);
+        for (text, precision) in [
+            ("", Precision::Nanoseconds),
+            ("ns", Precision::Nanoseconds),
+            ("us", Precision::Microseconds),
+            ("µ", Precision::Microseconds),
+            ("ms", Precision::Milliseconds),
+            ("h", Precision::Hours),
+        ] {
+            let spec = influxdb_out(&format!(".precision('{text}')")).unwrap();
+            assert_eq!(spec.precision, precision, "{text}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::super::lambda::Lambda;
 use super::{AggregateFn, NodeKind};
+use crate::line_protocol::Precision;
 use crate::scaler::Kind;
 
 /// Tags to group by: explicit names, or every tag of the point (`*`).
@@ -140,8 +141,9 @@ pub struct InfluxDbOutSpec {
     pub measurement: String,
     /// Name of a configured InfluxDB; empty: the default one.
     pub cluster: String,
-    /// Timestamp precision written (`n`, `u`, `ms`, `s`, `m`, `h`); empty: nanoseconds.
-    pub precision: String,
+    /// `.precision()`: the unit of the timestamps written (`n`, `u`, `ms`, `s`, `m`, `h`);
+    /// default nanoseconds.
+    pub precision: Precision,
     /// Static tags added to every point.
     pub tags: BTreeMap<String, String>,
     /// `.create()`: create the database if missing.
