@@ -33,18 +33,14 @@ pub(crate) fn build(
     let ctor_what = format!("`{}()`", kind.method());
     match kind {
         NodeKind::Stream => {
-            if let Some(p) = props.first() {
-                return Err(c.unknown(p, ""));
-            }
+            c.no_properties(props)?;
             Ok(NodeSpec::Stream)
         }
         NodeKind::From => build_from(&c, &ctor_what, ctor, props),
         NodeKind::Where => {
             let args = c.count(&ctor_what, ctor, 1, offset)?;
             let predicate = c.lambda(&ctor_what, &args[0], Some(ValType::Bool))?;
-            if let Some(p) = props.first() {
-                return Err(c.unknown(p, ""));
-            }
+            c.no_properties(props)?;
             Ok(NodeSpec::Where(WhereSpec { predicate }))
         }
         NodeKind::GroupBy => {
@@ -167,9 +163,7 @@ pub(crate) fn build(
                     format!("the endpoint of {name} must be a non-empty name without `/`"),
                 ));
             }
-            if let Some(p) = props.first() {
-                return Err(c.unknown(p, ""));
-            }
+            c.no_properties(props)?;
             Ok(NodeSpec::HttpOut(HttpOutSpec { endpoint }))
         }
         NodeKind::InfluxDbOut => build_influxdb_out(&c, &ctor_what, ctor, props),

@@ -129,22 +129,26 @@ impl Checker<'_> {
         Ok(l.clone())
     }
 
-    pub(super) fn one_string(&self, p: &RawProperty<'_>) -> Result<String> {
+    /// The single argument of `.name(arg)`, with the `` `.name()` `` that errors about it name.
+    fn one<'p>(&self, p: &'p RawProperty<'_>) -> Result<(String, &'p Arg)> {
         let what = format!("`.{}()`", p.name);
         let args = self.count(&what, &p.args, 1, p.offset)?;
-        self.string(&what, &args[0])
+        Ok((what, &args[0]))
+    }
+
+    pub(super) fn one_string(&self, p: &RawProperty<'_>) -> Result<String> {
+        let (what, arg) = self.one(p)?;
+        self.string(&what, arg)
     }
 
     pub(super) fn one_duration(&self, p: &RawProperty<'_>) -> Result<Duration> {
-        let what = format!("`.{}()`", p.name);
-        let args = self.count(&what, &p.args, 1, p.offset)?;
-        self.duration(&what, &args[0])
+        let (what, arg) = self.one(p)?;
+        self.duration(&what, arg)
     }
 
     pub(super) fn one_int(&self, p: &RawProperty<'_>) -> Result<i64> {
-        let what = format!("`.{}()`", p.name);
-        let args = self.count(&what, &p.args, 1, p.offset)?;
-        self.int(&what, &args[0])
+        let (what, arg) = self.one(p)?;
+        self.int(&what, arg)
     }
 
     pub(super) fn one_lambda(
@@ -152,9 +156,8 @@ impl Checker<'_> {
         p: &RawProperty<'_>,
         returns: Option<ValType>,
     ) -> Result<Lambda> {
-        let what = format!("`.{}()`", p.name);
-        let args = self.count(&what, &p.args, 1, p.offset)?;
-        self.lambda(&what, &args[0], returns)
+        let (what, arg) = self.one(p)?;
+        self.lambda(&what, arg, returns)
     }
 
     pub(super) fn flag(&self, p: &RawProperty<'_>) -> Result<bool> {
@@ -202,6 +205,14 @@ impl Checker<'_> {
             }
         }
         Ok(dims)
+    }
+
+    /// For nodes without properties: the first property given is an error.
+    pub(super) fn no_properties(&self, props: &[RawProperty<'_>]) -> Result<()> {
+        match props.first() {
+            Some(p) => Err(self.unknown(p, "")),
+            None => Ok(()),
+        }
     }
 
     pub(super) fn unknown(&self, p: &RawProperty<'_>, known: &str) -> Error {

@@ -256,13 +256,19 @@ mod tests {
     use crate::scaler::Kind;
     use crate::tick::nodes::{InfluxDbOutSpec, K8sAutoscaleSpec, NodeSpec};
 
+    /// The spec of node 2 in `stream|from()|<node><props>`.
+    fn third_node(node: &str, props: &str) -> crate::tick::Result<NodeSpec> {
+        let script = format!("stream|from()|{node}{props}");
+        let pipeline = crate::tick::compile(&script, &Default::default())?;
+        Ok(pipeline.nodes[2].spec.clone())
+    }
+
     fn k8s_autoscale(props: &str) -> crate::tick::Result<K8sAutoscaleSpec> {
-        let pipeline = crate::tick::compile(
-            &format!("stream|from()|k8sAutoscale().resourceName('app').replicas(lambda: 1){props}"),
-            &Default::default(),
-        )?;
-        match &pipeline.nodes[2].spec {
-            NodeSpec::K8sAutoscale(spec) => Ok((**spec).clone()),
+        match third_node(
+            "k8sAutoscale().resourceName('app').replicas(lambda: 1)",
+            props,
+        )? {
+            NodeSpec::K8sAutoscale(spec) => Ok(*spec),
             other => panic!("k8s_autoscale2 is {other:?}"),
         }
     }
@@ -305,12 +311,8 @@ mod tests {
     }
 
     fn influxdb_out(props: &str) -> crate::tick::Result<InfluxDbOutSpec> {
-        let pipeline = crate::tick::compile(
-            &format!("stream|from()|influxDBOut().database('d'){props}"),
-            &Default::default(),
-        )?;
-        match &pipeline.nodes[2].spec {
-            NodeSpec::InfluxDbOut(spec) => Ok(spec.clone()),
+        match third_node("influxDBOut().database('d')", props)? {
+            NodeSpec::InfluxDbOut(spec) => Ok(spec),
             other => panic!("influxdb_out2 is {other:?}"),
         }
     }
