@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use processor::line_protocol::Precision;
 use processor::routing::Key;
+use processor::scaler::Kind;
 use processor::tick::lambda::{FieldValue, PointScope};
 use processor::tick::nodes::{AggregateFn, Keep, NodeKind, NodeSpec};
 use processor::tick::value::parse_vars_json;
@@ -106,7 +108,7 @@ fn tutorial_properties_are_typed_with_kapacitor_defaults() {
     let NodeSpec::K8sAutoscale(k) = spec("k8s_autoscale6") else {
         panic!("k8s_autoscale6")
     };
-    assert_eq!(k.kind, "deployments");
+    assert_eq!(k.kind, Kind::Deployments);
     assert_eq!(k.resource_name_tag.as_deref(), Some("deployment"));
     assert_eq!(k.resource_name, None);
     assert_eq!(k.increase_cooldown, Duration::from_secs(60));
@@ -353,7 +355,7 @@ stream
     let NodeSpec::InfluxDbOut(out) = &pipeline.nodes[8].spec else {
         panic!()
     };
-    assert_eq!(out.precision, "s");
+    assert_eq!(out.precision, Precision::Seconds);
     assert_eq!(
         out.tags.get("source").map(String::as_str),
         Some("kapacitor")

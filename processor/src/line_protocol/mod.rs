@@ -64,6 +64,19 @@ impl Precision {
         })
     }
 
+    /// The v1 `precision` parameter that makes 1.x read timestamps in this unit: empty for
+    /// nanoseconds (the default), `u` for microseconds (1.x reads `us` as nanoseconds).
+    pub fn v1_param(self) -> &'static str {
+        match self {
+            Self::Nanoseconds => "",
+            Self::Microseconds => "u",
+            Self::Milliseconds => "ms",
+            Self::Seconds => "s",
+            Self::Minutes => "m",
+            Self::Hours => "h",
+        }
+    }
+
     /// Nanoseconds per unit.
     pub fn nanos(self) -> i64 {
         match self {

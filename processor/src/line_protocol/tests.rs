@@ -218,6 +218,7 @@ fn precision_parameter_accepts_every_documented_spelling() {
         ("h", Precision::Hours),
     ] {
         assert_eq!(Precision::from_v1_param(text), Ok(expected), "{text:?}");
+        assert_eq!(Precision::from_v1_param(expected.v1_param()), Ok(expected));
     }
     assert_eq!(
         Precision::from_v1_param("xyz"),

@@ -7,17 +7,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::scaler::{Decision, Desired, Kind, Policy, ScaleIntent, ScaleOutcome, Target};
+use crate::scaler::{Decision, Desired, Policy, ScaleIntent, ScaleOutcome, Target};
 use crate::tick::lambda::Lambda;
 use crate::tick::nodes::K8sAutoscaleSpec;
 
+use super::Effect;
 use super::point::{Field, Point, Series};
-use super::{Effect, Error};
 
 /// One k8sAutoscale node's state.
 pub struct Autoscale {
     spec: K8sAutoscaleSpec,
-    kind: Kind,
     dry_run: bool,
     increase_events: u64,
     decrease_events: u64,
@@ -29,23 +28,18 @@ pub struct Autoscale {
 }
 
 impl Autoscale {
-    /// The node `name` for `spec`; `dry_run`: the config's dry run, on top of `.dryRun()`.
-    pub fn new(name: &str, spec: &K8sAutoscaleSpec, dry_run: bool) -> Result<Autoscale, Error> {
-        let kind = Kind::from_name(&spec.kind).ok_or_else(|| Error::Kind {
-            node: name.to_owned(),
-            kind: spec.kind.clone(),
-        })?;
-        Ok(Autoscale {
+    /// The node for `spec`; `dry_run`: the config's dry run, on top of `.dryRun()`.
+    pub fn new(spec: &K8sAutoscaleSpec, dry_run: bool) -> Autoscale {
+        Autoscale {
             dry_run: spec.dry_run || dry_run,
             spec: spec.clone(),
-            kind,
             increase_events: 0,
             decrease_events: 0,
             cooldown_drops: 0,
             current: BTreeMap::new(),
             replicas_with_current: (!spec.current_field.is_empty())
                 .then(|| Arc::new(spec.replicas.clone())),
-        })
+        }
     }
 
     /// True when the node writes to a cluster (not a dry run): it needs a real scaler.
@@ -109,7 +103,7 @@ impl Autoscale {
             target: Target {
                 cluster: self.spec.cluster.clone(),
                 namespace: self.spec.namespace.clone(),
-                kind: self.kind,
+                kind: self.spec.kind,
                 name,
             },
             desired,
@@ -155,7 +149,7 @@ impl Autoscale {
         };
         for (tag, value) in [
             (&self.spec.namespace_tag, namespace),
-            (&self.spec.kind_tag, self.kind.resource().to_string()),
+            (&self.spec.kind_tag, self.spec.kind.resource().to_string()),
             (&self.spec.resource_tag, name),
         ] {
             if !tag.is_empty() {

@@ -27,7 +27,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::line_protocol::Precision;
 use crate::point::PointRef;
 use crate::scaler::{ScaleError, ScaleIntent, ScaleOutcome};
 use crate::tick::nodes::InfluxDbOutSpec;
@@ -69,10 +68,6 @@ impl Default for Settings {
 pub enum Error {
     #[error("{node}: the {method} node is not supported by the runtime yet")]
     Unsupported { node: String, method: &'static str },
-    #[error(
-        "{node}: unknown kind {kind:?} (deployments, statefulsets, replicasets, replicationcontrollers)"
-    )]
-    Kind { node: String, kind: String },
 }
 
 /// Something the runtime must do outside the pipeline.
@@ -178,25 +173,18 @@ impl Graph {
                     http_outs.insert(spec.endpoint.clone(), Arc::clone(&data));
                     State::HttpOut(data)
                 }
-                NodeSpec::InfluxDbOut(spec) => {
-                    // The parser admits only the precisions this knows; anything else: ns.
-                    let unit =
-                        Precision::from_v1_param(&spec.precision).map_or(1, Precision::nanos);
-                    State::InfluxDbOut(Box::new(InfluxDbOut {
-                        spec: Arc::new(spec.clone()),
-                        unit_ns: unit,
-                        tags: spec
-                            .tags
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect(),
-                    }))
+                NodeSpec::InfluxDbOut(spec) => State::InfluxDbOut(Box::new(InfluxDbOut {
+                    spec: Arc::new(spec.clone()),
+                    unit_ns: spec.precision.nanos(),
+                    tags: spec
+                        .tags
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                })),
+                NodeSpec::K8sAutoscale(spec) => {
+                    State::K8s(Box::new(autoscale::Autoscale::new(spec, settings.dry_run)))
                 }
-                NodeSpec::K8sAutoscale(spec) => State::K8s(Box::new(autoscale::Autoscale::new(
-                    &node.name,
-                    spec,
-                    settings.dry_run,
-                )?)),
                 NodeSpec::Window(spec) => State::Window(window::Window::new(spec, alignment)),
             };
             slots.push(Slot {

@@ -3,10 +3,11 @@
 //! # Layout
 //! - [`lexer`]: source text -> tokens (nom), borrowing from the source.
 //! - [`parser`]: tokens -> [`ast::Program`] (recursive descent, operator precedence for lambdas).
+//! - [`ast`]: the syntax tree: statements, expressions, node chains, with source offsets.
 //! - [`value`]: typed values (`var` types), task-level `vars` overrides, durations.
-//! - [`lambda`]: compiled lambda expressions and their evaluator over a [`lambda::PointScope`].
-//! - [`nodes`]: the supported pipeline nodes, their properties and defaults.
 //! - [`bind`]: resolves `var`s (with overrides), builds and validates the [`Pipeline`].
+//! - [`nodes`]: the supported pipeline nodes, their properties (checked, typed) and defaults.
+//! - [`lambda`]: compiled lambda expressions and their evaluator over a [`lambda::PointScope`].
 //! - [`dot`]: the DOT graph shown by `kapacitor show`.
 //!
 //! Entry point: [`compile`] (script + vars overrides -> validated [`Pipeline`]). Every error

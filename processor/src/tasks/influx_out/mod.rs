@@ -106,7 +106,7 @@ impl Target {
             cluster: spec.cluster.clone(),
             database: spec.database.clone(),
             retention_policy: spec.retention_policy.clone(),
-            precision: spec.precision.clone(),
+            precision: spec.precision.v1_param().to_owned(),
             consistency: spec.write_consistency.clone(),
         }
     }
@@ -196,7 +196,7 @@ mod tests {
             retention_policy: String::new(),
             measurement: String::new(),
             cluster: String::new(),
-            precision: "s".to_owned(),
+            precision: crate::line_protocol::Precision::Seconds,
             tags: BTreeMap::new(),
             create: false,
             buffer,
