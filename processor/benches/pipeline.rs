@@ -10,22 +10,16 @@ use processor::pipeline::{Graph, Settings};
 use processor::point::Batch;
 use processor::tick::{VarOverrides, compile};
 
-const SCRIPT: &str = r#"
-stream
-    |from()
-        .measurement('requests')
-        .groupBy('host', 'deployment')
-        .truncate(1s)
-    |derivative('counter')
-        .as('requests_per_second')
-        .unit(1s)
-        .nonNegative()
-    |groupBy('deployment')
-    |sum('requests_per_second')
-        .as('total_requests_per_second')
-    |movingAverage('total_requests_per_second', 60)
-        .as('avg_requests_per_second')
-"#;
+#[path = "../tests/pipeline_scenario/mod.rs"]
+mod pipeline_scenario;
+
+/// The scenario's script (the tutorial's pipeline up to the sum), then the moving average.
+fn script() -> String {
+    format!(
+        "{}    |movingAverage('total_requests_per_second', 60)\n        .as('avg_requests_per_second')\n",
+        pipeline_scenario::SUM_SCRIPT
+    )
+}
 
 const HOSTS: i64 = 10;
 const POINTS: i64 = 1_000_000;
@@ -59,7 +53,7 @@ fn batches() -> Vec<Batch> {
 
 fn bench(c: &mut Criterion) {
     let batches = batches();
-    let pipeline = compile(SCRIPT, &VarOverrides::new()).unwrap_or_else(|e| panic!("{e}"));
+    let pipeline = compile(&script(), &VarOverrides::new()).unwrap_or_else(|e| panic!("{e}"));
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(POINTS as u64));
     group.sample_size(10);

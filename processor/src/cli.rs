@@ -3,7 +3,8 @@
 //! task API. Output follows `kapacitor` (compat.md 3).
 
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -112,27 +113,118 @@ pub fn split_credentials(url: &str) -> (String, Option<String>) {
     )
 }
 
+/// `%XX` escapes decoded (`+` stays `+`: this is a URL's userinfo, not a form).
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b, hex) {
-            (b'%', Some(decoded)) => {
-                out.push(decoded);
-                i += 3;
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The client commands, spelled as the tutorial's `kapacitor` commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Create or update a task (as `kapacitor define`).
+    Define {
+        /// Task id.
+        name: String,
+        /// The TICKscript file.
+        #[arg(long, value_name = "FILE")]
+        tick: Option<PathBuf>,
+        /// Task type (only `stream`).
+        #[arg(long = "type", default_value = "stream")]
+        kind: String,
+        /// Database and retention policy, `db.rp` (repeatable).
+        #[arg(long)]
+        dbrp: Vec<String>,
+        /// A JSON file of task vars overriding the script's `var`s.
+        #[arg(long, value_name = "FILE")]
+        vars: Option<PathBuf>,
+    },
+    /// Enable tasks.
+    Enable { ids: Vec<String> },
+    /// Disable tasks.
+    Disable { ids: Vec<String> },
+    /// Show a task: definition, status and DOT graph with stats.
+    Show { id: String },
+    /// List tasks (`list tasks [ID...]`).
+    List { what: String, ids: Vec<String> },
+    /// Delete tasks (`delete tasks ID...`).
+    Delete { what: String, ids: Vec<String> },
+    /// Server statistics (`stats general`).
+    Stats { what: String },
+}
+
+/// Runs a client command against the server at `url`.
+pub fn run(url: String, command: Command) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("processor: cannot start the runtime: {error}");
+            return ExitCode::from(lifecycle::exit::UNAVAILABLE);
+        }
+    };
+    let client = TaskClient::new(url);
+    let usage = |message: &str| {
+        eprintln!("processor: {message}");
+        Err(None)
+    };
+    let result: Result<Option<String>, Option<Error>> = runtime.block_on(async {
+        match command {
+            Command::Define {
+                name,
+                tick,
+                kind,
+                dbrp,
+                vars,
+            } => client
+                .define(&name, tick.as_deref(), &kind, &dbrp, vars.as_deref())
+                .await
+                .map(|()| None)
+                .map_err(Some),
+            Command::Enable { ids } => client
+                .set_status(&ids, true)
+                .await
+                .map(|()| None)
+                .map_err(Some),
+            Command::Disable { ids } => client
+                .set_status(&ids, false)
+                .await
+                .map(|()| None)
+                .map_err(Some),
+            Command::Show { id } => client.show(&id).await.map(Some).map_err(Some),
+            Command::List { what, ids } if what == "tasks" => {
+                client.list(&ids).await.map(Some).map_err(Some)
             }
-            _ => {
-                out.push(b);
-                i += 1;
+            Command::Delete { what, ids } if what == "tasks" => {
+                client.delete(&ids).await.map(|()| None).map_err(Some)
+            }
+            Command::Stats { what } if what == "general" => {
+                client.stats_general().await.map(Some).map_err(Some)
+            }
+            Command::List { what, .. } | Command::Delete { what, .. } => {
+                usage(&format!("unsupported kind {what:?}: only `tasks`"))
+            }
+            Command::Stats { what } => {
+                usage(&format!("unsupported stats {what:?}: only `general`"))
             }
         }
+    });
+    match result {
+        Ok(output) => {
+            if let Some(output) = output {
+                print!("{output}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(Some(error)) => {
+            eprintln!("processor: {error}");
+            ExitCode::FAILURE
+        }
+        Err(None) => ExitCode::from(lifecycle::exit::USAGE),
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl TaskClient {

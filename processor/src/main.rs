@@ -7,11 +7,9 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use processor::config::Config;
 
-/// Exit code for a bad configuration or bad flags (sysexits' EX_USAGE).
-const EXIT_USAGE: u8 = 64;
-/// Exit code when a valid config cannot be served: the address cannot be bound, data_dir
-/// cannot be written, the Kubernetes API cannot be reached (sysexits' EX_UNAVAILABLE).
-const EXIT_UNAVAILABLE: u8 = 69;
+// 64: bad flags or config; 69: a valid config cannot be served (the address cannot be bound,
+// data_dir cannot be written, the Kubernetes API cannot be reached).
+use lifecycle::exit::{UNAVAILABLE as EXIT_UNAVAILABLE, USAGE as EXIT_USAGE};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,130 +37,22 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
     },
-    /// Create or update a task (as `kapacitor define`).
-    Define {
-        /// Task id.
-        name: String,
-        /// The TICKscript file.
-        #[arg(long, value_name = "FILE")]
-        tick: Option<PathBuf>,
-        /// Task type (only `stream`).
-        #[arg(long = "type", default_value = "stream")]
-        kind: String,
-        /// Database and retention policy, `db.rp` (repeatable).
-        #[arg(long)]
-        dbrp: Vec<String>,
-        /// A JSON file of task vars overriding the script's `var`s.
-        #[arg(long, value_name = "FILE")]
-        vars: Option<PathBuf>,
-    },
-    /// Enable tasks.
-    Enable { ids: Vec<String> },
-    /// Disable tasks.
-    Disable { ids: Vec<String> },
-    /// Show a task: definition, status and DOT graph with stats.
-    Show { id: String },
-    /// List tasks (`list tasks [ID...]`).
-    List { what: String, ids: Vec<String> },
-    /// Delete tasks (`delete tasks ID...`).
-    Delete { what: String, ids: Vec<String> },
-    /// Server statistics (`stats general`).
-    Stats { what: String },
+    /// A client command (`define`, `enable`, `show`, ... as `kapacitor`'s).
+    #[command(flatten)]
+    Client(processor::cli::Command),
 }
 
 fn main() -> ExitCode {
     let args = processor::cli::rewrite_flags(std::env::args());
-    let cli = match Cli::try_parse_from(args) {
+    let cli: Cli = match lifecycle::parse_flags(args.into_iter().map(Into::into)) {
         Ok(cli) => cli,
-        Err(error) => {
-            let _ = error.print();
-            return if error.use_stderr() {
-                ExitCode::from(EXIT_USAGE)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
-    init_tracing();
+    lifecycle::init_tracing("info");
     let url = processor::cli::server_url(cli.url, |name| std::env::var(name).ok());
     match cli.command {
         Command::Serve { config, bind } => serve(config, bind),
-        command => client(url, command),
-    }
-}
-
-/// Runs a client command against the server at `url`.
-fn client(url: String, command: Command) -> ExitCode {
-    use processor::cli::TaskClient;
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("processor: cannot start the runtime: {error}");
-            return ExitCode::from(EXIT_UNAVAILABLE);
-        }
-    };
-    let client = TaskClient::new(url);
-    let usage = |message: &str| {
-        eprintln!("processor: {message}");
-        Err(None)
-    };
-    let result: Result<Option<String>, Option<processor::cli::Error>> = runtime.block_on(async {
-        match command {
-            Command::Serve { .. } => Ok(None),
-            Command::Define {
-                name,
-                tick,
-                kind,
-                dbrp,
-                vars,
-            } => client
-                .define(&name, tick.as_deref(), &kind, &dbrp, vars.as_deref())
-                .await
-                .map(|()| None)
-                .map_err(Some),
-            Command::Enable { ids } => client
-                .set_status(&ids, true)
-                .await
-                .map(|()| None)
-                .map_err(Some),
-            Command::Disable { ids } => client
-                .set_status(&ids, false)
-                .await
-                .map(|()| None)
-                .map_err(Some),
-            Command::Show { id } => client.show(&id).await.map(Some).map_err(Some),
-            Command::List { what, ids } if what == "tasks" => {
-                client.list(&ids).await.map(Some).map_err(Some)
-            }
-            Command::Delete { what, ids } if what == "tasks" => {
-                client.delete(&ids).await.map(|()| None).map_err(Some)
-            }
-            Command::Stats { what } if what == "general" => {
-                client.stats_general().await.map(Some).map_err(Some)
-            }
-            Command::List { what, .. } | Command::Delete { what, .. } => {
-                usage(&format!("unsupported kind {what:?}: only `tasks`"))
-            }
-            Command::Stats { what } => {
-                usage(&format!("unsupported stats {what:?}: only `general`"))
-            }
-        }
-    });
-    match result {
-        Ok(output) => {
-            if let Some(output) = output {
-                print!("{output}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(Some(error)) => {
-            eprintln!("processor: {error}");
-            ExitCode::FAILURE
-        }
-        Err(None) => ExitCode::from(EXIT_USAGE),
+        Command::Client(command) => processor::cli::run(url, command),
     }
 }
 
@@ -218,7 +108,7 @@ fn serve(config_path: Option<PathBuf>, bind: Option<String>) -> ExitCode {
         };
         // The processor never scales while it stops.
         let shutdown = async {
-            shutdown_signal().await;
+            lifecycle::shutdown_signal().await;
             if let Some(scaler) = &scaler {
                 scaler.shut_down();
             }
@@ -254,44 +144,4 @@ fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
         tracing::warn!(file = ?path, "{warning}");
     }
     Ok(loaded.config)
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only on a terminal: a pod's log (a pipe) gets plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if std::env::var("LOG_FORMAT").is_ok_and(|format| format == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot watch SIGTERM; only SIGINT stops the server");
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => tracing::info!("SIGINT received"),
-            _ = terminate.recv() => tracing::info!("SIGTERM received"),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
 }

@@ -13,14 +13,7 @@ use processor::tick::{VarOverrides, compile};
 fn sums_from(effects: &mut Vec<Effect>, sums: &mut BTreeMap<i64, f64>) {
     for effect in effects.drain(..) {
         if let Effect::Write { line, .. } = effect {
-            // requests,deployment=app total_requests_per_second=123 <ns>
-            let mut parts = line.split(' ');
-            let (_, field, time) = (parts.next(), parts.next(), parts.next());
-            let value: f64 = field
-                .and_then(|f| f.split_once('='))
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(f64::NAN);
-            let time: i64 = time.and_then(|t| t.parse().ok()).unwrap_or(0);
+            let (time, value) = pipeline_scenario::total_of(&line);
             assert!(
                 sums.insert(time / S, value).is_none(),
                 "second {} emitted twice",

@@ -1,13 +1,15 @@
 //! The cross-pod sum against time faults: a point stamped far ahead (a pod with a broken
 //! clock) and a task's first seconds, when not every pod has flushed yet.
 
+mod pipeline_scenario;
+
 use std::collections::BTreeMap;
 
 use processor::line_protocol::{Precision, parse_body};
 use processor::pipeline::{Effect, Graph, Settings};
 use processor::tick::{VarOverrides, compile};
 
-const S: i64 = 1_000_000_000;
+use pipeline_scenario::S;
 /// 2026-01-01T00:00:00Z.
 const T0: i64 = 1_767_225_600;
 
@@ -67,13 +69,7 @@ impl Run {
     fn collect(&mut self) {
         for effect in self.effects.drain(..) {
             if let Effect::Write { line, .. } = effect {
-                let mut parts = line.split(' ');
-                let (_, field, time) = (parts.next(), parts.next(), parts.next());
-                let value: f64 = field
-                    .and_then(|f| f.split_once('='))
-                    .and_then(|(_, v)| v.parse().ok())
-                    .unwrap_or(f64::NAN);
-                let time: i64 = time.and_then(|t| t.parse().ok()).unwrap_or(0);
+                let (time, value) = pipeline_scenario::total_of(&line);
                 let second = time / S - T0;
                 assert!(
                     self.sums.insert(second, value).is_none(),

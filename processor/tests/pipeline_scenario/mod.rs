@@ -174,3 +174,16 @@ pub fn check(scenario: &Scenario, sums: &BTreeMap<i64, f64>) -> usize {
     }
     compared
 }
+
+/// An influxDBOut line of a sum, `requests,deployment=app <field>=<value> <ns>`, as
+/// (time in ns, value).
+pub fn total_of(line: &str) -> (i64, f64) {
+    let mut parts = line.split(' ');
+    let (_, field, time) = (parts.next(), parts.next(), parts.next());
+    let value: f64 = field
+        .and_then(|f| f.split_once('='))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    let time: i64 = time.and_then(|t| t.parse().ok()).unwrap_or(0);
+    (time, value)
+}

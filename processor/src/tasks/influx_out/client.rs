@@ -209,13 +209,13 @@ impl Client {
                 .http
                 .request(request)
                 .await
-                .map_err(|e| error_chain(&e))?;
+                .map_err(|e| lifecycle::error_chain(&e))?;
             let status = response.status();
             let answer = response
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| error_chain(&e))?
+                .map_err(|e| lifecycle::error_chain(&e))?
                 .to_bytes();
             Ok((status, answer))
         };
@@ -223,17 +223,6 @@ impl Client {
             .await
             .map_err(|_| format!("timed out after {:?}", c.config.timeout))?
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn excerpt(body: &[u8]) -> String {
