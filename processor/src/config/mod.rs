@@ -1031,7 +1031,7 @@ mod tests {
 
     #[test]
     fn the_example_config_parses_without_warnings() {
-        let text = include_str!("../examples/processor.conf");
+        let text = include_str!("../../examples/processor.conf");
         let loaded = parse(text);
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
         assert_eq!(loaded.config.http.bind_address, ":9092");
