@@ -13,12 +13,12 @@
 //! `KAPACITOR_`, and both win over the file. A later section adds its keys to [`ENV_KEYS`].
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use toml::{Table, Value};
 
 pub mod http;
 pub mod keys;
+pub mod kubernetes;
 
 pub use http::{ApiToken, Http, MAX_BODY_SIZE_LIMIT, SHUTDOWN_TIMEOUT_RANGE, User};
 pub use keys::{
@@ -26,6 +26,7 @@ pub use keys::{
     parse_bind_address,
 };
 use keys::{invalid, take_string, warn_unknown};
+pub use kubernetes::{Kubernetes, MAX_POINT_AGE_RANGE};
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -66,8 +67,8 @@ pub struct Config {
     pub default_retention_policy: String,
     /// The `[http]` section.
     pub http: Http,
-    /// The `[kubernetes]` / `[[kubernetes]]` sections (`crate::scaler::cluster`).
-    pub kubernetes: Vec<crate::scaler::cluster::Kubernetes>,
+    /// The `[kubernetes]` / `[[kubernetes]]` sections ([`kubernetes`]).
+    pub kubernetes: Vec<Kubernetes>,
     /// `[pipeline]`, `[load]` and `[[influxdb]]` (`crate::tasks::settings`).
     pub tasks: crate::tasks::TasksConfig,
 }
@@ -87,11 +88,6 @@ fn default_data_dir() -> PathBuf {
 fn default_retention_policy() -> String {
     "autogen".to_owned()
 }
-
-/// `[kubernetes] max-point-age`: from 1 s (0 would make every point stale, so nothing ever
-/// scales) to 24 h. Checked here because `crate::scaler::cluster` reads the key.
-pub const MAX_POINT_AGE_RANGE: DurationRange =
-    DurationRange::new(Duration::from_secs(1), Duration::from_secs(24 * 3600));
 
 impl Default for Config {
     fn default() -> Self {
@@ -128,7 +124,7 @@ impl Config {
         };
         let vars: Vec<(String, String)> = vars.into_iter().collect();
         let mut unknown = apply_env(&mut table, vars.iter().cloned())?;
-        unknown.extend(crate::scaler::cluster::apply_env(&mut table, &vars)?);
+        unknown.extend(kubernetes::apply_env(&mut table, &vars)?);
         unknown.extend(crate::tasks::settings::apply_env(&mut table, &vars)?);
         let mut loaded = Self::from_table(table)?;
         loaded.warnings.extend(
@@ -157,9 +153,9 @@ impl Config {
         };
         let kubernetes = match table.remove("kubernetes") {
             None => Vec::new(),
-            Some(value) => crate::scaler::cluster::from_value(value, &mut warnings)?,
+            Some(value) => kubernetes::from_value(value, &mut warnings)?,
         };
-        check_kubernetes(&kubernetes)?;
+        kubernetes::check(&kubernetes)?;
         let tasks = crate::tasks::TasksConfig::from_table(&mut table, &mut warnings)
             .map_err(|(key, reason)| invalid(&key, reason))?;
         warn_unknown(&table, "", &mut warnings);
@@ -174,36 +170,6 @@ impl Config {
             warnings,
         })
     }
-}
-
-/// The checks of `[[kubernetes]]` values that `crate::scaler::cluster` leaves to the loader:
-/// `max-point-age` within [`MAX_POINT_AGE_RANGE`], `api-servers` entries `http://` or
-/// `https://` URLs with a host.
-fn check_kubernetes(sections: &[crate::scaler::cluster::Kubernetes]) -> Result<()> {
-    for (index, section) in sections.iter().enumerate() {
-        MAX_POINT_AGE_RANGE
-            .check(section.max_point_age)
-            .map_err(|reason| invalid(&format!("kubernetes[{index}].max-point-age"), reason))?;
-        for url in &section.api_servers {
-            check_api_server(url)
-                .map_err(|reason| invalid(&format!("kubernetes[{index}].api-servers"), reason))?;
-        }
-    }
-    Ok(())
-}
-
-/// An API server URL must be `http://` or `https://` with a host.
-fn check_api_server(url: &str) -> std::result::Result<(), String> {
-    let uri: hyper::Uri = url
-        .parse()
-        .map_err(|error| format!("{url:?} is not a URL: {error}"))?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) {
-        return Err(format!("{url:?} must start with http:// or https://"));
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("{url:?} has no host"));
-    }
-    Ok(())
 }
 
 /// The text of the file at `path`, at most [`MAX_CONFIG_FILE_SIZE`] bytes of UTF-8.
@@ -234,6 +200,8 @@ fn parse_table(text: &str) -> Result<Table> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn parse(text: &str) -> Loaded {
@@ -438,28 +406,6 @@ mod tests {
         );
         let limits = parse("[http]\nmax-body-size = 0\nshutdown-timeout = \"1h\"\n");
         assert_eq!(limits.config.http.max_body_size, 0);
-    }
-
-    #[test]
-    fn a_kubernetes_api_server_must_be_an_http_or_https_url() {
-        for url in [
-            "ftp://127.0.0.1:6443",
-            "127.0.0.1:6443",
-            "http://",
-            "not a url",
-            "",
-        ] {
-            let message = error(&format!("[kubernetes]\napi-servers = [{url:?}]\n"));
-            assert!(
-                message.contains("`kubernetes[0].api-servers`"),
-                "{url}: {message}"
-            );
-        }
-        let loaded = parse(
-            "[[kubernetes]]\nid = \"a\"\napi-servers = [\"https://10.0.0.1:6443\"]\n\
-             [[kubernetes]]\nid = \"b\"\napi-servers = [\"http://127.0.0.1:8080/prefix\"]\n",
-        );
-        assert_eq!(loaded.config.kubernetes.len(), 2);
     }
 
     #[test]
