@@ -19,6 +19,7 @@ use toml::{Table, Value};
 pub mod http;
 pub mod keys;
 pub mod kubernetes;
+pub mod tasks;
 
 pub use http::{ApiToken, Http, MAX_BODY_SIZE_LIMIT, SHUTDOWN_TIMEOUT_RANGE, User};
 pub use keys::{
@@ -27,6 +28,7 @@ pub use keys::{
 };
 use keys::{invalid, take_string, warn_unknown};
 pub use kubernetes::{Kubernetes, MAX_POINT_AGE_RANGE};
+pub use tasks::TasksConfig;
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -69,8 +71,8 @@ pub struct Config {
     pub http: Http,
     /// The `[kubernetes]` / `[[kubernetes]]` sections ([`kubernetes`]).
     pub kubernetes: Vec<Kubernetes>,
-    /// `[pipeline]`, `[load]` and `[[influxdb]]` (`crate::tasks::settings`).
-    pub tasks: crate::tasks::TasksConfig,
+    /// `[pipeline]`, `[load]` and `[[influxdb]]` ([`tasks`]).
+    pub tasks: TasksConfig,
 }
 
 /// A configuration and the warnings produced while loading it.
@@ -96,7 +98,7 @@ impl Default for Config {
             default_retention_policy: default_retention_policy(),
             http: Http::default(),
             kubernetes: Vec::new(),
-            tasks: crate::tasks::TasksConfig::default(),
+            tasks: TasksConfig::default(),
         }
     }
 }
@@ -125,7 +127,7 @@ impl Config {
         let vars: Vec<(String, String)> = vars.into_iter().collect();
         let mut unknown = apply_env(&mut table, vars.iter().cloned())?;
         unknown.extend(kubernetes::apply_env(&mut table, &vars)?);
-        unknown.extend(crate::tasks::settings::apply_env(&mut table, &vars)?);
+        unknown.extend(tasks::apply_env(&mut table, &vars)?);
         let mut loaded = Self::from_table(table)?;
         loaded.warnings.extend(
             unknown
@@ -156,7 +158,7 @@ impl Config {
             Some(value) => kubernetes::from_value(value, &mut warnings)?,
         };
         kubernetes::check(&kubernetes)?;
-        let tasks = crate::tasks::TasksConfig::from_table(&mut table, &mut warnings)
+        let tasks = TasksConfig::from_table(&mut table, &mut warnings)
             .map_err(|(key, reason)| invalid(&key, reason))?;
         warn_unknown(&table, "", &mut warnings);
         Ok(Loaded {
