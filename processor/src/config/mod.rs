@@ -11,6 +11,20 @@
 //! can be set as `KAPACITOR_<SECTION>_<KEY>` or `PROCESSOR_<SECTION>_<KEY>` (upper case, `-` as
 //! `_`, e.g. `PROCESSOR_HTTP_BIND_ADDRESS`, `KAPACITOR_DATA_DIR`); `PROCESSOR_` wins over
 //! `KAPACITOR_`, and both win over the file. A later section adds its keys to [`ENV_KEYS`].
+//!
+//! # Layout
+//! - this file: [`Config`], [`Loaded`], [`Error`], reading the file ([`Config::load`],
+//!   [`Config::load_with_env`]) and the top-level keys (`data_dir`,
+//!   `default-retention-policy`);
+//! - [`keys`]: one key read by type, unknown keys reported, the environment overrides, value
+//!   ranges, and [`parse_bind_address`];
+//! - [`http`]: `[http]` with its users and tokens;
+//! - [`kubernetes`]: `[kubernetes]` / `[[kubernetes]]` (the client each makes is
+//!   `scaler::cluster`'s);
+//! - [`tasks`]: `[pipeline]`, `[load]` and `[[influxdb]]`.
+//!
+//! This module imports nothing else of the crate: the modules that read the configuration
+//! import their sections from here.
 
 use std::path::{Path, PathBuf};
 
