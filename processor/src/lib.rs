@@ -17,9 +17,10 @@
 //!   decision (`scaler::decision`), and who carries it out: `scaler::kubernetes` with `kube`,
 //!   `scaler::dry_run` in memory.
 //! - [`startup`]: what `serve` checks before serving (data_dir writable, Kubernetes reachable).
-//! - [`config`]: `kapacitor.conf`-shaped TOML, unknown keys warned about by name; [`clock`]:
-//!   the processor clock every part is handed; [`telemetry`]: `/metrics`; [`cli`]: the
-//!   `kapacitor`-style client commands (`define`, `enable`, `show`, ...).
+//! - [`config`]: `kapacitor.conf`-shaped TOML, one file per section, unknown keys warned about
+//!   by name; it imports nothing else of the crate. [`clock`]: the processor clock every part
+//!   is handed; [`telemetry`]: `/metrics`; [`cli`]: the `kapacitor`-style client commands
+//!   (`define`, `enable`, `show`, ...).
 //!
 //! [`run`] wires them: `config -> Router -> WriteApi -> Server`, until the shutdown future ends.
 

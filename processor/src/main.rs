@@ -65,7 +65,7 @@ fn serve(config_path: Option<PathBuf>, bind: Option<String>) -> ExitCode {
         }
     };
     if let Some(bind) = bind {
-        if processor::server::parse_bind_address(&bind).is_none() {
+        if processor::config::parse_bind_address(&bind).is_none() {
             eprintln!(
                 "processor: --bind {bind:?} is not host:port or :port (host: an IPv4 address, \
                  [IPv6] or a host name; port: 0 to 65535)"

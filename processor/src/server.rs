@@ -11,6 +11,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::config::parse_bind_address;
 use crate::write_api::WriteApi;
 
 /// Why the server could not start or stopped.
@@ -28,51 +29,6 @@ pub enum Error {
 
 /// A `Result` with this module's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Splits a Go-style listen address into host and port: `:9092` means every interface.
-/// Returns `None` when it is not `host:port` with a numeric port and a host that is an IPv4
-/// address, a bracketed IPv6 address (`[::1]:9092`) or a host name: an address that could
-/// never be bound (`256.1.1.1:9092`) is a config error, not a failure to listen.
-pub fn parse_bind_address(address: &str) -> Option<(String, u16)> {
-    let (host, port) = address.rsplit_once(':')?;
-    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let port = port.parse().ok()?;
-    let host = if let Some(inner) = host.strip_prefix('[') {
-        let inner = inner.strip_suffix(']')?;
-        inner.parse::<std::net::Ipv6Addr>().ok()?;
-        inner
-    } else if host.is_empty() {
-        "0.0.0.0"
-    } else if host.parse::<std::net::Ipv4Addr>().is_ok() || is_host_name(host) {
-        host
-    } else {
-        return None;
-    };
-    Some((host.to_owned(), port))
-}
-
-/// A DNS name: dot-separated labels of letters, digits, `-` and `_`, none empty or longer than
-/// 63 bytes or starting or ending with `-`, the last not all digits (`256.1.1.1` is a bad IPv4
-/// address, not a name); at most 253 bytes, one trailing dot allowed.
-fn is_host_name(host: &str) -> bool {
-    let name = host.strip_suffix('.').unwrap_or(host);
-    let label_ok = |label: &str| {
-        (1..=63).contains(&label.len())
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-    };
-    name.len() <= 253
-        && name.split('.').all(label_ok)
-        && name
-            .rsplit('.')
-            .next()
-            .is_some_and(|last| !last.bytes().all(|b| b.is_ascii_digit()))
-}
 
 /// A bound listener, not yet serving.
 #[derive(Debug)]
@@ -145,51 +101,6 @@ impl Server {
             () = tokio::time::sleep(self.grace) => {
                 tracing::warn!(grace = ?self.grace, "grace period over, closing remaining connections");
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bind_addresses_parse_like_go() {
-        assert_eq!(parse_bind_address(":9092"), Some(("0.0.0.0".into(), 9092)));
-        assert_eq!(
-            parse_bind_address("127.0.0.1:0"),
-            Some(("127.0.0.1".into(), 0))
-        );
-        assert_eq!(parse_bind_address("[::1]:80"), Some(("::1".into(), 80)));
-        assert_eq!(
-            parse_bind_address("localhost:9092"),
-            Some(("localhost".into(), 9092))
-        );
-        assert_eq!(parse_bind_address("9092"), None);
-        assert_eq!(parse_bind_address("host:port"), None);
-        assert_eq!(
-            parse_bind_address("processor.autoscale.svc:9092"),
-            Some(("processor.autoscale.svc".into(), 9092))
-        );
-    }
-
-    #[test]
-    fn addresses_that_can_never_be_bound_are_refused() {
-        for address in [
-            "256.1.1.1:9092",
-            "1.2.3:9092",
-            "999:9092",
-            "[::1:80",
-            "::1:80",
-            "[not-v6]:80",
-            "a b:9092",
-            "-host:9092",
-            "host..name:9092",
-            "127.0.0.1:65536",
-            "127.0.0.1:+80",
-            "127.0.0.1:",
-        ] {
-            assert_eq!(parse_bind_address(address), None, "{address}");
         }
     }
 }

@@ -10,7 +10,8 @@
 //! without waiting.
 //!
 //! # Layout
-//! - [`settings`]: the config sections tasks read (`[pipeline]`, `[load]`, `[[influxdb]]`).
+//! - the config sections tasks read (`[pipeline]`, `[load]`, `[[influxdb]]`) are
+//!   [`crate::config::tasks`]'s, re-exported here.
 //! - this module: the [`TaskMaster`]: definitions, define/update/delete one at a time,
 //!   enable/disable; its public types.
 //! - [`store`]: each definition saved in its own file in the data dir.
@@ -29,7 +30,6 @@ pub mod influx_out;
 mod load_dir;
 mod runtime;
 pub mod scale_calls;
-pub mod settings;
 pub mod store;
 mod views;
 
@@ -41,7 +41,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{self, Clock};
-use crate::pipeline::Graph;
+use crate::pipeline::{self, Graph};
 use crate::routing::Router;
 use crate::scaler::Scaler;
 use crate::scaler::dry_run::DryRunScaler;
@@ -49,7 +49,7 @@ use crate::tick::{self, Dbrp, VarOverrides};
 
 use runtime::Running;
 
-pub use settings::{InfluxDb, Load, PipelineConfig, TasksConfig};
+pub use crate::config::tasks::{InfluxDb, Load, PipelineConfig, TasksConfig};
 
 /// Why a task operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -423,7 +423,7 @@ impl TaskMaster {
             Some(p) => p.clone(),
             None => validate(&entry.def)?,
         };
-        let settings = self.config.pipeline.settings();
+        let settings = pipeline_settings(&self.config.pipeline);
         let graph = Graph::new(id, &pipeline, settings).map_err(|source| Error::Runtime {
             id: id.to_owned(),
             source,
@@ -546,6 +546,17 @@ fn validate(def: &TaskDef) -> Result<tick::Pipeline> {
         return Err(Error::NoDbrp(def.id.clone()));
     }
     Ok(pipeline)
+}
+
+/// The settings a task's [`Graph`] runs with: `[pipeline]`'s timings, `dry_run` off.
+fn pipeline_settings(config: &PipelineConfig) -> pipeline::Settings {
+    pipeline::Settings {
+        lateness: config.lateness,
+        series_expiry: config.series_expiry,
+        state_expiry: config.state_expiry,
+        future_limit: config.future_limit,
+        dry_run: false,
+    }
 }
 
 /// True when the task runs: enabled, and its loop has not failed.

@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::{Error, Result, Target};
-use crate::tasks::settings::InfluxDb;
+use crate::config::tasks::InfluxDb;
 
 /// Longest part of an InfluxDB error body kept in a message.
 const ERROR_BODY_CHARS: usize = 512;

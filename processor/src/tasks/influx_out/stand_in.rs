@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Client;
-use crate::tasks::settings::InfluxDb;
+use crate::config::tasks::InfluxDb;
 
 /// A loopback stand-in for InfluxDB: answers every request with `status` and `body` (or
 /// never, for `status` 0) and records `(request line, authorization, body)`.

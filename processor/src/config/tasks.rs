@@ -1,13 +1,12 @@
 //! The config sections tasks read: `[pipeline]`, `[load]` and `[[influxdb]]` (where
-//! influxDBOut writes; its writer is `super::influx_out`).
+//! influxDBOut writes; its writer is `tasks::influx_out`). The tasks module re-exports them.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use toml::{Table, Value};
 
-use crate::config::{DurationRange, EnvKind};
-use crate::pipeline::Settings;
+use super::keys::{DurationRange, EnvKind, apply_indexed_env, check_integer_range};
 
 /// `[pipeline]`: timing of the aggregates' alignment and state expiry.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,18 +79,6 @@ impl Default for PipelineConfig {
             state_expiry: default_state_expiry(),
             queue_size: default_queue_size(),
             future_limit: default_future_limit(),
-        }
-    }
-}
-
-impl PipelineConfig {
-    pub fn settings(&self) -> Settings {
-        Settings {
-            lateness: self.lateness,
-            series_expiry: self.series_expiry,
-            state_expiry: self.state_expiry,
-            future_limit: self.future_limit,
-            dry_run: false,
         }
     }
 }
@@ -211,11 +198,8 @@ const ENV_KEYS: &[(&str, EnvKind)] = &[
 
 /// Applies `KAPACITOR_INFLUXDB_[<N>_]<KEY>` / `PROCESSOR_INFLUXDB_...` to the `influxdb`
 /// sections of the config table; returns the variables that name no key.
-pub fn apply_env(
-    table: &mut Table,
-    vars: &[(String, String)],
-) -> crate::config::Result<Vec<String>> {
-    crate::config::apply_indexed_env(table, vars, "influxdb", ENV_KEYS)
+pub fn apply_env(table: &mut Table, vars: &[(String, String)]) -> super::Result<Vec<String>> {
+    apply_indexed_env(table, vars, "influxdb", ENV_KEYS)
 }
 
 /// The sections above.
@@ -300,7 +284,7 @@ impl TasksConfig {
                     None => {}
                     Some(Value::Integer(n)) => {
                         let max = i64::try_from(MAX_QUEUE_SIZE).unwrap_or(i64::MAX);
-                        let n = crate::config::check_integer_range(n, 1, max)
+                        let n = check_integer_range(n, 1, max)
                             .map_err(|reason| bad("pipeline.queue-size", reason))?;
                         p.queue_size = usize::try_from(n).unwrap_or(MAX_QUEUE_SIZE);
                     }

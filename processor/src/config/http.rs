@@ -1,0 +1,278 @@
+//! The `[http]` section: the write API's listener, its body and shutdown limits, and the
+//! users and tokens it accepts (`[[http.users]]`, `[[http.tokens]]`).
+
+use std::time::Duration;
+
+use toml::Table;
+
+use super::Result;
+use super::keys::{
+    DurationRange, invalid, parse_bind_address, take_array_of_tables, take_bool, take_integer,
+    take_string, warn_unknown,
+};
+
+/// The `[http]` section: the write API's listener and its limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Http {
+    /// Listen address, `host:port`; a bare `:port` means every interface (`bind-address`).
+    pub bind_address: String,
+    /// Largest accepted request body in bytes, applied after gunzip too; 0 means no limit, as
+    /// InfluxDB (`max-body-size`). Range 0 to [`MAX_BODY_SIZE_LIMIT`] (1 GiB).
+    pub max_body_size: usize,
+    /// Require credentials on write and query endpoints (`auth-enabled`).
+    pub auth_enabled: bool,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT (`shutdown-timeout`,
+    /// a duration such as `"10s"`). Range [`SHUTDOWN_TIMEOUT_RANGE`]: `0s` (close at once) to
+    /// `1h`.
+    pub shutdown_timeout: Duration,
+    /// Accepted users (`[[http.users]]`), for Basic auth, `u`/`p` and `Token name:password`.
+    pub users: Vec<User>,
+    /// Accepted API tokens (`[[http.tokens]]`), for `Authorization: Token|Bearer <token>`.
+    pub tokens: Vec<ApiToken>,
+}
+
+/// One `[[http.users]]` entry.
+#[derive(Clone, PartialEq)]
+pub struct User {
+    /// User name (`name`).
+    pub name: String,
+    /// Password, compared in constant time (`password`); required and not empty.
+    pub password: String,
+}
+
+/// One `[[http.tokens]]` entry.
+#[derive(Clone, PartialEq)]
+pub struct ApiToken {
+    /// The secret sent after `Token ` or `Bearer ` (`token`).
+    pub token: String,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+fn default_bind_address() -> String {
+    ":9092".to_owned()
+}
+
+/// 25 MB, InfluxDB's default `max-body-size`.
+fn default_max_body_size() -> usize {
+    25_000_000
+}
+
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// The largest `max-body-size`: 1 GiB. A body is held in memory whole, so a larger limit only
+/// lets one request take more memory than a processor pod has (0 keeps InfluxDB's "no limit").
+pub const MAX_BODY_SIZE_LIMIT: u64 = 1 << 30;
+
+/// `shutdown-timeout`: from 0 (close connections at once) to one hour, longer than any
+/// `terminationGracePeriodSeconds` worth waiting for.
+pub const SHUTDOWN_TIMEOUT_RANGE: DurationRange =
+    DurationRange::new(Duration::ZERO, Duration::from_secs(3600));
+
+impl Default for Http {
+    fn default() -> Self {
+        Self {
+            bind_address: default_bind_address(),
+            max_body_size: default_max_body_size(),
+            auth_enabled: false,
+            shutdown_timeout: default_shutdown_timeout(),
+            users: Vec::new(),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+impl Http {
+    /// Takes the `[http]` keys out of `table`; unknown ones are pushed to `warnings`.
+    pub fn from_table(mut table: Table, warnings: &mut Vec<String>) -> Result<Self> {
+        const SECTION: &str = "http";
+        let bind_address =
+            take_string(&mut table, SECTION, "bind-address")?.unwrap_or_else(default_bind_address);
+        if parse_bind_address(&bind_address).is_none() {
+            return Err(invalid(
+                "http.bind-address",
+                format!(
+                    "{bind_address:?} is not host:port or :port (host: an IPv4 address, \
+                     [IPv6] or a host name; port: 0 to 65535)"
+                ),
+            ));
+        }
+        let max_body_size = match take_integer(&mut table, SECTION, "max-body-size")? {
+            None => default_max_body_size(),
+            Some(n) => u64::try_from(n)
+                .ok()
+                .filter(|n| *n <= MAX_BODY_SIZE_LIMIT)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    invalid(
+                        "http.max-body-size",
+                        format!(
+                            "{n} is out of range: must be 0 (no limit) or a byte count up to \
+                             {MAX_BODY_SIZE_LIMIT}"
+                        ),
+                    )
+                })?,
+        };
+        let auth_enabled = take_bool(&mut table, SECTION, "auth-enabled")?.unwrap_or(false);
+        let shutdown_timeout = match take_string(&mut table, SECTION, "shutdown-timeout")? {
+            None => default_shutdown_timeout(),
+            Some(text) => humantime::parse_duration(&text)
+                .map_err(|error| format!("{text:?}: {error}"))
+                .and_then(|timeout| SHUTDOWN_TIMEOUT_RANGE.check(timeout))
+                .map_err(|reason| invalid("http.shutdown-timeout", reason))?,
+        };
+        let mut users = Vec::new();
+        for (index, mut entry) in take_array_of_tables(&mut table, SECTION, "users")?
+            .into_iter()
+            .enumerate()
+        {
+            let path = format!("http.users[{index}]");
+            let name = take_string(&mut entry, &path, "name")?
+                .filter(|name| !name.is_empty())
+                .ok_or_else(|| invalid(&format!("{path}.name"), "is required"))?;
+            // A user without a password would let `?u=name` alone in.
+            let password = take_string(&mut entry, &path, "password")?
+                .filter(|password| !password.is_empty())
+                .ok_or_else(|| {
+                    invalid(
+                        &format!("{path}.password"),
+                        format!("user {name:?} has no password (an empty one is refused too)"),
+                    )
+                })?;
+            warn_unknown(&entry, &path, warnings);
+            users.push(User { name, password });
+        }
+        let mut tokens = Vec::new();
+        for (index, mut entry) in take_array_of_tables(&mut table, SECTION, "tokens")?
+            .into_iter()
+            .enumerate()
+        {
+            let path = format!("http.tokens[{index}]");
+            let token = take_string(&mut entry, &path, "token")?
+                .filter(|token| !token.is_empty())
+                .ok_or_else(|| invalid(&format!("{path}.token"), "is required"))?;
+            warn_unknown(&entry, &path, warnings);
+            tokens.push(ApiToken { token });
+        }
+        if auth_enabled && users.is_empty() && tokens.is_empty() {
+            return Err(invalid(
+                "http.auth-enabled",
+                "is true but no [[http.users]] or [[http.tokens]] are configured",
+            ));
+        }
+        warn_unknown(&table, SECTION, warnings);
+        Ok(Self {
+            bind_address,
+            max_body_size,
+            auth_enabled,
+            shutdown_timeout,
+            users,
+            tokens,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, Loaded};
+
+    fn parse(text: &str) -> Loaded {
+        match Config::parse(text) {
+            Ok(loaded) => loaded,
+            Err(error) => panic!("config should parse: {error}"),
+        }
+    }
+
+    fn error(text: &str) -> String {
+        match Config::parse(text) {
+            Ok(loaded) => panic!("config should be rejected, got {loaded:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        assert_eq!(
+            error("[http]\nmax-body-size = \"big\""),
+            "config key `http.max-body-size`: expected an integer, found string"
+        );
+        assert_eq!(
+            error("[http]\nauth-enabled = \"yes\""),
+            "config key `http.auth-enabled`: expected true or false, found string"
+        );
+    }
+
+    #[test]
+    fn negative_body_size_is_rejected() {
+        assert!(error("[http]\nmax-body-size = -1").contains("`http.max-body-size`"));
+    }
+
+    #[test]
+    fn bad_bind_address_is_rejected() {
+        assert!(error("[http]\nbind-address = \"nope\"").contains("`http.bind-address`"));
+    }
+
+    #[test]
+    fn bad_duration_names_the_key() {
+        assert!(error("[http]\nshutdown-timeout = \"soon\"").contains("`http.shutdown-timeout`"));
+    }
+
+    #[test]
+    fn auth_without_credentials_is_rejected() {
+        assert!(error("[http]\nauth-enabled = true").contains("`http.auth-enabled`"));
+    }
+
+    #[test]
+    fn user_without_name_is_rejected() {
+        assert!(error("[[http.users]]\npassword = \"x\"").contains("`http.users[0].name`"));
+    }
+
+    #[test]
+    fn a_user_without_a_password_is_refused_naming_the_user() {
+        for entry in [
+            "name = \"telegraf\"",
+            "name = \"telegraf\"\npassword = \"\"",
+        ] {
+            for auth in ["true", "false"] {
+                let message = error(&format!(
+                    "[http]\nauth-enabled = {auth}\n[[http.users]]\nname = \"ok\"\n\
+                     password = \"pw\"\n[[http.users]]\n{entry}"
+                ));
+                assert!(
+                    message.contains("`http.users[1].password`")
+                        && message.contains("\"telegraf\""),
+                    "{entry}: {message}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_are_not_printed_by_debug() {
+        let loaded = parse(
+            "[[http.users]]\nname = \"u\"\npassword = \"hunter2\"\n[[http.tokens]]\ntoken = \"tok3n\"",
+        );
+        let printed = format!("{:?}", loaded.config);
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("tok3n"),
+            "{printed}"
+        );
+    }
+}
