@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::bind::{Node, Pipeline};
+use super::compiled::{Node, Pipeline};
 
 /// Supplies the attributes of a running pipeline; values are already formatted
 /// (e.g. `avg_exec_time_ns` as a Go duration string, see

@@ -5,7 +5,8 @@
 //! - [`parser`]: tokens -> [`ast::Program`] (recursive descent, operator precedence for lambdas).
 //! - [`ast`]: the syntax tree: statements, expressions, node chains, with source offsets.
 //! - [`value`]: typed values (`var` types), task-level `vars` overrides, durations.
-//! - [`bind`]: resolves `var`s (with overrides), builds and validates the [`Pipeline`].
+//! - [`bind`]: resolves `var`s (with overrides), builds and validates the [`Pipeline`]
+//!   ([`compiled`]: the result, its nodes and the queries on it).
 //! - [`nodes`]: the supported pipeline nodes, their properties (checked, typed) and defaults.
 //! - [`lambda`]: compiled lambda expressions and their evaluator over a [`lambda::PointScope`].
 //! - [`dot`]: the DOT graph shown by `kapacitor show`.
@@ -18,6 +19,7 @@
 
 pub mod ast;
 pub mod bind;
+pub mod compiled;
 pub mod dot;
 pub mod lambda;
 pub mod lexer;
@@ -27,7 +29,7 @@ pub mod value;
 
 use std::fmt;
 
-pub use bind::{Dbrp, Node, Pipeline};
+pub use compiled::{Dbrp, Node, Pipeline};
 pub use dot::{DotStats, NoStats};
 pub use lambda::{EvalError, FieldValue, Lambda, PointScope, Val, ValType, WithFields};
 pub use nodes::{NodeKind, NodeSpec};
