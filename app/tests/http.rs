@@ -263,22 +263,12 @@ async fn promtool_accepts_the_exposition() {
         request(app.app, "GET", "/").await;
     }
     let (_, exposition) = request(app.metrics, "GET", "/").await;
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is installed (Debian package prometheus; .ci/run installs it)");
-    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), exposition.as_bytes()).unwrap();
-    let output = promtool.wait_with_output().unwrap();
-    let report = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
-    let problems: Vec<&str> = report
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .filter(|line| *line != r#"requests counter metrics should have "_total" suffix"#)
-        .collect();
+    let Some(check) = workspace_bins::peers::promtool_check_metrics(&exposition) else {
+        return;
+    };
+    let problems =
+        check.problems_except(&[r#"requests counter metrics should have "_total" suffix"#]);
     assert!(problems.is_empty(), "promtool: {problems:?}\n{exposition}");
     // 0 = clean, 3 = lint findings only; 1 would be a parse error.
-    assert!(matches!(output.status.code(), Some(0 | 3)), "{output:?}");
+    assert!(matches!(check.code, Some(0 | 3)), "{check:?}");
 }

@@ -5,7 +5,7 @@
 mod tasks_support;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -197,13 +197,6 @@ async fn a_dbrp_declared_in_the_script_is_listed_with_the_task() {
     server.stop().await;
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
-}
-
 /// One HTTP/1.1 request on a new connection; the status, or `None` when the connection
 /// failed (the process was killed).
 fn request(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
@@ -246,7 +239,7 @@ fn a_sigkill_during_defines_loses_no_answered_task_and_the_processor_restarts() 
     // The binary has no [kubernetes] section here: the tutorial's tick, deciding only.
     let dry_run = format!("{TUTORIAL}        .dryRun()\n");
     for run in 0..5 {
-        let port = free_port();
+        let port = workspace_bins::peers::free_port();
         let mut child = serve(dir.path(), port);
         let pid = child.id();
         // Kill it at a different point of the defines each run.
@@ -268,7 +261,7 @@ fn a_sigkill_during_defines_loses_no_answered_task_and_the_processor_restarts() 
         killer.join().unwrap();
         let _ = child.wait();
     }
-    let port = free_port();
+    let port = workspace_bins::peers::free_port();
     let mut child = serve(dir.path(), port);
     let (status, response) = request(port, "GET", "/kapacitor/v1/tasks", "").unwrap();
     assert_eq!(status, 200);

@@ -2,7 +2,7 @@
 //! warned about, the server answers on `--bind`, and SIGTERM stops it cleanly.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -65,13 +65,6 @@ fn a_bad_environment_override_exits_64_naming_the_key_and_variable() {
     );
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
-}
-
 fn http(port: u16, request: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -85,7 +78,7 @@ fn http(port: u16, request: &str) -> Option<String> {
 fn serve_answers_on_bind_warns_about_unknown_keys_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = write_config(&dir, "[http]\nlog-enabled = true\nbind-address = \":1\"\n");
-    let port = free_port();
+    let port = workspace_bins::peers::free_port();
     let mut child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(&path)

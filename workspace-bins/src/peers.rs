@@ -2,7 +2,8 @@
 //! (`influxd`, Debian package `influxdb`) and `prometheus-node-exporter`. Each is killed when
 //! its handle drops.
 //!
-//! A missing program makes [`Influxd::start`] and [`NodeExporter::start`] return `None` after
+//! A missing program makes [`Influxd::start`], [`NodeExporter::start`] and
+//! [`promtool_check_metrics`] return `None` after
 //! printing `SKIPPED`, or panic when `REQUIRE_PEERS=1` (set by `.ci/run`, which installs them).
 
 use std::io::{Read, Write};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 const INFLUXD: &str = "/usr/bin/influxd";
 const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
+const PROMTOOL: &str = "/usr/bin/promtool";
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {
@@ -32,6 +34,62 @@ fn available(program: &str, package: &str) -> bool {
     }
     eprintln!("SKIPPED: {message}");
     false
+}
+
+/// What `promtool check metrics` (Debian package `prometheus`) says of an exposition.
+#[derive(Debug)]
+pub struct PromtoolReport {
+    /// Its exit code: 0 clean, 3 lint findings only, 1 a text that does not parse.
+    pub code: Option<i32>,
+    /// Its stdout and stderr: the problems, one per line.
+    pub report: String,
+}
+
+impl PromtoolReport {
+    /// It exited 0: the text parses and no lint fired.
+    pub fn passed(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// The reported problems other than those containing one of `allowed` (e.g. a counter
+    /// the tutorial names without `_total`).
+    pub fn problems_except(&self, allowed: &[&str]) -> Vec<&str> {
+        self.report
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .filter(|line| !allowed.iter().any(|a| line.contains(a)))
+            .collect()
+    }
+}
+
+/// Runs `promtool check metrics` on `exposition`; `None` (after printing `SKIPPED`) when
+/// promtool is not installed, a panic instead under `REQUIRE_PEERS=1`.
+pub fn promtool_check_metrics(exposition: &str) -> Option<PromtoolReport> {
+    if !available(PROMTOOL, "prometheus") {
+        return None;
+    }
+    let mut child = Command::new(PROMTOOL)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(exposition.as_bytes())
+        .expect("write to promtool");
+    let output = child.wait_with_output().expect("promtool's answer");
+    Some(PromtoolReport {
+        code: output.status.code(),
+        report: format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    })
 }
 
 /// One plain HTTP/1.0 exchange; returns (status, body).
