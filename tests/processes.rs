@@ -5,21 +5,14 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use autoscaler_lab::loadgen::{LoadGenerator, Targets};
 use workspace_bins::peers::free_port;
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use workspace_bins::peers::KillOnDrop as Killed;
 
 /// One replica: an app process and its agent process.
 struct Pod {

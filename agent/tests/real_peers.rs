@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use workspace_bins::peers::{Influxd, NodeExporter};
@@ -109,14 +109,7 @@ fn every_node_exporter_sample_arrives_in_influxdb() {
     assert_eq!(values(&build)[0][1].as_f64(), Some(1.0));
 }
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use workspace_bins::peers::KillOnDrop as Running;
 
 #[test]
 fn an_influxdb_outage_loses_nothing_within_the_buffer() {

@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_standin::{Config as StandinConfig, Handle, Server};
@@ -20,14 +20,7 @@ use workspace_bins::peers::{free_port, http};
 
 const STANDIN_TOKEN: &str = "processor-service-account-token";
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use workspace_bins::peers::KillOnDrop as Running;
 
 fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
     value.pointer(pointer).and_then(Value::as_str).unwrap_or("")

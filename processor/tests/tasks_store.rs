@@ -4,8 +4,6 @@
 
 mod tasks_support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -197,23 +195,9 @@ async fn a_dbrp_declared_in_the_script_is_listed_with_the_task() {
     server.stop().await;
 }
 
-/// One HTTP/1.1 request on a new connection; the status, or `None` when the connection
-/// failed (the process was killed).
+/// One exchange with the processor on `port`: (status, body), or `None` once it is killed.
 fn request(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).ok()?;
-    stream.write_all(body.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    Some((status, response))
+    workspace_bins::peers::try_http(([127, 0, 0, 1], port).into(), method, path, body)
 }
 
 fn serve(data_dir: &std::path::Path, port: u16) -> Child {
@@ -265,8 +249,7 @@ fn a_sigkill_during_defines_loses_no_answered_task_and_the_processor_restarts() 
     let mut child = serve(dir.path(), port);
     let (status, response) = request(port, "GET", "/kapacitor/v1/tasks", "").unwrap();
     assert_eq!(status, 200);
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-    let listed: serde_json::Value = serde_json::from_str(body).unwrap();
+    let listed: serde_json::Value = serde_json::from_str(&response).unwrap();
     let ids: std::collections::BTreeSet<&str> = listed["tasks"]
         .as_array()
         .unwrap()

@@ -94,18 +94,29 @@ pub fn promtool_check_metrics(exposition: &str) -> Option<PromtoolReport> {
 
 /// One plain HTTP/1.0 exchange; returns (status, body).
 pub fn http(addr: SocketAddr, method: &str, path_and_query: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
+    try_http(addr, method, path_and_query, body).expect("an HTTP exchange")
+}
+
+/// One plain HTTP/1.0 exchange: (status, body), or `None` when the connection failed or broke
+/// (a server that was killed).
+pub fn try_http(
+    addr: SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    body: &str,
+) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(addr).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
+        .ok()?;
     let request = format!(
         "{method} {path_and_query} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n\
          Content-Type: application/x-www-form-urlencoded\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(request.as_bytes()).expect("send");
+    stream.write_all(request.as_bytes()).ok()?;
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("read");
+    stream.read_to_end(&mut response).ok()?;
     let response = String::from_utf8_lossy(&response).into_owned();
     let status = response
         .split(' ')
@@ -116,7 +127,17 @@ pub fn http(addr: SocketAddr, method: &str, path_and_query: &str, body: &str) ->
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default();
-    (status, body)
+    Some((status, body))
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves no process.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn wait_until_up(addr: SocketAddr, path: &str, ok: u16, what: &str) {
