@@ -191,21 +191,7 @@ impl Http {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Config, Loaded};
-
-    fn parse(text: &str) -> Loaded {
-        match Config::parse(text) {
-            Ok(loaded) => loaded,
-            Err(error) => panic!("config should parse: {error}"),
-        }
-    }
-
-    fn error(text: &str) -> String {
-        match Config::parse(text) {
-            Ok(loaded) => panic!("config should be rejected, got {loaded:?}"),
-            Err(error) => error.to_string(),
-        }
-    }
+    use super::super::tests::{error, parse};
 
     #[test]
     fn wrong_type_names_the_key() {

@@ -220,14 +220,16 @@ mod tests {
 
     use super::*;
 
-    fn parse(text: &str) -> Loaded {
+    /// Parses `text`, which must load (shared with the section files' tests).
+    pub(super) fn parse(text: &str) -> Loaded {
         match Config::parse(text) {
             Ok(loaded) => loaded,
             Err(error) => panic!("config should parse: {error}"),
         }
     }
 
-    fn error(text: &str) -> String {
+    /// The error `text` loads with.
+    pub(super) fn error(text: &str) -> String {
         match Config::parse(text) {
             Ok(loaded) => panic!("config should be rejected, got {loaded:?}"),
             Err(error) => error.to_string(),
