@@ -6,46 +6,20 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_standin::{Config, Rule, Server, WorkloadKind};
 use manifests_tests::render::{self, strings};
 use manifests_tests::{manifests_dir, tools};
 use processor::scaler::cluster::{self, Kubernetes};
 use processor::scaler::kubernetes::KubernetesScaler;
-use processor::scaler::{Decision, Desired, Kind, Policy, ScaleIntent, Scaler, Target};
+use processor::scaler::{Decision, Kind, ScaleIntent, Scaler};
 use serde_json::Value;
 
 const TOKEN: &str = "processor-service-account-token";
 
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// An intent as the tutorial's k8sAutoscale node makes it: no namespace (= the processor's own).
 fn intent(kind: Kind, name: &str, desired: i64) -> ScaleIntent {
-    ScaleIntent {
-        target: Target {
-            cluster: String::new(),
-            namespace: String::new(),
-            kind,
-            name: name.to_owned(),
-        },
-        desired: Desired::Fixed(desired),
-        policy: Policy {
-            min: 1,
-            max: 10,
-            increase_cooldown: Duration::ZERO,
-            decrease_cooldown: Duration::ZERO,
-            dry_run: false,
-        },
-        point_time_ns: now_ns(),
-        task: "autoscale".to_owned(),
-        node: "k8s_autoscale6".to_owned(),
-    }
+    workspace_bins::scaling::intent("", kind, name, desired)
 }
 
 /// The Role's grants as (group, resource, verb).

@@ -3,14 +3,12 @@
 //! points and Events.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use k8s_standin::{Config, Fault, Handle, Server, WorkloadKind};
 use processor::scaler::cluster::{self, Kubernetes};
 use processor::scaler::kubernetes::KubernetesScaler;
-use processor::scaler::{
-    Decision, Desired, Kind, Policy, ScaleError, ScaleIntent, ScaleOutcome, Scaler, Target,
-};
+use processor::scaler::{Decision, Desired, Kind, ScaleError, ScaleIntent, ScaleOutcome, Scaler};
 
 async fn standin() -> Handle {
     Server::start(
@@ -36,33 +34,8 @@ async fn scaler_for(server: &Handle, dry_run: bool) -> KubernetesScaler {
     )
 }
 
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
-
 fn intent(namespace: &str, name: &str, desired: i64) -> ScaleIntent {
-    ScaleIntent {
-        target: Target {
-            cluster: String::new(),
-            namespace: namespace.to_owned(),
-            kind: Kind::Deployments,
-            name: name.to_owned(),
-        },
-        desired: Desired::Fixed(desired),
-        policy: Policy {
-            min: 1,
-            max: 10,
-            increase_cooldown: Duration::ZERO,
-            decrease_cooldown: Duration::ZERO,
-            dry_run: false,
-        },
-        point_time_ns: now_ns(),
-        task: "autoscale".to_owned(),
-        node: "k8s_autoscale6".to_owned(),
-    }
+    workspace_bins::scaling::intent(namespace, Kind::Deployments, name, desired)
 }
 
 async fn scale(scaler: &KubernetesScaler, intent: ScaleIntent) -> Result<ScaleOutcome, ScaleError> {
@@ -236,7 +209,7 @@ async fn cooldowns_hold_on_the_processor_clock() {
     again.desired = Desired::Fixed(5);
     // A point stamped far in the future cannot bypass the cooldown (Kapacitor compared point
     // times): the processor's clock decides.
-    again.point_time_ns = now_ns() + 3_600_000_000_000;
+    again.point_time_ns = processor::clock::wall_ns() + 3_600_000_000_000;
     let dropped = scale(&scaler, again).await.unwrap();
     assert_eq!((dropped.decision, dropped.new), (Decision::CooldownDrop, 3));
     assert_eq!(server.deployment_replicas("default", "app"), Some(3));
@@ -384,7 +357,7 @@ async fn stale_points_make_no_api_call() {
     let server = standin().await;
     let scaler = scaler_for(&server, false).await;
     let mut old = intent("default", "app", 5);
-    old.point_time_ns = now_ns() - 120_000_000_000;
+    old.point_time_ns = processor::clock::wall_ns() - 120_000_000_000;
     let outcome = scale(&scaler, old).await.unwrap();
     assert_eq!(outcome.decision, Decision::Stale);
     assert!(

@@ -1,15 +1,14 @@
 //! The write API over HTTP, row by row against write-api.md's table of InfluxDB 1.6.7 answers,
 //! plus one test per deliberate deviation, authentication, the v2 endpoint and the limits.
 
-#[path = "write_api_support.rs"]
-mod support;
+mod write_api_support;
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use processor::config::{ApiToken, Http, User};
-use support::*;
+use write_api_support::*;
 
 const WRITE: &str = "/write?db=testdb";
 

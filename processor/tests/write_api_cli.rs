@@ -1,8 +1,7 @@
 //! `processor serve` as a process: config errors exit 64 naming the key, unknown keys are
 //! warned about, the server answers on `--bind`, and SIGTERM stops it cleanly.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -65,15 +64,6 @@ fn a_bad_environment_override_exits_64_naming_the_key_and_variable() {
     );
 }
 
-fn http(port: u16, request: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
-}
-
 #[test]
 fn serve_answers_on_bind_warns_about_unknown_keys_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -87,18 +77,17 @@ fn serve_answers_on_bind_warns_about_unknown_keys_and_stops_on_sigterm() {
         .spawn()
         .expect("start processor");
     let deadline = Instant::now() + Duration::from_secs(10);
-    let ping = "GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    let response = loop {
-        if let Some(response) = http(port, ping) {
-            break response;
+    let addr = ([127, 0, 0, 1], port).into();
+    let status = loop {
+        if let Some((status, _)) = workspace_bins::peers::try_http(addr, "GET", "/ping", "") {
+            break status;
         }
         assert!(Instant::now() < deadline, "processor did not start");
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(response.starts_with("HTTP/1.1 204"), "{response}");
-    let write = "POST /write?db=x HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nConnection: close\r\n\r\nm v=1 1";
-    let response = http(port, write).expect("write");
-    assert!(response.starts_with("HTTP/1.1 204"), "{response}");
+    assert_eq!(status, 204);
+    let (status, body) = workspace_bins::peers::http(addr, "POST", "/write?db=x", "m v=1 1");
+    assert_eq!(status, 204, "{body}");
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

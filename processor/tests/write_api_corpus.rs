@@ -4,8 +4,7 @@
 //! differs from the corpus's v2 semantics. Each such difference is classified, and the classes
 //! are the documented ones (corpora/line-protocol/README.md and write-api.md).
 
-#[path = "write_api_support.rs"]
-mod support;
+mod write_api_support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -15,7 +14,7 @@ use base64::Engine;
 use hyper::StatusCode;
 use processor::config::Http;
 use serde_json::Value as Json;
-use support::*;
+use write_api_support::*;
 
 fn text_of(value: &Json) -> Option<Vec<u8>> {
     match value {

@@ -7,15 +7,14 @@
 //! The unit tests prove the fast path gives what the crate path gives; this proves what both give
 //! is what InfluxDB 1.x gives.
 
-#[path = "write_api_support.rs"]
-mod support;
+mod write_api_support;
 
 use std::collections::BTreeMap;
 
 use hyper::{Method, StatusCode};
 use processor::config::Http;
-use support::*;
 use workspace_bins::peers::Influxd;
+use write_api_support::*;
 
 const LINES: usize = 1_500;
 const FIRST_TIME: i64 = 1_700_000_000_000_000_000;

@@ -2,16 +2,15 @@
 //! by `workspace_bins::peers::Influxd` on free loopback ports in a temp dir): the same batches get the same status codes (and
 //! the same error bodies), and the series written read back the same from both.
 
-#[path = "write_api_support.rs"]
-mod support;
+mod write_api_support;
 
 use std::collections::BTreeMap;
 
 use hyper::{Method, StatusCode};
 use processor::config::Http;
 use serde_json::Value as Json;
-use support::*;
 use workspace_bins::peers::Influxd;
+use write_api_support::*;
 
 /// Batches both must accept (204).
 fn valid_batches() -> Vec<(&'static str, String)> {

@@ -10,6 +10,7 @@
 //! This is test support: it panics with the build's error when the binary cannot be built.
 
 pub mod peers;
+pub mod scaling;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,9 @@
 //! Test support for the write API tests: an in-process server on a loopback port with a
 //! recording subscriber and a settable clock, and a tiny HTTP client.
 //!
-//! Included by the `write_api*.rs` tests with `#[path = "write_api_support.rs"] mod support;`;
-//! compiled on its own as well, where it has no tests.
+//! Included by the `write_api*.rs` tests as `mod write_api_support;`, as every crate's test
+//! support lives: `tests/<subject>_support/mod.rs` (`tasks_support`, `pipeline_scenario` the
+//! shared scenario), never a test target of its own.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
