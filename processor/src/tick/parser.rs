@@ -237,12 +237,23 @@ impl<'a> Parser<'a> {
 
     /// `( expr, expr, ... )`
     fn arguments(&mut self) -> Result<Vec<Expr<'a>>> {
+        self.separated(TokenKind::RParen, "`,` or `)`", Self::expression)
+    }
+
+    /// An opening token (the current one), items separated by commas, then `close`: one
+    /// nesting level deeper.
+    fn separated(
+        &mut self,
+        close: TokenKind,
+        expected: &str,
+        mut item: impl FnMut(&mut Self) -> Result<Expr<'a>>,
+    ) -> Result<Vec<Expr<'a>>> {
         self.enter()?;
         self.advance();
-        let mut args = Vec::new();
-        if self.peek() != TokenKind::RParen {
+        let mut items = Vec::new();
+        if self.peek() != close {
             loop {
-                args.push(self.expression()?);
+                items.push(item(self)?);
                 if self.peek() == TokenKind::Comma {
                     self.advance();
                 } else {
@@ -250,9 +261,9 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        self.expect(|k| k == TokenKind::RParen, "`,` or `)`")?;
+        self.expect(|k| k == close, expected)?;
         self.depth -= 1;
-        Ok(args)
+        Ok(items)
     }
 
     /// An operator expression (the body of a lambda, or a constant expression).
@@ -379,21 +390,8 @@ impl<'a> Parser<'a> {
                 }
             }
             TokenKind::LBracket => {
-                self.enter()?;
-                self.advance();
-                let mut items = Vec::new();
-                if self.peek() != TokenKind::RBracket {
-                    loop {
-                        items.push(self.operand_expr()?);
-                        if self.peek() == TokenKind::Comma {
-                            self.advance();
-                        } else {
-                            break;
-                        }
-                    }
-                }
-                self.expect(|k| k == TokenKind::RBracket, "`,` or `]`")?;
-                self.depth -= 1;
+                let items =
+                    self.separated(TokenKind::RBracket, "`,` or `]`", Self::operand_expr)?;
                 Expr::List(items, offset)
             }
             _ => return Err(self.unexpected("a value")),
