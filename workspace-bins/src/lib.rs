@@ -8,6 +8,12 @@
 //! `cargo test --workspace` is all a test run needs.
 //!
 //! This is test support: it panics with the build's error when the binary cannot be built.
+//!
+//! # Layout
+//! - this file: [`binary`], [`workspace_root`], [`corpora_dir`] and [`samples_dir`] (`../shared`).
+//! - [`peers`]: real programs beside ours (influxd, node_exporter, promtool), free ports, a
+//!   plain HTTP client, [`peers::KillOnDrop`] for the processes a test starts.
+//! - [`scaling`]: scale intents as the tutorial's k8sAutoscale node makes them.
 
 pub mod peers;
 pub mod scaling;
