@@ -61,10 +61,11 @@ where
     let config = match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => {
             let certs = certificates(cert)?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Pem {
-                path: key.clone(),
-                source,
-            })?;
+            let key =
+                PrivateKeyDer::from_pem_slice(&pem_file(key)?).map_err(|source| TlsError::Pem {
+                    path: key.clone(),
+                    source,
+                })?;
             builder.with_client_auth_cert(certs, key)?
         }
         (None, None) => builder.with_no_client_auth(),
@@ -86,8 +87,7 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         path: path.to_owned(),
         source,
     };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(pem_error)?
+    let certs = CertificateDer::pem_slice_iter(&pem_file(path)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(pem_error)?;
     if certs.is_empty() {
@@ -114,6 +114,17 @@ fn root_store(ca: Option<&Path>, https: bool) -> Result<rustls::RootCertStore, T
         }
     }
     Ok(roots)
+}
+
+/// The largest PEM file read: far more than any certificate chain or key.
+const MAX_PEM_FILE: u64 = 1 << 20;
+
+/// A PEM file's bytes, at most [`MAX_PEM_FILE`] of them (a path to `/dev/zero` is an error).
+fn pem_file(path: &Path) -> Result<Vec<u8>, TlsError> {
+    lifecycle::files::read_capped(path, MAX_PEM_FILE).map_err(|source| TlsError::Pem {
+        path: path.to_owned(),
+        source: rustls::pki_types::pem::Error::Io(source),
+    })
 }
 
 fn system_roots() -> Result<Vec<CertificateDer<'static>>, TlsError> {

@@ -24,6 +24,9 @@ pub const ACCEPT_HEADER: &str =
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why a scrape failed. Nothing of a failed scrape is emitted.
+/// The largest bearer-token file read (a service-account token is a few KiB).
+const MAX_BEARER_TOKEN_FILE: u64 = 64 << 10;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ScrapeError {
     #[error("invalid url {url:?}: {reason}")]
@@ -119,11 +122,12 @@ impl Scraper {
         }
         if let Some(path) = &self.bearer_token_file {
             // Read at every scrape: Kubernetes rotates service-account tokens.
-            let token =
-                std::fs::read_to_string(path).map_err(|source| ScrapeError::BearerToken {
+            let token = lifecycle::files::read_text_capped(path, MAX_BEARER_TOKEN_FILE).map_err(
+                |source| ScrapeError::BearerToken {
                     path: path.clone(),
                     source,
-                })?;
+                },
+            )?;
             request = request.header(AUTHORIZATION, bearer(token.trim())?);
         }
         let request = request

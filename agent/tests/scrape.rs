@@ -164,3 +164,18 @@ async fn credentials_are_sent_as_configured() {
         ]
     );
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_token_file_that_never_ends_fails_the_scrape_instead_of_filling_memory() {
+    let (addr, seen) = serve(200, None, "a 1\n").await;
+    let endless = scraper_for(addr, "bearer_token = \"/dev/zero\"");
+    let error = endless.scrape(&endless.targets[0]).await.unwrap_err();
+    assert!(matches!(error, ScrapeError::BearerToken { .. }), "{error}");
+    let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+    assert!(chain.contains("larger than"), "{chain}");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing is sent without the token"
+    );
+}

@@ -1,14 +1,17 @@
 //! What every binary of the workspace (app, agent, processor, the stand-in, the lab) does around
 //! its work, done one way: reading flags, setting up logs, waiting for the stop signal, naming
-//! exit codes, the hostname, and an error with its causes on one line.
+//! exit codes, reading the files it is pointed at, the hostname, and an error with its causes
+//! on one line.
 //!
 //! # Layout
 //! - [`exit`]: the exit codes (sysexits.h) and [`parse_flags`], clap's opening of `main`.
 //! - [`logging`]: `RUST_LOG`, `LOG_FORMAT=json`, stderr or a log file.
 //! - [`shutdown_signal`]: SIGTERM (Kubernetes stopping the pod) or SIGINT (Ctrl-C).
+//! - [`files`]: reading the files a binary is pointed at, with a bound.
 //! - [`hostname`], [`error_chain`].
 
 pub mod exit;
+pub mod files;
 pub mod logging;
 
 pub use exit::parse_flags;

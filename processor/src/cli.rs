@@ -291,11 +291,14 @@ impl TaskClient {
         dbrps: &[String],
         vars: Option<&Path>,
     ) -> Result<()> {
+        // The task API takes bodies of 16 MiB at most: a larger script could not be sent.
         let read = |path: &Path| {
-            std::fs::read_to_string(path).map_err(|source| Error::Read {
-                path: path.display().to_string(),
-                source,
-            })
+            lifecycle::files::read_text_capped(path, crate::tick::MAX_SCRIPT_FILE).map_err(
+                |source| Error::Read {
+                    path: path.display().to_string(),
+                    source,
+                },
+            )
         };
         let mut body = serde_json::Map::new();
         body.insert("id".into(), id.into());

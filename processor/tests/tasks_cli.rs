@@ -97,3 +97,18 @@ async fn the_tutorials_commands_define_enable_and_show_the_task() {
     assert!(err.contains("127.0.0.1:1"), "{err}");
     server.stop().await;
 }
+
+#[cfg(unix)]
+#[test]
+fn a_tick_file_that_never_ends_is_refused_before_anything_is_sent() {
+    // No server needed: the file is read (and refused) before the request.
+    let (ok, _, err) = cli(
+        "http://127.0.0.1:9",
+        &["define", "t", "-tick", "/dev/zero", "-dbrp", "db.rp"],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("/dev/zero") && err.contains("larger than"),
+        "{err}"
+    );
+}

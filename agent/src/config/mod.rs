@@ -354,24 +354,19 @@ impl Config {
 
 /// Reads a text file of at most `limit` bytes.
 fn read_capped(path: &Path, limit: u64) -> Result<String> {
-    use std::io::Read as _;
-    let read_error = |source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let mut bytes = Vec::new();
-    file.take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if bytes.len() as u64 > limit {
-        return Err(ConfigError::TooLarge {
-            path: path.to_owned(),
-            limit,
-        });
-    }
-    String::from_utf8(bytes)
-        .map_err(|error| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, error)))
+    lifecycle::files::read_text_capped(path, limit).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::FileTooLarge {
+            ConfigError::TooLarge {
+                path: path.to_owned(),
+                limit,
+            }
+        } else {
+            ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })
 }
 
 #[cfg(test)]

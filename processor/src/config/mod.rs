@@ -190,24 +190,19 @@ impl Config {
 
 /// The text of the file at `path`, at most [`MAX_CONFIG_FILE_SIZE`] bytes of UTF-8.
 fn read_config_file(path: &Path) -> Result<String> {
-    use std::io::Read as _;
-    let read_error = |source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_CONFIG_FILE_SIZE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if bytes.len() as u64 > MAX_CONFIG_FILE_SIZE {
-        return Err(Error::TooLarge {
-            path: path.to_path_buf(),
-            limit: MAX_CONFIG_FILE_SIZE,
-        });
-    }
-    String::from_utf8(bytes)
-        .map_err(|error| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, error)))
+    lifecycle::files::read_text_capped(path, MAX_CONFIG_FILE_SIZE).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::FileTooLarge {
+            Error::TooLarge {
+                path: path.to_path_buf(),
+                limit: MAX_CONFIG_FILE_SIZE,
+            }
+        } else {
+            Error::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
 }
 
 fn parse_table(text: &str) -> Result<Table> {

@@ -59,11 +59,13 @@ pub async fn connect(settings: &Kubernetes) -> std::result::Result<ClusterClient
             config.auth_info.token = Some(settings.token.clone().into());
         }
         if let Some(path) = &settings.ca_path {
-            let pem = std::fs::read(path).map_err(|source| ClientError::Ca {
-                id: id.clone(),
-                path: path.clone(),
-                source,
-            })?;
+            // A CA bundle is kilobytes; a path to `/dev/zero` must not be read forever.
+            let pem =
+                lifecycle::files::read_capped(path, 1 << 20).map_err(|source| ClientError::Ca {
+                    id: id.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
             config.root_cert = Some(pem_to_der(&pem));
         }
         config

@@ -40,7 +40,8 @@ impl TaskMaster {
                 .and_then(|s| s.to_str())
                 .unwrap_or_default()
                 .to_owned();
-            let script = std::fs::read_to_string(&path).map_err(|e| load_err(e.to_string()))?;
+            let script = lifecycle::files::read_text_capped(&path, crate::tick::MAX_SCRIPT_FILE)
+                .map_err(|e| load_err(e.to_string()))?;
             let pipeline = tick::compile(&script, &VarOverrides::new())
                 .map_err(|e| load_err(e.to_string()))?;
             if pipeline.dbrps.is_empty() {

@@ -130,7 +130,7 @@ impl TaskStore {
     /// Moves the tasks of a legacy `<data_dir>/tasks.json` into the directory.
     fn migrate(&self, data_dir: &Path, restored: &mut Restored) -> Result<()> {
         let legacy = data_dir.join("tasks.json");
-        let text = match read_capped(&legacy) {
+        let text = match lifecycle::files::read_text_capped(&legacy, MAX_FILE) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => {
@@ -238,23 +238,8 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Reads a file of at most [`MAX_FILE`] bytes (a link to `/dev/zero` is an error, not a
-/// hang).
-fn read_capped(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    let mut text = String::new();
-    file.take(MAX_FILE + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_FILE {
-        return Err(std::io::Error::other(format!(
-            "larger than {MAX_FILE} bytes"
-        )));
-    }
-    Ok(text)
-}
-
 fn read_def(path: &Path) -> std::result::Result<TaskDef, String> {
-    let text = read_capped(path).map_err(|e| e.to_string())?;
+    let text = lifecycle::files::read_text_capped(path, MAX_FILE).map_err(|e| e.to_string())?;
     let def: TaskDef = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let expected = path
         .file_name()

@@ -29,6 +29,9 @@ pub mod value;
 
 use std::fmt;
 
+/// The largest TICKscript or vars file read, in bytes: the task API takes bodies of 16 MiB.
+pub const MAX_SCRIPT_FILE: u64 = 16 << 20;
+
 pub use compiled::{Dbrp, Node, Pipeline};
 pub use dot::{DotStats, NoStats};
 pub use lambda::{EvalError, FieldValue, Lambda, PointScope, Val, ValType, WithFields};
