@@ -92,32 +92,48 @@ pub fn promtool_check_metrics(exposition: &str) -> Option<PromtoolReport> {
     })
 }
 
-/// One plain HTTP/1.0 exchange; returns (status, body).
+/// One plain HTTP/1.0 exchange; returns (status, body), status 0 when the answer has none.
 pub fn http(addr: SocketAddr, method: &str, path_and_query: &str, body: &str) -> (u16, String) {
-    try_http(addr, method, path_and_query, body).expect("an HTTP exchange")
+    parse_response(&exchange(addr, method, path_and_query, body).expect("an HTTP exchange"))
 }
 
-/// One plain HTTP/1.0 exchange: (status, body), or `None` when the connection failed or broke
-/// (a server that was killed).
+/// One plain HTTP/1.0 exchange: (status, body), or `None` when the connection failed or
+/// closed without an answer (a server that was killed).
 pub fn try_http(
     addr: SocketAddr,
     method: &str,
     path_and_query: &str,
     body: &str,
 ) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .ok()?;
+    let response = exchange(addr, method, path_and_query, body).ok()?;
+    match parse_response(&response) {
+        (0, _) => None,
+        answer => Some(answer),
+    }
+}
+
+/// Sends one request and reads the whole answer.
+fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    body: &str,
+) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let request = format!(
         "{method} {path_and_query} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n\
          Content-Type: application/x-www-form-urlencoded\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(request.as_bytes()).ok()?;
+    stream.write_all(request.as_bytes())?;
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).ok()?;
-    let response = String::from_utf8_lossy(&response).into_owned();
+    stream.read_to_end(&mut response)?;
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}
+
+/// (status, body) of a raw answer; status 0 when there is no status line.
+fn parse_response(response: &str) -> (u16, String) {
     let status = response
         .split(' ')
         .nth(1)
@@ -127,7 +143,7 @@ pub fn try_http(
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default();
-    Some((status, body))
+    (status, body)
 }
 
 /// A child process killed (and reaped) when dropped, so a failing test leaves no process.
