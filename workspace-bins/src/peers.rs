@@ -159,7 +159,8 @@ impl Drop for KillOnDrop {
 fn wait_until_up(addr: SocketAddr, path: &str, ok: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if TcpStream::connect(addr).is_ok() && http(addr, "GET", path, "").0 == ok {
+        // A reset or an empty answer while the program starts means "not up yet".
+        if try_http(addr, "GET", path, "").is_some_and(|(status, _)| status == ok) {
             return;
         }
         assert!(Instant::now() < deadline, "{what} did not start on {addr}");
