@@ -100,9 +100,4 @@ mod tests {
         assert_eq!(error_chain(&error), "cannot save task: disk full: ENOSPC");
         assert_eq!(error_chain(&Layer("alone", None)), "alone");
     }
-
-    #[test]
-    fn the_hostname_is_never_empty() {
-        assert!(!hostname().is_empty());
-    }
 }

@@ -89,7 +89,7 @@ fn a_chain_at_the_limit_carries_a_point_on_a_small_stack() {
 }
 
 #[test]
-fn a_script_with_many_vars_binds_in_linear_time() {
+fn a_script_with_120000_vars_binds_every_var_in_order() {
     // 120,000 vars took 26 s when each declaration scanned the ones before it. Printed, not
     // asserted: the machine's speed is not the code's.
     let mut script = String::new();

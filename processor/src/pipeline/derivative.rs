@@ -176,14 +176,15 @@ fn rate(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::pipeline::point::Series;
     use std::time::Duration;
 
     const S: i64 = 1_000_000_000;
 
-    fn point(host: &str, t: i64, counter: f64) -> Point {
+    /// A `requests` point of `host` (its own group) at second `t` with field `counter`.
+    pub(in crate::pipeline) fn point(host: &str, t: i64, counter: f64) -> Point {
         let series = Series::new(
             Arc::from("requests"),
             vec![(Arc::from("host"), Arc::from(host))],

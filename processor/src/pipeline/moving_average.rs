@@ -123,22 +123,7 @@ impl MovingAverage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const S: i64 = 1_000_000_000;
-
-    fn point(host: &str, t: i64, counter: f64) -> Point {
-        let series = Series::new(
-            Arc::from("requests"),
-            vec![(Arc::from("host"), Arc::from(host))],
-        );
-        let group = Group::of(&series, &[Arc::from("host")], false, false);
-        Point {
-            series: Arc::new(series),
-            group: Arc::new(group),
-            fields: vec![(Arc::from("counter"), Field::Float(counter))],
-            time: t * S,
-        }
-    }
+    use crate::pipeline::derivative::tests::point;
 
     #[test]
     fn moving_average_waits_for_n_points_then_averages_the_last_n() {

@@ -273,6 +273,14 @@ mod tests {
         }
     }
 
+    fn ids_and_scripts(restored: &Restored) -> Vec<(&str, &str)> {
+        restored
+            .tasks
+            .iter()
+            .map(|t| (t.id.as_str(), t.script.as_str()))
+            .collect()
+    }
+
     #[test]
     fn saved_tasks_come_back_and_removed_ones_do_not() {
         let dir = tempfile::tempdir().unwrap();
@@ -284,11 +292,7 @@ mod tests {
         store.save(&def("c", "1")).unwrap();
         store.remove("c").unwrap();
         let (_, restored) = TaskStore::open(dir.path()).unwrap();
-        let got: Vec<(&str, &str)> = restored
-            .tasks
-            .iter()
-            .map(|t| (t.id.as_str(), t.script.as_str()))
-            .collect();
+        let got = ids_and_scripts(&restored);
         assert_eq!(got, vec![("a", "2"), ("b", "1")]);
         assert!(restored.unreadable.is_empty());
     }
@@ -307,11 +311,7 @@ mod tests {
         // A crash between a temp file's write and its rename.
         std::fs::write(tasks.join(".c.json.1-0.tmp"), b"{").unwrap();
         let (_, restored) = TaskStore::open(dir.path()).unwrap();
-        let got: Vec<(&str, &str)> = restored
-            .tasks
-            .iter()
-            .map(|t| (t.id.as_str(), t.script.as_str()))
-            .collect();
+        let got = ids_and_scripts(&restored);
         assert_eq!(got, vec![("a", "old"), ("c", "kept")]);
         assert_eq!(restored.recovered.len(), 1);
         assert_eq!(restored.unreadable.len(), 1);
