@@ -355,11 +355,10 @@ impl TaskMaster {
             || def.kind != old.kind;
         def.modified = clock::rfc3339_seconds((self.clock)());
         let enable = def.status == "enabled";
-        let old_pipeline = self.lock().get(id).and_then(|e| e.pipeline.clone());
-        if let Some(entry) = self.lock().get_mut(id) {
+        let old_pipeline = self.lock().get_mut(id).and_then(|entry| {
             entry.def = def;
-            entry.pipeline = Some(pipeline);
-        }
+            entry.pipeline.replace(pipeline)
+        });
         let restart = definition_changed || !enable;
         if failed || (was_running && restart) {
             self.set_running(id, false)?;
