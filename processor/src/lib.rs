@@ -27,6 +27,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod decisions;
 pub mod line_protocol;
 pub mod pipeline;
 pub mod point;

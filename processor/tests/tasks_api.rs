@@ -136,7 +136,7 @@ async fn written_points_flow_through_the_tutorial_pipeline_to_the_scaler() {
     );
     let (intent, outcome) = scaler.decisions()[0].clone();
     assert_eq!(intent.target.name, "app");
-    assert_eq!(intent.desired, Desired::Fixed(5));
+    assert_eq!(intent.desired, Desired::Raw(5.0));
     assert_eq!(
         (outcome.decision, outcome.old, outcome.new),
         (Decision::Increased, 1, 5)

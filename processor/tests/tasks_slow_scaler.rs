@@ -35,17 +35,17 @@ impl Scaler for GatedScaler {
     fn scale(&self, intent: ScaleIntent) -> ScaleFuture {
         let gated = Arc::clone(&self.0);
         Box::pin(async move {
-            let desired = intent.desired.resolve(1)?;
+            let desired = intent.desired.resolve(1)?.unwrap_or_default() as i64;
             gated.asked.lock().unwrap().push(desired);
             if let Ok(permit) = gated.permits.acquire().await {
                 permit.forget();
             }
-            Ok(ScaleOutcome {
-                decision: Decision::Unchanged,
-                old: desired,
-                new: desired,
-                dry_run: false,
-            })
+            Ok(ScaleOutcome::plain(
+                Decision::Unchanged,
+                desired,
+                desired,
+                false,
+            ))
         })
     }
 }

@@ -2,12 +2,18 @@
 //! that count (an [`Effect::Scale`] carrying a [`ScaleIntent`]); the scaler decides
 //! ([`crate::scaler::decision`]) and changes the target. Its answer comes back through
 //! [`Autoscale::scaled`]: a change becomes a point with `old` and `new` and the
-//! namespace/kind/resource tags, as Kapacitor emits; cooldown drops and errors are counted.
+//! namespace/kind/resource tags, as Kapacitor emits; cooldown drops and errors are counted;
+//! every answer, and every failure, becomes a decision [`Record`] ([`Effect::Decision`]).
+//!
+//! `.fallbackAfter()`: a target whose points stop for that long gets one fallback intent
+//! (hold, or `.fallbackReplicas()`), from [`Autoscale::tick`]; its next point ends the silence.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::scaler::{Decision, Desired, Policy, ScaleIntent, ScaleOutcome, Target};
+use crate::clock::rfc3339_nanos;
+use crate::decisions::{Inputs, Outcome, Record, RecordTarget};
+use crate::scaler::{Decision, Desired, Policy, ScaleError, ScaleIntent, ScaleOutcome, Target};
 use crate::tick::lambda::Lambda;
 use crate::tick::nodes::K8sAutoscaleSpec;
 
@@ -21,10 +27,24 @@ pub struct Autoscale {
     increase_events: u64,
     decrease_events: u64,
     cooldown_drops: u64,
+    /// Intents refused because another autoscaler (an HPA) targets the same workload.
+    conflicts: u64,
+    /// Fallback intents sent for silent targets.
+    fallbacks: u64,
     /// Last known (old, new) replicas per resource name (working cardinality).
     current: BTreeMap<String, (i64, i64)>,
+    /// Per resource name: the last point and when it arrived (processor clock), and whether
+    /// the fallback for its silence was sent (`.fallbackAfter()` only).
+    last_seen: BTreeMap<String, (Point, i64, bool)>,
     /// The `replicas` lambda when it reads `.currentField()` (shared with the scaler's calls).
     replicas_with_current: Option<Arc<Lambda>>,
+}
+
+/// Which node asks: for intents and records.
+pub struct Asker<'a> {
+    pub task: &'a str,
+    pub node_name: &'a str,
+    pub node: usize,
 }
 
 impl Autoscale {
@@ -36,7 +56,10 @@ impl Autoscale {
             increase_events: 0,
             decrease_events: 0,
             cooldown_drops: 0,
+            conflicts: 0,
+            fallbacks: 0,
             current: BTreeMap::new(),
+            last_seen: BTreeMap::new(),
             replicas_with_current: (!spec.current_field.is_empty())
                 .then(|| Arc::new(spec.replicas.clone())),
         }
@@ -52,34 +75,102 @@ impl Autoscale {
         self.current.len()
     }
 
-    /// Kapacitor's node-specific counters; `errors` are the node's.
+    /// Kapacitor's node-specific counters (`errors` are the node's), and ours: `conflicts`
+    /// (refused because an HPA targets the workload) and `fallbacks` (silent targets).
     pub fn specific(&self, errors: u64) -> Vec<(&'static str, u64)> {
         vec![
+            ("conflicts", self.conflicts),
             ("cooldown_drops", self.cooldown_drops),
             ("decrease_events", self.decrease_events),
             ("errors", errors),
+            ("fallbacks", self.fallbacks),
             ("increase_events", self.increase_events),
         ]
     }
 
-    /// Asks the scaler for the count the `replicas` lambda gives on `point`, as node `node`
-    /// (`node_name`) of `task`. An error (no resource name, a lambda error) drops the point.
+    /// The policy every intent of this node carries.
+    fn policy(&self) -> Policy {
+        Policy {
+            min: self.spec.min,
+            max: self.spec.max,
+            increase_cooldown: self.spec.increase_cooldown,
+            decrease_cooldown: self.spec.decrease_cooldown,
+            dry_run: self.dry_run,
+            behavior: self.spec.behavior.clone(),
+        }
+    }
+
+    fn target(&self, name: String) -> Target {
+        Target {
+            cluster: self.spec.cluster.clone(),
+            namespace: self.spec.namespace.clone(),
+            kind: self.spec.kind,
+            name,
+        }
+    }
+
+    /// Sends the fallback for each target silent for `.fallbackAfter()` at `now` (once per
+    /// silence), as node `asker`.
+    pub fn tick(&mut self, asker: &Asker<'_>, now: i64, effects: &mut Vec<Effect>) {
+        let Some(fallback) = self.spec.fallback else {
+            return;
+        };
+        let after = i64::try_from(fallback.after.as_nanos()).unwrap_or(i64::MAX);
+        let mut due = Vec::new();
+        for (name, (point, arrived, sent)) in &mut self.last_seen {
+            if !*sent && now.saturating_sub(*arrived) >= after {
+                *sent = true;
+                due.push((name.clone(), point.clone(), *arrived));
+            }
+        }
+        for (name, point, arrived) in due {
+            self.fallbacks += 1;
+            let silent = std::time::Duration::from_nanos(u64::try_from(now - arrived).unwrap_or(0));
+            match fallback.replicas {
+                Some(n) => {
+                    tracing::warn!(task = %asker.task, node = %asker.node_name, target = %name, ?silent, replicas = n, "no data for the target: falling back")
+                }
+                None => {
+                    tracing::warn!(task = %asker.task, node = %asker.node_name, target = %name, ?silent, "no data for the target: holding its replicas")
+                }
+            }
+            let intent = ScaleIntent {
+                target: self.target(name),
+                desired: Desired::Fallback(fallback.replicas),
+                policy: self.policy(),
+                // The fallback is decided now: its point is as old as the silence, so the
+                // staleness check must not drop it.
+                point_time_ns: now,
+                task: asker.task.to_owned(),
+                node: asker.node_name.to_owned(),
+            };
+            effects.push(Effect::Scale {
+                node: asker.node,
+                intent: Box::new(intent),
+                point,
+            });
+        }
+    }
+
+    /// Asks the scaler for the count the `replicas` lambda gives on `point`, arrived at `now`
+    /// (processor clock). An error (no resource name, a lambda error, a NaN or negative count)
+    /// drops the point.
     pub fn point(
         &mut self,
-        task: &str,
-        node_name: &str,
-        node: usize,
+        asker: &Asker<'_>,
         point: Point,
+        now: i64,
         effects: &mut Vec<Effect>,
     ) -> Result<(), String> {
         let name = resource_name(&self.spec, &point)
             .ok_or_else(|| "could not determine the name of the resource".to_string())?;
         let desired = match &self.replicas_with_current {
-            None => Desired::Fixed(
+            None => Desired::Raw(
                 self.spec
                     .replicas
-                    .eval_int(&point)
-                    .map_err(|e| e.to_string())?,
+                    .eval_number(&point)
+                    .map_err(|e| e.to_string())
+                    .and_then(crate::scaler::decision::check_raw)?,
             ),
             // `.currentField()`: the lambda runs once the scaler has read the current replicas,
             // as Kapacitor evaluates it after its GET of the scale.
@@ -95,43 +186,114 @@ impl Autoscale {
                         base: &point,
                         extra: &extra,
                     };
-                    lambda.eval_int(&scope).map_err(|e| e.to_string())
+                    lambda.eval_number(&scope).map_err(|e| e.to_string())
                 }))
             }
         };
+        if self.spec.fallback.is_some() {
+            self.last_seen
+                .insert(name.clone(), (point.clone(), now, false));
+        }
         let intent = ScaleIntent {
-            target: Target {
-                cluster: self.spec.cluster.clone(),
-                namespace: self.spec.namespace.clone(),
-                kind: self.spec.kind,
-                name,
-            },
+            target: self.target(name),
             desired,
-            policy: Policy {
-                min: self.spec.min,
-                max: self.spec.max,
-                increase_cooldown: self.spec.increase_cooldown,
-                decrease_cooldown: self.spec.decrease_cooldown,
-                dry_run: self.dry_run,
-            },
+            policy: self.policy(),
             point_time_ns: point.time,
-            task: task.to_owned(),
-            node: node_name.to_owned(),
+            task: asker.task.to_owned(),
+            node: asker.node_name.to_owned(),
         };
         effects.push(Effect::Scale {
-            node,
+            node: asker.node,
             intent: Box::new(intent),
             point,
         });
         Ok(())
     }
 
-    /// Takes the scaler's answer for `point`: counts it, and for a change returns the point
-    /// to emit (`old`, `new`, the group's tags and the namespace/kind/resource tags).
-    pub fn scaled(&mut self, point: &Point, outcome: &ScaleOutcome) -> Option<Point> {
+    /// Frees what is kept for targets silent for `expiry` ns at `now`.
+    pub fn expire(&mut self, now: i64, expiry: i64) {
+        self.last_seen
+            .retain(|_, (_, arrived, _)| now.saturating_sub(*arrived) < expiry);
+    }
+
+    /// The record of an evaluation of `point` for `target`, before the scaler's part.
+    fn record(&self, asker: &Asker<'_>, target: &Target, point: &Point, now: i64) -> Record {
+        let fields = point
+            .fields
+            .iter()
+            .map(|(name, value)| {
+                let value = match value {
+                    Field::Float(x) => serde_json::Number::from_f64(*x)
+                        .map_or(serde_json::Value::Null, serde_json::Value::Number),
+                    Field::Int(i) => serde_json::Value::from(*i),
+                    Field::Bool(b) => serde_json::Value::Bool(*b),
+                    Field::Str(s) => serde_json::Value::from(&**s),
+                };
+                (name.to_string(), value)
+            })
+            .collect();
+        Record {
+            time: rfc3339_nanos(now),
+            time_ns: now,
+            task: asker.task.to_owned(),
+            node: asker.node_name.to_owned(),
+            target: RecordTarget::from(target),
+            inputs: Inputs {
+                fields,
+                time: rfc3339_nanos(point.time),
+                age_seconds: now.saturating_sub(point.time) as f64 / 1e9,
+                series: Vec::new(),
+                expired: Vec::new(),
+            },
+            current: None,
+            raw: None,
+            desired: None,
+            rules: Vec::new(),
+            outcome: Outcome::Error,
+            delay_seconds: None,
+            error: None,
+            repeated: 1,
+        }
+    }
+
+    /// Takes the scaler's failure for `point`: counted, and recorded.
+    pub fn failed(
+        &mut self,
+        asker: &Asker<'_>,
+        point: &Point,
+        error: &ScaleError,
+        now: i64,
+        effects: &mut Vec<Effect>,
+    ) {
+        if matches!(error, ScaleError::Conflict { .. }) {
+            self.conflicts += 1;
+        }
         let name = resource_name(&self.spec, point).unwrap_or_default();
-        self.current
-            .insert(name.clone(), (outcome.old, outcome.new));
+        let mut record = self.record(asker, &self.target(name), point, now);
+        record.failed(error);
+        effects.push(Effect::Decision(Box::new(record)));
+    }
+
+    /// Takes the scaler's answer for `point`: counts and records it (an [`Effect::Decision`]),
+    /// and for a change returns the point to emit (`old`, `new`, the group's tags and the
+    /// namespace/kind/resource tags).
+    pub fn scaled(
+        &mut self,
+        asker: &Asker<'_>,
+        point: &Point,
+        outcome: &ScaleOutcome,
+        effects: &mut Vec<Effect>,
+    ) -> Option<Point> {
+        let name = resource_name(&self.spec, point).unwrap_or_default();
+        let mut record = self.record(asker, &self.target(name.clone()), point, outcome.decided_at);
+        record.decided(outcome);
+        record.delay_seconds = (outcome.decision != Decision::Stale)
+            .then(|| outcome.decided_at.saturating_sub(point.time) as f64 / 1e9);
+        effects.push(Effect::Decision(Box::new(record)));
+        if outcome.decision != Decision::Stale {
+            self.current
+                .insert(name.clone(), (outcome.old, outcome.new));
+        }
         match outcome.decision {
             Decision::Increased => self.increase_events += 1,
             Decision::Decreased => self.decrease_events += 1,
@@ -139,7 +301,7 @@ impl Autoscale {
                 self.cooldown_drops += 1;
                 return None;
             }
-            Decision::Unchanged | Decision::Stale => return None,
+            Decision::Unchanged | Decision::Stale | Decision::Held => return None,
         }
         let mut tags = point.group.dims.clone();
         let namespace = if self.spec.namespace.is_empty() {

@@ -85,6 +85,8 @@ pub enum Effect {
         out: Arc<InfluxDbOutSpec>,
         line: String,
     },
+    /// Keep a decision record (a k8sAutoscale node's evaluation and its outcome).
+    Decision(Box<crate::decisions::Record>),
 }
 
 /// What an httpOut node serves for one group: its latest point (stream) or batch (after a
@@ -273,6 +275,15 @@ impl Graph {
                     State::GroupBy(n) => n.expire(now, expiry),
                     State::Derivative(n) => n.expire(now, expiry),
                     State::MovingAverage(n) => n.expire(now, expiry),
+                    State::K8s(n) => {
+                        n.expire(now, expiry);
+                        let asker = autoscale::Asker {
+                            task: &self.task,
+                            node_name: &slot.name,
+                            node: id,
+                        };
+                        n.tick(&asker, now, effects);
+                    }
                     State::Aggregate(n) => {
                         let mut points = Vec::new();
                         n.tick(now, &mut points);
@@ -376,15 +387,21 @@ impl Graph {
         let State::K8s(k8s) = &mut slot.state else {
             return;
         };
+        let asker = autoscale::Asker {
+            task: &self.task,
+            node_name: &slot.name,
+            node,
+        };
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(error) => {
                 slot.stats.errors += 1;
                 tracing::warn!(task = %self.task, node = %slot.name, %error, "scale failed");
+                k8s.failed(&asker, &point, &error, now, effects);
                 return;
             }
         };
-        if let Some(event) = k8s.scaled(&point, &outcome) {
+        if let Some(event) = k8s.scaled(&asker, &point, &outcome, effects) {
             slot.stats.emitted += 1;
             self.forward(node, Message::Point(event), now, effects);
         }
@@ -468,7 +485,7 @@ mod tests {
             .iter()
             .filter_map(|e| match e {
                 Effect::Write { line, .. } => Some(line.clone()),
-                Effect::Scale { .. } => None,
+                Effect::Scale { .. } | Effect::Decision(_) => None,
             })
             .collect()
     }
@@ -537,8 +554,8 @@ mod tests {
                 intent.desired
             );
         };
-        assert_eq!(intent.desired.resolve(3).unwrap(), 5);
-        assert_eq!(intent.desired.resolve(7).unwrap(), 9);
+        assert_eq!(intent.desired.resolve(3).unwrap(), Some(5.0));
+        assert_eq!(intent.desired.resolve(7).unwrap(), Some(9.0));
     }
 
     #[test]
@@ -560,16 +577,11 @@ mod tests {
         else {
             panic!("expected a scale intent");
         };
-        assert_eq!(intent.desired, Desired::Fixed(3));
+        assert_eq!(intent.desired, Desired::Raw(3.0));
         assert_eq!(intent.target.name, "app");
         assert_eq!(intent.policy.max, 10);
         assert_eq!(intent.point_time_ns, 5 * S);
-        let outcome = ScaleOutcome {
-            decision: Decision::Increased,
-            old: 1,
-            new: 3,
-            dry_run: false,
-        };
+        let outcome = ScaleOutcome::plain(Decision::Increased, 1, 3, false);
         g.scaled(node, point.clone(), Ok(outcome), 0, &mut effects);
         assert_eq!(
             lines(&effects),
@@ -577,12 +589,7 @@ mod tests {
                 "m,deployment=app,kind=deployments,namespace=default,resource=app old=1i,new=3i 5000000000"
             ]
         );
-        let cooldown = ScaleOutcome {
-            decision: Decision::CooldownDrop,
-            old: 3,
-            new: 3,
-            dry_run: false,
-        };
+        let cooldown = ScaleOutcome::plain(Decision::CooldownDrop, 3, 3, false);
         g.scaled(node, point.clone(), Ok(cooldown), 0, &mut effects);
         g.scaled(
             node,

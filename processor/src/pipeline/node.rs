@@ -42,6 +42,16 @@ pub(super) struct NodeRef<'a> {
     pub(super) id: usize,
 }
 
+impl NodeRef<'_> {
+    fn asker(&self) -> autoscale::Asker<'_> {
+        autoscale::Asker {
+            task: self.task,
+            node_name: self.name,
+            node: self.id,
+        }
+    }
+}
+
 /// One point through one node (a stream edge); emitted messages go to `out`.
 pub(super) fn on_point(
     node: &NodeRef<'_>,
@@ -105,7 +115,7 @@ pub(super) fn on_point(
             effects.push(influxdb_write(node.id, node_out, &point));
             out.push(Message::Point(point));
         }
-        State::K8s(k8s) => k8s.point(node.task, node.name, node.id, point, effects)?,
+        State::K8s(k8s) => k8s.point(&node.asker(), point, now, effects)?,
     }
     Ok(())
 }
@@ -198,7 +208,7 @@ pub(super) fn on_batch(
         }
         State::K8s(k8s) => {
             for point in batch.points {
-                if let Err(error) = k8s.point(node.task, node.name, node.id, point, effects) {
+                if let Err(error) = k8s.point(&node.asker(), point, now, effects) {
                     fail(error);
                 }
             }

@@ -1,12 +1,13 @@
 //! A scaler that talks to no API: it remembers a replica count per target (starting at the
-//! policy's `min`), decides with [`decision::decide`] (the min/max clamp and the cooldowns) on
-//! the processor clock, and records every decision. For `.dryRun()` nodes when no real scaler is configured, and for
-//! tests.
+//! policy's `min`, or a given count), decides with the same rules as the Kubernetes scaler
+//! ([`super::decision`]) on the clock it is given, applies each change to its simulated
+//! target, and records every decision. For `.dryRun()` nodes when no real scaler is
+//! configured, for `processor replay`, and for tests.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::decision::{self, History};
+use super::decision::History;
 use super::{Decision, ScaleError, ScaleFuture, ScaleIntent, ScaleOutcome, Scaler, Target};
 use crate::clock::Clock;
 
@@ -20,14 +21,23 @@ struct State {
 /// See the module docs.
 pub struct DryRunScaler {
     clock: Clock,
+    /// The count a target starts at; `None`: the policy's `min`.
+    initial: Option<i64>,
     state: Mutex<HashMap<Target, State>>,
     decisions: Mutex<Vec<(ScaleIntent, ScaleOutcome)>>,
 }
 
 impl DryRunScaler {
     pub fn new(clock: Clock) -> DryRunScaler {
+        DryRunScaler::starting_at(clock, None)
+    }
+
+    /// Every target starts at `replicas` (`None`: its policy's `min`), as `processor replay
+    /// --replicas N` simulates.
+    pub fn starting_at(clock: Clock, replicas: Option<i64>) -> DryRunScaler {
         DryRunScaler {
             clock,
+            initial: replicas,
             state: Mutex::new(HashMap::new()),
             decisions: Mutex::new(Vec::new()),
         }
@@ -41,19 +51,21 @@ impl DryRunScaler {
             .clone()
     }
 
-    /// Decides one intent now (synchronously), with the Kubernetes scaler's [`decision::decide`].
+    /// Decides one intent now (synchronously), with the Kubernetes scaler's rules.
     pub fn decide(&self, intent: &ScaleIntent) -> Result<ScaleOutcome, ScaleError> {
         let now = (self.clock)();
         let mut states = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let state = states.entry(intent.target.clone()).or_insert(State {
-            replicas: intent.policy.min.max(1),
+            replicas: self.initial.unwrap_or(intent.policy.min).max(0),
             history: History::default(),
         });
         let old = state.replicas;
-        let wanted = intent.desired.resolve(old)?;
-        let verdict = decision::decide(old, wanted, &intent.policy, &state.history, now);
+        let (raw, verdict) = intent
+            .desired
+            .decide(old, &intent.policy, &state.history, now)?;
+        state.history.decided(&verdict, now);
         if matches!(verdict.decision, Decision::Increased | Decision::Decreased) {
-            state.history.applied(verdict, now);
+            state.history.applied(&verdict, old, now);
             state.replicas = verdict.new;
         }
         let outcome = ScaleOutcome {
@@ -61,6 +73,9 @@ impl DryRunScaler {
             old,
             new: state.replicas,
             dry_run: true,
+            raw,
+            steps: verdict.steps,
+            decided_at: now,
         };
         drop(states);
         self.decisions
@@ -94,13 +109,14 @@ mod tests {
                 kind: Kind::Deployments,
                 name: "app".into(),
             },
-            desired: Desired::Fixed(desired),
+            desired: Desired::Raw(desired as f64),
             policy: Policy {
                 min: 1,
                 max: 10,
                 increase_cooldown: Duration::from_secs(60),
                 decrease_cooldown: Duration::from_secs(120),
                 dry_run: true,
+                behavior: Default::default(),
             },
             point_time_ns: 0,
             task: "t".into(),
@@ -144,7 +160,7 @@ mod tests {
         let scaler = DryRunScaler::new(Arc::new(|| 0));
         scaler.decide(&intent(4)).unwrap();
         let mut minus_one = intent(0);
-        minus_one.desired = Desired::FromCurrent(Arc::new(|current| Ok(current - 1)));
+        minus_one.desired = Desired::FromCurrent(Arc::new(|current| Ok((current - 1) as f64)));
         let outcome = scaler.decide(&minus_one).unwrap();
         assert_eq!((outcome.old, outcome.new), (4, 3));
     }

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::cluster::{self, ClusterClient};
-use super::decision::{self, History, Verdict};
+use super::decision::{self, History, Rule, Step, Verdict};
 use super::{Decision, Kind, ScaleError, ScaleFuture, ScaleIntent, ScaleOutcome, Scaler, Target};
 use crate::clock::Clock;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
@@ -102,12 +102,14 @@ impl Inner {
         ) {
             let last = history.last_set.unwrap_or(0);
             tracing::debug!(target = %describe(target), "point older than max-point-age; not scaling");
-            return Ok(ScaleOutcome {
-                decision: Decision::Stale,
-                old: last,
-                new: last,
-                dry_run: false,
+            let mut outcome = ScaleOutcome::plain(Decision::Stale, last, last, false);
+            outcome.steps.push(Step {
+                rule: Rule::Stale,
+                before: last,
+                after: last,
             });
+            outcome.decided_at = (self.clock)();
+            return Ok(outcome);
         }
         let namespace = if target.namespace.is_empty() {
             cluster.default_namespace.as_str()
@@ -149,7 +151,7 @@ impl Inner {
             if let Some(sent) = unconfirmed.take()
                 && sent.verdict.new == current
             {
-                history.applied(sent.verdict, sent.at);
+                history.applied(&sent.verdict, sent.old, sent.at);
                 tracing::info!(target = %api.describe(), old = sent.old, new = current, reason = %sent.reason, error = %last_error, "scaled (the write was answered with an error but applied)");
                 api.event(
                     sent.uid.as_deref(),
@@ -162,43 +164,49 @@ impl Inner {
                     old: sent.old,
                     new: current,
                     dry_run,
+                    raw: sent.raw,
+                    steps: sent.verdict.steps,
+                    decided_at: sent.at,
                 });
             }
             if let Some(last) = history.last_set
                 && last != current
             {
-                tracing::info!(target = %api.describe(), was = last, now = current, "scale changed by someone else since we set it");
+                tracing::info!(target = %api.describe(), was = last, now = current, "scale changed by someone else since we set it; the rate policies start afresh");
+                history.changed_elsewhere(current);
             }
-            let desired = intent.desired.resolve(current)?;
             let now = (self.clock)();
-            let verdict = decision::decide(current, desired, &intent.policy, &history, now);
-            let outcome = |verdict: Verdict| ScaleOutcome {
+            let (raw, verdict) = intent
+                .desired
+                .decide(current, &intent.policy, &history, now)?;
+            history.decided(&verdict, now);
+            let outcome = |verdict: &Verdict| ScaleOutcome {
                 decision: verdict.decision,
                 old: current,
                 new: verdict.new,
                 dry_run,
+                raw,
+                steps: verdict.steps.clone(),
+                decided_at: now,
             };
             match verdict.decision {
                 Decision::Increased | Decision::Decreased => {}
                 _ => {
                     history.last_set = Some(current);
-                    return Ok(outcome(verdict));
+                    return Ok(outcome(&verdict));
                 }
             }
-            let reason = format!(
-                "task {} node {} asked for {} replicas (clamped to {}), current {}",
-                intent.task, intent.node, desired, verdict.new, current
-            );
+            let reason = reason(&intent, raw, current, &verdict);
             if dry_run {
                 tracing::info!(target = %api.describe(), old = current, new = verdict.new, %reason, "dry run: would scale");
-                history.applied(verdict, now);
+                history.applied(&verdict, current, now);
                 history.last_set = Some(current);
-                return Ok(outcome(verdict));
+                return Ok(outcome(&verdict));
             }
             let uid = scale.metadata.uid.clone();
             match api.replace(scale, verdict.new).await {
                 Ok(_) => {
-                    history.applied(verdict, now);
+                    history.applied(&verdict, current, now);
                     tracing::info!(target = %api.describe(), old = current, new = verdict.new, %reason, "scaled");
                     api.event(
                         uid.as_deref(),
@@ -206,7 +214,7 @@ impl Inner {
                         &format!("New size: {}; reason: {reason}", verdict.new),
                     )
                     .await;
-                    return Ok(outcome(verdict));
+                    return Ok(outcome(&verdict));
                 }
                 Err(error) => match classify(&error) {
                     Failure::Conflict => {
@@ -219,6 +227,7 @@ impl Inner {
                         unconfirmed = Some(Unconfirmed {
                             old: current,
                             verdict,
+                            raw,
                             at: now,
                             reason,
                             uid,
@@ -265,6 +274,7 @@ impl Scaler for KubernetesScaler {
 struct Unconfirmed {
     old: i64,
     verdict: Verdict,
+    raw: Option<f64>,
     /// When it was decided (its cooldown starts then, if it was applied), processor clock.
     at: i64,
     reason: String,
@@ -396,6 +406,21 @@ impl ScaleApi<'_> {
             tracing::warn!(target = %self.describe(), %error, "cannot post the rescale event");
         }
     }
+}
+
+/// Why a change is made, for its log line and Event: who asked, the raw count, the rules.
+fn reason(intent: &ScaleIntent, raw: Option<f64>, current: i64, verdict: &Verdict) -> String {
+    let asked = match raw {
+        Some(raw) => format!("asked for {raw} replicas"),
+        None => "fell back (no data)".to_owned(),
+    };
+    format!(
+        "task {} node {} {asked}, current {current}, new {}; rules: {}",
+        intent.task,
+        intent.node,
+        verdict.new,
+        decision::describe_steps(&verdict.steps)
+    )
 }
 
 fn describe(target: &Target) -> String {

@@ -9,6 +9,7 @@
 //!
 //! The trait keeps the pipeline free of IO: tests drive nodes with a scaler of their own.
 
+pub mod behavior;
 pub mod cluster;
 pub mod decision;
 pub mod dry_run;
@@ -76,37 +77,70 @@ pub struct Policy {
     pub decrease_cooldown: Duration,
     /// Decide and report, never change the target (`.dryRun()` or the config's `dry-run`).
     pub dry_run: bool,
+    /// The HPA-style extensions (tolerance, stabilization, rate policies, burst); the default
+    /// changes nothing.
+    pub behavior: behavior::Behavior,
 }
 
 /// A `replicas` lambda that reads the target's current replicas (`.currentField()`), to be
 /// evaluated by the scaler once it has read them: evaluation error as text.
-pub type FromCurrent = Arc<dyn Fn(i64) -> Result<i64, String> + Send + Sync>;
+pub type FromCurrent = Arc<dyn Fn(i64) -> Result<f64, String> + Send + Sync>;
 
-/// The replicas a `k8sAutoscale` node asks for, before clamping.
+/// The replicas a `k8sAutoscale` node asks for, before the rules.
 #[derive(Clone)]
 pub enum Desired {
-    /// The `replicas` lambda's result.
-    Fixed(i64),
+    /// The `replicas` lambda's result (an int lambda's as a float), checked with
+    /// [`decision::check_raw`].
+    Raw(f64),
     /// The lambda needs the current replicas (`.currentField()`), which Kapacitor reads from
     /// the API before evaluating it: the scaler resolves it after reading the scale.
     FromCurrent(FromCurrent),
+    /// Every series feeding the target has been silent for the fallback budget: set this
+    /// count, or hold the current one (`None`), and say so ([`decision::fallback`]).
+    Fallback(Option<i64>),
 }
 
 impl Desired {
-    /// The wanted replicas given the target's `current` ones.
-    pub fn resolve(&self, current: i64) -> Result<i64, ScaleError> {
+    /// The raw count given the target's `current` replicas; `None` for a fallback.
+    pub fn resolve(&self, current: i64) -> Result<Option<f64>, ScaleError> {
         match self {
-            Desired::Fixed(n) => Ok(*n),
-            Desired::FromCurrent(lambda) => lambda(current).map_err(ScaleError::Replicas),
+            Desired::Raw(raw) => Ok(Some(*raw)),
+            Desired::FromCurrent(lambda) => lambda(current)
+                .and_then(decision::check_raw)
+                .map(Some)
+                .map_err(ScaleError::Replicas),
+            Desired::Fallback(_) => Ok(None),
         }
+    }
+
+    /// Decides for a target at `current` replicas ([`decision::decide`] or, for a fallback,
+    /// [`decision::fallback`]); also answers the raw count the decision started from.
+    pub fn decide(
+        &self,
+        current: i64,
+        policy: &Policy,
+        history: &decision::History,
+        now: i64,
+    ) -> Result<(Option<f64>, decision::Verdict), ScaleError> {
+        Ok(match (self, self.resolve(current)?) {
+            (Desired::Fallback(replicas), _) => {
+                (None, decision::fallback(current, *replicas, policy))
+            }
+            (_, Some(raw)) => (
+                Some(raw),
+                decision::decide(current, raw, policy, history, now),
+            ),
+            (_, None) => (None, decision::fallback(current, None, policy)),
+        })
     }
 }
 
 impl std::fmt::Debug for Desired {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Desired::Fixed(n) => write!(f, "Fixed({n})"),
+            Desired::Raw(n) => write!(f, "Raw({n})"),
             Desired::FromCurrent(_) => f.write_str("FromCurrent(..)"),
+            Desired::Fallback(n) => write!(f, "Fallback({n:?})"),
         }
     }
 }
@@ -114,8 +148,9 @@ impl std::fmt::Debug for Desired {
 impl PartialEq for Desired {
     fn eq(&self, other: &Desired) -> bool {
         match (self, other) {
-            (Desired::Fixed(a), Desired::Fixed(b)) => a == b,
+            (Desired::Raw(a), Desired::Raw(b)) => a == b,
             (Desired::FromCurrent(a), Desired::FromCurrent(b)) => Arc::ptr_eq(a, b),
+            (Desired::Fallback(a), Desired::Fallback(b)) => a == b,
             _ => false,
         }
     }
@@ -146,12 +181,15 @@ pub enum Decision {
     Unchanged,
     /// A change was wanted but a cooldown forbids it for now.
     CooldownDrop,
+    /// A change was wanted but another rule held the count (tolerance, stabilization, a rate
+    /// policy, a burst, a fallback that holds, another autoscaler on the target).
+    Held,
     /// The point was older than `max-point-age`: nothing was decided.
     Stale,
 }
 
 /// The answer to a [`ScaleIntent`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScaleOutcome {
     pub decision: Decision,
     /// The target's replicas before (as just read from the API).
@@ -160,6 +198,28 @@ pub struct ScaleOutcome {
     pub new: i64,
     /// True when nothing was written because of dry run.
     pub dry_run: bool,
+    /// The `.replicas()` result the decision started from (`None`: a fallback or a stale
+    /// point).
+    pub raw: Option<f64>,
+    /// Each rule that changed or held the count, in order.
+    pub steps: Vec<decision::Step>,
+    /// When the decision was made, processor clock (ns): after the API read, before the write.
+    pub decided_at: i64,
+}
+
+impl ScaleOutcome {
+    /// An outcome without a raw count or rules (tests, stale points).
+    pub fn plain(decision: Decision, old: i64, new: i64, dry_run: bool) -> ScaleOutcome {
+        ScaleOutcome {
+            decision,
+            old,
+            new,
+            dry_run,
+            raw: None,
+            steps: Vec::new(),
+            decided_at: 0,
+        }
+    }
 }
 
 /// Why a scale request failed; the node counts it in `errors`.
@@ -175,8 +235,10 @@ pub enum ScaleError {
     Api(String),
     #[error("the scaler is shutting down")]
     ShuttingDown,
-    #[error("replicas lambda with the current replicas: {0}")]
+    #[error("replicas lambda: {0}")]
     Replicas(String),
+    #[error("not scaling {target}: HorizontalPodAutoscaler {hpa} also targets it")]
+    Conflict { target: String, hpa: String },
 }
 
 /// A boxed future, so [`Scaler`] stays object-safe.

@@ -11,9 +11,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::clock::Clock;
+use crate::decisions::{DecisionLog, Outcome, Record};
 use crate::pipeline::{Effect, Graph, HttpOutData, NodeStats};
 use crate::routing::{Delivery, Router, Subscriber, SubscriptionId};
 use crate::scaler::Scaler;
+use crate::scaler::decision::describe_steps;
 
 use super::{influx_out, scale_calls};
 
@@ -88,6 +90,8 @@ pub(super) struct Shared {
     /// Why the task's loop died (a panic in a node); the task then shows as not executing,
     /// with this as its error.
     failure: Mutex<Option<String>>,
+    /// The k8sAutoscale nodes' decision records.
+    decisions: Mutex<DecisionLog>,
 }
 
 impl Shared {
@@ -98,7 +102,37 @@ impl Shared {
             throughput: Mutex::new(0.0),
             dropped: AtomicU64::new(0),
             failure: Mutex::new(None),
+            decisions: Mutex::new(DecisionLog::default()),
         }
+    }
+
+    /// Up to `limit` decision records, newest first.
+    pub(super) fn decisions(&self, limit: usize) -> Vec<Record> {
+        unpoisoned(&self.decisions).latest(limit)
+    }
+
+    /// Keeps a decision record; a change is also logged (INFO) with its facts.
+    fn decided(&self, record: Record) {
+        if record.outcome.is_change() || record.outcome == Outcome::Error {
+            let rules = describe_steps(&record.rules);
+            let target = format!(
+                "{}/{}/{}",
+                record.target.namespace, record.target.kind, record.target.name
+            );
+            let level_info = record.outcome.is_change();
+            let (current, raw, desired, delay) = (
+                record.current,
+                record.raw,
+                record.desired,
+                record.delay_seconds,
+            );
+            if level_info {
+                tracing::info!(task = %record.task, node = %record.node, %target, outcome = record.outcome.name(), ?current, ?raw, ?desired, %rules, ?delay, inputs = ?record.inputs.fields, "scale decision");
+            } else {
+                tracing::debug!(task = %record.task, node = %record.node, %target, error = ?record.error, "scale decision failed");
+            }
+        }
+        unpoisoned(&self.decisions).push(record);
     }
 
     pub(super) fn stats(&self) -> Vec<NodeStats> {
@@ -281,6 +315,7 @@ async fn run_task(
                     }
                 }
                 Effect::Write { node, line, .. } => lines.push((node, line)),
+                Effect::Decision(record) => shared.decided(*record),
             }
         }
         let mut stats = graph.stats();

@@ -36,6 +36,20 @@ impl TaskMaster {
         Some(serde_json::json!({ "series": series }))
     }
 
+    /// Up to `limit` decision records of task `id`, newest first (none while it is
+    /// disabled: records live with the running task).
+    pub fn decisions(&self, id: &str, limit: usize) -> Result<Vec<crate::decisions::Record>> {
+        let tasks = self.lock();
+        let entry = tasks
+            .get(id)
+            .ok_or_else(|| Error::NotFound(id.to_owned()))?;
+        Ok(entry
+            .running
+            .as_ref()
+            .map(|running| running.shared.decisions(limit))
+            .unwrap_or_default())
+    }
+
     /// `(tasks, enabled tasks, subscriptions)` for `/kapacitor/v1/debug/vars`.
     pub fn counts(&self) -> (usize, usize, usize) {
         let tasks = self.lock();

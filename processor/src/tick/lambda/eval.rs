@@ -29,6 +29,15 @@ impl Lambda {
         }
     }
 
+    /// Evaluates to a number: an int or a float, as a float (`k8sAutoscale`'s `.replicas()`).
+    pub fn eval_number<S: PointScope + ?Sized>(&self, scope: &S) -> EvalResult<f64> {
+        match self.eval(scope)? {
+            Val::Float(x) => Ok(x),
+            Val::Int(i) => Ok(i as f64),
+            other => Err(wrong_type(ValType::Float, &other)),
+        }
+    }
+
     /// Evaluates to a float; an int result is an error (as Kapacitor's `EvalFloat`).
     pub fn eval_float<S: PointScope + ?Sized>(&self, scope: &S) -> EvalResult<f64> {
         match self.eval(scope)? {

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use super::super::Result;
 use super::super::lambda::ValType;
+use super::autoscale::build_k8s_autoscale;
 use super::check::{Arg, Checker, RawProperty};
-use super::outputs::{build_influxdb_out, build_k8s_autoscale};
+use super::outputs::build_influxdb_out;
 use super::{
     AggregateSpec, DerivativeSpec, Dimensions, EvalSpec, FromSpec, GroupBySpec, HttpOutSpec, Keep,
     LogLevel, LogSpec, MovingAverageSpec, NodeKind, NodeSpec, WhereSpec, WindowSpec,

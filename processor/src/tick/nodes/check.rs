@@ -91,6 +91,15 @@ impl Checker<'_> {
         }
     }
 
+    /// A number: an int or a float literal, as a float.
+    pub(super) fn number(&self, what: &str, arg: &Arg) -> Result<f64> {
+        match &arg.value {
+            Value::Float(x) => Ok(*x),
+            Value::Int(i) => Ok(*i as f64),
+            _ => Err(self.wrong(what, "a number", arg)),
+        }
+    }
+
     pub(super) fn duration(&self, what: &str, arg: &Arg) -> Result<Duration> {
         match &arg.value {
             Value::Duration(d) => u64::try_from(*d).map(Duration::from_nanos).map_err(|_| {
@@ -144,6 +153,11 @@ impl Checker<'_> {
     pub(super) fn one_duration(&self, p: &RawProperty<'_>) -> Result<Duration> {
         let (what, arg) = self.one(p)?;
         self.duration(&what, arg)
+    }
+
+    pub(super) fn one_number(&self, p: &RawProperty<'_>) -> Result<f64> {
+        let (what, arg) = self.one(p)?;
+        self.number(&what, arg)
     }
 
     pub(super) fn one_int(&self, p: &RawProperty<'_>) -> Result<i64> {

@@ -9,10 +9,11 @@
 //! - `check.rs`: the arguments and properties as bound ([`Arg`]), checked one by one with errors
 //!   that name the node and the property.
 //! - `build.rs`: arguments and properties -> [`NodeSpec`], per node, with the defaults.
-//! - `outputs.rs`: the same for the nodes that act outside the pipeline: influxDBOut (writes)
-//!   and k8sAutoscale (scales).
+//! - `outputs.rs`: the same for influxDBOut, the node that writes to InfluxDB.
+//! - `autoscale.rs`: the same for k8sAutoscale, Kapacitor's properties and our extensions.
 //! - `spec.rs`: [`NodeSpec`], each node's validated properties, as the pipeline runs them.
 
+mod autoscale;
 mod build;
 mod check;
 mod kind;

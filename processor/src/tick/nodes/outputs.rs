@@ -1,18 +1,13 @@
-//! Building the nodes that act outside the pipeline: influxDBOut (writes points to InfluxDB)
-//! and k8sAutoscale (changes a workload's replicas).
-
-use std::collections::BTreeMap;
-use std::time::Duration;
+//! Building influxDBOut, the node that writes points to InfluxDB (k8sAutoscale, the other node
+//! that acts outside the pipeline, is in `autoscale.rs`).
 
 use super::super::Result;
-use super::super::lambda::ValType;
 use super::check::{Arg, Checker, RawProperty};
 use super::{
-    InfluxDbOutSpec, K8sAutoscaleSpec, NodeSpec, default_influxdb_out_buffer,
-    default_influxdb_out_flush_interval,
+    InfluxDbOutSpec, NodeSpec, default_influxdb_out_buffer, default_influxdb_out_flush_interval,
 };
 use crate::line_protocol::Precision;
-use crate::scaler::Kind;
+use std::collections::BTreeMap;
 
 /// The most lines an influxDBOut node may buffer (`.buffer()`); failed writes keep as many.
 pub const MAX_INFLUXDB_OUT_BUFFER: usize = 1_000_000;
@@ -113,201 +108,21 @@ pub(super) fn build_influxdb_out(
     Ok(NodeSpec::InfluxDbOut(spec))
 }
 
-/// The kinds `.kind()` accepts, written as their resource names (`deployments`, ...): those the
-/// scaler changes through the `/scale` subresource.
-const K8S_KINDS: [Kind; 4] = [
-    Kind::Deployments,
-    Kind::StatefulSets,
-    Kind::ReplicaSets,
-    Kind::ReplicationControllers,
-];
-
-/// `.kind()`'s value: one of [`K8S_KINDS`] by resource name, or `replicationcontroller`, the
-/// singular form Kapacitor 1.1 validated (its constant) while documenting the plural.
-fn k8s_kind(name: &str) -> Option<Kind> {
-    let name = match name {
-        "replicationcontroller" => "replicationcontrollers",
-        other => other,
-    };
-    K8S_KINDS.into_iter().find(|kind| kind.resource() == name)
-}
-
-/// The kinds `.kind()` accepts, for error messages.
-fn k8s_kind_names() -> String {
-    K8S_KINDS.map(Kind::resource).join(", ")
-}
-
-pub(super) fn build_k8s_autoscale(
-    c: &Checker<'_>,
-    ctor_what: &str,
-    ctor: &[Arg],
-    props: &[RawProperty<'_>],
-) -> Result<NodeSpec> {
-    c.count(ctor_what, ctor, 0, c.offset)?;
-    let mut cluster = String::new();
-    let mut namespace = String::new();
-    let mut namespace_tag = "namespace".to_string();
-    let mut kind = Kind::Deployments;
-    let mut kind_tag = "kind".to_string();
-    let mut resource_name = None;
-    let mut resource_name_tag = None;
-    let mut resource_tag = "resource".to_string();
-    let mut replicas = None;
-    let (mut min, mut max) = (1, 0);
-    let mut min_offset = c.offset;
-    let mut increase_cooldown = Duration::ZERO;
-    let mut decrease_cooldown = Duration::ZERO;
-    let mut current_field = String::new();
-    let mut dry_run = false;
-    for p in props {
-        match p.name {
-            "cluster" => cluster = c.one_string(p)?,
-            "namespace" => namespace = c.one_string(p)?,
-            "namespaceTag" => namespace_tag = c.one_string(p)?,
-            "kind" => {
-                let name = c.one_string(p)?;
-                kind = k8s_kind(&name).ok_or_else(|| {
-                    c.err(
-                        p.offset,
-                        format!(
-                            "unknown kind '{name}' for {} ({})",
-                            c.node,
-                            k8s_kind_names()
-                        ),
-                    )
-                })?;
-            }
-            "kindTag" => kind_tag = c.one_string(p)?,
-            "resourceName" => resource_name = Some(c.one_string(p)?),
-            "resourceNameTag" => resource_name_tag = Some(c.one_string(p)?),
-            "resourceTag" => resource_tag = c.one_string(p)?,
-            "replicas" => replicas = Some(c.one_lambda(p, Some(ValType::Int))?),
-            "min" => {
-                min = c.one_int(p)?;
-                min_offset = p.offset;
-            }
-            "max" => max = c.one_int(p)?,
-            "increaseCooldown" => increase_cooldown = c.one_duration(p)?,
-            "decreaseCooldown" => decrease_cooldown = c.one_duration(p)?,
-            "currentField" => current_field = c.one_string(p)?,
-            "dryRun" => dry_run = c.flag(p)?,
-            _ => {
-                return Err(c.unknown(
-                    p,
-                    "cluster, namespace, namespaceTag, kind, kindTag, resourceName, resourceNameTag, resourceTag, replicas, min, max, increaseCooldown, decreaseCooldown, currentField, dryRun",
-                ));
-            }
-        }
-    }
-    if resource_name.is_some() == resource_name_tag.is_some() {
-        return Err(c.err(
-            c.offset,
-            format!(
-                "{} needs exactly one of `.resourceName()` and `.resourceNameTag()`",
-                c.node
-            ),
-        ));
-    }
-    let Some(replicas) = replicas else {
-        return Err(c.err(
-            c.offset,
-            format!("{} needs `.replicas(lambda: ...)`", c.node),
-        ));
-    };
-    if min < 1 {
-        return Err(c.err(
-            min_offset,
-            format!("`.min()` of {} must be at least 1, got {min}", c.node),
-        ));
-    }
-    if max < 0 || (max > 0 && max < min) {
-        return Err(c.err(
-            c.offset,
-            format!(
-                "`.max()` of {} must be 0 (unlimited) or at least min ({min}), got {max}",
-                c.node
-            ),
-        ));
-    }
-    Ok(NodeSpec::K8sAutoscale(Box::new(K8sAutoscaleSpec {
-        cluster,
-        namespace,
-        namespace_tag,
-        kind,
-        kind_tag,
-        resource_name,
-        resource_name_tag,
-        resource_tag,
-        replicas,
-        min,
-        max,
-        increase_cooldown,
-        decrease_cooldown,
-        current_field,
-        dry_run,
-    })))
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::time::Duration;
 
     use crate::line_protocol::Precision;
-    use crate::scaler::Kind;
-    use crate::tick::nodes::{InfluxDbOutSpec, K8sAutoscaleSpec, NodeSpec};
+    use crate::tick::nodes::{InfluxDbOutSpec, NodeSpec};
 
     /// The spec of node 2 in `stream|from()|<node><props>`.
-    fn third_node(node: &str, props: &str) -> crate::tick::Result<NodeSpec> {
+    pub(in crate::tick::nodes) fn third_node(
+        node: &str,
+        props: &str,
+    ) -> crate::tick::Result<NodeSpec> {
         let script = format!("stream|from()|{node}{props}");
         let pipeline = crate::tick::compile(&script, &Default::default())?;
         Ok(pipeline.nodes[2].spec.clone())
-    }
-
-    fn k8s_autoscale(props: &str) -> crate::tick::Result<K8sAutoscaleSpec> {
-        match third_node(
-            "k8sAutoscale().resourceName('app').replicas(lambda: 1)",
-            props,
-        )? {
-            NodeSpec::K8sAutoscale(spec) => Ok(*spec),
-            other => panic!("k8s_autoscale2 is {other:?}"),
-        }
-    }
-
-    #[test]
-    fn kind_is_typed_when_the_task_is_defined() {
-        assert_eq!(k8s_autoscale("").unwrap().kind, Kind::Deployments);
-        for (name, kind) in [
-            ("deployments", Kind::Deployments),
-            ("statefulsets", Kind::StatefulSets),
-            ("replicasets", Kind::ReplicaSets),
-            ("replicationcontrollers", Kind::ReplicationControllers),
-        ] {
-            let spec = k8s_autoscale(&format!(".kind('{name}')")).unwrap();
-            assert_eq!(spec.kind, kind, "{name}");
-        }
-    }
-
-    #[test]
-    fn an_unknown_kind_lists_exactly_the_supported_kinds() {
-        let error = k8s_autoscale(".kind('daemonsets')")
-            .unwrap_err()
-            .to_string();
-        let expected = "unknown kind 'daemonsets' for k8s_autoscale2 (deployments, statefulsets, replicasets, replicationcontrollers)";
-        assert!(error.contains(expected), "{error}");
-        let listed = error
-            .split('(')
-            .nth(1)
-            .and_then(|s| s.split(')').next())
-            .unwrap();
-        for name in listed.split(", ") {
-            assert!(k8s_autoscale(&format!(".kind('{name}')")).is_ok(), "{name}");
-        }
-    }
-
-    #[test]
-    fn singular_replicationcontroller_kind_is_accepted_as_kapacitor_did() {
-        let spec = k8s_autoscale(".kind('replicationcontroller')").unwrap();
-        assert_eq!(spec.kind, Kind::ReplicationControllers);
     }
 
     fn influxdb_out(props: &str) -> crate::tick::Result<InfluxDbOutSpec> {

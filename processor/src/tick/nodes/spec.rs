@@ -184,7 +184,7 @@ pub struct K8sAutoscaleSpec {
     /// Tag carrying the resource name.
     pub resource_name_tag: Option<String>,
     pub resource_tag: String,
-    /// Desired replicas; must evaluate to an int.
+    /// Desired replicas; evaluates to an int (Kapacitor) or a float (the raw count).
     pub replicas: Lambda,
     /// Lower bound, >= 1 (default 1).
     pub min: i64,
@@ -196,6 +196,10 @@ pub struct K8sAutoscaleSpec {
     pub current_field: String,
     /// `.dryRun()` (this processor's addition): decide and emit, never call the API.
     pub dry_run: bool,
+    /// Our extensions: tolerance, stabilization, rate policies, burst (default: none).
+    pub behavior: crate::scaler::behavior::Behavior,
+    /// `.fallbackAfter()` / `.fallbackReplicas()`: what to do when the target's data stops.
+    pub fallback: Option<crate::scaler::behavior::Fallback>,
 }
 
 /// A node's kind with its validated properties.

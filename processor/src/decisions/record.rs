@@ -1,0 +1,191 @@
+//! One decision record, as the API and the CLI show it (JSON field names are the contract).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scaler::decision::Step;
+use crate::scaler::{Decision, ScaleError, ScaleOutcome, Target};
+
+/// What came of an evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The count was raised.
+    Increased,
+    /// The count was lowered.
+    Decreased,
+    /// Nothing to change.
+    Unchanged,
+    /// A change was wanted and a rule held it (see `rules`).
+    Held,
+    /// A change was decided and not written: dry run.
+    DryRun,
+    /// The scaler failed (see `error`).
+    Error,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Increased,
+        Outcome::Decreased,
+        Outcome::Unchanged,
+        Outcome::Held,
+        Outcome::DryRun,
+        Outcome::Error,
+    ];
+
+    /// The name records, logs and metrics use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Increased => "increased",
+            Outcome::Decreased => "decreased",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Held => "held",
+            Outcome::DryRun => "dry-run",
+            Outcome::Error => "error",
+        }
+    }
+
+    /// Whether the record describes a change (made, or decided in dry run): never coalesced.
+    pub fn is_change(self) -> bool {
+        matches!(
+            self,
+            Outcome::Increased | Outcome::Decreased | Outcome::DryRun
+        )
+    }
+
+    /// The outcome of a scaler's answer.
+    pub fn of(outcome: &ScaleOutcome) -> Outcome {
+        match outcome.decision {
+            Decision::Increased | Decision::Decreased if outcome.dry_run => Outcome::DryRun,
+            Decision::Increased => Outcome::Increased,
+            Decision::Decreased => Outcome::Decreased,
+            Decision::Unchanged => Outcome::Unchanged,
+            Decision::CooldownDrop | Decision::Held | Decision::Stale => Outcome::Held,
+        }
+    }
+}
+
+/// The workload a record is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RecordTarget {
+    /// The `[[kubernetes]]` id (`.cluster()`), empty for the default one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
+    /// Empty: the processor's own namespace.
+    pub namespace: String,
+    pub kind: String,
+    pub name: String,
+}
+
+impl From<&Target> for RecordTarget {
+    fn from(target: &Target) -> Self {
+        RecordTarget {
+            cluster: target.cluster.clone(),
+            namespace: target.namespace.clone(),
+            kind: target.kind.resource().to_owned(),
+            name: target.name.clone(),
+        }
+    }
+}
+
+/// A series that contributed to a summed total, and when it last reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contributor {
+    /// `measurement,tag=value,...`
+    pub series: String,
+    /// RFC 3339, the series' newest point time.
+    pub last: String,
+}
+
+/// What the node evaluated.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Inputs {
+    /// The point's fields.
+    pub fields: BTreeMap<String, serde_json::Value>,
+    /// RFC 3339, the point's time.
+    pub time: String,
+    /// Processor clock minus the point's time when the decision was made, seconds.
+    pub age_seconds: f64,
+    /// For a summed total: each contributing series with its last time (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<Contributor>,
+    /// Series that stopped reporting shortly before this point: a total that fell because
+    /// of them is a lost pod's silence, not less load.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expired: Vec<Contributor>,
+}
+
+/// One evaluation of one target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// RFC 3339 with nanoseconds, processor clock: when the decision was made.
+    pub time: String,
+    /// The same, ns since the epoch (for sorting and the CLI's ages).
+    pub time_ns: i64,
+    pub task: String,
+    pub node: String,
+    pub target: RecordTarget,
+    pub inputs: Inputs,
+    /// Replicas read from the API (the simulated target in dry run and replay); `None` when
+    /// the scaler failed before reading them.
+    pub current: Option<i64>,
+    /// The `.replicas()` result; `None` for a fallback, a stale point or an error.
+    pub raw: Option<f64>,
+    /// The count after every rule (equal to `current` unless changed).
+    pub desired: Option<i64>,
+    /// Each rule that changed or held the count, in order.
+    pub rules: Vec<Step>,
+    pub outcome: Outcome,
+    /// Seconds from the newest contributing sample to the API call.
+    pub delay_seconds: Option<f64>,
+    /// The scaler's error, for `outcome: error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How many equal records (same outcome, counts and rules) this one stands for: records
+    /// that changed nothing are coalesced into the newest.
+    #[serde(default = "one")]
+    pub repeated: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl Record {
+    /// Fills the scaler's part of a record from its answer.
+    pub fn decided(&mut self, outcome: &ScaleOutcome) {
+        self.current = Some(outcome.old);
+        self.raw = outcome.raw;
+        self.desired = Some(outcome.new);
+        self.rules = outcome.steps.clone();
+        self.outcome = Outcome::of(outcome);
+    }
+
+    /// Fills the scaler's part of a record from its error.
+    pub fn failed(&mut self, error: &ScaleError) {
+        self.outcome = Outcome::Error;
+        self.error = Some(error.to_string());
+        if let ScaleError::Conflict { .. } = error {
+            // Another autoscaler owns the target: the count is held.
+            self.rules.push(Step {
+                rule: crate::scaler::decision::Rule::Conflict,
+                before: self.current.unwrap_or_default(),
+                after: self.current.unwrap_or_default(),
+            });
+        }
+    }
+
+    /// Whether `other` says the same as this record (it may be coalesced into it).
+    pub fn same_as(&self, other: &Record) -> bool {
+        !self.outcome.is_change()
+            && self.outcome == other.outcome
+            && self.current == other.current
+            && self.desired == other.desired
+            && self.rules == other.rules
+            && self.error == other.error
+            && self.task == other.task
+            && self.node == other.node
+    }
+}
