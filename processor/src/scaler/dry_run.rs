@@ -23,21 +23,29 @@ pub struct DryRunScaler {
     clock: Clock,
     /// The count a target starts at; `None`: the policy's `min`.
     initial: Option<i64>,
+    /// Whether outcomes say `dry_run` (a `.dryRun()` node) or are a simulation's changes.
+    dry_run: bool,
     state: Mutex<HashMap<Target, State>>,
     decisions: Mutex<Vec<(ScaleIntent, ScaleOutcome)>>,
 }
 
 impl DryRunScaler {
+    /// For `.dryRun()` nodes: every outcome says `dry_run`.
     pub fn new(clock: Clock) -> DryRunScaler {
-        DryRunScaler::starting_at(clock, None)
+        DryRunScaler {
+            dry_run: true,
+            ..DryRunScaler::starting_at(clock, None)
+        }
     }
 
-    /// Every target starts at `replicas` (`None`: its policy's `min`), as `processor replay
-    /// --replicas N` simulates.
+    /// A simulation (`processor replay --replicas N`, tests): every target starts at
+    /// `replicas` (`None`: its policy's `min`) and each change is applied to it, reported as
+    /// an increase or a decrease, not as a dry run.
     pub fn starting_at(clock: Clock, replicas: Option<i64>) -> DryRunScaler {
         DryRunScaler {
             clock,
             initial: replicas,
+            dry_run: false,
             state: Mutex::new(HashMap::new()),
             decisions: Mutex::new(Vec::new()),
         }
@@ -72,7 +80,7 @@ impl DryRunScaler {
             decision: verdict.decision,
             old,
             new: state.replicas,
-            dry_run: true,
+            dry_run: self.dry_run,
             raw,
             steps: verdict.steps,
             decided_at: now,
