@@ -199,10 +199,10 @@ const BROKEN: &[(&str, u32, u32, &str)] = &[
         "invalid regex",
     ),
     (
-        "stream\n    |from()\n    |k8sAutoscale()\n        .resourceName('app')\n        .replicas(lambda: ceil(\"avg\" / 100.0))",
+        "stream\n    |from()\n    |k8sAutoscale()\n        .resourceName('app')\n        .replicas(lambda: string(\"avg\"))",
         5,
         19,
-        "must evaluate to int, but `ceil(\"avg\" / 100.0)` is float (convert with int())",
+        "must evaluate to a number (int or float), but `string(\"avg\")` is string",
     ),
     (
         "stream\n    |from()\n        .where(lambda: int(\"x\"))",

@@ -172,7 +172,7 @@ fn replicas_lambda(c: &Checker<'_>, p: &RawProperty<'_>) -> Result<Lambda> {
     match lambda.static_type() {
         None | Some(ValType::Int | ValType::Float) => Ok(lambda),
         Some(other) => Err(c.err(
-            p.offset,
+            p.args.first().map_or(p.offset, |arg| arg.offset),
             format!(
                 "`.replicas()` of {} must evaluate to a number (int or float), but `{}` is {other}",
                 c.node,
