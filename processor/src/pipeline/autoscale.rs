@@ -100,6 +100,24 @@ impl Autoscale {
         }
     }
 
+    /// The request to the scaler for target `name`, from a point of `point_time_ns`.
+    fn intent(
+        &self,
+        asker: &Asker<'_>,
+        name: String,
+        desired: Desired,
+        point_time_ns: i64,
+    ) -> ScaleIntent {
+        ScaleIntent {
+            target: self.target(name),
+            desired,
+            policy: self.policy(),
+            point_time_ns,
+            task: asker.task.to_owned(),
+            node: asker.node_name.to_owned(),
+        }
+    }
+
     fn target(&self, name: String) -> Target {
         Target {
             cluster: self.spec.cluster.clone(),
@@ -134,16 +152,9 @@ impl Autoscale {
                     tracing::warn!(task = %asker.task, node = %asker.node_name, target = %name, ?silent, "no data for the target: holding its replicas")
                 }
             }
-            let intent = ScaleIntent {
-                target: self.target(name),
-                desired: Desired::Fallback(fallback.replicas),
-                policy: self.policy(),
-                // The fallback is decided now: its point is as old as the silence, so the
-                // staleness check must not drop it.
-                point_time_ns: now,
-                task: asker.task.to_owned(),
-                node: asker.node_name.to_owned(),
-            };
+            // The fallback is decided now: its point is as old as the silence, so the
+            // staleness check must not drop it.
+            let intent = self.intent(asker, name, Desired::Fallback(fallback.replicas), now);
             effects.push(Effect::Scale {
                 node: asker.node,
                 intent: Box::new(intent),
@@ -194,14 +205,7 @@ impl Autoscale {
             self.last_seen
                 .insert(name.clone(), (point.clone(), now, false));
         }
-        let intent = ScaleIntent {
-            target: self.target(name),
-            desired,
-            policy: self.policy(),
-            point_time_ns: point.time,
-            task: asker.task.to_owned(),
-            node: asker.node_name.to_owned(),
-        };
+        let intent = self.intent(asker, name, desired, point.time);
         effects.push(Effect::Scale {
             node: asker.node,
             intent: Box::new(intent),

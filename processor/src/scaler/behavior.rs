@@ -144,23 +144,18 @@ pub fn up_limit(
     rules: &Direction,
     changes: impl Fn(Duration) -> (i64, i64),
 ) -> Option<i64> {
-    if rules.select == Select::Disabled {
-        return Some(current);
-    }
-    let proposals = rules.policies.iter().map(|policy| {
-        let (added, removed) = changes(policy.period);
-        let start = current - added + removed;
-        match policy.kind {
+    let limit = select_limit(
+        current,
+        rules,
+        changes,
+        true,
+        |start, policy| match policy.kind {
             PolicyKind::Pods => start.saturating_add(policy.value),
             PolicyKind::Percent => {
                 (start as f64 * (1.0 + policy.value as f64 / 100.0)).ceil() as i64
             }
-        }
-    });
-    let limit = match rules.select {
-        Select::Min => proposals.min(),
-        _ => proposals.max(),
-    }?;
+        },
+    )?;
     // HPA: never below the current count because of old events.
     Some(limit.max(current))
 }
@@ -172,23 +167,38 @@ pub fn down_limit(
     rules: &Direction,
     changes: impl Fn(Duration) -> (i64, i64),
 ) -> Option<i64> {
-    if rules.select == Select::Disabled {
-        return Some(current);
-    }
-    let proposals = rules.policies.iter().map(|policy| {
-        let (added, removed) = changes(policy.period);
-        let start = current - added + removed;
-        match policy.kind {
+    let limit = select_limit(
+        current,
+        rules,
+        changes,
+        false,
+        |start, policy| match policy.kind {
             PolicyKind::Pods => start.saturating_sub(policy.value),
             PolicyKind::Percent => (start as f64 * (1.0 - policy.value as f64 / 100.0)) as i64,
-        }
-    });
-    let limit = match rules.select {
-        // For a decrease the smallest change is the highest floor.
-        Select::Min => proposals.max(),
-        _ => proposals.min(),
-    }?;
+        },
+    )?;
     Some(limit.min(current))
+}
+
+/// Each policy's limit from the count at the start of its period (`current` minus what was
+/// added plus what was removed within it), and the one `select` picks: `Max` the largest
+/// change, `Min` the smallest (for a decrease: the highest floor), `Disabled` none at all.
+fn select_limit(
+    current: i64,
+    rules: &Direction,
+    changes: impl Fn(Duration) -> (i64, i64),
+    up: bool,
+    limit: impl Fn(i64, &RatePolicy) -> i64,
+) -> Option<i64> {
+    let limits = rules.policies.iter().map(|policy| {
+        let (added, removed) = changes(policy.period);
+        limit(current - added + removed, policy)
+    });
+    match (rules.select, up) {
+        (Select::Disabled, _) => Some(current),
+        (Select::Max, true) | (Select::Min, false) => limits.max(),
+        (Select::Max, false) | (Select::Min, true) => limits.min(),
+    }
 }
 
 #[cfg(test)]
