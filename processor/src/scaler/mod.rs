@@ -10,6 +10,7 @@
 //! The trait keeps the pipeline free of IO: tests drive nodes with a scaler of their own.
 
 pub mod cluster;
+pub mod conflict;
 pub mod decision;
 pub mod dry_run;
 pub mod kubernetes;
@@ -177,6 +178,9 @@ pub enum ScaleError {
     ShuttingDown,
     #[error("replicas lambda with the current replicas: {0}")]
     Replicas(String),
+    /// A HorizontalPodAutoscaler also scales the target: nothing was written ([`conflict`]).
+    #[error("{target} is also scaled by HorizontalPodAutoscaler {hpa}; not scaling it")]
+    Conflict { target: String, hpa: String },
 }
 
 /// A boxed future, so [`Scaler`] stays object-safe.
