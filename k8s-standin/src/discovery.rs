@@ -372,4 +372,48 @@ mod tests {
         );
         assert_eq!(group("extensions"), None);
     }
+
+    #[test]
+    fn autoscaling_v2_serves_namespaced_hpas_with_their_short_name_and_status() {
+        let list = resource_list("autoscaling", "v2").unwrap_or_default();
+        assert_eq!(list["groupVersion"], "autoscaling/v2");
+        let names: Vec<&str> = list["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "horizontalpodautoscalers",
+                "horizontalpodautoscalers/status"
+            ]
+        );
+        assert_eq!(list["resources"][0]["shortNames"], json!(["hpa"]));
+        assert_eq!(list["resources"][0]["namespaced"], true);
+        assert_eq!(resource_list("autoscaling", "v1"), None);
+        let doc = aggregated(false);
+        let autoscaling = doc["items"].as_array().and_then(|items| {
+            items
+                .iter()
+                .find(|i| i["metadata"]["name"] == "autoscaling")
+        });
+        let Some(autoscaling) = autoscaling else {
+            panic!("no autoscaling group in {doc}")
+        };
+        let hpa = &autoscaling["versions"][0]["resources"][0];
+        assert_eq!(autoscaling["versions"][0]["version"], "v2");
+        assert_eq!(hpa["resource"], "horizontalpodautoscalers");
+        assert_eq!(hpa["scope"], "Namespaced");
+        assert!(
+            hpa["verbs"]
+                .as_array()
+                .is_some_and(|v| v.contains(&json!("list")))
+        );
+        assert_eq!(
+            group("autoscaling").map(|g| g["preferredVersion"]["groupVersion"].clone()),
+            Some(json!("autoscaling/v2"))
+        );
+    }
 }

@@ -4,6 +4,7 @@
 //! and aggregated v2, and a minimal OpenAPI v3 without schemas), `apps/v1` Deployments,
 //! StatefulSets, ReplicaSets and core ReplicationControllers with their `/scale` and `/status`
 //! subresources,
+//! `autoscaling/v2` HorizontalPodAutoscalers (stored and listed, never acted on),
 //! `coordination.k8s.io/v1` Leases, core and `events.k8s.io/v1` Events; get, list, watch, create,
 //! update, patch (merge, JSON, strategic merge, apply) and delete; with the API server's Status
 //! errors, optimistic concurrency (409 on a stale resourceVersion), bearer tokens (401),
@@ -40,8 +41,9 @@
 //! - `routes`: discovery, or a verb on the store, answered as JSON; `discovery`, `table`:
 //!   discovery documents and kubectl's server-side Table printing.
 //! - `store/`: objects, resourceVersion, generation, 409s, `/status` (pure); `validation`,
-//!   `workload` (defaults, status), `scale` (`/scale`). `patch`: JSON merge, JSON patch,
-//!   strategic merge, apply; `selector`: label and field selectors.
+//!   `workload` (defaults, status), `scale` (`/scale`), `hpa` (HPA defaults and validation).
+//!   `patch`: JSON merge, JSON patch, strategic merge, apply; `selector`: label and field
+//!   selectors.
 //! - `watch`: change history, watch filters and the `?watch=true` stream.
 //! - `status`: the `Status` error objects; `timestamp`: RFC 3339 and kubectl ages.
 //! - `handle`: the [`Handle`] tests and the lab hold (request log, faults, rules, workload

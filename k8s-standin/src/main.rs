@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use k8s_standin::{Config, Server, StatusMode, WorkloadKind, WorkloadSeed};
 
-/// A stand-in for the Kubernetes API server (discovery, workloads and /scale, Leases, Events).
+/// A stand-in Kubernetes API server (discovery, workloads and /scale, HPAs, Leases, Events).
 ///
 /// Prints its URL on the first line of stdout. `RUST_LOG=k8s_standin=debug` logs every request
 /// (verb, resource, namespace, name, user, status); `LOG_FORMAT=json` for JSON lines.

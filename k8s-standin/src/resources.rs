@@ -161,6 +161,22 @@ pub const LEASES: ResourceDef = ResourceDef {
     tracks_generation: false,
 };
 
+/// `autoscaling/v2` HorizontalPodAutoscalers: stored, listed and printed, never acted on (no
+/// controller scales their targets); the processor refuses to scale a target one of them names.
+pub const HORIZONTALPODAUTOSCALERS: ResourceDef = ResourceDef {
+    group: "autoscaling",
+    version: "v2",
+    plural: "horizontalpodautoscalers",
+    singular: "horizontalpodautoscaler",
+    kind: "HorizontalPodAutoscaler",
+    namespaced: true,
+    short_names: &["hpa"],
+    categories: &["all"],
+    scalable: false,
+    has_status: true,
+    tracks_generation: false,
+};
+
 pub const EVENTS_V1: ResourceDef = ResourceDef {
     group: "events.k8s.io",
     version: "v1",
@@ -182,6 +198,7 @@ pub const ALL: &[ResourceDef] = &[
     DEPLOYMENTS,
     REPLICASETS,
     STATEFULSETS,
+    HORIZONTALPODAUTOSCALERS,
     LEASES,
     EVENTS_V1,
 ];
@@ -294,6 +311,7 @@ mod tests {
             groups(),
             vec![
                 ("apps", "v1"),
+                ("autoscaling", "v2"),
                 ("coordination.k8s.io", "v1"),
                 ("events.k8s.io", "v1")
             ]
@@ -305,5 +323,10 @@ mod tests {
         assert_eq!(find("apps", "v1", "deployments"), Some(&DEPLOYMENTS));
         assert_eq!(find("", "v1", "events"), Some(&CORE_EVENTS));
         assert_eq!(find("extensions", "v1beta1", "deployments"), None);
+        assert_eq!(
+            find("autoscaling", "v2", "horizontalpodautoscalers"),
+            Some(&HORIZONTALPODAUTOSCALERS)
+        );
+        assert_eq!(find("autoscaling", "v1", "horizontalpodautoscalers"), None);
     }
 }

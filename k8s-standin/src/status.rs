@@ -137,6 +137,7 @@ fn qualified_kind(kind: &str, group: &str) -> String {
 fn cause_message(value: &Option<String>, detail: &str) -> String {
     match value {
         Some(v) => format!("Invalid value: {v}: {detail}"),
+        None if detail.is_empty() => "Required value".to_string(),
         None => format!("Required value: {detail}"),
     }
 }

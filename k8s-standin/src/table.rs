@@ -89,6 +89,33 @@ fn holder(obj: &Value, _: u64) -> Value {
     json!(text(obj, "/spec/holderIdentity"))
 }
 
+fn hpa_reference(obj: &Value, _: u64) -> Value {
+    json!(format!(
+        "{}/{}",
+        text(obj, "/spec/scaleTargetRef/kind"),
+        text(obj, "/spec/scaleTargetRef/name")
+    ))
+}
+
+fn hpa_targets(obj: &Value, _: u64) -> Value {
+    json!(crate::store::hpa::targets(obj))
+}
+
+fn hpa_min_pods(obj: &Value, _: u64) -> Value {
+    match obj.pointer("/spec/minReplicas").and_then(Value::as_i64) {
+        Some(n) => json!(n.to_string()),
+        None => json!("<unset>"),
+    }
+}
+
+fn hpa_max_pods(obj: &Value, _: u64) -> Value {
+    json!(int(obj, "spec", "maxReplicas"))
+}
+
+fn hpa_replicas(obj: &Value, _: u64) -> Value {
+    json!(int(obj, "status", "currentReplicas"))
+}
+
 fn event_last_seen(obj: &Value, now: u64) -> Value {
     let stamp = [
         "/lastTimestamp",
@@ -151,6 +178,15 @@ fn columns(def: &ResourceDef) -> Vec<(&'static str, &'static str, Cell)> {
             ("Desired", "integer", desired),
             ("Current", "integer", current),
             ("Ready", "integer", ready),
+            ("Age", "string", age),
+        ],
+        "HorizontalPodAutoscaler" => vec![
+            ("Name", "string", name),
+            ("Reference", "string", hpa_reference),
+            ("Targets", "string", hpa_targets),
+            ("MinPods", "string", hpa_min_pods),
+            ("MaxPods", "integer", hpa_max_pods),
+            ("Replicas", "integer", hpa_replicas),
             ("Age", "string", age),
         ],
         "Lease" => vec![
@@ -232,7 +268,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::{CORE_EVENTS, DEPLOYMENTS};
+    use crate::resources::{CORE_EVENTS, DEPLOYMENTS, HORIZONTALPODAUTOSCALERS};
 
     #[test]
     fn a_deployment_row_reads_like_kubectl_get_deploy() {
@@ -266,5 +302,35 @@ mod tests {
             ])
         );
         assert!(table["rows"][0].get("object").is_none());
+    }
+
+    #[test]
+    fn an_hpa_row_reads_like_kubectl_get_hpa() {
+        let hpa = json!({"metadata": {"name": "app", "creationTimestamp": "2026-11-28T17:00:00Z"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "app"},
+                "minReplicas": 1, "maxReplicas": 5, "metrics": [{"type": "Resource",
+                "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]},
+            "status": {"currentReplicas": 2, "desiredReplicas": 2}});
+        let now = parse_rfc3339("2026-11-28T17:02:00Z").unwrap_or(0);
+        let table = render(
+            &HORIZONTALPODAUTOSCALERS,
+            &[hpa],
+            "3",
+            IncludeObject::None,
+            now,
+        );
+        assert_eq!(
+            table["rows"][0]["cells"],
+            json!([
+                "app",
+                "Deployment/app",
+                "cpu: <unknown>/80%",
+                "1",
+                5,
+                2,
+                "2m"
+            ])
+        );
+        assert_eq!(table["columnDefinitions"][3]["name"], "MinPods");
     }
 }

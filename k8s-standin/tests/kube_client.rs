@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::Scale;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::api::events::v1::Event as EventV1;
@@ -501,6 +502,64 @@ async fn events_are_posted_in_both_groups_and_listed() {
         .filter_map(|e| e["reason"].as_str().map(str::to_string))
         .collect();
     assert_eq!(reasons, ["SuccessfulRescale", "FailedRescale"]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn hpas_are_created_listed_per_namespace_and_deleted_as_typed_objects() {
+    let server = start(Config::default().with_deployment("default", "app", 1)).await;
+    let client = client(&server);
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), "default");
+    let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "metadata": {"name": "keda-hpa-app"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "app"},
+            "maxReplicas": 5}
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let created = ok(hpas.create(&PostParams::default(), &hpa).await, "create");
+    assert_eq!(created.spec.min_replicas, Some(1), "defaulted");
+    let elsewhere: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), "prod");
+    let mut other = hpa.clone();
+    other.metadata.name = Some("web".into());
+    ok(
+        elsewhere.create(&PostParams::default(), &other).await,
+        "create in prod",
+    );
+    let listed = ok(hpas.list(&ListParams::default()).await, "list");
+    assert_eq!(listed.items.len(), 1, "one namespace only");
+    assert!(
+        listed
+            .metadata
+            .resource_version
+            .as_deref()
+            .is_some_and(|rv| rv.parse::<u64>().is_ok()),
+        "{:?}",
+        listed.metadata
+    );
+    let target = listed
+        .items
+        .first()
+        .map(|h| &h.spec.scale_target_ref)
+        .map(|r| (r.kind.clone(), r.name.clone()));
+    assert_eq!(target, Some(("Deployment".into(), "app".into())));
+    ok(
+        hpas.delete("keda-hpa-app", &Default::default()).await,
+        "delete",
+    );
+    assert!(
+        ok(hpas.list(&ListParams::default()).await, "list")
+            .items
+            .is_empty()
+    );
+    let mut invalid = hpa.clone();
+    invalid.spec.max_replicas = 0;
+    let status = api_status(hpas.create(&PostParams::default(), &invalid).await);
+    assert_eq!(status.code, 422);
+    assert!(
+        status.message.contains("spec.maxReplicas"),
+        "{}",
+        status.message
+    );
     server.shutdown().await;
 }
 

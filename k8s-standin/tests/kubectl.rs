@@ -751,3 +751,113 @@ async fn kubectl_describe_and_get_events_show_events_on_the_target() {
     assert!(!none.contains("SuccessfulRescale"), "{none}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_get_and_delete_an_hpa() {
+    if !kubectl_available("kubectl_apply_get_and_delete_an_hpa") {
+        return;
+    }
+    let server = start(app_server()).await;
+    let k = Kubectl::new(&server, None);
+    let manifest = k.home.path().join("hpa.yaml");
+    let yaml = |max: u32| {
+        format!(
+            "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: keda-hpa-app\n  namespace: default\nspec:\n  scaleTargetRef:\n    apiVersion: apps/v1\n    kind: Deployment\n    name: app\n  minReplicas: 1\n  maxReplicas: {max}\n  metrics:\n  - type: Resource\n    resource:\n      name: cpu\n      target:\n        type: Utilization\n        averageUtilization: 70\n"
+        )
+    };
+    std::fs::write(&manifest, yaml(5)).unwrap_or_else(|e| panic!("{e}"));
+    let path = manifest.display().to_string();
+    let out = k.ok(&["apply", "-f", &path]).await;
+    assert_eq!(
+        out.trim(),
+        "horizontalpodautoscaler.autoscaling/keda-hpa-app created"
+    );
+    std::fs::write(&manifest, yaml(8)).unwrap_or_else(|e| panic!("{e}"));
+    let out = k.ok(&["apply", "-f", &path]).await;
+    assert_eq!(
+        out.trim(),
+        "horizontalpodautoscaler.autoscaling/keda-hpa-app configured"
+    );
+    let stored = server
+        .object(
+            &k8s_standin::resources::HORIZONTALPODAUTOSCALERS,
+            "default",
+            "keda-hpa-app",
+        )
+        .unwrap_or_else(|| panic!("no hpa stored"));
+    assert_eq!(stored["spec"]["maxReplicas"], 8);
+    assert_eq!(stored["spec"]["scaleTargetRef"]["name"], "app");
+    assert!(
+        stored["metadata"]["annotations"]
+            .get("kubectl.kubernetes.io/last-applied-configuration")
+            .is_some(),
+        "{stored}"
+    );
+
+    let out = k.ok(&["get", "hpa"]).await;
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows.first().map(Vec::as_slice),
+        Some(
+            &[
+                "NAME",
+                "REFERENCE",
+                "TARGETS",
+                "MINPODS",
+                "MAXPODS",
+                "REPLICAS",
+                "AGE"
+            ][..]
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        rows.get(1).and_then(|r| r.get(..7)),
+        Some(
+            &[
+                "keda-hpa-app",
+                "Deployment/app",
+                "cpu:",
+                "<unknown>/70%",
+                "1",
+                "8",
+                "0"
+            ][..]
+        ),
+        "{out}"
+    );
+    let raw = k
+        .ok(&[
+            "get",
+            "--raw",
+            "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers",
+        ])
+        .await;
+    let list: Value = serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{e}: {raw}"));
+    assert_eq!(list["kind"], "HorizontalPodAutoscalerList");
+    assert!(list["metadata"]["resourceVersion"].is_string(), "{list}");
+    assert_eq!(list["items"][0]["metadata"]["name"], "keda-hpa-app");
+    let json = k.ok(&["get", "hpa", "keda-hpa-app", "-o", "json"]).await;
+    let obj: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert_eq!(obj["apiVersion"], "autoscaling/v2");
+    assert_eq!(obj["status"]["desiredReplicas"], 0);
+
+    let out = k.ok(&["delete", "hpa", "keda-hpa-app"]).await;
+    assert_eq!(
+        out.trim(),
+        "horizontalpodautoscaler.autoscaling \"keda-hpa-app\" deleted"
+    );
+    assert!(k.ok(&["get", "hpa"]).await.is_empty());
+    let methods: Vec<String> = calls(&server)
+        .into_iter()
+        .filter(|(_, resource, _)| resource.starts_with("horizontalpodautoscalers"))
+        .map(|(method, _, status)| format!("{method} {status}"))
+        .collect();
+    assert!(methods.contains(&"POST 201".to_string()), "{methods:?}");
+    assert!(methods.contains(&"PATCH 200".to_string()), "{methods:?}");
+    assert!(methods.contains(&"DELETE 200".to_string()), "{methods:?}");
+    server.shutdown().await;
+}

@@ -1,8 +1,9 @@
 //! The processor's Role grants exactly what its scaler calls: a short scaling scenario (up,
 //! down, unchanged, for each kind the Role names) runs through the processor's real Kubernetes
 //! scaler against the API stand-in, which authenticates the processor as its ServiceAccount and
-//! authorizes every request with the rendered Role's rules, as RBAC would. Nothing is refused,
-//! and the recorded (group, resource/subresource, verb) set equals the Role's.
+//! authorizes every request with the rendered Role's rules, as RBAC would (the scaler's check
+//! for a HorizontalPodAutoscaler on each target included). Nothing is refused, and the recorded
+//! (group, resource/subresource, verb) set equals the Role's.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

@@ -2,9 +2,10 @@
 //! resourceVersion (one global revision, like etcd), uid, creationTimestamp, generation on spec
 //! changes, optimistic concurrency (409 on a stale resourceVersion), the `/status`
 //! subresource. `validation`: what is refused before anything is stored; `workload`: defaults,
-//! validation and status of workloads; `scale`: the `/scale` subresource. Pure: the caller
-//! passes the time.
+//! validation and status of workloads; `scale`: the `/scale` subresource; `hpa`: defaults and
+//! validation of HorizontalPodAutoscalers. Pure: the caller passes the time.
 
+pub(crate) mod hpa;
 mod scale;
 mod validation;
 mod workload;
@@ -312,6 +313,11 @@ impl Store {
                 mirror_status(&mut body);
             }
         }
+        if hpa::is_hpa(def) {
+            hpa::default_hpa(&mut body);
+            hpa::validate_hpa(&name, &body)?;
+            set_in(&mut body, &["status"], hpa::new_status());
+        }
         let change = def.workload_kind().map(|kind| WorkloadChange {
             kind,
             namespace: namespace.to_string(),
@@ -441,6 +447,10 @@ impl Store {
         if def.scalable && part == Part::Main {
             default_workload(def, &mut new);
             validate_workload(def, name, &new)?;
+        }
+        if hpa::is_hpa(def) && part == Part::Main {
+            hpa::default_hpa(&mut new);
+            hpa::validate_hpa(name, &new)?;
         }
         let mut generation = old_meta
             .get("generation")

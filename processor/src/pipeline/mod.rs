@@ -396,7 +396,12 @@ impl Graph {
             Ok(outcome) => outcome,
             Err(error) => {
                 slot.stats.errors += 1;
-                tracing::warn!(task = %self.task, node = %slot.name, %error, "scale failed");
+                if matches!(error, ScaleError::Conflict { .. }) {
+                    // The scaler warns once per check; every refused point need not.
+                    tracing::debug!(task = %self.task, node = %slot.name, %error, "scale refused");
+                } else {
+                    tracing::warn!(task = %self.task, node = %slot.name, %error, "scale failed");
+                }
                 k8s.failed(&asker, &point, &error, now, effects);
                 return;
             }

@@ -12,7 +12,8 @@
 //! that finds the count it was setting, that write succeeded: it is reported, its cooldown
 //! starts and its Event is posted as for any change. Every change, and
 //! every failure to change, is posted as a Kubernetes Event on the target. In dry run the
-//! decision is made and reported and nothing is written.
+//! decision is made and reported and nothing is written. Before a write (and in dry run before
+//! reporting one), [`super::conflict`] refuses a target a HorizontalPodAutoscaler also scales.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::cluster::{self, ClusterClient};
+use super::conflict::{self, Clearance, Guards};
 use super::decision::{self, History, Rule, Step, Verdict};
 use super::{Decision, Kind, ScaleError, ScaleFuture, ScaleIntent, ScaleOutcome, Scaler, Target};
 use crate::clock::Clock;
@@ -47,6 +49,8 @@ struct Inner {
     shutting_down: AtomicBool,
     /// The processor clock: staleness and cooldowns.
     clock: Clock,
+    /// Per target: does an HPA also scale it (checked at most once a minute).
+    guards: Guards,
 }
 
 impl KubernetesScaler {
@@ -59,6 +63,7 @@ impl KubernetesScaler {
                 targets: Mutex::default(),
                 shutting_down: AtomicBool::new(false),
                 clock,
+                guards: Guards::default(),
             }),
         }
     }
@@ -197,6 +202,14 @@ impl Inner {
                 }
             }
             let reason = reason(&intent, raw, current, &verdict);
+            if let Clearance::Refused { hpa, fresh } = self
+                .guards
+                .check(target, &cluster.client, namespace, now)
+                .await
+            {
+                let uid = scale.metadata.uid.as_deref();
+                return Err(api.refuse(hpa, fresh, dry_run, uid).await);
+            }
             if dry_run {
                 tracing::info!(target = %api.describe(), old = current, new = verdict.new, %reason, "dry run: would scale");
                 history.applied(&verdict, current, now);
@@ -353,6 +366,31 @@ impl ScaleApi<'_> {
         scale.spec.get_or_insert_with(Default::default).replicas = Some(replicas);
         scale.status = None;
         per_kind!(self, api => api.replace_scale(self.name, &PostParams::default(), &scale).await)
+    }
+
+    /// The error for a write refused because HPA `hpa` also scales the target; when a check
+    /// just found it (`fresh`, at most once a minute) it is logged as a warning and, unless in
+    /// dry run, posted as a `FailedRescale` Event on the target.
+    async fn refuse(
+        &self,
+        hpa: String,
+        fresh: bool,
+        dry_run: bool,
+        uid: Option<&str>,
+    ) -> ScaleError {
+        let message = conflict::refusal_message(&hpa, self.kind, self.name);
+        if !fresh {
+            tracing::debug!(target = %self.describe(), %hpa, dry_run, "{message}");
+        } else if dry_run {
+            tracing::warn!(target = %self.describe(), %hpa, "dry run: {message}");
+        } else {
+            tracing::warn!(target = %self.describe(), %hpa, "{message}");
+            self.event(uid, false, &message).await;
+        }
+        ScaleError::Conflict {
+            target: self.describe(),
+            hpa,
+        }
     }
 
     /// Posts a `SuccessfulRescale` or `FailedRescale` Event on the target (with its uid when

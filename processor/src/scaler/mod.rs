@@ -11,6 +11,7 @@
 
 pub mod behavior;
 pub mod cluster;
+pub mod conflict;
 pub mod decision;
 pub mod dry_run;
 pub mod kubernetes;
@@ -237,7 +238,8 @@ pub enum ScaleError {
     ShuttingDown,
     #[error("replicas lambda: {0}")]
     Replicas(String),
-    #[error("not scaling {target}: HorizontalPodAutoscaler {hpa} also targets it")]
+    /// A HorizontalPodAutoscaler also scales the target: nothing was written ([`conflict`]).
+    #[error("{target} is also scaled by HorizontalPodAutoscaler {hpa}; not scaling it")]
     Conflict { target: String, hpa: String },
 }
 
