@@ -168,7 +168,8 @@ impl Record {
         self.outcome = Outcome::Error;
         self.error = Some(error.to_string());
         if let ScaleError::Conflict { .. } = error {
-            // Another autoscaler owns the target: the count is held.
+            // Another autoscaler scales the target: the change is held, not failed.
+            self.outcome = Outcome::Held;
             self.rules.push(Step {
                 rule: crate::scaler::decision::Rule::Conflict,
                 before: self.current.unwrap_or_default(),
