@@ -1,21 +1,81 @@
 //! The run's chart as a self-contained SVG: offered load, the processor's measured total and
-//! moving average (left axis, requests/s), desired and running replicas (right axis). Pure.
+//! moving average (left axis, requests/s), desired and running replicas (right axis), and a
+//! marker per scale event (old → new replicas, and the rule that caused it when known). Pure.
+//!
+//! From top to bottom, each in its own band: the title, the scale events' labels (up to
+//! [`MARK_ROWS`] rows), the plot, the x-axis labels, the axis name, the legend.
 
 use std::fmt::Write as _;
 
 use crate::score::Second;
 
 const WIDTH: f64 = 960.0;
-const HEIGHT: f64 = 420.0;
 const LEFT: f64 = 60.0;
 const RIGHT: f64 = 60.0;
-const TOP: f64 = 40.0;
-const BOTTOM: f64 = 50.0;
+/// Rows of scale-event labels above the plot.
+pub const MARK_ROWS: usize = 3;
+const MARK_ROW_HEIGHT: f64 = 12.0;
+/// Baseline of the first row of scale-event labels.
+const MARK_TOP: f64 = 44.0;
+/// The plot's top edge: below the last row of labels.
+const TOP: f64 = MARK_TOP + (MARK_ROWS as f64 - 1.0) * MARK_ROW_HEIGHT + 8.0;
+const PLOT_HEIGHT: f64 = 330.0;
+/// Baselines below the plot's bottom edge: x-axis labels, the axis name, the legend.
+const X_LABELS: f64 = 18.0;
+const X_NAME: f64 = 36.0;
+const LEGEND: f64 = 60.0;
+const HEIGHT: f64 = TOP + PLOT_HEIGHT + LEGEND + 14.0;
+/// Rough widths of a character of the 12-px and 10-px labels (sans-serif), for layout.
+const CHAR_WIDTH: f64 = 7.0;
+const SMALL_CHAR_WIDTH: f64 = 6.0;
+/// The colour of the desired-replicas line, also the scale events'.
+const DESIRED_COLOR: &str = "#d62728";
+/// The scale events' legend entry.
+const MARK_LEGEND: &str = "scale event: old→new";
 
-/// Renders `seconds` with `title`; `target_rps` scales the replica axis (1 replica = target).
-pub fn svg(title: &str, seconds: &[Second], target_rps: f64) -> String {
+/// One change of the desired replica count, as the chart marks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleMark {
+    /// The second at which the new count was first seen.
+    pub t: u64,
+    /// Desired replicas before and after.
+    pub from: i64,
+    pub to: i64,
+    /// The rule that caused it (from the processor's decision records), when known.
+    pub rule: Option<String>,
+}
+
+impl ScaleMark {
+    /// The label: `2→3`, then the rule if there is one.
+    fn label(&self) -> String {
+        match &self.rule {
+            Some(rule) => format!("{}→{} {rule}", self.from, self.to),
+            None => format!("{}→{}", self.from, self.to),
+        }
+    }
+}
+
+/// The scale events of a run: every second whose desired count differs from the one before
+/// (several changes within one second show as one). Without a rule: the seconds do not say.
+pub fn scale_marks(seconds: &[Second]) -> Vec<ScaleMark> {
+    seconds
+        .windows(2)
+        .filter(|pair| pair[1].desired != pair[0].desired)
+        .map(|pair| ScaleMark {
+            t: pair[1].t,
+            from: pair[0].desired,
+            to: pair[1].desired,
+            rule: None,
+        })
+        .collect()
+}
+
+/// Renders `seconds` with `title` and the scale events `marks`; `target_rps` scales the replica
+/// axis (1 replica = target).
+pub fn svg(title: &str, seconds: &[Second], target_rps: f64, marks: &[ScaleMark]) -> String {
     let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
+    let plot_h = PLOT_HEIGHT;
+    let bottom = TOP + plot_h;
     let t_max = seconds.last().map_or(1.0, |s| s.t.max(1) as f64);
     let rps_max = seconds
         .iter()
@@ -30,7 +90,7 @@ pub fn svg(title: &str, seconds: &[Second], target_rps: f64) -> String {
         * 1.1;
     let rps_max = (rps_max / 100.0).ceil() * 100.0;
     let x = |t: f64| LEFT + t / t_max * plot_w;
-    let y = |rps: f64| TOP + plot_h - rps / rps_max * plot_h;
+    let y = |rps: f64| bottom - rps / rps_max * plot_h;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -65,9 +125,9 @@ pub fn svg(title: &str, seconds: &[Second], target_rps: f64) -> String {
     while t <= t_max + 0.5 {
         let _ = writeln!(
             out,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{t}</text>"#,
+            r#"<text class="x-label" x="{:.1}" y="{}" text-anchor="middle">{t}</text>"#,
             x(t),
-            HEIGHT - BOTTOM + 18.0
+            bottom + X_LABELS
         );
         t += t_step;
     }
@@ -75,7 +135,7 @@ pub fn svg(title: &str, seconds: &[Second], target_rps: f64) -> String {
         out,
         r#"<text x="{}" y="{}" text-anchor="middle">seconds</text><text x="14" y="{}" transform="rotate(-90 14 {})" text-anchor="middle">requests/s</text><text x="{}" y="{}" transform="rotate(90 {} {})" text-anchor="middle">replicas</text>"#,
         LEFT + plot_w / 2.0,
-        HEIGHT - 12.0,
+        bottom + X_NAME,
         TOP + plot_h / 2.0,
         TOP + plot_h / 2.0,
         WIDTH - 14.0,
@@ -83,6 +143,7 @@ pub fn svg(title: &str, seconds: &[Second], target_rps: f64) -> String {
         WIDTH - 14.0,
         TOP + plot_h / 2.0
     );
+    write_marks(&mut out, marks, x);
     let series: [Series; 5] = [
         (
             "offered",
@@ -104,7 +165,7 @@ pub fn svg(title: &str, seconds: &[Second], target_rps: f64) -> String {
         ),
         (
             "desired replicas",
-            "#d62728",
+            DESIRED_COLOR,
             "2 2",
             Box::new(move |s: &Second| Some(s.desired as f64 * target_rps)),
         ),
@@ -115,7 +176,9 @@ pub fn svg(title: &str, seconds: &[Second], target_rps: f64) -> String {
             Box::new(move |s: &Second| Some(s.actual as f64 * target_rps)),
         ),
     ];
-    for (index, (name, color, dash, value)) in series.iter().enumerate() {
+    let legend_y = bottom + LEGEND;
+    let mut lx = LEFT + 10.0;
+    for (name, color, dash, value) in &series {
         let mut path = String::new();
         let mut pen_down = false;
         let stepped = name.ends_with("replicas");
@@ -139,19 +202,94 @@ pub fn svg(title: &str, seconds: &[Second], target_rps: f64) -> String {
             out,
             r#"<path d="{path}" fill="none" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/>"#
         );
-        let lx = LEFT + 10.0 + index as f64 * 165.0;
         let _ = writeln!(
             out,
-            r#"<line x1="{lx}" x2="{}" y1="{}" y2="{}" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/><text x="{}" y="{}">{name}</text>"#,
+            r#"<line x1="{lx}" x2="{}" y1="{}" y2="{}" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/><text class="legend" x="{}" y="{legend_y}">{name}</text>"#,
             lx + 22.0,
-            HEIGHT - 32.0 + 4.0 - 8.0,
-            HEIGHT - 32.0 + 4.0 - 8.0,
+            legend_y - 4.0,
+            legend_y - 4.0,
             lx + 26.0,
-            HEIGHT - 32.0 + 8.0 - 8.0
         );
+        lx += legend_width(name);
     }
+    let _ = writeln!(
+        out,
+        r#"<path d="{}" fill="{DESIRED_COLOR}"/><text class="legend" x="{}" y="{legend_y}">{MARK_LEGEND}</text>"#,
+        triangle(lx + 11.0, legend_y - 9.0, true),
+        lx + 26.0,
+    );
     out.push_str("</svg>\n");
     out
+}
+
+/// Each scale event: a dotted line across the plot, a triangle on its top edge pointing the
+/// way the count went, a tooltip, and its label in the first row above the plot with room for
+/// it (none when every row is taken there: the tooltip still says it).
+fn write_marks(out: &mut String, marks: &[ScaleMark], x: impl Fn(f64) -> f64) {
+    let labels: Vec<String> = marks.iter().map(ScaleMark::label).collect();
+    let spans: Vec<(f64, f64)> = marks
+        .iter()
+        .zip(&labels)
+        .map(|(mark, label)| {
+            let width = label.chars().count() as f64 * SMALL_CHAR_WIDTH;
+            let start = (x(mark.t as f64) - width / 2.0).clamp(4.0, WIDTH - 4.0 - width);
+            (start, start + width)
+        })
+        .collect();
+    let rows = place_labels(&spans, MARK_ROWS);
+    for ((mark, label), ((start, _), row)) in marks.iter().zip(&labels).zip(spans.iter().zip(rows))
+    {
+        let px = x(mark.t as f64);
+        let _ = write!(
+            out,
+            r##"<g class="scale-event"><title>{}</title><line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{}" stroke="{DESIRED_COLOR}" stroke-opacity="0.35" stroke-dasharray="1 3"/><path d="{}" fill="{DESIRED_COLOR}"/>"##,
+            escape(&format!("{} s: {label}", mark.t)),
+            TOP + PLOT_HEIGHT,
+            triangle(px, TOP, mark.to > mark.from),
+        );
+        if let Some(row) = row {
+            let _ = write!(
+                out,
+                r#"<text class="scale-label" x="{start:.1}" y="{}" font-size="10">{}</text>"#,
+                MARK_TOP + row as f64 * MARK_ROW_HEIGHT,
+                escape(label)
+            );
+        }
+        out.push_str("</g>\n");
+    }
+}
+
+/// A 8-px triangle hanging from (`x`, `top`): pointing up for an increase, down for a decrease.
+fn triangle(x: f64, top: f64, up: bool) -> String {
+    let (tip, base) = if up {
+        (top, top + 7.0)
+    } else {
+        (top + 7.0, top)
+    };
+    format!(
+        "M{:.1},{base:.1} L{:.1},{base:.1} L{x:.1},{tip:.1} Z",
+        x - 4.0,
+        x + 4.0
+    )
+}
+
+/// Greedy label layout: each span (start, end), in order, goes to the first of `rows` rows
+/// whose last label ends at least 4 px before it starts; `None` when no row has room.
+fn place_labels(spans: &[(f64, f64)], rows: usize) -> Vec<Option<usize>> {
+    let mut ends = vec![f64::NEG_INFINITY; rows];
+    spans
+        .iter()
+        .map(|&(start, end)| {
+            let row = ends.iter().position(|&last| last + 4.0 <= start)?;
+            ends[row] = end;
+            Some(row)
+        })
+        .collect()
+}
+
+/// Horizontal room for one legend entry: its sample line, its name and a gap.
+fn legend_width(name: &str) -> f64 {
+    26.0 + name.chars().count() as f64 * CHAR_WIDTH + 18.0
 }
 
 /// A line of the chart: name, colour, dash pattern and how to read its value from a second.
@@ -183,32 +321,140 @@ fn escape(text: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_run_renders_as_one_svg_with_every_series() {
-        let seconds: Vec<Second> = (0..30)
+    fn run() -> Vec<Second> {
+        (0..30)
             .map(|t| Second {
                 t,
                 offered_rps: 300.0,
                 measured_rps: (t > 3).then_some(290.0),
                 smoothed_rps: (t > 12).then_some(295.0),
-                desired: 3,
-                actual: if t > 5 { 3 } else { 1 },
+                desired: match t {
+                    0..10 => 1,
+                    10..20 => 3,
+                    _ => 2,
+                },
+                actual: if t > 12 { 3 } else { 1 },
                 p99_ms: None,
             })
-            .collect();
-        let svg = svg("ramp <test>", &seconds, 100.0);
+            .collect()
+    }
+
+    /// The `y` attribute of every element whose opening tag has `class="{class}"`.
+    fn ys(svg: &str, class: &str) -> Vec<f64> {
+        svg.match_indices(&format!(r#"class="{class}""#))
+            .map(|(at, _)| {
+                let tag = &svg[at..at + svg[at..].find('>').unwrap()];
+                let y = tag.split(" y=\"").nth(1).unwrap();
+                y[..y.find('"').unwrap()].parse().unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_run_renders_as_one_svg_with_every_series() {
+        let svg = svg("ramp <test>", &run(), 100.0, &[]);
         assert!(svg.starts_with("<svg"));
         assert!(svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("ramp &lt;test&gt;"));
-        assert_eq!(svg.matches("<path").count(), 5);
+        // Five series and the scale-event legend's triangle.
+        assert_eq!(svg.matches("<path").count(), 6);
         for name in [
             "offered",
             "measured total",
             "moving average",
+            "desired replicas",
             "running replicas",
+            "scale event",
         ] {
-            assert!(svg.contains(name));
+            assert!(svg.contains(&format!(">{name}")), "{name}");
         }
+    }
+
+    #[test]
+    fn the_legend_sits_below_the_axis_labels_and_inside_the_chart() {
+        let svg = svg("ramp", &run(), 100.0, &[]);
+        let axis = ys(&svg, "x-label");
+        let legend = ys(&svg, "legend");
+        assert!(!axis.is_empty() && legend.len() == 6, "{axis:?} {legend:?}");
+        let lowest_axis_label = axis.iter().copied().fold(f64::MIN, f64::max);
+        for y in legend {
+            // A 12-px line of text above its baseline: clear of the axis labels and the
+            // axis name 18 px below them, and above the chart's bottom edge.
+            assert!(
+                y - 12.0 > lowest_axis_label + 18.0,
+                "{y} vs {lowest_axis_label}"
+            );
+            assert!(y < HEIGHT, "{y} vs {HEIGHT}");
+        }
+        // The last legend entry ends inside the chart.
+        let names = [
+            "offered",
+            "measured total",
+            "moving average",
+            "desired replicas",
+            "running replicas",
+        ];
+        let end = LEFT + 10.0 + names.iter().map(|n| legend_width(n)).sum::<f64>();
+        let mark_end = end + 26.0 + MARK_LEGEND.chars().count() as f64 * CHAR_WIDTH;
+        assert!(mark_end <= WIDTH, "the legend ends at {mark_end}");
+    }
+
+    #[test]
+    fn scale_events_come_from_changes_of_the_desired_count() {
+        let marks = scale_marks(&run());
+        assert_eq!(
+            marks,
+            [
+                ScaleMark {
+                    t: 10,
+                    from: 1,
+                    to: 3,
+                    rule: None
+                },
+                ScaleMark {
+                    t: 20,
+                    from: 3,
+                    to: 2,
+                    rule: None
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn every_scale_event_is_marked_with_its_counts_and_rule() {
+        let mut marks = scale_marks(&run());
+        marks[1].rule = Some("decrease <cooldown> over".into());
+        let svg = svg("ramp", &run(), 100.0, &marks);
+        assert_eq!(svg.matches(r#"class="scale-event""#).count(), 2);
+        assert!(svg.contains("<title>10 s: 1→3</title>"));
+        assert!(svg.contains(">1→3</text>"));
+        assert!(svg.contains(">3→2 decrease &lt;cooldown&gt; over</text>"));
+        // Labels sit above the plot.
+        assert!(ys(&svg, "scale-label").iter().all(|&y| y < TOP));
+        // An increase points up (tip on the plot's edge), a decrease down.
+        assert!(svg.contains(&triangle(LEFT + 10.0 / 29.0 * 840.0, TOP, true)));
+        assert!(svg.contains(&triangle(LEFT + 20.0 / 29.0 * 840.0, TOP, false)));
+    }
+
+    #[test]
+    fn crowded_labels_take_the_next_row_or_none() {
+        let spans = [
+            (0.0, 20.0),
+            (10.0, 30.0),
+            (12.0, 40.0),
+            (20.0, 50.0),
+            (60.0, 80.0),
+        ];
+        assert_eq!(
+            place_labels(&spans, 3),
+            [Some(0), Some(1), Some(2), None, Some(0)]
+        );
+        // One row: only labels that do not touch the previous one.
+        assert_eq!(
+            place_labels(&spans, 1),
+            [Some(0), None, None, None, Some(0)]
+        );
     }
 
     #[test]

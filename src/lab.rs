@@ -20,10 +20,19 @@ use crate::kubelet::{Kubelet, PodTemplate};
 use crate::loadgen::{LoadGenerator, Targets};
 use crate::profile::{ChurnEvent, Plan, Profile};
 use crate::score::{self, Rules, Second, Summary};
+use crate::task::{self, Defaults, LoopParams, VarArg};
 use crate::{chart, view};
 
 /// The tutorial's TICKscript, as published (compat.md 1.3).
 pub const TUTORIAL_TICK: &str = include_str!("../processor/tests/fixtures/tick/autoscale.tick");
+
+/// The profile of a plain `cargo run --release`.
+pub const DEFAULT_PROFILE: Profile = Profile::ShortRamp;
+/// The lab's values for the tutorial's `moving_avg_count`, `increase_cooldown` and
+/// `decrease_cooldown` (the tutorial's 60, 1m and 2m suit its 10-s flushes, not a 3-min run).
+pub const DEFAULT_MOVING_AVG_COUNT: i64 = 10;
+pub const DEFAULT_INCREASE_COOLDOWN: Duration = Duration::from_secs(5);
+pub const DEFAULT_DECREASE_COOLDOWN: Duration = Duration::from_secs(15);
 
 /// The lab's knobs (the command line).
 #[derive(Debug, Clone)]
@@ -33,7 +42,8 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// How long each load level is held.
     pub hold: Duration,
-    /// Requests per second per replica (the tick's `target`).
+    /// Requests per second per replica: the lab's value for the tick's `target` var (also used
+    /// when the tick has no numeric `target`).
     pub target: f64,
     /// Override the tick's `.min()` / `.max()`.
     pub min: Option<i64>,
@@ -43,8 +53,11 @@ pub struct Options {
     pub peak_rps: f64,
     /// A TICKscript instead of the tutorial's.
     pub tick: Option<PathBuf>,
+    /// `--var name=value`: any var the tick declares, over the lab's values below.
+    pub vars: Vec<VarArg>,
     pub out: PathBuf,
-    /// Tick vars.
+    /// The lab's values for the tutorial's vars, set when the tick declares them (`vars`
+    /// overrides them); the cooldowns are also scored with when the tick has no k8sAutoscale.
     pub moving_avg_count: i64,
     pub increase_cooldown: Duration,
     pub decrease_cooldown: Duration,
@@ -56,6 +69,9 @@ pub struct Options {
 /// Why a run could not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
+    /// The task cannot be defined as asked (`--var`, `--tick`): found before anything starts.
+    #[error("{0}")]
+    Setup(#[from] task::Error),
     #[error("stand-in: {0}")]
     StandIn(#[from] k8s_standin::Error),
     #[error("processor config: {0}")]
@@ -82,6 +98,13 @@ pub enum LabError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl LabError {
+    /// Whether the command line asked for something impossible (exit 64), not a failed run.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, LabError::Setup(_) | LabError::Read { .. })
+    }
 }
 
 /// The lab's view task: the same computation as the tutorial's, exposed with httpOut so the
@@ -173,8 +196,27 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
         peak_rps: options.peak_rps,
     };
     let duration = options.duration.unwrap_or_else(|| plan.duration());
-    let min = options.min.unwrap_or(1);
-    let max = options.max.unwrap_or(10);
+
+    // The task, its vars typed and the script compiled, before anything starts.
+    let script = match &options.tick {
+        Some(path) => std::fs::read_to_string(path).map_err(|source| LabError::Read {
+            path: path.clone(),
+            source,
+        })?,
+        None => TUTORIAL_TICK.to_owned(),
+    };
+    let script = override_bounds(&script, options.min, options.max);
+    let defaults = Defaults {
+        target: options.target,
+        moving_avg_count: options.moving_avg_count,
+        increase_cooldown: options.increase_cooldown,
+        decrease_cooldown: options.decrease_cooldown,
+        min: options.min.unwrap_or(1),
+        max: options.max.unwrap_or(10),
+    };
+    let task = task::prepare(&script, &defaults, &options.vars)?;
+    let params = task.params.clone();
+    let min = params.min;
 
     // The Kubernetes API stand-in with the Deployment at its minimum.
     let api = Arc::new(
@@ -230,27 +272,16 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // The tasks: the tutorial's (or the given) script with the lab's vars, and the view.
-    let script = match &options.tick {
-        Some(path) => std::fs::read_to_string(path).map_err(|source| LabError::Read {
-            path: path.clone(),
-            source,
-        })?,
-        None => TUTORIAL_TICK.to_owned(),
-    };
-    let script = override_bounds(&script, options.min, options.max);
-    let vars = json!({
-        "target": {"type": "float", "value": options.target},
-        "moving_avg_count": {"type": "int", "value": options.moving_avg_count},
-        "increase_cooldown": {"type": "duration", "value": format!("{}ms", options.increase_cooldown.as_millis())},
-        "decrease_cooldown": {"type": "duration", "value": format!("{}ms", options.decrease_cooldown.as_millis())},
-    });
-    define_task(&http, &processor_url, "autoscale", &script, Some(vars)).await?;
+    // The tasks: the tutorial's (or the given) script with its vars, and the view.
+    let vars = (!task.vars.is_empty())
+        .then(|| serde_json::to_value(&task.vars).ok())
+        .flatten();
+    define_task(&http, &processor_url, "autoscale", &script, vars).await?;
     define_task(
         &http,
         &processor_url,
         "lab_view",
-        &view_script(options.moving_avg_count),
+        &view_script(params.moving_avg_count),
         None,
     )
     .await?;
@@ -259,7 +290,7 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
     let kubelet = Arc::new(Mutex::new(Kubelet::new(PodTemplate {
         namespace: "default".into(),
         deployment: "app".into(),
-        capacity: Some(options.capacity * options.target),
+        capacity: Some(options.capacity * params.target),
         processor_url: processor_url.clone(),
         interval: options.interval,
         flush_interval: options.flush_interval,
@@ -289,6 +320,9 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
     let mut seconds: Vec<Second> = Vec::new();
     let mut churn_events = Vec::new();
     let live = view::Live;
+    if !task.settings.is_empty() {
+        let _ = writeln!(view_out, "tick vars: {}", task.settings.join(" "));
+    }
     live.header(&mut view_out);
     let start = Instant::now() + Duration::from_millis(200);
     for t in 0..=total_seconds {
@@ -357,23 +391,51 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
     }
     let _ = std::fs::remove_dir_all(&data_dir);
 
-    let rules = Rules {
+    let rules = score_rules(&options, &plan, &params, churn_events);
+    let summary = score::summarize(&rules, &seconds);
+    let title = format!(
+        "{} profile: target {} rps/replica, moving average of {}, cooldowns {}/{}",
+        summary.profile,
+        params.target,
+        params.moving_avg_count,
+        humanize(params.increase_cooldown),
+        humanize(params.decrease_cooldown),
+    );
+    let marks = chart::scale_marks(&seconds);
+    write_outputs(
+        &options.out,
+        &title,
+        params.target,
+        &seconds,
+        &marks,
+        &summary,
+    )?;
+    let _ = view_out.flush();
+    Ok(summary)
+}
+
+/// How a run is judged: the loop as the task really runs it.
+fn score_rules(
+    options: &Options,
+    plan: &Plan,
+    params: &LoopParams,
+    churn_events: Vec<u64>,
+) -> Rules {
+    Rules {
         profile: options.profile,
-        target_rps: options.target,
-        min,
-        max,
-        window: options.interval * options.moving_avg_count.max(1) as u32,
-        increase_cooldown: options.increase_cooldown,
-        decrease_cooldown: options.decrease_cooldown,
+        target_rps: params.target,
+        min: params.min,
+        max: params.max,
+        window: options
+            .interval
+            .saturating_mul(u32::try_from(params.moving_avg_count.max(1)).unwrap_or(u32::MAX)),
+        increase_cooldown: params.increase_cooldown,
+        decrease_cooldown: params.decrease_cooldown,
         flush_interval: options.flush_interval,
         load_changes: plan.changes(),
         churn_events,
         interval: options.interval,
-    };
-    let summary = score::summarize(&rules, &seconds);
-    write_outputs(&options, &seconds, &summary)?;
-    let _ = view_out.flush();
-    Ok(summary)
+    }
 }
 
 async fn define_task(
@@ -413,18 +475,21 @@ async fn define_task(
     }
 }
 
-fn write_outputs(options: &Options, seconds: &[Second], summary: &Summary) -> Result<(), LabError> {
+fn write_outputs(
+    out: &std::path::Path,
+    title: &str,
+    target: f64,
+    seconds: &[Second],
+    marks: &[chart::ScaleMark],
+    summary: &Summary,
+) -> Result<(), LabError> {
     let write = |name: &str, text: String| {
-        let path = options.out.join(name);
-        std::fs::create_dir_all(&options.out)
+        let path = out.join(name);
+        std::fs::create_dir_all(out)
             .and_then(|()| std::fs::write(&path, text))
             .map_err(|source| LabError::Write { path, source })
     };
-    let title = format!(
-        "{} profile: target {} rps/replica, moving average of {}",
-        summary.profile, options.target, options.moving_avg_count
-    );
-    write("chart.svg", chart::svg(&title, seconds, options.target))?;
+    write("chart.svg", chart::svg(title, seconds, target, marks))?;
     write(
         "summary.json",
         serde_json::to_string_pretty(summary).unwrap_or_default() + "\n",
@@ -434,6 +499,13 @@ fn write_outputs(options: &Options, seconds: &[Second], summary: &Summary) -> Re
         serde_json::to_string(seconds).unwrap_or_default() + "\n",
     )?;
     Ok(())
+}
+
+/// A duration as TICKscript writes it (`5s`, `1m`, `1500ms`).
+fn humanize(duration: Duration) -> String {
+    processor::tick::value::format_tick_duration(
+        i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX),
+    )
 }
 
 fn tempdir() -> Result<PathBuf, LabError> {
@@ -462,6 +534,84 @@ mod tests {
             "|k8sAutoscale()\n  .min(2)\n  .max(8)\n  .replicas(lambda: max(1, 2))\n"
         );
         assert_eq!(override_bounds(script, None, None), script);
+    }
+
+    /// The options of a plain `cargo run --release` (main's defaults).
+    fn default_options() -> Options {
+        Options {
+            profile: DEFAULT_PROFILE,
+            duration: None,
+            hold: DEFAULT_PROFILE.default_hold(),
+            target: 100.0,
+            min: None,
+            max: None,
+            capacity: 1.5,
+            peak_rps: 600.0,
+            tick: None,
+            vars: Vec::new(),
+            out: PathBuf::from("target/lab"),
+            moving_avg_count: DEFAULT_MOVING_AVG_COUNT,
+            increase_cooldown: DEFAULT_INCREASE_COOLDOWN,
+            decrease_cooldown: DEFAULT_DECREASE_COOLDOWN,
+            interval: Duration::from_secs(1),
+            flush_interval: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn the_default_run_fits_three_minutes_and_scores_every_level() {
+        let options = default_options();
+        let plan = Plan {
+            profile: options.profile,
+            hold: options.hold,
+            peak_rps: options.peak_rps,
+        };
+        assert!(plan.duration() <= Duration::from_secs(175), "{plan:?}");
+        let defaults = Defaults {
+            target: options.target,
+            moving_avg_count: options.moving_avg_count,
+            increase_cooldown: options.increase_cooldown,
+            decrease_cooldown: options.decrease_cooldown,
+            min: 1,
+            max: 10,
+        };
+        let params = task::prepare(TUTORIAL_TICK, &defaults, &[]).unwrap().params;
+        let rules = score_rules(&options, &plan, &params, Vec::new());
+        // A loop that is always right: every goal has a value, and passes.
+        let perfect: Vec<Second> = (0..plan.duration().as_secs())
+            .map(|t| {
+                let offered = plan.offered_rps(Duration::from_secs(t), 0.0);
+                let ideal = rules.ideal(offered);
+                Second {
+                    t,
+                    offered_rps: offered,
+                    measured_rps: Some(offered),
+                    smoothed_rps: Some(offered),
+                    desired: ideal,
+                    actual: ideal,
+                    p99_ms: Some(0.2),
+                }
+            })
+            .collect();
+        let summary = score::summarize(&rules, &perfect);
+        assert!(!summary.goals.is_empty());
+        for (name, goal) in &summary.goals {
+            assert!(goal.value.is_some() && goal.pass, "{name}: {goal:?}");
+        }
+        assert_eq!(summary.tracking_exact_pct, Some(100.0));
+        // A loop that never comes down from the peak is caught: the levels after each
+        // decrease outlast the settle allowance too.
+        let mut stuck = perfect.clone();
+        for s in stuck.iter_mut().filter(|s| s.t >= 70) {
+            s.actual = 6;
+            s.desired = 6;
+        }
+        let stuck = score::summarize(&rules, &stuck);
+        assert!(
+            stuck.tracking_exact_pct.is_some_and(|pct| pct < 90.0),
+            "{stuck:?}"
+        );
+        assert_eq!(stuck.max_abs_error, Some(4));
     }
 
     #[test]

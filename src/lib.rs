@@ -10,6 +10,7 @@
 //! - [`profile`]: load profiles and churn events (pure).
 //! - [`loadgen`]: the open-loop generator, also the `load` subcommand against any URL.
 //! - [`kubelet`]: replicas from the stand-in's replica count (app + agent, in-process).
+//! - [`task`]: the autoscale task's vars (`--var`) and the loop they make (pure).
 //! - [`lab`]: one run, wiring them all; [`view`]: the live lines.
 //! - [`score`]: control quality and goals (pure); [`chart`]: the SVG (pure).
 
@@ -19,4 +20,5 @@ pub mod lab;
 pub mod loadgen;
 pub mod profile;
 pub mod score;
+pub mod task;
 pub mod view;

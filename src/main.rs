@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use autoscaler_lab::lab::{self, Options};
 use autoscaler_lab::loadgen::{LoadGenerator, Targets};
 use autoscaler_lab::profile::{Plan, Profile};
+use autoscaler_lab::task::VarArg;
 
 use lifecycle::exit::USAGE as EX_USAGE;
 
@@ -44,17 +45,18 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct RunArgs {
     /// Load profile.
-    #[arg(long, value_enum, default_value = "ramp")]
+    #[arg(long, value_enum, default_value_t = lab::DEFAULT_PROFILE)]
     profile: Profile,
     /// Run length in seconds (default: the profile's).
     #[arg(long)]
     duration: Option<u64>,
-    /// How long each load level is held, in seconds.
-    #[arg(long, default_value_t = 15)]
-    hold: u64,
-    /// Requests per second per replica (the tick's target var).
-    #[arg(long, default_value_t = 100.0)]
-    target: f64,
+    /// How long each load level is held, in seconds (default: the profile's, 35 for
+    /// short-ramp, 15 for the others).
+    #[arg(long)]
+    hold: Option<u64>,
+    /// Requests per second per replica: the tick's target var [default: 100].
+    #[arg(long)]
+    target: Option<f64>,
     /// Override the tick's .min().
     #[arg(long)]
     min: Option<i64>,
@@ -70,6 +72,11 @@ struct RunArgs {
     /// Run this TICKscript instead of the tutorial's.
     #[arg(long)]
     tick: Option<PathBuf>,
+    /// Set a var of the tick, typed as the tick declares it (e.g. increase_cooldown=1m);
+    /// repeatable; over the lab's moving_avg_count=10, increase_cooldown=5s,
+    /// decrease_cooldown=15s and target.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    vars: Vec<VarArg>,
     /// Where the chart and summary.json go.
     #[arg(long, default_value = "target/lab")]
     out: PathBuf,
@@ -107,20 +114,28 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: RunArgs) -> ExitCode {
+    if args.target.is_some() && args.vars.iter().any(|v| v.name == "target") {
+        eprintln!("lab: --target and --var target=... both set the target: give one");
+        return ExitCode::from(EX_USAGE);
+    }
     let options = Options {
         profile: args.profile,
         duration: args.duration.map(Duration::from_secs),
-        hold: Duration::from_secs(args.hold.max(1)),
-        target: args.target,
+        hold: args
+            .hold
+            .map_or_else(|| args.profile.default_hold(), Duration::from_secs)
+            .max(Duration::from_secs(1)),
+        target: args.target.unwrap_or(100.0),
         min: args.min,
         max: args.max,
         capacity: args.capacity,
         peak_rps: args.peak_rps,
         tick: args.tick,
+        vars: args.vars,
         out: args.out.clone(),
-        moving_avg_count: 10,
-        increase_cooldown: Duration::from_secs(5),
-        decrease_cooldown: Duration::from_secs(15),
+        moving_avg_count: lab::DEFAULT_MOVING_AVG_COUNT,
+        increase_cooldown: lab::DEFAULT_INCREASE_COOLDOWN,
+        decrease_cooldown: lab::DEFAULT_DECREASE_COOLDOWN,
         interval: Duration::from_secs(1),
         flush_interval: Duration::from_secs(1),
     };
@@ -133,7 +148,11 @@ async fn run(args: RunArgs) -> ExitCode {
         Ok(summary) => summary,
         Err(error) => {
             eprintln!("lab: {error}");
-            return ExitCode::FAILURE;
+            return if error.is_usage() {
+                ExitCode::from(EX_USAGE)
+            } else {
+                ExitCode::FAILURE
+            };
         }
     };
     let json = serde_json::to_string(&summary).unwrap_or_default();
@@ -150,7 +169,8 @@ async fn run(args: RunArgs) -> ExitCode {
                 ),
                 None => println!(
                     "goal {name}: not scored: every second fell in a settle allowance \
-                     (hold each level longer, e.g. --hold 30) FAIL"
+                     (hold each level longer than the moving-average window + the cooldown \
+                     + a flush) FAIL"
                 ),
             }
         }
@@ -187,6 +207,7 @@ async fn load(url: String, profile: Profile, peak_rps: f64, hold: u64) -> ExitCo
         "{:>5} {:>8} {:>6} {:>7} {:>9}",
         "t", "offered", "ok", "failed", "p99(ms)"
     );
+    let p99 = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
     for t in 0..=seconds {
         tokio::time::sleep_until(start + Duration::from_secs(t)).await;
         if t < seconds {
@@ -203,9 +224,7 @@ async fn load(url: String, profile: Profile, peak_rps: f64, hold: u64) -> ExitCo
                 stats.sent,
                 stats.ok,
                 stats.failed,
-                stats
-                    .p99_ms()
-                    .map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"))
+                p99(stats.p99_ms())
             );
         }
     }

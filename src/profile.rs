@@ -6,6 +6,9 @@ use std::time::Duration;
 /// A named load profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Profile {
+    /// 150 -> 350 -> 550 -> 350 -> 150 rps, midway between replica counts, 35 s a level: the
+    /// default run, scored in under 3 minutes.
+    ShortRamp,
     /// 100 -> 600 -> 100 rps in 100-rps steps, each held long enough to settle.
     Ramp,
     /// 200 rps, then a step to 600.
@@ -19,6 +22,11 @@ pub enum Profile {
     /// The tutorial's ramp.sh: +10 rps every 5 s up to the peak, then back down by 10.
     TutorialRamp,
 }
+
+/// The levels of `short-ramp`: half a target above a multiple of it (the target is 100 by
+/// default), so the moving average's wobble never crosses a replica boundary and each level
+/// asks for 2, 4, 6, 4, 2 replicas.
+const SHORT_RAMP: [f64; 5] = [150.0, 350.0, 550.0, 350.0, 150.0];
 
 /// Something the lab does to the replicas during a run (the churn profile).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,11 +47,23 @@ pub struct Plan {
     pub peak_rps: f64,
 }
 
+impl Profile {
+    /// How long each level is held unless told: every level of `short-ramp` outlasts the settle
+    /// allowance of the lab's vars (16 s up, 26 s down) with scored seconds to spare.
+    pub fn default_hold(self) -> Duration {
+        match self {
+            Profile::ShortRamp => Duration::from_secs(35),
+            _ => Duration::from_secs(15),
+        }
+    }
+}
+
 impl Plan {
     /// The default run length of the profile.
     pub fn duration(&self) -> Duration {
         let hold = self.hold.as_secs_f64();
         let secs = match self.profile {
+            Profile::ShortRamp => SHORT_RAMP.len() as f64 * hold,
             // 1..6..1 hundred: 11 levels.
             Profile::Ramp => 11.0 * hold,
             Profile::Step => 3.0 * hold,
@@ -64,6 +84,7 @@ impl Plan {
         let s = t.as_secs_f64();
         let level = (s / hold).floor();
         match self.profile {
+            Profile::ShortRamp => SHORT_RAMP[(level as usize).min(SHORT_RAMP.len() - 1)],
             Profile::Ramp => {
                 let step = level.min(10.0);
                 let hundreds = if step <= 5.0 { step + 1.0 } else { 11.0 - step };
@@ -158,6 +179,24 @@ mod tests {
         );
         assert_eq!(p.duration(), Duration::from_secs(330));
         assert_eq!(p.changes().len(), 11);
+    }
+
+    #[test]
+    fn the_short_ramp_climbs_to_550_and_back_in_under_three_minutes() {
+        let p = Plan {
+            profile: Profile::ShortRamp,
+            hold: Profile::ShortRamp.default_hold(),
+            peak_rps: 600.0,
+        };
+        let levels: Vec<f64> = (0..5)
+            .map(|i| p.offered_rps(Duration::from_secs(i * 35 + 34), 0.0))
+            .collect();
+        assert_eq!(levels, [150.0, 350.0, 550.0, 350.0, 150.0]);
+        assert_eq!(p.changes(), [0, 35, 70, 105, 140]);
+        assert_eq!(p.duration(), Duration::from_secs(175));
+        // Past the end it stays at the last level.
+        assert_eq!(p.offered_rps(Duration::from_secs(400), 0.0), 150.0);
+        assert_eq!(Profile::Ramp.default_hold(), Duration::from_secs(15));
     }
 
     #[test]

@@ -182,7 +182,7 @@ pub fn summarize(rules: &Rules, seconds: &[Second]) -> Summary {
         goals.insert(name.to_owned(), Goal { value, limit, pass });
     };
     match rules.profile {
-        Profile::Ramp | Profile::TutorialRamp => {
+        Profile::ShortRamp | Profile::Ramp | Profile::TutorialRamp => {
             goal("tracking_exact_pct", tracking_exact_pct, 95.0, true);
             goal("max_abs_error", max_abs_error.map(|e| e as f64), 1.0, false);
         }

@@ -1,7 +1,8 @@
 //! The live view: one line per second. Columns: `t` seconds since start; `offered` requests
 //! sent in that second; `measured` the processor's total across pods (the sum node); `smoothed`
 //! its moving average (what k8sAutoscale sees); `desired` the Deployment's replicas (what the
-//! processor set); `running` replicas up; `p99` the 99th percentile latency in ms.
+//! processor set); `running` replicas up; `p99(ms)` the 99th percentile latency in ms to the
+//! hundredth (loopback answers take a fraction of a millisecond).
 
 use std::io::Write;
 
@@ -31,7 +32,8 @@ impl Live {
             opt(s.smoothed_rps),
             s.desired,
             s.actual,
-            opt(s.p99_ms)
+            s.p99_ms
+                .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"))
         );
         let _ = out.flush();
     }
@@ -55,12 +57,12 @@ mod tests {
                 smoothed_rps: None,
                 desired: 3,
                 actual: 2,
-                p99_ms: Some(4.2),
+                p99_ms: Some(0.2345),
             },
         );
         let text = String::from_utf8(out).unwrap();
         let line = text.lines().nth(1).unwrap();
         let columns: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(columns, ["12", "300", "298", "-", "3", "2", "4"]);
+        assert_eq!(columns, ["12", "300", "298", "-", "3", "2", "0.23"]);
     }
 }

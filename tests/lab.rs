@@ -26,6 +26,7 @@ fn options(profile: Profile, hold: u64) -> Options {
         capacity: 1.5,
         peak_rps: 600.0,
         tick: None,
+        vars: Vec::new(),
         out: std::env::temp_dir().join(format!("lab-test-{profile:?}-{}", std::process::id())),
         moving_avg_count: 10,
         increase_cooldown: Duration::from_secs(5),
