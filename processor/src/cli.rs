@@ -1,6 +1,7 @@
 //! The `kapacitor`-style client commands of the processor binary: `define`, `enable`,
 //! `disable`, `show`, `list tasks`, `delete tasks`, `stats general`, talking to a server's
-//! task API. Output follows `kapacitor` (compat.md 3).
+//! task API. Output follows `kapacitor` (compat.md 3). And ours: `decisions ID` prints a task's
+//! decision records (`GET /kapacitor/v1/decisions`) as a table or as JSON lines.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,9 @@ pub enum Error {
     /// The server answered with an error (its message).
     #[error("{0}")]
     Server(String),
+    /// The server answered with something this client cannot read.
+    #[error("unexpected answer from {url}: {reason}")]
+    Answer { url: String, reason: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -152,6 +156,19 @@ pub enum Command {
     Delete { what: String, ids: Vec<String> },
     /// Server statistics (`stats general`).
     Stats { what: String },
+    /// A task's scaling decisions, newest first: one line per k8sAutoscale evaluation with
+    /// the replicas read, asked for and decided, the outcome and the rules that shaped it.
+    Decisions {
+        /// Task id.
+        id: String,
+        /// At most this many records.
+        #[arg(long, value_name = "N", default_value_t = crate::decisions::DEFAULT_LIMIT as u64,
+              value_parser = clap::value_parser!(u64).range(1..=crate::decisions::MAX_LIMIT as u64))]
+        limit: u64,
+        /// One JSON record per line instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs a client command against the server at `url`.
@@ -204,6 +221,11 @@ pub fn run(url: String, command: Command) -> ExitCode {
             Command::Stats { what } if what == "general" => {
                 client.stats_general().await.map(Some).map_err(Some)
             }
+            Command::Decisions { id, limit, json } => client
+                .decisions(&id, limit, json)
+                .await
+                .map(Some)
+                .map_err(Some),
             Command::List { what, .. } | Command::Delete { what, .. } => {
                 usage(&format!("unsupported kind {what:?}: only `tasks`"))
             }
@@ -449,6 +471,98 @@ impl TaskClient {
     }
 }
 
+impl TaskClient {
+    /// `decisions ID [--limit N] [--json]`: the task's decision records, newest first, as a
+    /// table or (`json`) one JSON record per line as the server wrote it.
+    pub async fn decisions(&self, id: &str, limit: u64, json: bool) -> Result<String> {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("task", id)
+            .append_pair("limit", &limit.to_string())
+            .finish();
+        let (_, answer) = self
+            .call(
+                Method::GET,
+                &format!("/kapacitor/v1/decisions?{query}"),
+                None,
+            )
+            .await?;
+        let unexpected = |reason: String| Error::Answer {
+            url: self.url.clone(),
+            reason,
+        };
+        let records = answer["decisions"]
+            .as_array()
+            .ok_or_else(|| unexpected("no \"decisions\" list".to_owned()))?;
+        if json {
+            return Ok(records.iter().map(|r| format!("{r}\n")).collect());
+        }
+        let records: Vec<crate::decisions::Record> = records
+            .iter()
+            .map(|r| serde_json::from_value(r.clone()))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| unexpected(format!("a decision record: {e}")))?;
+        Ok(decisions_table(&records))
+    }
+}
+
+/// The records as an aligned table: time (ms), target, current, raw, desired, outcome (with
+/// `×N` for coalesced repeats), delay, then the rules (`policy 20→5, max 5→4`) and any error.
+pub fn decisions_table(records: &[crate::decisions::Record]) -> String {
+    let header = [
+        "TIME", "TARGET", "CURRENT", "RAW", "DESIRED", "OUTCOME", "DELAY", "RULES",
+    ];
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    let rows: Vec<[String; 8]> = records
+        .iter()
+        .map(|r| {
+            let time =
+                std::time::UNIX_EPOCH + Duration::from_nanos(u64::try_from(r.time_ns).unwrap_or(0));
+            let outcome = match r.repeated {
+                0 | 1 => r.outcome.name().to_owned(),
+                n => format!("{} ×{n}", r.outcome.name()),
+            };
+            let rules = crate::scaler::decision::describe_steps(&r.rules);
+            let rules = match (&r.error, r.rules.is_empty()) {
+                (None, true) => "-".to_owned(),
+                (None, false) => rules,
+                (Some(error), true) => format!("error: {error}"),
+                (Some(error), false) => format!("{rules}; error: {error}"),
+            };
+            [
+                humantime::format_rfc3339_millis(time).to_string(),
+                r.target.to_string(),
+                or_dash(r.current.map(|n| n.to_string())),
+                or_dash(r.raw.map(|n| n.to_string())),
+                or_dash(r.desired.map(|n| n.to_string())),
+                outcome,
+                or_dash(r.delay_seconds.map(|s| format!("{s:.3}s"))),
+                rules,
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header = header.map(str::to_owned);
+    for row in std::iter::once(&header).chain(&rows) {
+        let last = row.len() - 1;
+        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                let pad = width - cell.chars().count() + 2;
+                let _ = write!(out, "{cell}{:pad$}", "");
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
 fn dbrps(task: &serde_json::Value) -> String {
     let list: Vec<String> = task["dbrps"]
         .as_array()
@@ -593,6 +707,68 @@ mod tests {
         );
         assert!(parse_dbrp("nodot").is_err());
         assert!(parse_dbrp(".rp").is_err());
+    }
+
+    #[test]
+    fn decisions_print_as_an_aligned_table_with_rules_and_repeats() {
+        use crate::decisions::{Inputs, Outcome, Record, RecordTarget};
+        use crate::scaler::decision::{Rule, Step};
+        let record = |outcome, rules: Vec<Step>, repeated| Record {
+            time: String::new(),
+            time_ns: 1_800_000_000_123_456_789,
+            task: "t".into(),
+            node: "k8s_autoscale2".into(),
+            target: RecordTarget {
+                cluster: String::new(),
+                namespace: "default".into(),
+                kind: "deployments".into(),
+                name: "app".into(),
+            },
+            inputs: Inputs::default(),
+            current: Some(2),
+            raw: Some(20.5),
+            desired: Some(4),
+            rules,
+            outcome,
+            delay_seconds: Some(0.0125),
+            error: None,
+            repeated,
+        };
+        let step = |rule, before, after| Step {
+            rule,
+            before,
+            after,
+        };
+        let mut failed = record(Outcome::Error, Vec::new(), 1);
+        (
+            failed.current,
+            failed.raw,
+            failed.desired,
+            failed.delay_seconds,
+        ) = (None, None, None, None);
+        failed.error = Some("forbidden: no".into());
+        failed.target.namespace.clear();
+        failed.target.cluster = "east".into();
+        let table = decisions_table(&[
+            record(
+                Outcome::Increased,
+                vec![step(Rule::Policy, 21, 5), step(Rule::Max, 5, 4)],
+                1,
+            ),
+            record(Outcome::Unchanged, Vec::new(), 3),
+            failed,
+        ]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "TIME                      TARGET                      CURRENT  RAW   DESIRED  OUTCOME       DELAY   RULES",
+                "2027-01-15T08:00:00.123Z  default/deployments/app     2        20.5  4        increased     0.013s  policy 21→5, max 5→4",
+                "2027-01-15T08:00:00.123Z  default/deployments/app     2        20.5  4        unchanged ×3  0.013s  -",
+                "2027-01-15T08:00:00.123Z  east:<own>/deployments/app  -        -     -        error         -       error: forbidden: no",
+            ]
+        );
+        assert_eq!(decisions_table(&[]).lines().count(), 1, "the header alone");
     }
 
     #[test]

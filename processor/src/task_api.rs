@@ -1,6 +1,8 @@
 //! Kapacitor's task HTTP API (compat.md 3): `/kapacitor/v1/tasks` (list, create),
 //! `/kapacitor/v1/tasks/<id>` (get, patch, delete), `/kapacitor/v1/tasks/<id>/<httpOut name>`,
-//! `/kapacitor/v1/debug/vars`, and the processor's `/metrics`.
+//! `/kapacitor/v1/debug/vars`, the processor's `/metrics`, and its decision records:
+//! `/kapacitor/v1/decisions?task=ID[&limit=N]` (a path of its own, so it cannot collide with an
+//! httpOut name).
 //!
 //! Errors answer `{"error": "..."}`: 404 for an unknown task or route, 400 for a bad request
 //! (invalid JSON, script errors with line:column), 500 (generic message) when saving failed.
@@ -20,6 +22,7 @@ use crate::write_api::{ExtraRoutes, PROCESSOR_VERSION};
 const TASKS: &str = "/kapacitor/v1/tasks";
 const DEBUG_VARS: &str = "/kapacitor/v1/debug/vars";
 const METRICS: &str = "/metrics";
+const DECISIONS: &str = "/kapacitor/v1/decisions";
 
 /// The routes, over one task master.
 pub struct TaskApi {
@@ -138,11 +141,71 @@ impl TaskApi {
     }
 }
 
+/// What a decisions request asks for: `task=ID[&limit=N]` (other parameters are ignored).
+#[derive(Debug, PartialEq)]
+struct DecisionsQuery {
+    task: String,
+    limit: usize,
+}
+
+impl DecisionsQuery {
+    /// Reads the query string; the error is the 400's message.
+    fn parse(query: &str) -> Result<DecisionsQuery, String> {
+        let mut task = None;
+        let mut limit = None;
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            match &*key {
+                "task" => task = Some(value.into_owned()),
+                "limit" => limit = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        let task = task.filter(|t| !t.is_empty()).ok_or_else(|| {
+            "missing task: GET /kapacitor/v1/decisions?task=ID[&limit=N]".to_owned()
+        })?;
+        let limit = match limit {
+            None => crate::decisions::DEFAULT_LIMIT,
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=crate::decisions::MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    format!(
+                        "invalid limit {text:?}: a whole number from 1 to {}",
+                        crate::decisions::MAX_LIMIT
+                    )
+                })?,
+        };
+        Ok(DecisionsQuery { task, limit })
+    }
+}
+
+impl TaskApi {
+    /// `GET /kapacitor/v1/decisions?task=ID[&limit=N]`: `{"decisions": [...]}`, newest first.
+    fn decisions(&self, query: &str) -> Response<Full<Bytes>> {
+        let query = match DecisionsQuery::parse(query) {
+            Ok(query) => query,
+            Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+        };
+        match self.tasks.decisions(&query.task, query.limit) {
+            Ok(records) => match serde_json::to_value(records) {
+                Ok(records) => json(StatusCode::OK, &serde_json::json!({ "decisions": records })),
+                Err(e) => {
+                    tracing::error!(error = %e, "decision records cannot be written as JSON");
+                    error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                }
+            },
+            Err(e) => task_error(&e),
+        }
+    }
+}
+
 impl ExtraRoutes for TaskApi {
     fn handles(&self, path: &str) -> bool {
         path == TASKS
             || path.starts_with("/kapacitor/v1/tasks/")
             || path == DEBUG_VARS
+            || path == DECISIONS
             || (path == METRICS && self.metrics.is_some())
     }
 
@@ -156,22 +219,36 @@ impl ExtraRoutes for TaskApi {
         self: Arc<Self>,
         method: Method,
         path: String,
-        _query: Option<String>,
+        query: Option<String>,
         body: Vec<u8>,
     ) -> futures::future::BoxFuture<'static, Response<Full<Bytes>>> {
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || self.answer(&method, &path, &body))
-                .await
-                .unwrap_or_else(|error| {
-                    tracing::error!(%error, "task API request failed");
-                    self::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-                })
+            tokio::task::spawn_blocking(move || {
+                self.answer(&method, &path, query.as_deref().unwrap_or_default(), &body)
+            })
+            .await
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, "task API request failed");
+                self::error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            })
         })
     }
 }
 
 impl TaskApi {
-    fn answer(&self, method: &Method, path: &str, body: &[u8]) -> Response<Full<Bytes>> {
+    fn answer(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        if path == DECISIONS {
+            return match *method {
+                Method::GET => self.decisions(query),
+                _ => not_allowed("GET"),
+            };
+        }
         if path == METRICS {
             return match (&self.metrics, method) {
                 (Some(metrics), &Method::GET) => metrics.render(&self.tasks),
@@ -232,6 +309,41 @@ impl TaskApi {
                 Err(e) => task_error(&e),
             },
             _ => not_allowed("DELETE, GET, PATCH"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decisions_query_needs_a_task_and_a_limit_within_bounds() {
+        assert_eq!(
+            DecisionsQuery::parse("task=scale"),
+            Ok(DecisionsQuery {
+                task: "scale".into(),
+                limit: crate::decisions::DEFAULT_LIMIT
+            })
+        );
+        assert_eq!(
+            DecisionsQuery::parse("limit=3&other=x&task=a%20b"),
+            Ok(DecisionsQuery {
+                task: "a b".into(),
+                limit: 3
+            })
+        );
+        assert_eq!(
+            DecisionsQuery::parse("task=t&limit=10000").map(|q| q.limit),
+            Ok(10_000)
+        );
+        for bad in ["", "task=", "limit=3"] {
+            let error = DecisionsQuery::parse(bad).unwrap_err();
+            assert!(error.starts_with("missing task"), "{bad}: {error}");
+        }
+        for bad in ["0", "-1", "x", "10001", "1.5", "99999999999999999999999"] {
+            let error = DecisionsQuery::parse(&format!("task=t&limit={bad}")).unwrap_err();
+            assert!(error.starts_with("invalid limit"), "{bad}: {error}");
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The processor's own `/metrics` (Prometheus text 0.0.4): what the write API records through
-//! the `metrics` crate, plus per-task and per-node counters read from the task master at
-//! scrape time.
+//! the `metrics` crate, plus per-task and per-node counters and the k8sAutoscale targets'
+//! decision figures (`processor_autoscale_*`), read from the task master at scrape time.
 
 use std::fmt::Write;
 use std::sync::{Arc, OnceLock};
@@ -10,6 +10,7 @@ use http_body_util::Full;
 use hyper::Response;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use crate::decisions::metrics::TargetMetrics;
 use crate::tasks::TaskMaster;
 
 /// The installed recorder's handle.
@@ -119,6 +120,7 @@ impl Telemetry {
         for (task, _, dropped) in &stats {
             let _ = writeln!(out, "{name}{{task=\"{}\"}} {dropped}", label(task));
         }
+        write_decisions(&mut out, &tasks.decision_metrics());
         let (total, enabled, _) = tasks.counts();
         let _ = writeln!(
             out,
@@ -134,6 +136,95 @@ impl Telemetry {
         }
         response
     }
+}
+
+/// The k8sAutoscale nodes' figures per target ([`crate::decisions::metrics`]): replicas
+/// gauges, evaluations by outcome, rules by name, the decision delay histogram.
+fn write_decisions(out: &mut String, tasks: &[(String, Vec<TargetMetrics>)]) {
+    let targets = || {
+        tasks.iter().flat_map(|(task, targets)| {
+            targets
+                .iter()
+                .map(move |target| (target_labels(task, target), target))
+        })
+    };
+    for (name, help, value) in [
+        (
+            "processor_autoscale_desired_replicas",
+            "Replicas a k8sAutoscale target was last decided to have, after every rule.",
+            (|t: &TargetMetrics| t.desired) as fn(&TargetMetrics) -> Option<i64>,
+        ),
+        (
+            "processor_autoscale_current_replicas",
+            "Replicas of a k8sAutoscale target as last read from the Kubernetes API.",
+            |t: &TargetMetrics| t.current,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (labels, target) in targets() {
+            if let Some(value) = value(target) {
+                let _ = writeln!(out, "{name}{{{labels}}} {value}");
+            }
+        }
+    }
+    let name = "processor_autoscale_decisions_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Evaluations of a k8sAutoscale target, by outcome (increased, decreased, unchanged, held, dry-run, error).\n# TYPE {name} counter"
+    );
+    for (labels, target) in targets() {
+        for (outcome, count) in target.by_outcome() {
+            let _ = writeln!(
+                out,
+                "{name}{{{labels},outcome=\"{}\"}} {count}",
+                outcome.name()
+            );
+        }
+    }
+    let name = "processor_autoscale_decision_rules_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Evaluations of a k8sAutoscale target in which a rule changed or held the count, by rule.\n# TYPE {name} counter"
+    );
+    for (labels, target) in targets() {
+        for (rule, count) in target.by_rule() {
+            let _ = writeln!(out, "{name}{{{labels},rule=\"{}\"}} {count}", rule.name());
+        }
+    }
+    let name = "processor_autoscale_decision_delay_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time from the newest sample a k8sAutoscale decision read to its call of the Kubernetes API.\n# TYPE {name} histogram"
+    );
+    for (labels, target) in targets() {
+        let delay = &target.delay;
+        for (bound, count) in delay.cumulative() {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels},le=\"+Inf\"}} {}\n{name}_sum{{{labels}}} {}\n{name}_count{{{labels}}} {}",
+            delay.count, delay.sum, delay.count
+        );
+    }
+}
+
+/// `task="…",node="…",[cluster="…",]namespace="…",kind="…",name="…"`.
+fn target_labels(task: &str, target: &TargetMetrics) -> String {
+    let t = &target.target;
+    let cluster = if t.cluster.is_empty() {
+        String::new()
+    } else {
+        format!("cluster=\"{}\",", label(&t.cluster))
+    };
+    format!(
+        "task=\"{}\",node=\"{}\",{cluster}namespace=\"{}\",kind=\"{}\",name=\"{}\"",
+        label(task),
+        label(&target.node),
+        label(&t.namespace),
+        label(&t.kind),
+        label(&t.name)
+    )
 }
 
 /// Help texts for what the write API records (promtool wants HELP on every family).

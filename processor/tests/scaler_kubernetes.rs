@@ -306,6 +306,55 @@ async fn persistent_failures_give_up_and_leave_the_target_alone() {
         .filter(|e| e["reason"] == "FailedRescale")
         .collect();
     assert_eq!(failed.len(), 1);
+    let message = failed[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("giving up after 4 attempts: "),
+        "no decision was made (every read failed): {message}"
+    );
+}
+
+fn failed_rescale_messages(server: &Handle) -> Vec<String> {
+    server
+        .events()
+        .iter()
+        .filter(|e| e["reason"] == "FailedRescale")
+        .filter_map(|e| e["message"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_failed_rescale_event_carries_the_decision_and_its_rules_as_hpas_do() {
+    let server = standin().await;
+    let scaler = scaler_for(&server, false).await;
+    server.inject(Fault::status(403).verb("update").subresource("scale"));
+    scale(&scaler, intent("default", "app", 40))
+        .await
+        .unwrap_err();
+    let messages = failed_rescale_messages(&server);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        messages[0].starts_with(
+            "New size: 10; reason: task autoscale node k8s_autoscale6 asked for 40 replicas, current 1, new 10; rules: max 40→10; error: "
+        ),
+        "{messages:?}"
+    );
+    // Writes that keep failing: the Event after the last attempt names the decision too.
+    server.inject(
+        Fault::status(503)
+            .always()
+            .verb("update")
+            .subresource("scale"),
+    );
+    scale(&scaler, intent("default", "app", 3))
+        .await
+        .unwrap_err();
+    let messages = failed_rescale_messages(&server);
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m.starts_with("New size: 3; reason: task autoscale node k8s_autoscale6 asked for 3 replicas, current 1, new 3; rules: none; error: giving up after 4 attempts: ")),
+        "{messages:?}"
+    );
+    assert_eq!(server.deployment_replicas("default", "app"), Some(1));
 }
 
 #[tokio::test]

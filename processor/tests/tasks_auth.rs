@@ -1,6 +1,6 @@
-//! With `[http] auth-enabled`, the task API and `debug/vars` need the write API's credentials
-//! (as Kapacitor's); ping, ready and `/metrics` do not. The CLI sends credentials given in its
-//! URL, as Kapacitor's CLI.
+//! With `[http] auth-enabled`, the task API, the decision records and `debug/vars` need the
+//! write API's credentials (as Kapacitor's); ping, ready and `/metrics` do not. The CLI sends
+//! credentials given in its URL, as Kapacitor's CLI.
 
 mod tasks_support;
 
@@ -42,6 +42,7 @@ async fn the_task_api_needs_credentials_when_auth_is_enabled() {
         "/kapacitor/v1/tasks",
         "/kapacitor/v1/tasks/x",
         "/kapacitor/v1/debug/vars",
+        "/kapacitor/v1/decisions?task=x",
     ] {
         let (status, body) = get(addr, path, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");

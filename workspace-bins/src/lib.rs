@@ -11,8 +11,8 @@
 //!
 //! # Layout
 //! - this file: [`binary`], [`workspace_root`], [`corpora_dir`] and [`samples_dir`] (`../shared`).
-//! - [`peers`]: real programs beside ours (influxd, node_exporter, promtool), free ports, a
-//!   plain HTTP client, [`peers::KillOnDrop`] for the processes a test starts.
+//! - [`peers`]: real programs beside ours (influxd, node_exporter, Prometheus, promtool), free
+//!   ports, a plain HTTP client, [`peers::KillOnDrop`] for the processes a test starts.
 //! - [`scaling`]: scale intents as the tutorial's k8sAutoscale node makes them.
 
 pub mod peers;

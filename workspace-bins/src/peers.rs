@@ -1,9 +1,9 @@
 //! Real programs the tests run beside ours, on free loopback ports in temp dirs: InfluxDB 1.6
-//! (`influxd`, Debian package `influxdb`) and `prometheus-node-exporter`. Each is killed when
-//! its handle drops.
+//! (`influxd`, Debian package `influxdb`), `prometheus-node-exporter` and a Prometheus 2.x server
+//! (`prometheus`). Each is killed when its handle drops.
 //!
-//! A missing program makes [`Influxd::start`], [`NodeExporter::start`] and
-//! [`promtool_check_metrics`] return `None` after
+//! A missing program makes [`Influxd::start`], [`NodeExporter::start`], [`Prometheus::start`]
+//! and [`promtool_check_metrics`] return `None` after
 //! printing `SKIPPED`, or panic when `REQUIRE_PEERS=1` (set by `.ci/run`, which installs them).
 
 use std::io::{Read, Write};
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 const INFLUXD: &str = "/usr/bin/influxd";
 const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
 const PROMTOOL: &str = "/usr/bin/promtool";
+const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {
@@ -276,6 +277,81 @@ impl NodeExporter {
 }
 
 impl Drop for NodeExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running Prometheus server scraping some targets' `/metrics` every second, its config, data
+/// and log (`prometheus.log`) in a directory of the test's.
+pub struct Prometheus {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Prometheus {
+    /// Starts Prometheus under `dir`, scraping `targets` as job `job`; returns once it is
+    /// ready (`/-/ready`).
+    pub fn start(dir: &Path, job: &str, targets: &[SocketAddr]) -> Option<Self> {
+        if !available(PROMETHEUS, "prometheus") {
+            return None;
+        }
+        std::fs::create_dir_all(dir).expect("prometheus directory");
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: '{job}'\n    metrics_path: /metrics\n    \
+             static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        );
+        let config_path = dir.join("prometheus.yml");
+        std::fs::write(&config_path, config).expect("write prometheus.yml");
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log = std::fs::File::create(dir.join("prometheus.log")).expect("prometheus log file");
+        let child = Command::new(PROMETHEUS)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus");
+        let prometheus = Self { child, addr };
+        wait_until_up(addr, "/-/ready", 200, "prometheus");
+        Some(prometheus)
+    }
+
+    /// Runs an instant PromQL query; returns `data.result` (a vector of
+    /// `{"metric": {...}, "value": [time, "value"]}`).
+    pub fn query(&self, query: &str) -> serde_json::Value {
+        let params = form_urlencoded::Serializer::new(String::new())
+            .append_pair("query", query)
+            .finish();
+        let (status, body) = http(self.addr, "GET", &format!("/api/v1/query?{params}"), "");
+        assert_eq!(status, 200, "query {query:?}: {body}");
+        let answer: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("query {query:?}: {e}: {body}"));
+        assert_eq!(answer["status"], "success", "query {query:?}: {body}");
+        answer["data"]["result"].clone()
+    }
+
+    /// The single value `query` answers (`None` while it answers no series).
+    pub fn value(&self, query: &str) -> Option<f64> {
+        let result = self.query(query);
+        let series = result.as_array()?;
+        assert!(
+            series.len() <= 1,
+            "query {query:?}: more than one series: {result}"
+        );
+        series.first()?["value"][1].as_str()?.parse().ok()
+    }
+}
+
+impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

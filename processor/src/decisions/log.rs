@@ -66,8 +66,17 @@ impl DecisionLog {
     /// Up to `limit` records over every target, newest first.
     pub fn latest(&self, limit: usize) -> Vec<Record> {
         let mut all: Vec<&Record> = self.rings.values().flatten().collect();
-        all.sort_by_key(|r| std::cmp::Reverse(r.time_ns));
-        all.into_iter().take(limit).cloned().collect()
+        let newest_first = |r: &&Record| std::cmp::Reverse(r.time_ns);
+        if limit == 0 {
+            return Vec::new();
+        }
+        if limit < all.len() {
+            // Only the newest `limit` need sorting (a task may keep many thousand records).
+            all.select_nth_unstable_by_key(limit - 1, newest_first);
+            all.truncate(limit);
+        }
+        all.sort_by_key(newest_first);
+        all.into_iter().cloned().collect()
     }
 
     /// How many records are kept (all targets).
@@ -135,6 +144,9 @@ mod tests {
         assert_eq!(log.len(), 8);
         let times: Vec<i64> = log.latest(3).iter().map(|r| r.time_ns).collect();
         assert_eq!(times, vec![199, 198, 197]);
+        let all: Vec<i64> = log.latest(100).iter().map(|r| r.time_ns).collect();
+        assert_eq!(all, vec![199, 198, 197, 196, 195, 194, 193, 192]);
+        assert!(log.latest(0).is_empty());
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in the order metrics list them.
     pub const ALL: [Outcome; 6] = [
         Outcome::Increased,
         Outcome::Decreased,
@@ -75,8 +76,25 @@ pub struct RecordTarget {
     pub cluster: String,
     /// Empty: the processor's own namespace.
     pub namespace: String,
+    /// The resource, plural as in API paths (`deployments`, ...).
     pub kind: String,
     pub name: String,
+}
+
+/// `namespace/kind/name` (`<own>` for the processor's own namespace), after `cluster:` when
+/// the target is not in the default cluster.
+impl std::fmt::Display for RecordTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.cluster.is_empty() {
+            write!(f, "{}:", self.cluster)?;
+        }
+        let namespace = if self.namespace.is_empty() {
+            "<own>"
+        } else {
+            &self.namespace
+        };
+        write!(f, "{namespace}/{}/{}", self.kind, self.name)
+    }
 }
 
 impl From<&Target> for RecordTarget {
@@ -124,7 +142,9 @@ pub struct Record {
     pub time: String,
     /// The same, ns since the epoch (for sorting and the CLI's ages).
     pub time_ns: i64,
+    /// The task's id.
     pub task: String,
+    /// The k8sAutoscale node's name (`k8s_autoscale6`).
     pub node: String,
     pub target: RecordTarget,
     pub inputs: Inputs,

@@ -132,6 +132,9 @@ impl Inner {
         let mut last_error = String::new();
         // A write whose answer was an error that may have come after it was applied.
         let mut unconfirmed: Option<Unconfirmed> = None;
+        // The last change decided and sent: (new size, reason), for a FailedRescale Event
+        // that carries the rules as a SuccessfulRescale one does.
+        let mut last_change: Option<(i64, String)> = None;
         for attempt in 1..=MAX_ATTEMPTS {
             if attempt > 1 {
                 tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
@@ -217,6 +220,7 @@ impl Inner {
                 return Ok(outcome(&verdict));
             }
             let uid = scale.metadata.uid.clone();
+            last_change = Some((verdict.new, reason.clone()));
             match api.replace(scale, verdict.new).await {
                 Ok(_) => {
                     history.applied(&verdict, current, now);
@@ -252,7 +256,10 @@ impl Inner {
                         api.event(
                             uid.as_deref(),
                             false,
-                            &format!("New size: {}; error: {message}", verdict.new),
+                            &format!(
+                                "New size: {}; reason: {reason}; error: {message}",
+                                verdict.new
+                            ),
                         )
                         .await;
                         return Err(fatal(api.describe(), message));
@@ -260,12 +267,12 @@ impl Inner {
                 },
             }
         }
-        api.event(
-            None,
-            false,
-            &format!("giving up after {MAX_ATTEMPTS} attempts: {last_error}"),
-        )
-        .await;
+        let gave_up = format!("giving up after {MAX_ATTEMPTS} attempts: {last_error}");
+        let message = match last_change {
+            Some((new, reason)) => format!("New size: {new}; reason: {reason}; error: {gave_up}"),
+            None => gave_up,
+        };
+        api.event(None, false, &message).await;
         Err(ScaleError::Api(format!(
             "{}: {MAX_ATTEMPTS} attempts failed, last: {last_error}",
             api.describe()
@@ -446,7 +453,9 @@ impl ScaleApi<'_> {
     }
 }
 
-/// Why a change is made, for its log line and Event: who asked, the raw count, the rules.
+/// Why a change is made, for its log line and its Event (`SuccessfulRescale`, or
+/// `FailedRescale` when the write failed, as HPA's `New size: N; reason: …; error: …`): who
+/// asked, the raw count, the rules.
 fn reason(intent: &ScaleIntent, raw: Option<f64>, current: i64, verdict: &Verdict) -> String {
     let asked = match raw {
         Some(raw) => format!("asked for {raw} replicas"),

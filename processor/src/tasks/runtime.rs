@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::clock::Clock;
-use crate::decisions::{DecisionLog, Outcome, Record};
+use crate::decisions::metrics::TargetMetrics;
+use crate::decisions::{DecisionLog, DecisionMetrics, Outcome, Record};
 use crate::pipeline::{Effect, Graph, HttpOutData, NodeStats};
 use crate::routing::{Delivery, Router, Subscriber, SubscriptionId};
 use crate::scaler::Scaler;
@@ -92,6 +93,8 @@ pub(super) struct Shared {
     failure: Mutex<Option<String>>,
     /// The k8sAutoscale nodes' decision records.
     decisions: Mutex<DecisionLog>,
+    /// Their figures per target, for `/metrics`.
+    decision_metrics: Mutex<DecisionMetrics>,
 }
 
 impl Shared {
@@ -103,6 +106,7 @@ impl Shared {
             dropped: AtomicU64::new(0),
             failure: Mutex::new(None),
             decisions: Mutex::new(DecisionLog::default()),
+            decision_metrics: Mutex::new(DecisionMetrics::default()),
         }
     }
 
@@ -111,27 +115,44 @@ impl Shared {
         unpoisoned(&self.decisions).latest(limit)
     }
 
-    /// Keeps a decision record; a change is also logged (INFO) with its facts.
+    /// The decisions' figures per target, for `/metrics`.
+    pub(super) fn decision_metrics(&self) -> Vec<TargetMetrics> {
+        unpoisoned(&self.decision_metrics).targets()
+    }
+
+    /// Keeps a decision record and counts it for `/metrics`; a change is also logged (INFO)
+    /// with its facts.
     fn decided(&self, record: Record) {
-        if record.outcome.is_change() || record.outcome == Outcome::Error {
+        if record.outcome.is_change() {
+            let target = record.target.to_string();
             let rules = describe_steps(&record.rules);
-            let target = format!(
-                "{}/{}/{}",
-                record.target.namespace, record.target.kind, record.target.name
+            let inputs = &record.inputs;
+            let series = inputs
+                .series
+                .iter()
+                .map(|c| format!("{} ({})", c.series, c.last))
+                .collect::<Vec<_>>()
+                .join(", ");
+            tracing::info!(
+                task = %record.task,
+                node = %record.node,
+                %target,
+                outcome = record.outcome.name(),
+                current = ?record.current,
+                raw = ?record.raw,
+                desired = ?record.desired,
+                %rules,
+                delay_seconds = ?record.delay_seconds,
+                fields = ?inputs.fields,
+                point_time = %inputs.time,
+                age_seconds = inputs.age_seconds,
+                %series,
+                "scale decision"
             );
-            let level_info = record.outcome.is_change();
-            let (current, raw, desired, delay) = (
-                record.current,
-                record.raw,
-                record.desired,
-                record.delay_seconds,
-            );
-            if level_info {
-                tracing::info!(task = %record.task, node = %record.node, %target, outcome = record.outcome.name(), ?current, ?raw, ?desired, %rules, ?delay, inputs = ?record.inputs.fields, "scale decision");
-            } else {
-                tracing::debug!(task = %record.task, node = %record.node, %target, error = ?record.error, "scale decision failed");
-            }
+        } else if record.outcome == Outcome::Error {
+            tracing::debug!(task = %record.task, node = %record.node, target = %record.target, error = ?record.error, "scale decision failed");
         }
+        unpoisoned(&self.decision_metrics).record(&record);
         unpoisoned(&self.decisions).push(record);
     }
 

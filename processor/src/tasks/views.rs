@@ -3,6 +3,7 @@
 //! `/metrics`, and the RFC 3339 times Kapacitor writes.
 
 use crate::clock;
+use crate::decisions::metrics::TargetMetrics;
 
 use crate::pipeline::{HttpRows, NodeStats};
 use crate::tick::{self, DotStats, Node};
@@ -39,15 +40,37 @@ impl TaskMaster {
     /// Up to `limit` decision records of task `id`, newest first (none while it is
     /// disabled: records live with the running task).
     pub fn decisions(&self, id: &str, limit: usize) -> Result<Vec<crate::decisions::Record>> {
-        let tasks = self.lock();
-        let entry = tasks
-            .get(id)
-            .ok_or_else(|| Error::NotFound(id.to_owned()))?;
-        Ok(entry
-            .running
-            .as_ref()
-            .map(|running| running.shared.decisions(limit))
+        let shared = {
+            let tasks = self.lock();
+            let entry = tasks
+                .get(id)
+                .ok_or_else(|| Error::NotFound(id.to_owned()))?;
+            entry
+                .running
+                .as_ref()
+                .map(|running| std::sync::Arc::clone(&running.shared))
+        };
+        // Read without the task lock: a task may hold many thousand records.
+        Ok(shared
+            .map(|shared| shared.decisions(limit))
             .unwrap_or_default())
+    }
+
+    /// The decisions' figures per target of every running task: `(task, targets)`.
+    pub fn decision_metrics(&self) -> Vec<(String, Vec<TargetMetrics>)> {
+        let running: Vec<_> = self
+            .lock()
+            .iter()
+            .filter_map(|(id, e)| {
+                let running = e.running.as_ref()?;
+                Some((id.clone(), std::sync::Arc::clone(&running.shared)))
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|(id, shared)| (id, shared.decision_metrics()))
+            .filter(|(_, targets)| !targets.is_empty())
+            .collect()
     }
 
     /// `(tasks, enabled tasks, subscriptions)` for `/kapacitor/v1/debug/vars`.
