@@ -248,6 +248,8 @@ async fn an_hpa_on_the_same_target_means_no_write_and_an_event() {
         ScaleError::Conflict {
             target: "default/deployments/app".to_owned(),
             hpa: "default/keda-hpa-app".to_owned(),
+            current: 1,
+            wanted: 3,
         }
     );
     assert_eq!(

@@ -30,6 +30,8 @@ impl Scaler for HpaGuard {
                 Err(ScaleError::Conflict {
                     target,
                     hpa: "owned-hpa".to_owned(),
+                    current: 1,
+                    wanted: 3,
                 })
             });
         }
@@ -390,11 +392,11 @@ async fn every_outcome_and_rule_leaves_a_record_served_newest_first() {
         summary(&failed),
         [
             row(
-                "error",
+                "held",
+                json!(1),
                 json!(null),
-                json!(null),
-                json!(null),
-                &["conflict 0→0"],
+                json!(1),
+                &["conflict 3→1"],
                 1
             ),
             row("error", json!(null), json!(null), json!(null), &[], 1),

@@ -187,13 +187,18 @@ impl Record {
     pub fn failed(&mut self, error: &ScaleError) {
         self.outcome = Outcome::Error;
         self.error = Some(error.to_string());
-        if let ScaleError::Conflict { .. } = error {
+        if let ScaleError::Conflict {
+            current, wanted, ..
+        } = *error
+        {
             // Another autoscaler scales the target: the change is held, not failed.
             self.outcome = Outcome::Held;
+            self.current = Some(current);
+            self.desired = Some(current);
             self.rules.push(Step {
                 rule: crate::scaler::decision::Rule::Conflict,
-                before: self.current.unwrap_or_default(),
-                after: self.current.unwrap_or_default(),
+                before: wanted,
+                after: current,
             });
         }
     }

@@ -211,7 +211,9 @@ impl Inner {
                 .await
             {
                 let uid = scale.metadata.uid.as_deref();
-                return Err(api.refuse(hpa, fresh, dry_run, uid).await);
+                return Err(api
+                    .refuse(hpa, fresh, dry_run, uid, (current, verdict.new))
+                    .await);
             }
             if dry_run {
                 tracing::info!(target = %api.describe(), old = current, new = verdict.new, %reason, "dry run: would scale");
@@ -384,6 +386,7 @@ impl ScaleApi<'_> {
         fresh: bool,
         dry_run: bool,
         uid: Option<&str>,
+        (current, wanted): (i64, i64),
     ) -> ScaleError {
         let message = conflict::refusal_message(&hpa, self.kind, self.name);
         if !fresh {
@@ -397,6 +400,8 @@ impl ScaleApi<'_> {
         ScaleError::Conflict {
             target: self.describe(),
             hpa,
+            current,
+            wanted,
         }
     }
 

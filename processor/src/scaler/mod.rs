@@ -240,7 +240,14 @@ pub enum ScaleError {
     Replicas(String),
     /// A HorizontalPodAutoscaler also scales the target: nothing was written ([`conflict`]).
     #[error("{target} is also scaled by HorizontalPodAutoscaler {hpa}; not scaling it")]
-    Conflict { target: String, hpa: String },
+    Conflict {
+        target: String,
+        hpa: String,
+        /// The replicas read from the API.
+        current: i64,
+        /// The count the decision would have set.
+        wanted: i64,
+    },
 }
 
 /// A boxed future, so [`Scaler`] stays object-safe.
