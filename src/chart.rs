@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 
 use crate::score::Second;
+use processor::decisions::Record;
 
 const WIDTH: f64 = 960.0;
 const LEFT: f64 = 60.0;
@@ -68,6 +69,31 @@ pub fn scale_marks(seconds: &[Second]) -> Vec<ScaleMark> {
             rule: None,
         })
         .collect()
+}
+
+/// Names the rule behind each mark from the processor's decision records (`records`, any
+/// order; `start_ns` is the run's second 0 on the processor clock): the change record nearest
+/// in time (within 2 s) that set the mark's new count gives its rules (`policy`, `burst`,
+/// ...), or `raw` when no rule shaped it (the count is what the `.replicas()` lambda asked).
+pub fn attach_rules(marks: &mut [ScaleMark], records: &[Record], start_ns: i64) {
+    for mark in marks.iter_mut() {
+        let at = start_ns as f64 + mark.t as f64 * 1e9;
+        let nearest = records
+            .iter()
+            .filter(|r| r.outcome.is_change() && r.desired == Some(mark.to))
+            .map(|r| ((r.time_ns as f64 - at).abs(), r))
+            .filter(|(distance, _)| *distance <= 2e9)
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((_, record)) = nearest {
+            let mut names: Vec<&str> = record.rules.iter().map(|s| s.rule.name()).collect();
+            names.dedup();
+            mark.rule = Some(if names.is_empty() {
+                "raw".to_owned()
+            } else {
+                names.join("+")
+            });
+        }
+    }
 }
 
 /// Renders `seconds` with `title` and the scale events `marks`; `target_rps` scales the replica
@@ -320,6 +346,66 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(time_ns: i64, outcome: &str, desired: i64, rules: &[&str]) -> Record {
+        let rules: Vec<serde_json::Value> = rules
+            .iter()
+            .map(|r| serde_json::json!({"rule": r, "before": 0, "after": 0}))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "time": "", "time_ns": time_ns, "task": "autoscale", "node": "k8s_autoscale6",
+            "target": {"namespace": "default", "kind": "deployments", "name": "app"},
+            "inputs": {"fields": {}, "time": "", "age_seconds": 0.0},
+            "current": 1, "raw": 2.0, "desired": desired, "rules": rules,
+            "outcome": outcome, "delay_seconds": 0.5
+        }))
+        .expect("a record")
+    }
+
+    #[test]
+    fn each_mark_names_the_rules_of_the_change_record_that_set_its_count() {
+        let start = 1_000 * 1_000_000_000;
+        let mut marks = vec![
+            ScaleMark {
+                t: 10,
+                from: 1,
+                to: 5,
+                rule: None,
+            },
+            ScaleMark {
+                t: 20,
+                from: 5,
+                to: 9,
+                rule: None,
+            },
+            ScaleMark {
+                t: 30,
+                from: 9,
+                to: 4,
+                rule: None,
+            },
+            ScaleMark {
+                t: 40,
+                from: 4,
+                to: 3,
+                rule: None,
+            },
+        ];
+        let records = [
+            record(start + 9_500_000_000, "increased", 5, &["policy", "policy"]),
+            record(start + 9_900_000_000, "held", 5, &["cooldown"]),
+            record(start + 19_800_000_000, "increased", 9, &["burst", "max"]),
+            record(start + 29_700_000_000, "decreased", 4, &[]),
+            // Too far from t = 40 to be its cause.
+            record(start + 45_000_000_000, "decreased", 3, &["stabilization"]),
+        ];
+        attach_rules(&mut marks, &records, start);
+        let rules: Vec<Option<&str>> = marks.iter().map(|m| m.rule.as_deref()).collect();
+        assert_eq!(
+            rules,
+            [Some("policy"), Some("burst+max"), Some("raw"), None]
+        );
+    }
 
     fn run() -> Vec<Second> {
         (0..30)

@@ -325,6 +325,8 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
     }
     live.header(&mut view_out);
     let start = Instant::now() + Duration::from_millis(200);
+    // Second 0 on the processor's clock, to place its decision records on the chart.
+    let start_ns = processor::clock::wall_ns() + 200_000_000;
     for t in 0..=total_seconds {
         tokio::time::sleep_until(start + Duration::from_secs(t)).await;
         if t < total_seconds {
@@ -379,6 +381,9 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
         seconds.push(second);
     }
 
+    // The decision records, for the rule behind each scale event on the chart.
+    let records = decision_records(&http, &processor_url).await;
+
     // Wind down: stop load, replicas, processor and stand-in.
     let _ = stop_kubelet.send(());
     let _ = kubelet_task.await;
@@ -401,7 +406,8 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
         humanize(params.increase_cooldown),
         humanize(params.decrease_cooldown),
     );
-    let marks = chart::scale_marks(&seconds);
+    let mut marks = chart::scale_marks(&seconds);
+    chart::attach_rules(&mut marks, &records, start_ns);
     write_outputs(
         &options.out,
         &title,
@@ -412,6 +418,27 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
     )?;
     let _ = view_out.flush();
     Ok(summary)
+}
+
+/// The lab task's decision records (`GET /kapacitor/v1/decisions`); none when the processor
+/// does not answer (the chart then shows the changes without their rules).
+async fn decision_records(http: &Http, processor_url: &str) -> Vec<processor::decisions::Record> {
+    let url = format!("{processor_url}/kapacitor/v1/decisions?task=autoscale&limit=10000");
+    let Some((200, body)) = http.send("GET", &url, None).await else {
+        tracing::warn!("no decision records: the chart shows no rules");
+        return Vec::new();
+    };
+    #[derive(serde::Deserialize)]
+    struct Decisions {
+        decisions: Vec<processor::decisions::Record>,
+    }
+    match serde_json::from_str::<Decisions>(&body) {
+        Ok(decisions) => decisions.decisions,
+        Err(error) => {
+            tracing::warn!(%error, "unreadable decision records: the chart shows no rules");
+            Vec::new()
+        }
+    }
 }
 
 /// How a run is judged: the loop as the task really runs it.
