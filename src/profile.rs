@@ -8,6 +8,9 @@ use std::time::Duration;
 pub enum Profile {
     /// 100 -> 600 -> 100 rps in 100-rps steps, each held long enough to settle.
     Ramp,
+    /// 50 -> 550 -> 50 rps in 100-rps steps: every level in the middle of a replica's band, so
+    /// the ideal count never flickers with the load's noise (the decision-lag run).
+    MidRamp,
     /// 200 rps, then a step to 600.
     Step,
     /// 200 rps with a short burst to 800.
@@ -45,7 +48,7 @@ impl Plan {
         let hold = self.hold.as_secs_f64();
         let secs = match self.profile {
             // 1..6..1 hundred: 11 levels.
-            Profile::Ramp => 11.0 * hold,
+            Profile::Ramp | Profile::MidRamp => 11.0 * hold,
             Profile::Step => 3.0 * hold,
             Profile::Spike => 3.0 * hold,
             Profile::SteadyNoisy => 3.0 * hold,
@@ -68,6 +71,13 @@ impl Plan {
                 let step = level.min(10.0);
                 let hundreds = if step <= 5.0 { step + 1.0 } else { 11.0 - step };
                 100.0 * hundreds
+            }
+            Profile::MidRamp => {
+                let ramp = Plan {
+                    profile: Profile::Ramp,
+                    ..self.clone()
+                };
+                ramp.offered_rps(t, noise) - 50.0
             }
             Profile::Step => {
                 if s < hold {
@@ -158,6 +168,19 @@ mod tests {
         );
         assert_eq!(p.duration(), Duration::from_secs(330));
         assert_eq!(p.changes().len(), 11);
+    }
+
+    #[test]
+    fn the_mid_ramp_keeps_every_level_in_the_middle_of_a_band() {
+        let p = plan(Profile::MidRamp);
+        let levels: Vec<f64> = (0..11)
+            .map(|i| p.offered_rps(Duration::from_secs(i * 30 + 1), 0.0))
+            .collect();
+        assert_eq!(
+            levels,
+            [50.0, 150.0, 250.0, 350.0, 450.0, 550.0, 450.0, 350.0, 250.0, 150.0, 50.0]
+        );
+        assert_eq!(p.duration(), Duration::from_secs(330));
     }
 
     #[test]

@@ -32,6 +32,7 @@ fn options(profile: Profile, hold: u64) -> Options {
         decrease_cooldown: Duration::from_secs(15),
         interval: Duration::from_secs(1),
         flush_interval: Duration::from_secs(1),
+        processes: false,
     }
 }
 
