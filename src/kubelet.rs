@@ -56,8 +56,8 @@ enum Running {
         agent_task: JoinHandle<()>,
     },
     Processes {
-        app: Child,
-        agent: Child,
+        app: Box<Child>,
+        agent: Box<Child>,
     },
 }
 
@@ -327,7 +327,10 @@ async fn start_processes(
     Ok(Replica {
         name,
         app_addr,
-        running: Running::Processes { app, agent },
+        running: Running::Processes {
+            app: Box::new(app),
+            agent: Box::new(agent),
+        },
     })
 }
 
@@ -366,8 +369,8 @@ async fn stop_replica(replica: Replica) {
         }
         Running::Processes { app, agent } => {
             tokio::join!(
-                terminate(app, Duration::from_secs(5)),
-                terminate(agent, Duration::from_secs(15))
+                terminate(*app, Duration::from_secs(5)),
+                terminate(*agent, Duration::from_secs(15))
             );
         }
     }

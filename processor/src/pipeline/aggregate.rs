@@ -684,7 +684,14 @@ mod tests {
 
     /// Feeds `host`'s points at `times` (seconds) as one batch arriving at `now_ns`, after a
     /// tick at that time.
-    fn batch(agg: &mut Aggregate, host: &str, times: &[i64], v: f64, now_ns: i64, out: &mut Vec<Point>) {
+    fn batch(
+        agg: &mut Aggregate,
+        host: &str,
+        times: &[i64],
+        v: f64,
+        now_ns: i64,
+        out: &mut Vec<Point>,
+    ) {
         agg.tick(now_ns, out);
         for &t in times {
             agg.point(point(host, t, v), now_ns, out).unwrap();
@@ -755,7 +762,11 @@ mod tests {
         for t in 61..=79 {
             batch(&mut agg, "a", &[t], 1.0, t * S + S / 5, &mut out);
         }
-        assert_eq!(values(&out).last(), Some(&(64, 1.0)), "64 waited from 64.2 s");
+        assert_eq!(
+            values(&out).last(),
+            Some(&(64, 1.0)),
+            "64 waited from 64.2 s"
+        );
         // ... until two of b's cadences after its last flush (at 60.2 s) it is not awaited.
         batch(&mut agg, "a", &[80], 1.0, 80 * S + S / 5, &mut out);
         assert_eq!(values(&out).last(), Some(&(80, 1.0)));
@@ -796,7 +807,10 @@ mod tests {
             }
         }
         assert_eq!(
-            contributors.0.get(&series).and_then(|c| c.cadence.interval()),
+            contributors
+                .0
+                .get(&series)
+                .and_then(|c| c.cadence.interval()),
             Some(10 * S)
         );
         // Waited for until two cadences after its latest new times (40 s).
