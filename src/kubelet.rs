@@ -1,15 +1,18 @@
 //! A local kubelet: turns the stand-in Deployment's replica count into running replicas, each
-//! an app instance with its own agent sidecar (in-process, on loopback ports), and keeps the
-//! Service's endpoint list (what the load generator spreads over) and the Deployment's status.
+//! an app instance with its own agent sidecar (in-process, or as separate `app` and `agent`
+//! processes with `--processes`; on loopback ports), and keeps the Service's endpoint list
+//! (what the load generator spreads over) and the Deployment's status.
 //!
 //! Scale-down removes a replica from the endpoints first, then stops its app and its agent
-//! (which flushes once more), as Kubernetes does with a terminating pod.
+//! (which flushes once more; a process gets SIGTERM), as Kubernetes does with a terminating pod.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use k8s_standin::{Handle, WorkloadKind};
+use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -25,15 +28,37 @@ pub struct PodTemplate {
     /// Agent interval and flush interval.
     pub interval: Duration,
     pub flush_interval: Duration,
+    /// Run each replica as separate processes of these binaries; in-process when `None`.
+    pub binaries: Option<Binaries>,
+}
+
+/// The `app` and `agent` binaries a replica runs as processes, and where their configs go.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub app: PathBuf,
+    pub agent: PathBuf,
+    /// A directory for the agents' config files.
+    pub config_dir: PathBuf,
 }
 
 struct Replica {
     name: String,
     app_addr: SocketAddr,
-    stop_app: Option<oneshot::Sender<()>>,
-    stop_agent: Option<oneshot::Sender<()>>,
-    app_task: JoinHandle<()>,
-    agent_task: JoinHandle<()>,
+    running: Running,
+}
+
+/// How a replica's app and agent run.
+enum Running {
+    InProcess {
+        stop_app: Option<oneshot::Sender<()>>,
+        stop_agent: Option<oneshot::Sender<()>>,
+        app_task: JoinHandle<()>,
+        agent_task: JoinHandle<()>,
+    },
+    Processes {
+        app: Box<Child>,
+        agent: Box<Child>,
+    },
 }
 
 /// Why a replica could not start.
@@ -45,6 +70,22 @@ pub enum StartError {
     AgentConfig(#[from] agent::config::ConfigError),
     #[error("agent: {0}")]
     Agent(#[from] agent::runtime::StartError),
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    WriteConfig {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no free loopback port: {0}")]
+    Port(#[source] std::io::Error),
+    #[error("the app process did not listen on {0} within 10 s")]
+    AppDown(SocketAddr),
 }
 
 /// The running replicas of one Deployment.
@@ -176,7 +217,22 @@ async fn first_sample(interval: Duration) {
     tokio::time::sleep(wait).await;
 }
 
+/// The agent's config: the tutorial's sidecar settings, at the lab's pace.
+fn agent_config(template: &PodTemplate, metrics_addr: SocketAddr) -> String {
+    format!(
+        "[agent]\n  interval = \"{}ms\"\n  round_interval = true\n  flush_interval = \"{}ms\"\n  omit_hostname = true\n\
+         [[outputs.influxdb]]\n  urls = [\"{}\"]\n  database = \"autoscale\"\n  retention_policy = \"autogen\"\n  timeout = \"2s\"\n\
+         [[inputs.prometheus]]\n  urls = [\"http://{metrics_addr}/metrics\"]\n  namepass = [\"requests\"]\n",
+        template.interval.as_millis(),
+        template.flush_interval.as_millis(),
+        template.processor_url,
+    )
+}
+
 async fn start_replica(template: &PodTemplate, name: String) -> Result<Replica, StartError> {
+    if let Some(binaries) = &template.binaries {
+        return start_processes(template, binaries, name).await;
+    }
     let app = app::App::bind(app::Config {
         listen: "127.0.0.1:0".parse().expect("loopback address"),
         metrics_listen: "127.0.0.1:0".parse().expect("loopback address"),
@@ -191,16 +247,7 @@ async fn start_replica(template: &PodTemplate, name: String) -> Result<Replica, 
     let app_task = tokio::spawn(app.serve(async {
         let _ = app_stopped.await;
     }));
-    // The tutorial's sidecar settings, at the lab's pace.
-    let config_text = format!(
-        "[agent]\n  interval = \"{}ms\"\n  round_interval = true\n  flush_interval = \"{}ms\"\n  omit_hostname = true\n\
-         [[outputs.influxdb]]\n  urls = [\"{}\"]\n  database = \"autoscale\"\n  retention_policy = \"autogen\"\n  timeout = \"2s\"\n\
-         [[inputs.prometheus]]\n  urls = [\"http://{metrics_addr}/metrics\"]\n  namepass = [\"requests\"]\n",
-        template.interval.as_millis(),
-        template.flush_interval.as_millis(),
-        template.processor_url,
-    );
-    let config = agent::config::Config::parse(&config_text, |_| None)?;
+    let config = agent::config::Config::parse(&agent_config(template, metrics_addr), |_| None)?;
     let telemetry = agent::telemetry::Telemetry::new();
     let sidecar = agent::Agent::new(config, None, &telemetry)?;
     let (stop_agent, agent_stopped) = oneshot::channel();
@@ -210,21 +257,121 @@ async fn start_replica(template: &PodTemplate, name: String) -> Result<Replica, 
     Ok(Replica {
         name,
         app_addr,
-        stop_app: Some(stop_app),
-        stop_agent: Some(stop_agent),
-        app_task,
-        agent_task,
+        running: Running::InProcess {
+            stop_app: Some(stop_app),
+            stop_agent: Some(stop_agent),
+            app_task,
+            agent_task,
+        },
     })
 }
 
-async fn stop_replica(mut replica: Replica) {
-    if let Some(stop) = replica.stop_app.take() {
-        let _ = stop.send(());
+/// A free loopback address (bound, read, released).
+fn free_loopback() -> Result<SocketAddr, StartError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map_err(StartError::Port)
+}
+
+fn spawn(command: &mut Command, program: &std::path::Path) -> Result<Child, StartError> {
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| StartError::Spawn {
+            program: program.to_owned(),
+            source,
+        })
+}
+
+/// A replica as two processes, as in a pod: the app, then its agent once the app listens.
+async fn start_processes(
+    template: &PodTemplate,
+    binaries: &Binaries,
+    name: String,
+) -> Result<Replica, StartError> {
+    let (app_addr, metrics_addr) = (free_loopback()?, free_loopback()?);
+    let mut command = Command::new(&binaries.app);
+    command
+        .arg("--listen")
+        .arg(app_addr.to_string())
+        .arg("--metrics-listen")
+        .arg(metrics_addr.to_string())
+        .env("HOSTNAME", &name)
+        .env("APP_DEPLOYMENT", &template.deployment);
+    if let Some(capacity) = template.capacity {
+        command.arg("--capacity").arg(capacity.to_string());
     }
-    if let Some(stop) = replica.stop_agent.take() {
-        let _ = stop.send(());
+    let mut app = spawn(&mut command, &binaries.app)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(metrics_addr).await.is_err() {
+        if tokio::time::Instant::now() > deadline {
+            let _ = app.start_kill();
+            return Err(StartError::AppDown(metrics_addr));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // The app drains in-flight requests; the agent flushes once more.
-    let _ = tokio::time::timeout(Duration::from_secs(5), replica.app_task).await;
-    let _ = tokio::time::timeout(Duration::from_secs(15), replica.agent_task).await;
+    let path = binaries.config_dir.join(format!("{name}.conf"));
+    std::fs::write(&path, agent_config(template, metrics_addr)).map_err(|source| {
+        StartError::WriteConfig {
+            path: path.clone(),
+            source,
+        }
+    })?;
+    let agent = spawn(
+        Command::new(&binaries.agent).arg("--config").arg(&path),
+        &binaries.agent,
+    )?;
+    Ok(Replica {
+        name,
+        app_addr,
+        running: Running::Processes {
+            app: Box::new(app),
+            agent: Box::new(agent),
+        },
+    })
+}
+
+/// SIGTERM, as the kubelet stops a container (the processes handle it: the agent flushes once
+/// more), then SIGKILL if it is still running after `grace`.
+async fn terminate(mut child: Child, grace: Duration) {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+    }
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+}
+
+async fn stop_replica(replica: Replica) {
+    match replica.running {
+        Running::InProcess {
+            mut stop_app,
+            mut stop_agent,
+            app_task,
+            agent_task,
+        } => {
+            if let Some(stop) = stop_app.take() {
+                let _ = stop.send(());
+            }
+            if let Some(stop) = stop_agent.take() {
+                let _ = stop.send(());
+            }
+            // The app drains in-flight requests; the agent flushes once more.
+            let _ = tokio::time::timeout(Duration::from_secs(5), app_task).await;
+            let _ = tokio::time::timeout(Duration::from_secs(15), agent_task).await;
+        }
+        Running::Processes { app, agent } => {
+            tokio::join!(
+                terminate(*app, Duration::from_secs(5)),
+                terminate(*agent, Duration::from_secs(15))
+            );
+        }
+    }
 }

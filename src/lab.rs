@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, oneshot};
 use tokio::time::Instant;
 
-use crate::kubelet::{Kubelet, PodTemplate};
+use crate::kubelet::{Binaries, Kubelet, PodTemplate};
 use crate::loadgen::{LoadGenerator, Targets};
 use crate::profile::{ChurnEvent, Plan, Profile};
 use crate::score::{self, Rules, Second, Summary};
@@ -64,6 +64,9 @@ pub struct Options {
     /// Agent interval and flush interval.
     pub interval: Duration,
     pub flush_interval: Duration,
+    /// Run each replica's app and agent as separate processes (the `app` and `agent` binaries
+    /// beside the lab's own) instead of in-process.
+    pub processes: bool,
 }
 
 /// Why a run could not happen.
@@ -86,6 +89,10 @@ pub enum LabError {
     Task { task: String, reason: String },
     #[error("replica: {0}")]
     Replica(#[from] crate::kubelet::StartError),
+    #[error(
+        "{0} not found: build the replicas' binaries first (cargo build --release -p app -p agent)"
+    )]
+    Binary(PathBuf),
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -226,21 +233,42 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
         .await?,
     );
 
-    // The processor, in-process, scaling through kube against the stand-in.
+    // The replicas' binaries, when they run as processes: beside the lab's own.
+    let binaries = if options.processes {
+        let dir = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(PathBuf::from))
+            .unwrap_or_default();
+        let (app, agent) = (dir.join("app"), dir.join("agent"));
+        for binary in [&app, &agent] {
+            if !binary.is_file() {
+                return Err(LabError::Binary(binary.clone()));
+            }
+        }
+        Some((app, agent))
+    } else {
+        None
+    };
+
+    // The processor, in-process, scaling through kube against the stand-in. Its `[pipeline]`
+    // settings are the defaults, as a new user's; `PROCESSOR_PIPELINE_*` variables set them as
+    // they do for the processor binary.
     let data_dir = tempdir()?;
     let config_text = format!(
         "data_dir = {:?}\n[http]\nbind-address = \"127.0.0.1:0\"\n\
-         [kubernetes]\nenabled = true\napi-servers = [\"{}\"]\nnamespace = \"default\"\n\
-         [pipeline]\nlateness = \"{}ms\"\nseries-expiry = \"{}ms\"\n",
+         [kubernetes]\nenabled = true\napi-servers = [\"{}\"]\nnamespace = \"default\"\n",
         data_dir.display().to_string(),
         api.url(),
-        // The agents flush every interval: a time is complete once every pod has sent it, and
-        // a pod that stopped is known gone after a few flushes (the defaults, 15 s and 30 s,
-        // suit the tutorial's 10-s flushes).
-        (options.flush_interval * 2 + options.interval).as_millis(),
-        (options.flush_interval * 4 + options.interval).as_millis(),
     );
-    let loaded = processor::config::Config::parse(&config_text)?;
+    let config_path = data_dir.join("processor.conf");
+    std::fs::write(&config_path, config_text).map_err(|source| LabError::Write {
+        path: config_path.clone(),
+        source,
+    })?;
+    let loaded = processor::config::Config::load_with_env(
+        Some(&config_path),
+        std::env::vars().filter(|(name, _)| name.starts_with("PROCESSOR_PIPELINE_")),
+    )?;
     let clock = processor::clock::system();
     let scaler =
         processor::startup::connect_kubernetes(&loaded.config.kubernetes, Arc::clone(&clock))
@@ -294,6 +322,11 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
         processor_url: processor_url.clone(),
         interval: options.interval,
         flush_interval: options.flush_interval,
+        binaries: binaries.map(|(app, agent)| Binaries {
+            app,
+            agent,
+            config_dir: data_dir.clone(),
+        }),
     })));
     kubelet.lock().await.reconcile(&api).await?;
     let endpoints = Arc::clone(&kubelet.lock().await.endpoints);
@@ -582,6 +615,7 @@ mod tests {
             decrease_cooldown: DEFAULT_DECREASE_COOLDOWN,
             interval: Duration::from_secs(1),
             flush_interval: Duration::from_secs(1),
+            processes: false,
         }
     }
 

@@ -9,7 +9,8 @@
 //! # Layout
 //! - [`profile`]: load profiles and churn events (pure).
 //! - [`loadgen`]: the open-loop generator, also the `load` subcommand against any URL.
-//! - [`kubelet`]: replicas from the stand-in's replica count (app + agent, in-process).
+//! - [`kubelet`]: replicas from the stand-in's replica count (app + agent, in-process or as
+//!   processes).
 //! - [`task`]: the autoscale task's vars (`--var`) and the loop they make (pure).
 //! - [`lab`]: one run, wiring them all; [`view`]: the live lines.
 //! - [`score`]: control quality and goals (pure); [`chart`]: the SVG (pure).

@@ -86,6 +86,10 @@ struct RunArgs {
     /// Exit 1 when a control-quality goal fails.
     #[arg(long)]
     check: bool,
+    /// Run each replica as separate `app` and `agent` processes (build them first:
+    /// `cargo build --release -p app -p agent`).
+    #[arg(long)]
+    processes: bool,
 }
 
 fn main() -> ExitCode {
@@ -138,6 +142,7 @@ async fn run(args: RunArgs) -> ExitCode {
         decrease_cooldown: lab::DEFAULT_DECREASE_COOLDOWN,
         interval: Duration::from_secs(1),
         flush_interval: Duration::from_secs(1),
+        processes: args.processes,
     };
     let result = if args.json {
         lab::run(options, std::io::stderr()).await
@@ -173,6 +178,9 @@ async fn run(args: RunArgs) -> ExitCode {
                      + a flush) FAIL"
                 ),
             }
+        }
+        if let (Some(p95), Some(max)) = (summary.lag_p95_s, summary.lag_max_s) {
+            println!("decision lag: {p95:.0} s for 95 % of the run, at most {max:.0} s");
         }
         println!(
             "scale events {}, flaps after settling {}; chart and summary.json in {}",

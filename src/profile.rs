@@ -11,6 +11,9 @@ pub enum Profile {
     ShortRamp,
     /// 100 -> 600 -> 100 rps in 100-rps steps, each held long enough to settle.
     Ramp,
+    /// 50 -> 550 -> 50 rps in 100-rps steps: every level in the middle of a replica's band, so
+    /// the ideal count never flickers with the load's noise (the decision-lag run).
+    MidRamp,
     /// 200 rps, then a step to 600.
     Step,
     /// 200 rps with a short burst to 800.
@@ -65,7 +68,7 @@ impl Plan {
         let secs = match self.profile {
             Profile::ShortRamp => SHORT_RAMP.len() as f64 * hold,
             // 1..6..1 hundred: 11 levels.
-            Profile::Ramp => 11.0 * hold,
+            Profile::Ramp | Profile::MidRamp => 11.0 * hold,
             Profile::Step => 3.0 * hold,
             Profile::Spike => 3.0 * hold,
             Profile::SteadyNoisy => 3.0 * hold,
@@ -89,6 +92,13 @@ impl Plan {
                 let step = level.min(10.0);
                 let hundreds = if step <= 5.0 { step + 1.0 } else { 11.0 - step };
                 100.0 * hundreds
+            }
+            Profile::MidRamp => {
+                let ramp = Plan {
+                    profile: Profile::Ramp,
+                    ..self.clone()
+                };
+                ramp.offered_rps(t, noise) - 50.0
             }
             Profile::Step => {
                 if s < hold {
@@ -197,6 +207,21 @@ mod tests {
         // Past the end it stays at the last level.
         assert_eq!(p.offered_rps(Duration::from_secs(400), 0.0), 150.0);
         assert_eq!(Profile::Ramp.default_hold(), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn the_mid_ramp_keeps_every_level_in_the_middle_of_a_band() {
+        let p = plan(Profile::MidRamp);
+        let levels: Vec<f64> = (0..11)
+            .map(|i| p.offered_rps(Duration::from_secs(i * 30 + 1), 0.0))
+            .collect();
+        assert_eq!(
+            levels,
+            [
+                50.0, 150.0, 250.0, 350.0, 450.0, 550.0, 450.0, 350.0, 250.0, 150.0, 50.0
+            ]
+        );
+        assert_eq!(p.duration(), Duration::from_secs(330));
     }
 
     #[test]

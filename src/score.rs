@@ -4,6 +4,12 @@
 //! offered load the loop gets a settle allowance: one smoothing window (moving-average count x
 //! interval) + the cooldown of that direction + one flush interval. Seconds inside an allowance
 //! are not scored.
+//!
+//! The decision lag of a second `t` is how far the running count trails the ideal in time: the
+//! smallest `d` such that the running count at `t` is the ideal count of second `t - d` (0 when
+//! it is right; a count the ideal never asked for up to `t` counts `t + 1`). Every second counts;
+//! the summary gives its 95th percentile ("the replica count lags the ideal by at most this for
+//! 95 % of the run") and its maximum.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -71,6 +77,10 @@ pub struct Summary {
     pub flaps_after_settle: u64,
     pub step_reaction_s: Option<f64>,
     pub churn_rps_error_pct: Option<f64>,
+    /// 95th percentile of the decision lag over every second, in seconds.
+    pub lag_p95_s: Option<f64>,
+    /// Largest decision lag, in seconds.
+    pub lag_max_s: Option<f64>,
     pub goals: BTreeMap<String, Goal>,
 }
 
@@ -114,6 +124,31 @@ impl Rules {
             t >= change && t < change + self.allowance(up).as_secs()
         })
     }
+}
+
+/// The decision lag of every second, in seconds (see the module documentation).
+pub fn decision_lags(rules: &Rules, seconds: &[Second]) -> Vec<u64> {
+    seconds
+        .iter()
+        .enumerate()
+        .map(|(i, now)| {
+            (0..=i)
+                .find(|&d| {
+                    seconds
+                        .get(i - d)
+                        .is_some_and(|then| rules.ideal(then.offered_rps) == now.actual)
+                })
+                .unwrap_or(i + 1) as u64
+        })
+        .collect()
+}
+
+/// The nearest-rank percentile `p` (0..=100) of `values`.
+fn percentile(values: &[u64], p: f64) -> Option<u64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.saturating_sub(1)).copied()
 }
 
 /// Scores a run.
@@ -176,13 +211,16 @@ pub fn summarize(rules: &Rules, seconds: &[Second]) -> Summary {
                 Some(max.map_or(e, |m| m.max(e)))
             })
     };
+    let lags = decision_lags(rules, seconds);
+    let lag_p95_s = percentile(&lags, 95.0).map(|s| s as f64);
+    let lag_max_s = lags.iter().max().map(|&s| s as f64);
     let mut goals = BTreeMap::new();
     let mut goal = |name: &str, value: Option<f64>, limit: f64, at_least: bool| {
         let pass = value.is_some_and(|v| if at_least { v >= limit } else { v <= limit });
         goals.insert(name.to_owned(), Goal { value, limit, pass });
     };
     match rules.profile {
-        Profile::ShortRamp | Profile::Ramp | Profile::TutorialRamp => {
+        Profile::ShortRamp | Profile::Ramp | Profile::MidRamp | Profile::TutorialRamp => {
             goal("tracking_exact_pct", tracking_exact_pct, 95.0, true);
             goal("max_abs_error", max_abs_error.map(|e| e as f64), 1.0, false);
         }
@@ -217,6 +255,8 @@ pub fn summarize(rules: &Rules, seconds: &[Second]) -> Summary {
         flaps_after_settle: flaps,
         step_reaction_s,
         churn_rps_error_pct,
+        lag_p95_s,
+        lag_max_s,
         goals,
     }
 }
@@ -280,6 +320,32 @@ mod tests {
         assert_eq!(summary.max_abs_error, Some(0));
         assert_eq!(summary.scale_events, 1);
         assert!(summary.goals["tracking_exact_pct"].pass);
+    }
+
+    #[test]
+    fn the_decision_lag_is_how_far_the_running_count_trails_the_ideal() {
+        let r = rules(Profile::MidRamp, vec![0, 10]);
+        // 150 rps (2 replicas) from second 10; the running count follows at 17, and at 30 a
+        // third replica that no load ever asked for starts.
+        let run: Vec<Second> = (0..40)
+            .map(|t| {
+                let offered = if t < 10 { 50.0 } else { 150.0 };
+                let running = match t {
+                    0..17 => 1,
+                    17..30 => 2,
+                    _ => 3,
+                };
+                second(t, offered, running)
+            })
+            .collect();
+        let lags = decision_lags(&r, &run);
+        assert_eq!(lags[9], 0);
+        assert_eq!(&lags[10..18], [1, 2, 3, 4, 5, 6, 7, 0]);
+        assert_eq!(lags[30], 31);
+        let summary = summarize(&r, &run[..30]);
+        // 30 seconds, 7 of them late by 1..=7 s: the 95th percentile is the 29th smallest.
+        assert_eq!(summary.lag_p95_s, Some(6.0));
+        assert_eq!(summary.lag_max_s, Some(7.0));
     }
 
     #[test]

@@ -33,6 +33,7 @@ fn options(profile: Profile, hold: u64) -> Options {
         decrease_cooldown: Duration::from_secs(15),
         interval: Duration::from_secs(1),
         flush_interval: Duration::from_secs(1),
+        processes: false,
     }
 }
 
@@ -91,9 +92,12 @@ fn steady_noisy_load_does_not_flap() {
 
 #[test]
 fn churn_keeps_the_measured_total_and_the_count() {
-    let (summary, seconds) = run(options(Profile::Churn, 15));
+    // The processor runs on its defaults: the sum's group learns its series for one
+    // `lateness` (15 s) before its first total, then the moving average fills (10 s). The
+    // first churn event comes after that.
+    let (summary, seconds) = run(options(Profile::Churn, 30));
     // 300 rps: 3 replicas throughout, whatever restarts and replacements happen.
-    let settled: Vec<i64> = seconds.iter().skip(15).map(desired).collect();
+    let settled: Vec<i64> = seconds.iter().skip(30).map(desired).collect();
     assert!(settled.iter().all(|&d| (2..=4).contains(&d)), "{settled:?}");
     let error = summary
         .churn_rps_error_pct

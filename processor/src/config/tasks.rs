@@ -12,11 +12,14 @@ use super::keys::{DurationRange, EnvKind, apply_indexed_env, check_integer_range
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineConfig {
     /// `lateness`: an aggregate emits an aligned time at the latest this long after its first
-    /// value arrived (default 15 s: agents flush every 10 s, plus jitter). Range
-    /// [`LATENESS_RANGE`]: `0s` (never wait for other series) to `1h`.
+    /// value arrived (default 15 s: the tutorial's agents flush every 10 s, plus jitter). An
+    /// upper bound: each series is waited for only two of its own flush intervals, learned from
+    /// its arrivals, after its latest new times. Range [`LATENESS_RANGE`]: `0s` (never wait for
+    /// other series) to `1h`.
     pub lateness: Duration,
-    /// `series-expiry`: a series silent this long stops being waited for (default 30 s).
-    /// Range [`SERIES_EXPIRY_RANGE`]: `1s` to `24h`.
+    /// `series-expiry`: a series silent this long stops being waited for (default 30 s). An
+    /// upper bound: a series whose flush interval is learned is gone after four of them. Range
+    /// [`SERIES_EXPIRY_RANGE`]: `1s` to `24h`.
     pub series_expiry: Duration,
     /// `state-expiry`: per-series state unused this long is freed (default 10 m). Range
     /// [`STATE_EXPIRY_RANGE`]: `1s` to `7d`.

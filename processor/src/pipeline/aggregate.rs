@@ -7,8 +7,26 @@
 //! total equal to total/N. Here each group keeps one bucket per aligned time; a bucket holds
 //! one value per *contributor* (a series: measurement + full tag set). A bucket for time T is
 //! emitted, oldest first, when
-//! - every live contributor has reached T (its latest point is at T or later), or
+//! - every live contributor has reached T (its latest point is at T or later) or is no longer
+//!   awaited (below), or
 //! - `lateness` has passed (processor clock) since the bucket's first value arrived.
+//!
+//! # Cadence
+//!
+//! Each contributor's flush cadence is learned from its arrivals: the processor-clock gaps
+//! between its batches that carry new times (a batch of ten points is one arrival; a repeat of
+//! old times is none). Its cadence is the largest of its latest 8 gaps, so jitter and a skipped
+//! flush make it more patient, never less; it is known after 3 gaps. A bucket waits for a
+//! contributor that has not reached it only until two of its cadences after its latest new
+//! times arrived (its next flush, plus one cadence of margin; at least 1 s), and never longer
+//! than `lateness`; a contributor silent for four of its cadences is gone (at most
+//! `series_expiry`). So a pod that left is no longer waited for about two of its flushes after
+//! its last one, and forgotten after four: 2 s and 4 s for an agent flushing every second,
+//! while an agent flushing every 10 s is still waited for (within `lateness`) and kept for
+//! `series_expiry`. A contributor that arrives regularly but late (its points always some
+//! seconds old) keeps arriving within its cadence and is waited for. A contributor whose
+//! cadence is not known yet (fewer than 3 gaps: a new series) is waited for as every series
+//! once was: up to `lateness`, and it expires after `series_expiry`.
 //!
 //! For a bucket ahead of the processor clock the lateness runs from when the clock reaches
 //! its time, not from its first value: one point stamped ahead (a pod with a broken clock)
@@ -20,11 +38,11 @@
 //! dropped (`warm_up_times`), since some series could not have contributed to them. So the
 //! first total after a task starts counts every pod, not only the one whose flush came first.
 //!
-//! A contributor that sent nothing for `series_expiry` (processor clock) stops being live, so
-//! a pod that left stops holding buckets back. A point for a time already emitted is late:
-//! counted in `late_points` and dropped (never summed twice); a second value from the same
-//! series for the same time replaces the first (`duplicate_points`), so a retried batch does
-//! not count twice. Groups with no contributors and no buckets are freed.
+//! A contributor that is gone stops being live (`expired_series`), so a pod that left stops
+//! holding buckets back. A point for a time already emitted is late: counted in `late_points`
+//! and dropped (never summed twice); a second value from the same series for the same time
+//! replaces the first (`duplicate_points`), so a retried batch does not count twice. Groups
+//! with no contributors and no buckets are freed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,7 +54,11 @@ use super::point::{Batch, FastMap, Field, Group, Point, Series};
 /// Timing settings of the alignment, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Alignment {
+    /// The longest an aligned time waits for a contributor (each waits less when its cadence
+    /// says so).
     pub lateness_ns: i64,
+    /// The longest a silent contributor stays live (each is gone sooner when its cadence says
+    /// so).
     pub series_expiry_ns: i64,
     /// A group with no live series and nothing pending is freed this long after its last
     /// point; until then it remembers the last emitted time, so nothing is emitted twice.
@@ -61,6 +83,47 @@ struct Bucket {
     values: Vec<(Arc<Series>, Field)>,
 }
 
+/// Gaps (processor clock) between a series' batches of new times that its cadence is learned
+/// from: the latest few, so a series that changes pace is relearned within a few flushes.
+const CADENCE_GAPS: usize = 8;
+/// Gaps a series must have shown before its cadence is trusted. Until then it is waited for as
+/// long as `lateness` allows and expires after `series_expiry`, as every series once did.
+const LEARNED_AFTER_GAPS: u8 = 3;
+/// An aligned time waits for a series with a learned cadence until this many of its cadences
+/// after its latest new times arrived: its next flush, plus one more cadence of margin.
+const PATIENCE_CADENCES: i64 = 2;
+/// A series silent for this many of its cadences is gone (at most `series_expiry`).
+const GONE_AFTER_CADENCES: i64 = 4;
+/// The least patience, whatever the cadence (the task ticks once a second).
+const MIN_PATIENCE_NS: i64 = 1_000_000_000;
+
+/// A series' flush cadence, learned from the processor-clock gaps between its batches that
+/// carried new times: the largest of the latest [`CADENCE_GAPS`] gaps, so jitter and an
+/// occasional skipped flush make it more patient, never less.
+#[derive(Debug, Clone, Default)]
+struct Cadence {
+    gaps: [i64; CADENCE_GAPS],
+    /// Where the next gap goes.
+    next: usize,
+    /// Gaps seen, up to [`LEARNED_AFTER_GAPS`].
+    seen: u8,
+}
+
+impl Cadence {
+    fn record(&mut self, gap: i64) {
+        if let Some(slot) = self.gaps.get_mut(self.next) {
+            *slot = gap;
+        }
+        self.next = (self.next + 1) % CADENCE_GAPS;
+        self.seen = self.seen.saturating_add(1).min(LEARNED_AFTER_GAPS);
+    }
+
+    /// The learned interval in ns, once enough gaps were seen.
+    fn interval(&self) -> Option<i64> {
+        (self.seen >= LEARNED_AFTER_GAPS).then(|| self.gaps.iter().copied().max().unwrap_or(0))
+    }
+}
+
 #[derive(Debug)]
 struct Contributor {
     /// First point time seen from this series.
@@ -69,10 +132,43 @@ struct Contributor {
     watermark: i64,
     /// Processor time of its latest point.
     last_arrival: i64,
+    /// Processor time of its latest batch that carried a new time (moved the watermark).
+    last_advance: i64,
+    cadence: Cadence,
 }
 
-/// The series that feed one group, with how far each has come: what an aligned time (or a
-/// window's end) waits for. Shared by aggregates and windows.
+impl Contributor {
+    /// Whether an aligned time it has not reached still waits for it at `now`: always while
+    /// its cadence is unknown (the aligned time's `lateness` bounds the wait), else until
+    /// [`PATIENCE_CADENCES`] of its cadences after its latest new times arrived.
+    fn awaited(&self, now: i64) -> bool {
+        match self.cadence.interval() {
+            None => true,
+            Some(interval) => {
+                let patience = interval
+                    .saturating_mul(PATIENCE_CADENCES)
+                    .max(MIN_PATIENCE_NS);
+                now.saturating_sub(self.last_advance) < patience
+            }
+        }
+    }
+
+    /// Whether it is gone at `now`: silent for [`GONE_AFTER_CADENCES`] of its cadences, or for
+    /// `expiry_ns` (the bound, and the rule while its cadence is unknown).
+    fn gone(&self, now: i64, expiry_ns: i64) -> bool {
+        let limit = match self.cadence.interval() {
+            None => expiry_ns,
+            Some(interval) => interval
+                .saturating_mul(GONE_AFTER_CADENCES)
+                .max(MIN_PATIENCE_NS)
+                .min(expiry_ns),
+        };
+        now.saturating_sub(self.last_arrival) >= limit
+    }
+}
+
+/// The series that feed one group, with how far each has come and how often each flushes:
+/// what an aligned time (or a window's end) waits for. Shared by aggregates and windows.
 #[derive(Debug, Default)]
 pub(super) struct Contributors(FastMap<Arc<Series>, Contributor>);
 
@@ -83,14 +179,27 @@ impl Contributors {
             first: time,
             watermark: time,
             last_arrival: now,
+            last_advance: now,
+            cadence: Cadence::default(),
         });
-        contributor.watermark = contributor.watermark.max(time);
         contributor.last_arrival = now;
+        if time > contributor.watermark {
+            // A later batch with new times: one gap of its cadence. The other points of the
+            // same batch arrive at the same `now` and add none.
+            if now > contributor.last_advance {
+                contributor.cadence.record(now - contributor.last_advance);
+                contributor.last_advance = now;
+            }
+            contributor.watermark = time;
+        }
     }
 
-    /// True when every live series has sent a point at or after `time`.
-    pub(super) fn all_reached(&self, time: i64) -> bool {
-        self.0.values().all(|c| c.watermark >= time)
+    /// True when no live series is still awaited for `time` at `now`: each has sent a point at
+    /// or after it, or is past its own patience (see [`Contributor::awaited`]).
+    pub(super) fn complete(&self, time: i64, now: i64) -> bool {
+        self.0
+            .values()
+            .all(|c| c.watermark >= time || !c.awaited(now))
     }
 
     /// The latest first point time among the live series.
@@ -98,11 +207,11 @@ impl Contributors {
         self.0.values().map(|c| c.first).max()
     }
 
-    /// Forgets series quiet for `expiry_ns` at `now`; returns how many.
+    /// Forgets the series that are gone at `now` (silent for a few of their cadences, at most
+    /// `expiry_ns`); returns how many.
     pub(super) fn expire(&mut self, now: i64, expiry_ns: i64) -> u64 {
         let before = self.0.len();
-        self.0
-            .retain(|_, c| now.saturating_sub(c.last_arrival) < expiry_ns);
+        self.0.retain(|_, c| !c.gone(now, expiry_ns));
         (before - self.0.len()) as u64
     }
 
@@ -309,7 +418,7 @@ fn emit_due(
     while let Some(entry) = state.buckets.first_entry() {
         let time = *entry.key();
         let bucket = entry.get();
-        let complete = state.contributors.all_reached(time);
+        let complete = state.contributors.complete(time, now);
         // A bucket's lateness runs from its first value or, for a time ahead of the clock,
         // from when the clock reaches it: the other series cannot have sent it before.
         let waiting_since = bucket.first_arrival.max(time);
@@ -563,6 +672,155 @@ mod tests {
         // The dropped time stays emitted: a straggler for it is late, not a new total.
         agg.point(point("c", 101, 4.0), 107 * S, &mut out).unwrap();
         assert_eq!(agg.stats.late_points, 1);
+    }
+
+    /// The settings as a task has them: a new group learns its series for one lateness.
+    fn learning() -> Alignment {
+        Alignment {
+            warm_up_ns: 15 * S,
+            ..alignment()
+        }
+    }
+
+    /// Feeds `host`'s points at `times` (seconds) as one batch arriving at `now_ns`, after a
+    /// tick at that time.
+    fn batch(
+        agg: &mut Aggregate,
+        host: &str,
+        times: &[i64],
+        v: f64,
+        now_ns: i64,
+        out: &mut Vec<Point>,
+    ) {
+        agg.tick(now_ns, out);
+        for &t in times {
+            agg.point(point(host, t, v), now_ns, out).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_one_second_series_that_stops_is_waited_for_two_of_its_cadences_not_the_lateness() {
+        let mut agg = Aggregate::new(&spec(AggregateFn::Sum), learning());
+        let mut out = Vec::new();
+        // a and b flush their point for t at t + 0.3 s and t + 0.5 s; b stops after 10.
+        for t in 1..=20 {
+            batch(&mut agg, "a", &[t], 1.0, t * S + 3 * S / 10, &mut out);
+            if t <= 10 {
+                batch(&mut agg, "b", &[t], 2.0, t * S + S / 2, &mut out);
+            }
+        }
+        agg.tick(21 * S, &mut out);
+        let sums = values(&out);
+        let expected: Vec<(i64, f64)> = (1..=20)
+            .map(|t| (t, if t <= 10 { 3.0 } else { 1.0 }))
+            .collect();
+        assert_eq!(sums, expected);
+        // Once b stops after 20, whose last point arrived at 20.5 s with a cadence of 1 s, 21
+        // is held until 22.5 s (the next arrival after that is a's at 23.3 s), not for the
+        // 15-s lateness ...
+        let mut agg = Aggregate::new(&spec(AggregateFn::Sum), learning());
+        let mut out = Vec::new();
+        for t in 1..=23 {
+            batch(&mut agg, "a", &[t], 1.0, t * S + 3 * S / 10, &mut out);
+            if t <= 20 {
+                batch(&mut agg, "b", &[t], 2.0, t * S + S / 2, &mut out);
+            }
+            if t == 22 {
+                assert_eq!(values(&out).last(), Some(&(20, 3.0)), "21 waits for b");
+            }
+        }
+        assert_eq!(values(&out).last(), Some(&(23, 1.0)));
+        // ... and b is forgotten four cadences after its last point, not after 30 s.
+        agg.tick(24 * S + S / 2 - 1, &mut out);
+        assert_eq!(agg.stats.expired_series, 0);
+        agg.tick(24 * S + S / 2, &mut out);
+        assert_eq!(agg.stats.expired_series, 1);
+    }
+
+    #[test]
+    fn a_ten_second_series_is_waited_for_beside_one_second_series() {
+        let mut agg = Aggregate::new(&spec(AggregateFn::Sum), learning());
+        let mut out = Vec::new();
+        // a flushes every second; b flushes ten points every 10 s, at 10.2, 20.2, ...
+        for t in 1..=60 {
+            let now = t * S + S / 5;
+            batch(&mut agg, "a", &[t], 1.0, now, &mut out);
+            if t % 10 == 0 {
+                let times: Vec<i64> = (t - 9..=t).collect();
+                batch(&mut agg, "b", &times, 10.0, now, &mut out);
+            }
+            // Nothing is emitted that b has not sent yet.
+            let last = values(&out).last().map_or(0, |(time, _)| *time);
+            assert!(last <= t - t % 10, "at {t} s: {:?}", values(&out));
+        }
+        let sums = values(&out);
+        assert_eq!(sums.len(), 60, "{sums:?}");
+        assert!(sums.iter().all(|(_, v)| *v == 11.0), "{sums:?}");
+        assert_eq!(agg.stats.late_points, 0);
+        // b stops: each next time waits for it the lateness (its patience, two cadences, is
+        // longer) ...
+        for t in 61..=79 {
+            batch(&mut agg, "a", &[t], 1.0, t * S + S / 5, &mut out);
+        }
+        assert_eq!(
+            values(&out).last(),
+            Some(&(64, 1.0)),
+            "64 waited from 64.2 s"
+        );
+        // ... until two of b's cadences after its last flush (at 60.2 s) it is not awaited.
+        batch(&mut agg, "a", &[80], 1.0, 80 * S + S / 5, &mut out);
+        assert_eq!(values(&out).last(), Some(&(80, 1.0)));
+        assert_eq!(agg.stats.late_points, 0);
+    }
+
+    #[test]
+    fn a_series_late_but_regular_holds_each_time_until_its_point_arrives() {
+        let mut agg = Aggregate::new(&spec(AggregateFn::Sum), learning());
+        let mut out = Vec::new();
+        // c's point for t always comes 3 s after a's.
+        for t in 1..=40 {
+            let now = t * S + S / 5;
+            batch(&mut agg, "a", &[t], 1.0, now, &mut out);
+            if t > 3 {
+                batch(&mut agg, "c", &[t - 3], 4.0, now + S / 10, &mut out);
+            }
+            if t > 16 {
+                assert_eq!(
+                    values(&out).last(),
+                    Some(&(t - 3, 5.0)),
+                    "at {t} s every time up to {} is complete, later ones wait for c",
+                    t - 3
+                );
+            }
+        }
+        assert_eq!(agg.stats.late_points, 0);
+    }
+
+    #[test]
+    fn a_batch_of_many_times_is_one_arrival_and_repeats_do_not_make_a_series_on_time() {
+        let mut contributors = Contributors::default();
+        let series = point("b", 0, 0.0).series;
+        // Ten points per batch, every 10 s: a 10-s cadence.
+        for flush in 1..=4 {
+            for t in (flush - 1) * 10..flush * 10 {
+                contributors.saw(&series, t * S, flush * 10 * S);
+            }
+        }
+        assert_eq!(
+            contributors
+                .0
+                .get(&series)
+                .and_then(|c| c.cadence.interval()),
+            Some(10 * S)
+        );
+        // Waited for until two cadences after its latest new times (40 s).
+        assert!(!contributors.complete(40 * S, 59 * S));
+        assert!(contributors.complete(40 * S, 60 * S));
+        // A repeat of old times keeps it live but does not make it awaited again.
+        contributors.saw(&series, 39 * S, 61 * S);
+        assert!(contributors.complete(40 * S, 61 * S));
+        assert_eq!(contributors.expire(61 * S, 30 * S), 0);
+        assert_eq!(contributors.expire(91 * S, 30 * S), 1);
     }
 
     #[test]

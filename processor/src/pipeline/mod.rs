@@ -38,9 +38,11 @@ pub use point::{Batch, Field, Group, Message, Point, Series};
 /// Timing settings of a running pipeline (`[pipeline]` in the config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
-    /// An aggregate emits an aligned time at the latest this long after its first value arrived.
+    /// An aggregate emits an aligned time at the latest this long after its first value arrived
+    /// (the bound: it waits for each series only as long as that series' learned cadence says).
     pub lateness: Duration,
-    /// A series that sent nothing for this long stops counting as a live contributor.
+    /// A series that sent nothing for this long stops counting as a live contributor (the
+    /// bound: a series with a learned cadence is gone after four of its flush intervals).
     pub series_expiry: Duration,
     /// Per-series/per-group state (derivative, movingAverage, caches) unused this long is freed.
     pub state_expiry: Duration,

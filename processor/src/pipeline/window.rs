@@ -9,15 +9,16 @@
 //! emits `(t - period, t]` stamped `t`.
 //!
 //! Deviation (as for aggregates, compat.md 2.6): with `every` > 0 a window that one series has
-//! passed is not emitted until every live series of the group has passed its end, or until
-//! `lateness` (processor clock) after the first point past its end arrived, or after the
-//! clock reached its end if that is later (so one point stamped ahead cannot move a group's
-//! windows past the other series' points). Kapacitor emits
-//! at once, so a pod whose 10-s flush comes later than another's loses its points for that
-//! window. Points too old for any window still to come are counted in `late_points` and
+//! passed is not emitted until every live series of the group has passed its end or is no
+//! longer awaited by its own cadence (two of its flush intervals after its latest new times;
+//! see the aggregate module's "Cadence"), or until `lateness` (processor clock) after the first
+//! point past its end arrived, or after the clock reached its end if that is later (so one
+//! point stamped ahead cannot move a group's windows past the other series' points). Kapacitor
+//! emits at once, so a pod whose 10-s flush comes later than another's loses its points for
+//! that window. Points too old for any window still to come are counted in `late_points` and
 //! dropped; a second point of a series at the same time replaces the first
-//! (`duplicate_points`); series quiet for `series_expiry` stop being waited for; a group
-//! quiet for `state_expiry` is freed with its buffer.
+//! (`duplicate_points`); series silent for four of their cadences (at most `series_expiry`)
+//! stop being waited for; a group quiet for `state_expiry` is freed with its buffer.
 
 use std::sync::Arc;
 
@@ -191,7 +192,7 @@ impl Window {
                 return;
             };
             let end = state.next_end;
-            let complete = state.contributors.all_reached(end);
+            let complete = state.contributors.complete(end, now);
             // A window ending ahead of the clock waits for the clock, however late the others.
             if !complete && now.saturating_sub(due_since.max(end)) < lateness {
                 return;
