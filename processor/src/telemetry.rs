@@ -191,6 +191,14 @@ fn write_decisions(out: &mut String, tasks: &[(String, Vec<TargetMetrics>)]) {
             let _ = writeln!(out, "{name}{{{labels},rule=\"{}\"}} {count}", rule.name());
         }
     }
+    let name = "processor_autoscale_decreases_after_silence_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Decreases of a k8sAutoscale target decided while series of its total had just stopped reporting (a total that fell because pods went silent).\n# TYPE {name} counter"
+    );
+    for (labels, target) in targets() {
+        let _ = writeln!(out, "{name}{{{labels}}} {}", target.decreases_after_silence);
+    }
     let name = "processor_autoscale_decision_delay_seconds";
     let _ = writeln!(
         out,

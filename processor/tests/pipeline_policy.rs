@@ -28,6 +28,8 @@ struct Sim {
     now: Arc<AtomicI64>,
     /// Each pod's counter.
     counters: Vec<f64>,
+    /// Pods whose agent no longer reports (their app still serves its share).
+    silent: Vec<bool>,
     /// The simulated Deployment's replicas at the start.
     initial: i64,
     /// The simulated Deployment's replicas after each second.
@@ -51,6 +53,7 @@ impl Sim {
             scaler,
             now,
             counters: vec![0.0; pods],
+            silent: vec![false; pods],
             initial: replicas,
             replicas: Vec::new(),
             records: Vec::new(),
@@ -66,6 +69,9 @@ impl Sim {
         let mut body = String::new();
         for (pod, counter) in self.counters.iter_mut().enumerate() {
             *counter += share;
+            if self.silent[pod] {
+                continue;
+            }
             body.push_str(&format!(
                 "requests,host=pod{pod},deployment=app counter={counter} {time}\n"
             ));
@@ -162,6 +168,51 @@ impl Sim {
             })
             .sum()
     }
+}
+
+#[test]
+fn records_name_the_series_of_a_total_and_a_decrease_after_a_pod_went_silent() {
+    let mut sim = Sim::new(HPA_LIKE, 3, 3);
+    for _ in 0..60 {
+        sim.second(270.0);
+    }
+    assert_eq!(*sim.replicas.last().unwrap(), 3);
+    let steady = sim.records.last().unwrap();
+    assert_eq!(steady.inputs.series_count, 3);
+    let named: Vec<&str> = steady
+        .inputs
+        .series
+        .iter()
+        .map(|c| c.series.as_str())
+        .collect();
+    assert!(
+        named.contains(&"requests,deployment=app,host=pod2"),
+        "{named:?}"
+    );
+    assert!(steady.inputs.expired.is_empty());
+    // pod2's agent stops; its app still serves a third of the load, which the total loses.
+    sim.silent[2] = true;
+    for _ in 0..60 {
+        sim.second(270.0);
+    }
+    let decrease = sim
+        .records
+        .iter()
+        .find(|r| r.outcome == Outcome::Decreased)
+        .expect("the lost third scales down");
+    assert_eq!(decrease.inputs.series_count, 2);
+    let gone: Vec<&str> = decrease
+        .inputs
+        .expired
+        .iter()
+        .map(|c| c.series.as_str())
+        .collect();
+    assert_eq!(gone, ["requests,deployment=app,host=pod2"]);
+    assert!(decrease.is_decrease_after_silence());
+    assert!(
+        decrease.delay_seconds.is_some_and(|d| d > 0.0 && d < 2.0),
+        "from the newest sample: {decrease:?}"
+    );
 }
 
 fn settled_increases(sim: &Sim) -> u64 {

@@ -200,3 +200,23 @@ async fn a_change_made_by_someone_else_restarts_the_rate_policies() {
     assert_eq!((after.old, after.new), (2, 6));
     assert_eq!(c.replicas(), 6);
 }
+
+#[tokio::test]
+async fn a_decrease_after_series_went_silent_says_so_in_its_event() {
+    let c = cluster(3).await;
+    c.now.store(c.start, Ordering::SeqCst);
+    let mut intent: ScaleIntent =
+        workspace_bins::scaling::intent("default", Kind::Deployments, "app", 2);
+    intent.point_time_ns = c.start;
+    intent.gone = vec!["requests,deployment=app,host=pod2".to_owned()];
+    let outcome = c.scaler.scale(intent).await.expect("scaled");
+    assert_eq!((outcome.decision, outcome.new), (Decision::Decreased, 2));
+    let messages = c.messages();
+    assert!(
+        messages.iter().any(|m| m.starts_with("New size: 2;")
+            && m.ends_with(
+                "the total fell after series stopped reporting: requests,deployment=app,host=pod2"
+            )),
+        "{messages:?}"
+    );
+}

@@ -27,5 +27,6 @@ pub fn intent(namespace: &str, kind: Kind, name: &str, desired: i64) -> ScaleInt
         point_time_ns: processor::clock::wall_ns(),
         task: "autoscale".to_owned(),
         node: "k8s_autoscale6".to_owned(),
+        gone: Vec::new(),
     }
 }

@@ -79,6 +79,9 @@ pub struct TargetMetrics {
     /// Rules at work, in the order of [`Rule::ALL`]: one per record each rule appears in.
     pub rules: [u64; Rule::ALL.len()],
     pub delay: DelayHistogram,
+    /// Decreases decided while series of the total had just stopped reporting: a total that
+    /// fell because pods went silent, not because load fell.
+    pub decreases_after_silence: u64,
     /// The newest record's time (ns), to forget the target updated longest ago.
     last: i64,
 }
@@ -93,6 +96,7 @@ impl TargetMetrics {
             outcomes: [0; Outcome::ALL.len()],
             rules: [0; Rule::ALL.len()],
             delay: DelayHistogram::default(),
+            decreases_after_silence: 0,
             last: i64::MIN,
         }
     }
@@ -146,6 +150,9 @@ impl DecisionMetrics {
             {
                 *n += 1;
             }
+        }
+        if record.is_decrease_after_silence() {
+            metrics.decreases_after_silence += 1;
         }
         if let Some(delay) = record.delay_seconds {
             metrics.delay.observe(delay);

@@ -126,7 +126,10 @@ pub struct Inputs {
     pub time: String,
     /// Processor clock minus the point's time when the decision was made, seconds.
     pub age_seconds: f64,
-    /// For a summed total: each contributing series with its last time (empty otherwise).
+    /// For a summed total: how many series made it (0 otherwise).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub series_count: usize,
+    /// For a summed total: its series with their last times, newest first (at most 64).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub series: Vec<Contributor>,
     /// Series that stopped reporting shortly before this point: a total that fell because
@@ -173,6 +176,10 @@ fn one() -> u64 {
     1
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 impl Record {
     /// Fills the scaler's part of a record from its answer.
     pub fn decided(&mut self, outcome: &ScaleOutcome) {
@@ -201,6 +208,14 @@ impl Record {
                 after: current,
             });
         }
+    }
+
+    /// A decrease (made or decided in dry run) while series of the total had just stopped
+    /// reporting (`inputs.expired`): the total may have fallen because pods went silent.
+    pub fn is_decrease_after_silence(&self) -> bool {
+        self.outcome.is_change()
+            && !self.inputs.expired.is_empty()
+            && matches!((self.current, self.desired), (Some(c), Some(d)) if d < c)
     }
 
     /// Whether `other` says the same as this record (it may be coalesced into it).

@@ -49,7 +49,10 @@ use std::sync::Arc;
 
 use crate::tick::nodes::{AggregateFn, AggregateSpec};
 
-use super::point::{Batch, FastMap, Field, Group, Point, Series};
+use super::nodes::nanos;
+use super::point::{
+    Batch, FastMap, Field, Group, MAX_NAMED, Point, Provenance, RECENTLY_GONE, Series,
+};
 
 /// Timing settings of the alignment, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,9 +213,31 @@ impl Contributors {
     /// Forgets the series that are gone at `now` (silent for a few of their cadences, at most
     /// `expiry_ns`); returns how many.
     pub(super) fn expire(&mut self, now: i64, expiry_ns: i64) -> u64 {
+        self.expire_with(now, expiry_ns, |_, _| {})
+    }
+
+    /// [`Contributors::expire`], handing each gone series and its latest point time to
+    /// `gone`.
+    pub(super) fn expire_with(
+        &mut self,
+        now: i64,
+        expiry_ns: i64,
+        mut gone: impl FnMut(&Arc<Series>, i64),
+    ) -> u64 {
         let before = self.0.len();
-        self.0.retain(|_, c| !c.gone(now, expiry_ns));
+        self.0.retain(|series, c| {
+            let keep = !c.gone(now, expiry_ns);
+            if !keep {
+                gone(series, c.watermark);
+            }
+            keep
+        });
         (before - self.0.len()) as u64
+    }
+
+    /// The latest point time of `series`, if it is live.
+    fn watermark(&self, series: &Arc<Series>) -> Option<i64> {
+        self.0.get(series).map(|c| c.watermark)
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -232,6 +257,9 @@ struct GroupState {
     /// Processor time until which the group learns its series and emits nothing; `None`
     /// once warm.
     warm_until: Option<i64>,
+    /// Series that stopped reporting: (series, its last point time, processor time it was
+    /// found gone), kept for [`RECENTLY_GONE`] and named beside the group's totals.
+    gone: Vec<(Arc<Series>, i64, i64)>,
 }
 
 /// One aggregate node's state.
@@ -304,6 +332,7 @@ impl Aggregate {
                 emitted_through: None,
                 last_arrival: now,
                 warm_until: Some(now.saturating_add(self.alignment.warm_up_ns)),
+                gone: Vec::new(),
             });
         state.last_arrival = now;
         if let Some((_, bucket)) = state.buckets.iter().next()
@@ -365,6 +394,14 @@ impl Aggregate {
             group: Arc::clone(&batch.group),
             fields: vec![(Arc::clone(&self.as_), result)],
             time: batch.time,
+            provenance: Some(Arc::new(Provenance::new(
+                batch
+                    .points
+                    .iter()
+                    .map(|p| (Arc::clone(&p.series), p.time))
+                    .collect(),
+                [],
+            ))),
         }))
     }
 
@@ -372,8 +409,16 @@ impl Aggregate {
     /// frees empty groups.
     pub fn tick(&mut self, now: i64, out: &mut Vec<Point>) {
         let expiry = self.alignment.series_expiry_ns;
+        let recent = nanos(RECENTLY_GONE).unwrap_or(i64::MAX);
         for state in self.groups.values_mut() {
-            self.stats.expired_series += state.contributors.expire(now, expiry);
+            let gone = &mut state.gone;
+            self.stats.expired_series +=
+                state.contributors.expire_with(now, expiry, |series, last| {
+                    if gone.len() < MAX_NAMED {
+                        gone.push((Arc::clone(series), last, now));
+                    }
+                });
+            gone.retain(|(_, _, at)| now.saturating_sub(*at) < recent);
             self.stats.warm_up_times += warm_up(state, now);
             emit_due(state, self.function, &self.as_, self.alignment, now, out);
         }
@@ -429,11 +474,21 @@ fn emit_due(
         let bucket = entry.remove();
         state.emitted_through = Some(time);
         if let Some(result) = reduce(function, &bucket.values) {
+            let series = bucket
+                .values
+                .iter()
+                .map(|(series, _)| {
+                    let last = state.contributors.watermark(series).unwrap_or(time);
+                    (Arc::clone(series), last)
+                })
+                .collect();
+            let gone = state.gone.iter().map(|(s, last, _)| (Arc::clone(s), *last));
             out.push(Point {
                 series: Arc::clone(&state.out_series),
                 group: Arc::clone(&state.group),
                 fields: vec![(Arc::clone(as_), result)],
                 time,
+                provenance: Some(Arc::new(Provenance::new(series, gone))),
             });
         }
     }
@@ -529,6 +584,7 @@ mod tests {
             group: Arc::new(group),
             fields: vec![(Arc::from("v"), Field::Float(v))],
             time: t * S,
+            provenance: None,
         }
     }
 

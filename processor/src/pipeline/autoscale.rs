@@ -106,8 +106,12 @@ impl Autoscale {
         asker: &Asker<'_>,
         name: String,
         desired: Desired,
+        point: &Point,
         point_time_ns: i64,
     ) -> ScaleIntent {
+        let gone = point.provenance.as_ref().map_or_else(Vec::new, |p| {
+            p.gone.iter().map(|(series, _)| series.key()).collect()
+        });
         ScaleIntent {
             target: self.target(name),
             desired,
@@ -115,6 +119,7 @@ impl Autoscale {
             point_time_ns,
             task: asker.task.to_owned(),
             node: asker.node_name.to_owned(),
+            gone,
         }
     }
 
@@ -154,7 +159,13 @@ impl Autoscale {
             }
             // The fallback is decided now: its point is as old as the silence, so the
             // staleness check must not drop it.
-            let intent = self.intent(asker, name, Desired::Fallback(fallback.replicas), now);
+            let intent = self.intent(
+                asker,
+                name,
+                Desired::Fallback(fallback.replicas),
+                &point,
+                now,
+            );
             effects.push(Effect::Scale {
                 node: asker.node,
                 intent: Box::new(intent),
@@ -205,7 +216,7 @@ impl Autoscale {
             self.last_seen
                 .insert(name.clone(), (point.clone(), now, false));
         }
-        let intent = self.intent(asker, name, desired, point.time);
+        let intent = self.intent(asker, name, desired, &point, point.time);
         effects.push(Effect::Scale {
             node: asker.node,
             intent: Box::new(intent),
@@ -246,8 +257,9 @@ impl Autoscale {
                 fields,
                 time: rfc3339_nanos(point.time),
                 age_seconds: now.saturating_sub(point.time) as f64 / 1e9,
-                series: Vec::new(),
-                expired: Vec::new(),
+                series_count: point.provenance.as_ref().map_or(0, |p| p.count),
+                series: contributors(point.provenance.as_deref().map(|p| &p.series[..])),
+                expired: contributors(point.provenance.as_deref().map(|p| &p.gone[..])),
             },
             current: None,
             raw: None,
@@ -291,8 +303,14 @@ impl Autoscale {
         let name = resource_name(&self.spec, point).unwrap_or_default();
         let mut record = self.record(asker, &self.target(name.clone()), point, outcome.decided_at);
         record.decided(outcome);
+        // From the newest contributing sample (the point's own time for a single series).
+        let newest = point
+            .provenance
+            .as_ref()
+            .and_then(|p| p.newest())
+            .unwrap_or(point.time);
         record.delay_seconds = (outcome.decision != Decision::Stale)
-            .then(|| outcome.decided_at.saturating_sub(point.time) as f64 / 1e9);
+            .then(|| outcome.decided_at.saturating_sub(newest) as f64 / 1e9);
         effects.push(Effect::Decision(Box::new(record)));
         if outcome.decision != Decision::Stale {
             self.current
@@ -330,8 +348,21 @@ impl Autoscale {
                 (Arc::from("new"), Field::Int(outcome.new)),
             ],
             time: point.time,
+            provenance: None,
         })
     }
+}
+
+/// Series and their last times, as records name them.
+fn contributors(series: Option<&[(Arc<Series>, i64)]>) -> Vec<crate::decisions::Contributor> {
+    series
+        .unwrap_or_default()
+        .iter()
+        .map(|(series, last)| crate::decisions::Contributor {
+            series: series.key(),
+            last: rfc3339_nanos(*last),
+        })
+        .collect()
 }
 
 /// The target's name: `.resourceName()`, or the point's `.resourceNameTag()` tag.

@@ -195,6 +195,7 @@ pub(super) mod tests {
             group: Arc::new(group),
             fields: vec![(Arc::from("counter"), Field::Float(counter))],
             time: t * S,
+            provenance: None,
         }
     }
 

@@ -79,6 +79,7 @@ impl MovingAverage {
                 Field::Float(window.sum / count as f64),
             )],
             time: point.time,
+            provenance: point.provenance,
         }))
     }
 
@@ -108,6 +109,7 @@ impl MovingAverage {
                     group: Arc::clone(&point.group),
                     fields: vec![(Arc::clone(&self.as_), Field::Float(mean))],
                     time: point.time,
+                    provenance: point.provenance.clone(),
                 });
             }
         }

@@ -184,6 +184,7 @@ impl From {
             group: Arc::clone(&entry.group),
             fields,
             time,
+            provenance: None,
         }))
     }
 
@@ -358,5 +359,6 @@ pub fn eval(spec: &EvalSpec, point: Point) -> Result<Point, Error> {
         group: point.group,
         fields,
         time: point.time,
+        provenance: point.provenance,
     })
 }

@@ -83,6 +83,18 @@ impl Series {
         }
     }
 
+    /// `measurement,tag=value,...` (unescaped: for people, not for line protocol).
+    pub fn key(&self) -> String {
+        let mut key = self.measurement.to_string();
+        for (k, v) in &self.tags {
+            key.push(',');
+            key.push_str(k);
+            key.push('=');
+            key.push_str(v);
+        }
+        key
+    }
+
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.tags
             .binary_search_by(|(k, _)| (**k).cmp(key))
@@ -240,6 +252,55 @@ pub struct Point {
     pub fields: Vec<(Arc<str>, Field)>,
     /// Nanoseconds since the Unix epoch.
     pub time: i64,
+    /// For a total across series (an aggregate's output, and what is computed from it):
+    /// which series made it; `None` for points of one series.
+    pub provenance: Option<Arc<Provenance>>,
+}
+
+/// The series behind an aggregate's total, for decision records: a total that fell because a
+/// pod went silent must read as such.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Provenance {
+    /// How many series made the total.
+    pub count: usize,
+    /// Series in the total, with their latest point time (ns): at most [`MAX_NAMED`], the
+    /// newest first.
+    pub series: Vec<(Arc<Series>, i64)>,
+    /// Series of the group that stopped reporting shortly before (gone within
+    /// [`RECENTLY_GONE`]), with their last point time (ns).
+    pub gone: Vec<(Arc<Series>, i64)>,
+}
+
+/// The most series a [`Provenance`] names (a group of 10,000 pods is counted, not listed).
+pub const MAX_NAMED: usize = 64;
+
+/// How long a series that stopped reporting is named beside its group's totals: about what a
+/// moving average of a minute of points and a scale-down need to show the drop.
+pub const RECENTLY_GONE: std::time::Duration = std::time::Duration::from_secs(120);
+
+impl Provenance {
+    /// From the series of a total and their latest point times, and the recently gone ones.
+    pub fn new(
+        mut series: Vec<(Arc<Series>, i64)>,
+        gone: impl IntoIterator<Item = (Arc<Series>, i64)>,
+    ) -> Provenance {
+        // Newest first; a series listed twice (a window's points) keeps its newest time.
+        series.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.tags.cmp(&b.0.tags)));
+        let mut seen = std::collections::HashSet::with_capacity(series.len());
+        series.retain(|(s, _)| seen.insert(Arc::clone(s)));
+        let count = series.len();
+        series.truncate(MAX_NAMED);
+        Provenance {
+            count,
+            series,
+            gone: gone.into_iter().take(MAX_NAMED).collect(),
+        }
+    }
+
+    /// The newest point time among the series in the total.
+    pub fn newest(&self) -> Option<i64> {
+        self.series.first().map(|(_, t)| *t)
+    }
 }
 
 impl Point {
@@ -393,6 +454,7 @@ mod tests {
                 (Arc::from("s"), Field::Str(Arc::from("q\""))),
             ],
             time: 7,
+            provenance: None,
         };
         assert_eq!(
             p.to_line("m x", &[("k".into(), "v".into())]),
@@ -407,6 +469,7 @@ mod tests {
             group: Group::all(),
             fields: vec![(Arc::from("v"), Field::Int(1))],
             time: 1_700_000_001_999_999_999,
+            provenance: None,
         };
         assert_eq!(p.to_line_in("m", &[], 1_000_000_000), "m v=1i 1700000001");
         assert_eq!(p.to_line_in("m", &[], 1_000), "m v=1i 1700000001999999");

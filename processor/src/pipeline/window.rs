@@ -321,6 +321,7 @@ mod tests {
             group: Group::all(),
             fields: vec![(Arc::from("value"), Field::Float(v))],
             time: t,
+            provenance: None,
         }
     }
 

@@ -129,6 +129,7 @@ mod tests {
             point_time_ns: 0,
             task: "t".into(),
             node: "k8s_autoscale6".into(),
+            gone: Vec::new(),
         }
     }
 

@@ -466,13 +466,20 @@ fn reason(intent: &ScaleIntent, raw: Option<f64>, current: i64, verdict: &Verdic
         Some(raw) => format!("asked for {raw} replicas"),
         None => "fell back (no data)".to_owned(),
     };
-    format!(
+    let mut reason = format!(
         "task {} node {} {asked}, current {current}, new {}; rules: {}",
         intent.task,
         intent.node,
         verdict.new,
         decision::describe_steps(&verdict.steps)
-    )
+    );
+    if verdict.new < current && !intent.gone.is_empty() {
+        reason.push_str(&format!(
+            "; the total fell after series stopped reporting: {}",
+            intent.gone.join(" ")
+        ));
+    }
+    reason
 }
 
 fn describe(target: &Target) -> String {

@@ -169,6 +169,9 @@ pub struct ScaleIntent {
     /// Which task and node asked (for logs and Kubernetes Events).
     pub task: String,
     pub node: String,
+    /// Series of the total that stopped reporting shortly before the point
+    /// (`measurement,tag=value`): a decrease names them in its log line and Event.
+    pub gone: Vec<String>,
 }
 
 /// What the scaler decided.

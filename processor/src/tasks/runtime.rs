@@ -149,6 +149,15 @@ impl Shared {
                 %series,
                 "scale decision"
             );
+            if record.is_decrease_after_silence() {
+                let gone = inputs
+                    .expired
+                    .iter()
+                    .map(|c| format!("{} (last {})", c.series, c.last))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                tracing::warn!(task = %record.task, node = %record.node, %target, current = ?record.current, desired = ?record.desired, %gone, "decreasing after series stopped reporting: the total may have fallen because pods went silent, not because load fell");
+            }
         } else if record.outcome == Outcome::Error {
             tracing::debug!(task = %record.task, node = %record.node, target = %record.target, error = ?record.error, "scale decision failed");
         }
