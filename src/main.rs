@@ -182,6 +182,9 @@ async fn run(args: RunArgs) -> ExitCode {
         if let (Some(p95), Some(max)) = (summary.lag_p95_s, summary.lag_max_s) {
             println!("decision lag: {p95:.0} s for 95 % of the run, at most {max:.0} s");
         }
+        if let Some(to_ideal) = summary.step_to_ideal_s {
+            println!("step: the ideal count reached {to_ideal:.0} s after the step");
+        }
         println!(
             "scale events {}, flaps after settling {}; chart and summary.json in {}",
             summary.scale_events,

@@ -76,6 +76,9 @@ pub struct Summary {
     pub scale_events: u64,
     pub flaps_after_settle: u64,
     pub step_reaction_s: Option<f64>,
+    /// Step profile: seconds from the step until the desired count first reached the ideal
+    /// count of the new load.
+    pub step_to_ideal_s: Option<f64>,
     pub churn_rps_error_pct: Option<f64>,
     /// 95th percentile of the decision lag over every second, in seconds.
     pub lag_p95_s: Option<f64>,
@@ -195,6 +198,15 @@ pub fn summarize(rules: &Rules, seconds: &[Second]) -> Summary {
                 .map(|s| (s.t - step) as f64)
         })
         .flatten();
+    let step_to_ideal_s = (rules.profile == Profile::Step)
+        .then(|| {
+            let step = *rules.load_changes.get(1)?;
+            seconds
+                .iter()
+                .find(|s| s.t >= step && s.desired >= rules.ideal(s.offered_rps))
+                .map(|s| (s.t - step) as f64)
+        })
+        .flatten();
     let churn_rps_error_pct = if rules.churn_events.is_empty() {
         None
     } else {
@@ -254,6 +266,7 @@ pub fn summarize(rules: &Rules, seconds: &[Second]) -> Summary {
         scale_events,
         flaps_after_settle: flaps,
         step_reaction_s,
+        step_to_ideal_s,
         churn_rps_error_pct,
         lag_p95_s,
         lag_max_s,
@@ -373,6 +386,20 @@ mod tests {
             .collect();
         let summary = summarize(&r, &run);
         assert_eq!(summary.step_reaction_s, Some(7.0));
+        assert_eq!(summary.step_to_ideal_s, Some(7.0));
+        let partial: Vec<Second> = (0..60)
+            .map(|t| {
+                let desired = match t {
+                    0..32 => 2,
+                    32..45 => 4,
+                    _ => 6,
+                };
+                second(t, if t < 30 { 200.0 } else { 600.0 }, desired)
+            })
+            .collect();
+        let partial = summarize(&r, &partial);
+        assert_eq!(partial.step_reaction_s, Some(2.0));
+        assert_eq!(partial.step_to_ideal_s, Some(15.0));
         assert!(summary.goals["step_reaction_s"].pass);
 
         r.profile = Profile::Churn;
