@@ -431,7 +431,7 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
 
     let rules = score_rules(&options, &plan, &params, churn_events);
     let summary = score::summarize(&rules, &seconds);
-    let title = format!(
+    let mut title = format!(
         "{} profile: target {} rps/replica, moving average of {}, cooldowns {}/{}",
         summary.profile,
         params.target,
@@ -439,6 +439,13 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
         humanize(params.increase_cooldown),
         humanize(params.decrease_cooldown),
     );
+    if !(params.up_stabilization.is_zero() && params.down_stabilization.is_zero()) {
+        title.push_str(&format!(
+            ", stabilization {}/{}",
+            humanize(params.up_stabilization),
+            humanize(params.down_stabilization)
+        ));
+    }
     let mut marks = chart::scale_marks(&seconds);
     chart::attach_rules(&mut marks, &records, start_ns);
     write_outputs(
@@ -491,6 +498,8 @@ fn score_rules(
             .saturating_mul(u32::try_from(params.moving_avg_count.max(1)).unwrap_or(u32::MAX)),
         increase_cooldown: params.increase_cooldown,
         decrease_cooldown: params.decrease_cooldown,
+        up_stabilization: params.up_stabilization,
+        down_stabilization: params.down_stabilization,
         flush_interval: options.flush_interval,
         load_changes: plan.changes(),
         churn_events,

@@ -50,6 +50,9 @@ pub struct Rules {
     pub window: Duration,
     pub increase_cooldown: Duration,
     pub decrease_cooldown: Duration,
+    /// The task's stabilization windows: delays it asks for, as its cooldowns are.
+    pub up_stabilization: Duration,
+    pub down_stabilization: Duration,
     pub flush_interval: Duration,
     /// Seconds at which the offered load changed.
     pub load_changes: Vec<u64>,
@@ -99,14 +102,16 @@ impl Rules {
         capped.max(self.min.max(1))
     }
 
-    /// The settle allowance after a change of load in the given direction.
+    /// The settle allowance after a change of load in the given direction: the moving
+    /// average's window, the delays the task asks for in that direction (cooldown and
+    /// stabilization window) and a flush.
     pub fn allowance(&self, up: bool) -> Duration {
-        let cooldown = if up {
-            self.increase_cooldown
+        let (cooldown, stabilization) = if up {
+            (self.increase_cooldown, self.up_stabilization)
         } else {
-            self.decrease_cooldown
+            (self.decrease_cooldown, self.down_stabilization)
         };
-        self.window + cooldown + self.flush_interval
+        self.window + cooldown + stabilization + self.flush_interval
     }
 
     /// Whether second `t` is scored (outside every settle allowance).
@@ -287,6 +292,8 @@ mod tests {
             window: Duration::from_secs(10),
             increase_cooldown: Duration::from_secs(5),
             decrease_cooldown: Duration::from_secs(15),
+            up_stabilization: Duration::ZERO,
+            down_stabilization: Duration::ZERO,
             flush_interval: Duration::from_secs(1),
             load_changes: changes,
             churn_events: Vec::new(),

@@ -126,6 +126,10 @@ pub struct LoopParams {
     pub decrease_cooldown: Duration,
     pub min: i64,
     pub max: i64,
+    /// Its stabilization windows (`.scaleUpStabilization()`, `.scaleDownStabilization()`):
+    /// like a cooldown, a delay the task asks for (zero without them).
+    pub up_stabilization: Duration,
+    pub down_stabilization: Duration,
 }
 
 /// The task ready to define: its vars (the task API's JSON shape) and the loop it runs.
@@ -251,8 +255,9 @@ pub fn prepare(script: &str, defaults: &Defaults, vars: &[VarArg]) -> Result<Tas
             _ => None,
         })
         .unwrap_or(1);
+    // The first regular k8sAutoscale node (a burst node beside it only ever adds replicas).
     let autoscale = pipeline.nodes.iter().find_map(|node| match &node.spec {
-        NodeSpec::K8sAutoscale(spec) => Some(spec),
+        NodeSpec::K8sAutoscale(spec) if spec.behavior.burst.is_none() => Some(spec),
         _ => None,
     });
     let params = match autoscale {
@@ -263,6 +268,8 @@ pub fn prepare(script: &str, defaults: &Defaults, vars: &[VarArg]) -> Result<Tas
             decrease_cooldown: spec.decrease_cooldown,
             min: spec.min,
             max: spec.max,
+            up_stabilization: spec.behavior.up.stabilization,
+            down_stabilization: spec.behavior.down.stabilization,
         },
         None => LoopParams {
             target,
@@ -271,6 +278,8 @@ pub fn prepare(script: &str, defaults: &Defaults, vars: &[VarArg]) -> Result<Tas
             decrease_cooldown: defaults.decrease_cooldown,
             min: defaults.min,
             max: defaults.max,
+            up_stabilization: Duration::ZERO,
+            down_stabilization: Duration::ZERO,
         },
     };
     let settings = pipeline
@@ -416,6 +425,8 @@ mod tests {
                 decrease_cooldown: Duration::from_secs(15),
                 min: 1,
                 max: 10,
+                up_stabilization: Duration::ZERO,
+                down_stabilization: Duration::ZERO,
             }
         );
         assert_eq!(
@@ -426,6 +437,26 @@ mod tests {
                 "decrease_cooldown=15s",
                 "moving_avg_count=10"
             ]
+        );
+    }
+
+    #[test]
+    fn the_example_ticks_are_scored_with_their_stabilization_and_their_stable_node() {
+        let hpa = include_str!("../processor/examples/hpa-like.tick");
+        let task = prepare(hpa, &defaults(), &[]).unwrap();
+        assert_eq!(task.params.down_stabilization, Duration::from_secs(30));
+        assert_eq!(task.params.up_stabilization, Duration::ZERO);
+        assert_eq!(task.params.decrease_cooldown, Duration::ZERO);
+        let burst = include_str!("../processor/examples/burst.tick");
+        let task = prepare(burst, &defaults(), &args(&["moving_avg_count=60"])).unwrap();
+        assert_eq!(
+            task.params.moving_avg_count, 60,
+            "the stable window, not the burst's 5"
+        );
+        assert_eq!(
+            task.params.increase_cooldown,
+            Duration::from_secs(5),
+            "the lab's value"
         );
     }
 
@@ -456,6 +487,8 @@ mod tests {
                 decrease_cooldown: Duration::from_secs(120),
                 min: 1,
                 max: 10,
+                up_stabilization: Duration::ZERO,
+                down_stabilization: Duration::ZERO,
             }
         );
     }
@@ -527,6 +560,8 @@ mod tests {
                 decrease_cooldown: Duration::from_secs(60),
                 min: 2,
                 max: 8,
+                up_stabilization: Duration::ZERO,
+                down_stabilization: Duration::ZERO,
             }
         );
     }
