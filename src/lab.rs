@@ -454,6 +454,7 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
         params.target,
         &seconds,
         &marks,
+        &records,
         &summary,
     )?;
     let _ = view_out.flush();
@@ -550,6 +551,7 @@ fn write_outputs(
     target: f64,
     seconds: &[Second],
     marks: &[chart::ScaleMark],
+    records: &[processor::decisions::Record],
     summary: &Summary,
 ) -> Result<(), LabError> {
     let write = |name: &str, text: String| {
@@ -567,6 +569,12 @@ fn write_outputs(
         "seconds.json",
         serde_json::to_string(seconds).unwrap_or_default() + "\n",
     )?;
+    let lines: Vec<String> = records
+        .iter()
+        .rev()
+        .filter_map(|r| serde_json::to_string(r).ok())
+        .collect();
+    write("decisions.jsonl", lines.join("\n") + "\n")?;
     Ok(())
 }
 
