@@ -548,7 +548,7 @@ fn validate(def: &TaskDef) -> Result<tick::Pipeline> {
 }
 
 /// The settings a task's [`Graph`] runs with: `[pipeline]`'s timings, `dry_run` off.
-fn pipeline_settings(config: &PipelineConfig) -> pipeline::Settings {
+pub(crate) fn pipeline_settings(config: &PipelineConfig) -> pipeline::Settings {
     pipeline::Settings {
         lateness: config.lateness,
         series_expiry: config.series_expiry,
