@@ -19,6 +19,7 @@
 //! - `runtime`: a running task's queue (its [`Subscriber`]) and the loop feeding its [`Graph`].
 //! - [`scale_calls`]: which k8sAutoscale calls the loop may start (pure).
 //! - [`influx_out`]: influxDBOut's per-task writer.
+//! - [`recorder`]: `[record]`, what a task receives written for `processor replay`.
 //! - `views`: what the task API reads (get, list, httpOut, counts, node stats), as Kapacitor's
 //!   JSON.
 //!
@@ -28,6 +29,7 @@
 
 pub mod influx_out;
 mod load_dir;
+pub mod recorder;
 mod runtime;
 pub mod scale_calls;
 pub mod store;
@@ -49,6 +51,7 @@ use crate::tick::{self, Dbrp, VarOverrides};
 
 use runtime::Running;
 
+pub use crate::config::record::{RecordConfig, WhenFull};
 pub use crate::config::tasks::{InfluxDb, Load, PipelineConfig, TasksConfig};
 
 /// Why a task operation failed.
@@ -172,6 +175,8 @@ pub struct TaskMaster {
     dry_run: Arc<DryRunScaler>,
     clock: Clock,
     config: TasksConfig,
+    /// Where recordings go when `[record] dir` is not set (`<data_dir>/recordings`).
+    data_dir: Option<PathBuf>,
     store: Option<store::TaskStore>,
     /// Held by every change (define, update, delete, the load dir) from its check to its
     /// saved file: changes of one id never interleave, and the store has one writer.
@@ -217,6 +222,7 @@ impl TaskMaster {
             scaler: options.scaler,
             clock: options.clock,
             config: options.config,
+            data_dir: options.data_dir,
             store,
             changes: Mutex::new(()),
             tasks: Mutex::new(BTreeMap::new()),
@@ -465,12 +471,15 @@ impl TaskMaster {
         }
         let influx = (!influx_nodes.is_empty())
             .then(|| influx_out::spawn(id, influx_nodes, Arc::clone(&self.influx)));
-        let keys = pipeline.subscription_keys(&all_dbrps(&entry.def, &pipeline));
+        let dbrps = all_dbrps(&entry.def, &pipeline);
+        let recorder = self.recorder(id, &dbrps);
+        let keys = pipeline.subscription_keys(&dbrps);
         entry.running = Some(Running::start(
             id,
             graph,
             scaler,
             influx,
+            recorder,
             Arc::clone(&self.clock),
             self.config.pipeline.queue_size.max(1),
             |subscriber| {
@@ -485,23 +494,86 @@ impl TaskMaster {
         Ok(())
     }
 
+    /// Starts the recording of task `id` when `[record]` names it (a recording that cannot
+    /// start is logged; the task runs without it).
+    fn recorder(
+        &self,
+        id: &str,
+        dbrps: &[Dbrp],
+    ) -> Option<(recorder::Recorder, std::thread::JoinHandle<()>)> {
+        let config = &self.config.record;
+        if !config.records(id) {
+            return None;
+        }
+        let Some(dir) = config
+            .dir
+            .clone()
+            .or_else(|| self.data_dir.as_ref().map(|d| d.join("recordings")))
+        else {
+            tracing::error!(task = %id, "recording not started: [record] has no dir and the processor no data_dir");
+            return None;
+        };
+        let dbrp = |d: &Dbrp| format!("{}.{}", d.database, d.retention_policy);
+        let listed: Vec<String> = dbrps.iter().map(dbrp).collect();
+        let path = recorder::Settings::path(&dir, id);
+        let header = format!(
+            "# processor recording of task {id} (dbrps: {}), started {}: line protocol, ns timestamps
+             # replay: processor replay --tick {id}.tick --dbrp {} --input {}
+",
+            listed.join(", "),
+            clock::rfc3339_seconds((self.clock)()),
+            listed.first().map_or("db.rp", String::as_str),
+            path.display(),
+        );
+        let settings = recorder::Settings {
+            path,
+            max_size: config.max_size,
+            when_full: config.when_full,
+            header,
+        };
+        let file = settings.path.display().to_string();
+        match recorder::Recorder::start(id, settings) {
+            Ok(started) => {
+                tracing::info!(task = %id, %file, "recording what the task receives");
+                Some(started)
+            }
+            Err(error) => {
+                tracing::error!(task = %id, %file, %error, "recording cannot start: the task runs unrecorded");
+                None
+            }
+        }
+    }
+
     /// Stops every task (shutdown) and waits for their influxDBOut writers' last flush, at most
     /// `limit` (the `[http] shutdown-timeout`) or what the writers allow themselves
-    /// (`[[influxdb]] timeout` per URL), whichever is shorter.
+    /// (`[[influxdb]] timeout` per URL), whichever is shorter; recordings flush within it.
     pub async fn stop_all(&self, limit: Duration) {
         let running: Vec<Running> = self
             .lock()
             .values_mut()
             .filter_map(|e| e.running.take())
             .collect();
-        let writers: Vec<_> = running
+        let (writers, recordings): (Vec<_>, Vec<_>) = running
             .into_iter()
-            .filter_map(|r| r.stop(&self.router))
-            .collect();
+            .map(|r| {
+                let flushing = r.stop(&self.router);
+                (flushing.writer, flushing.recording)
+            })
+            .unzip();
         let limit = limit.min(self.influx.stop_limit() + Duration::from_secs(1));
         let all = async {
-            for writer in writers {
+            for writer in writers.into_iter().flatten() {
                 let _ = writer.await;
+            }
+            // A recording's thread ends once its task's loop is gone.
+            let recordings: Vec<_> = recordings.into_iter().flatten().collect();
+            if !recordings.is_empty() {
+                let _ = tokio::task::spawn_blocking(move || {
+                    for recording in recordings {
+                        let _ = recording.join();
+                    }
+                })
+                .await;
             }
         };
         if tokio::time::timeout(limit, all).await.is_err() {

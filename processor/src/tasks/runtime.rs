@@ -17,6 +17,7 @@ use crate::routing::{Delivery, Router, Subscriber, SubscriptionId};
 use crate::scaler::Scaler;
 use crate::scaler::decision::describe_steps;
 
+use super::recorder::Recorder;
 use super::{influx_out, scale_calls};
 
 /// A running task, as the task master holds it.
@@ -26,7 +27,17 @@ pub(super) struct Running {
     handle: tokio::task::JoinHandle<()>,
     /// The task's influxDBOut writer: it flushes what it holds once the task loop is gone.
     writer: Option<tokio::task::JoinHandle<()>>,
+    /// The thread writing the task's recording (`[record]`): it flushes and ends once the
+    /// task loop is gone.
+    recording: Option<std::thread::JoinHandle<()>>,
     pub(super) shared: Arc<Shared>,
+}
+
+/// What a stopped task still finishes: its influxDBOut writer's last flush and its
+/// recording's.
+pub(super) struct Flushing {
+    pub(super) writer: Option<tokio::task::JoinHandle<()>>,
+    pub(super) recording: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
@@ -37,11 +48,13 @@ impl Running {
         graph: Graph,
         scaler: Arc<dyn Scaler>,
         influx: Option<(influx_out::Handle, tokio::task::JoinHandle<()>)>,
+        recorder: Option<(Recorder, std::thread::JoinHandle<()>)>,
         clock: Clock,
         queue_size: usize,
         subscribe: impl FnOnce(Arc<dyn Subscriber>) -> Vec<SubscriptionId>,
     ) -> Running {
         let (influx, writer) = influx.unzip();
+        let (recorder, recording) = recorder.unzip();
         let mut stats = graph.stats();
         if let Some(influx) = &influx {
             influx.merge_stats(&mut stats);
@@ -56,25 +69,36 @@ impl Running {
         });
         let handle = tokio::spawn(run_guarded(
             task.to_owned(),
-            run_task(graph, rx, clock, scaler, influx, Arc::clone(&shared)),
+            run_task(
+                graph,
+                rx,
+                clock,
+                scaler,
+                Outputs { influx, recorder },
+                Arc::clone(&shared),
+            ),
             Arc::clone(&shared),
         ));
         Running {
             subscriptions: subscribe(subscriber),
             handle,
             writer,
+            recording,
             shared,
         }
     }
 
-    /// Stops the task's loop; its influxDBOut writer (returned) then flushes what it holds and
-    /// ends.
-    pub(super) fn stop(self, router: &Router) -> Option<tokio::task::JoinHandle<()>> {
+    /// Stops the task's loop; its influxDBOut writer and its recording (returned) then flush
+    /// what they hold and end.
+    pub(super) fn stop(self, router: &Router) -> Flushing {
         for sub in self.subscriptions {
             router.unsubscribe(sub);
         }
         self.handle.abort();
-        self.writer
+        Flushing {
+            writer: self.writer,
+            recording: self.recording,
+        }
     }
 }
 
@@ -227,14 +251,24 @@ async fn run_guarded(task: String, run: impl Future<Output = ()>, shared: Arc<Sh
     }
 }
 
+/// Where a task's loop sends what it does not keep: influxDBOut's lines, the recording.
+struct Outputs {
+    influx: Option<influx_out::Handle>,
+    recorder: Option<Recorder>,
+}
+
 async fn run_task(
     mut graph: Graph,
     mut rx: mpsc::Receiver<Delivery>,
     clock: Clock,
     scaler: Arc<dyn Scaler>,
-    mut influx: Option<influx_out::Handle>,
+    outputs: Outputs,
     shared: Arc<Shared>,
 ) {
+    let Outputs {
+        mut influx,
+        mut recorder,
+    } = outputs;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut effects = Vec::new();
@@ -259,7 +293,12 @@ async fn run_task(
     loop {
         tokio::select! {
             delivery = rx.recv() => match delivery {
-                Some(delivery) => graph.write(delivery.points(), clock(), &mut effects),
+                Some(delivery) => {
+                    graph.write(delivery.points(), clock(), &mut effects);
+                    if let Some(recorder) = &mut recorder {
+                        recorder.record(delivery);
+                    }
+                }
                 None => break,
             },
             Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
