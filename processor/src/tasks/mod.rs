@@ -517,9 +517,8 @@ impl TaskMaster {
         let listed: Vec<String> = dbrps.iter().map(dbrp).collect();
         let path = recorder::Settings::path(&dir, id);
         let header = format!(
-            "# processor recording of task {id} (dbrps: {}), started {}: line protocol, ns timestamps
-             # replay: processor replay --tick {id}.tick --dbrp {} --input {}
-",
+            "# processor recording of task {id} (dbrps: {}), started {}: line protocol, ns timestamps\n\
+             # replay: processor replay --tick {id}.tick --dbrp {} --input {}\n",
             listed.join(", "),
             clock::rfc3339_seconds((self.clock)()),
             listed.first().map_or("db.rp", String::as_str),
