@@ -478,8 +478,7 @@ impl TaskMaster {
             id,
             graph,
             scaler,
-            influx,
-            recorder,
+            runtime::Sinks { influx, recorder },
             Arc::clone(&self.clock),
             self.config.pipeline.queue_size.max(1),
             |subscriber| {

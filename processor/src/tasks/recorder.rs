@@ -360,8 +360,8 @@ mod tests {
         for line in text.lines() {
             router.route(&std::sync::Arc::new(parse(line)));
         }
-        let taken = std::mem::take(&mut *keep.0.lock().unwrap());
-        taken
+        let mut kept = keep.0.lock().unwrap();
+        std::mem::take(&mut *kept)
     }
 
     fn line(i: i64) -> String {

@@ -33,6 +33,14 @@ pub(super) struct Running {
     pub(super) shared: Arc<Shared>,
 }
 
+/// Where a task sends what it does not keep, each with what runs it: influxDBOut's writer,
+/// the recording (`[record]`).
+#[derive(Default)]
+pub(super) struct Sinks {
+    pub(super) influx: Option<(influx_out::Handle, tokio::task::JoinHandle<()>)>,
+    pub(super) recorder: Option<(Recorder, std::thread::JoinHandle<()>)>,
+}
+
 /// What a stopped task still finishes: its influxDBOut writer's last flush and its
 /// recording's.
 pub(super) struct Flushing {
@@ -47,14 +55,13 @@ impl Running {
         task: &str,
         graph: Graph,
         scaler: Arc<dyn Scaler>,
-        influx: Option<(influx_out::Handle, tokio::task::JoinHandle<()>)>,
-        recorder: Option<(Recorder, std::thread::JoinHandle<()>)>,
+        sinks: Sinks,
         clock: Clock,
         queue_size: usize,
         subscribe: impl FnOnce(Arc<dyn Subscriber>) -> Vec<SubscriptionId>,
     ) -> Running {
-        let (influx, writer) = influx.unzip();
-        let (recorder, recording) = recorder.unzip();
+        let (influx, writer) = sinks.influx.unzip();
+        let (recorder, recording) = sinks.recorder.unzip();
         let mut stats = graph.stats();
         if let Some(influx) = &influx {
             influx.merge_stats(&mut stats);
