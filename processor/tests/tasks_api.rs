@@ -6,7 +6,7 @@ use hyper::{Method, StatusCode};
 use processor::scaler::{Decision, Desired};
 use tasks_support::{TUTORIAL, call, config, define_body, eventually, start};
 
-const K8S_LINE: &str = "k8s_autoscale6 [avg_exec_time_ns=\"0s\" cooldown_drops=\"0\" decrease_events=\"0\" errors=\"0\" increase_events=\"0\" ];";
+const K8S_LINE: &str = "k8s_autoscale6 [avg_exec_time_ns=\"0s\" conflicts=\"0\" cooldown_drops=\"0\" decrease_events=\"0\" errors=\"0\" fallbacks=\"0\" increase_events=\"0\" ];";
 
 #[tokio::test]
 async fn the_tutorial_tick_defines_enables_and_shows_with_kapacitors_node_names() {

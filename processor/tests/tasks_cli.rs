@@ -61,7 +61,7 @@ async fn the_tutorials_commands_define_enable_and_show_the_task() {
         "moving_avg_count    int       5",
         "DOT:\ndigraph autoscale {",
         "stream0 -> from1 [processed=\"0\"];",
-        "k8s_autoscale6 [avg_exec_time_ns=\"0s\" cooldown_drops=\"0\" decrease_events=\"0\" errors=\"0\" increase_events=\"0\" ];",
+        "k8s_autoscale6 [avg_exec_time_ns=\"0s\" conflicts=\"0\" cooldown_drops=\"0\" decrease_events=\"0\" errors=\"0\" fallbacks=\"0\" increase_events=\"0\" ];",
     ] {
         assert!(show.contains(expected), "missing {expected:?} in\n{show}");
     }

@@ -199,12 +199,6 @@ const BROKEN: &[(&str, u32, u32, &str)] = &[
         "invalid regex",
     ),
     (
-        "stream\n    |from()\n    |k8sAutoscale()\n        .resourceName('app')\n        .replicas(lambda: ceil(\"avg\" / 100.0))",
-        5,
-        19,
-        "must evaluate to int, but `ceil(\"avg\" / 100.0)` is float (convert with int())",
-    ),
-    (
         "stream\n    |from()\n        .where(lambda: int(\"x\"))",
         3,
         16,
