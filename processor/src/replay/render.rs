@@ -144,7 +144,7 @@ pub fn summary_text(summary: &Summary) -> String {
     }
     out.push('\n');
     if !summary.start.is_empty() {
-        let span = (summary.end_ns - summary.start_ns) as f64 / 1e9;
+        let span = summary.end_ns.saturating_sub(summary.start_ns) as f64 / 1e9;
         let _ = writeln!(
             out,
             "  span       {} to {} ({})",
@@ -178,7 +178,7 @@ pub fn summary_text(summary: &Summary) -> String {
             .collect();
         let _ = writeln!(out, "  pipeline   {}", counters.join(", "));
     }
-    let span_ns = (summary.end_ns - summary.start_ns).max(0);
+    let span_ns = summary.end_ns.saturating_sub(summary.start_ns).max(0);
     for t in &summary.targets {
         let count = |n: Option<i64>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
         let _ = writeln!(

@@ -144,7 +144,8 @@ pub(crate) fn summarize(records: &[Record], facts: &Facts, stats: &[NodeStats]) 
         tally.last_up = Some(up);
         let at = record.time_ns.clamp(start, end);
         if let Some(count) = tally.count {
-            *tally.time_at.entry(count).or_default() += at - tally.since;
+            let spent = tally.time_at.entry(count).or_default();
+            *spent = spent.saturating_add(at.saturating_sub(tally.since));
         }
         tally.since = at;
         tally.count = record.desired.or(tally.count);
@@ -176,7 +177,8 @@ pub(crate) fn summarize(records: &[Record], facts: &Facts, stats: &[NodeStats]) 
     };
     for (target, mut tally) in targets {
         if let Some(count) = tally.count {
-            *tally.time_at.entry(count).or_default() += end - tally.since;
+            let spent = tally.time_at.entry(count).or_default();
+            *spent = spent.saturating_add(end.saturating_sub(tally.since));
         }
         summary.increases += tally.increases;
         summary.decreases += tally.decreases;

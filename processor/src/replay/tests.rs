@@ -236,3 +236,59 @@ fn an_empty_input_replays_to_an_empty_summary() {
     assert_eq!(replay.summary.points.fed, 0);
     assert!(render::table(&replay).contains("0 read, 0 fed"));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A line: a pod's counter at a time anywhere in InfluxDB's range (out of order, far
+    /// ahead, far behind), or a line that is not line protocol.
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            8 => (0..4usize, 0..1_000_000i64, -5i64..600).prop_map(|(pod, counter, t)| format!(
+                "requests,deployment=app,host=pod-{pod} counter={counter} {}",
+                (T0 + t) * S
+            )),
+            1 => (0..4usize, any::<i64>()).prop_map(|(pod, time)| format!(
+                "requests,deployment=app,host=pod-{pod} counter=1 {time}"
+            )),
+            1 => "[ -~]{0,40}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_input_replays_without_a_panic_and_the_same_twice(
+            lines in proptest::collection::vec(line(), 0..300),
+            sort in any::<bool>(),
+        ) {
+            let script = TUTORIAL.replace(".max(10)", ".max(10).fallbackAfter(20s)");
+            let pipeline = compile(&script, &VarOverrides::new()).unwrap();
+            let text = lines.join("\n");
+            let run_once = || {
+                let recording = Recording::parse(
+                    vec![Source { name: "p.lp".into(), text: text.as_bytes().to_vec() }],
+                    "autoscale",
+                    "autogen",
+                    Precision::Nanoseconds,
+                    sort,
+                );
+                let replay = run("autoscale", &pipeline, &recording, &options()).unwrap();
+                (render::table(&replay), render::json_lines(&replay), replay.summary)
+            };
+            let (table, json, summary) = run_once();
+            let again = run_once();
+            prop_assert_eq!(&table, &again.0);
+            prop_assert_eq!(&json, &again.1);
+            prop_assert!(summary.points.fed <= summary.points.read);
+            prop_assert!(summary.start_ns <= summary.end_ns);
+            for target in &summary.targets {
+                for at in &target.time_at {
+                    prop_assert!(at.seconds >= 0.0 && (1..=10).contains(&at.replicas));
+                }
+            }
+        }
+    }
+}
