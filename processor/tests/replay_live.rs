@@ -288,3 +288,85 @@ async fn a_recorded_ramp_gives_the_decisions_of_the_live_run() {
     }
     assert_eq!(live_records.len(), replayed_records.len());
 }
+
+#[tokio::test]
+async fn a_redefined_task_keeps_writing_its_one_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let router = Arc::new(Router::new());
+    let master = TaskMaster::start(tasks::Options {
+        router: Arc::clone(&router),
+        scaler: None,
+        clock: processor::clock::system(),
+        config: TasksConfig {
+            record: RecordConfig {
+                enabled: true,
+                tasks: vec!["logged".into()],
+                ..RecordConfig::default()
+            },
+            ..TasksConfig::default()
+        },
+        data_dir: Some(dir.path().to_path_buf()),
+    })
+    .unwrap();
+    let define = |script: &str| TaskRequest {
+        id: Some("logged".into()),
+        dbrps: Some(vec![DbrpJson {
+            db: "autoscale".into(),
+            rp: "autogen".into(),
+        }]),
+        script: Some(script.into()),
+        status: Some("enabled".into()),
+        ..TaskRequest::default()
+    };
+    master
+        .create(define("stream|from().measurement('requests')|log()"))
+        .unwrap();
+    let write = |t: i64| {
+        let body = second(t, &[t, t + 1]);
+        let parsed = parse_body(
+            body.into_bytes(),
+            "autoscale".into(),
+            "autogen".into(),
+            Precision::Nanoseconds,
+            0,
+        );
+        router.route(&Arc::new(parsed.batch));
+    };
+    for t in 0..3 {
+        write(t);
+        settle().await;
+    }
+    // Redefined: a new loop, the same recording.
+    master
+        .update(
+            "logged",
+            define("stream|from().measurement('requests')|httpOut('x')"),
+        )
+        .unwrap();
+    for t in 3..6 {
+        write(t);
+        settle().await;
+    }
+    master.delete("logged").unwrap();
+    settle().await;
+    let path = dir.path().join("recordings").join("logged.lp");
+    let expected: String = (0..6).map(|t| second(t, &[t, t + 1])).collect();
+    let mut recorded = String::new();
+    for _ in 0..500 {
+        recorded = std::fs::read_to_string(&path).unwrap_or_default();
+        if recorded.ends_with(&expected) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        recorded.lines().filter(|l| l.starts_with('#')).count(),
+        2,
+        "one header: {recorded}"
+    );
+    assert!(recorded.ends_with(&expected), "{recorded}");
+    assert!(
+        recorded.contains(&format!("--input {}", path.display())),
+        "{recorded}"
+    );
+}

@@ -177,6 +177,8 @@ pub struct TaskMaster {
     config: TasksConfig,
     /// Where recordings go when `[record] dir` is not set (`<data_dir>/recordings`).
     data_dir: Option<PathBuf>,
+    /// The recording of each recorded task, by id (kept across the task's restarts).
+    recordings: Mutex<BTreeMap<String, recorder::Recording>>,
     store: Option<store::TaskStore>,
     /// Held by every change (define, update, delete, the load dir) from its check to its
     /// saved file: changes of one id never interleave, and the store has one writer.
@@ -223,6 +225,7 @@ impl TaskMaster {
             clock: options.clock,
             config: options.config,
             data_dir: options.data_dir,
+            recordings: Mutex::new(BTreeMap::new()),
             store,
             changes: Mutex::new(()),
             tasks: Mutex::new(BTreeMap::new()),
@@ -403,6 +406,11 @@ impl TaskMaster {
             store.remove(id)?;
         }
         self.discard(id);
+        // Its recording ends (flushed) once the stopped loop lets go of it too.
+        self.recordings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         Ok(())
     }
 
@@ -493,16 +501,17 @@ impl TaskMaster {
         Ok(())
     }
 
-    /// Starts the recording of task `id` when `[record]` names it (a recording that cannot
-    /// start is logged; the task runs without it).
-    fn recorder(
-        &self,
-        id: &str,
-        dbrps: &[Dbrp],
-    ) -> Option<(recorder::Recorder, std::thread::JoinHandle<()>)> {
+    /// A handle on the recording of task `id` when `[record]` names it: the task's one
+    /// recording, started on its first run and kept across restarts (one writer per file); a
+    /// recording that cannot start is logged and the task runs unrecorded.
+    fn recorder(&self, id: &str, dbrps: &[Dbrp]) -> Option<recorder::Recorder> {
         let config = &self.config.record;
         if !config.records(id) {
             return None;
+        }
+        let mut recordings = self.recordings.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(recording) = recordings.get(id) {
+            return Some(recording.handle());
         }
         let Some(dir) = config
             .dir
@@ -530,10 +539,12 @@ impl TaskMaster {
             header,
         };
         let file = settings.path.display().to_string();
-        match recorder::Recorder::start(id, settings) {
-            Ok(started) => {
+        match recorder::Recording::start(id, settings) {
+            Ok(recording) => {
                 tracing::info!(task = %id, %file, "recording what the task receives");
-                Some(started)
+                let handle = recording.handle();
+                recordings.insert(id.to_owned(), recording);
+                Some(handle)
             }
             Err(error) => {
                 tracing::error!(task = %id, %file, %error, "recording cannot start: the task runs unrecorded");
@@ -551,24 +562,22 @@ impl TaskMaster {
             .values_mut()
             .filter_map(|e| e.running.take())
             .collect();
-        let (writers, recordings): (Vec<_>, Vec<_>) = running
+        let writers: Vec<_> = running
             .into_iter()
-            .map(|r| {
-                let flushing = r.stop(&self.router);
-                (flushing.writer, flushing.recording)
-            })
-            .unzip();
+            .filter_map(|r| r.stop(&self.router))
+            .collect();
+        let recordings =
+            std::mem::take(&mut *self.recordings.lock().unwrap_or_else(|p| p.into_inner()));
         let limit = limit.min(self.influx.stop_limit() + Duration::from_secs(1));
         let all = async {
-            for writer in writers.into_iter().flatten() {
+            for writer in writers {
                 let _ = writer.await;
             }
-            // A recording's thread ends once its task's loop is gone.
-            let recordings: Vec<_> = recordings.into_iter().flatten().collect();
+            // Each recording flushes and ends once its task's loop is gone too.
             if !recordings.is_empty() {
                 let _ = tokio::task::spawn_blocking(move || {
-                    for recording in recordings {
-                        let _ = recording.join();
+                    for recording in recordings.into_values() {
+                        recording.finish();
                     }
                 })
                 .await;

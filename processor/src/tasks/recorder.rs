@@ -2,12 +2,13 @@
 //! line, tags and fields as written) to `<dir>/<task id>.lp`, a file `processor replay
 //! --input` reads as it is.
 //!
-//! The task loop hands each delivery to the task's [`Recorder`] once the graph has taken it
-//! (a move, no copy) without waiting: a bounded queue of [`QUEUE`] deliveries; when it is full
-//! the delivery is left out of the recording, counted and warned about at most every 10 s.
-//! A thread of the recording's own turns points into lines and writes them through a buffer
+//! The task loop hands each delivery to its [`Recorder`] once the graph has taken it (a move,
+//! no copy) without waiting: a bounded queue of [`QUEUE`] deliveries; when it is full the
+//! delivery is left out of the recording, counted and warned about at most every 10 s. A
+//! thread of the [`Recording`]'s own turns points into lines and writes them through a buffer
 //! flushed whenever its queue is empty, so neither the write path nor the task loop waits for
-//! the disk. The file is appended to (a restart continues it); a new file starts with a `#`
+//! the disk. The task master keeps one recording per task across its restarts (a redefined
+//! task's new loop gets a new handle on it): one writer per file. The file is appended to (a restart continues it); a new file starts with a `#`
 //! comment naming the task, its dbrps and how to replay it. A line is written whole or not
 //! at all: the file never passes `max-size`. When it would, `when-full = "stop"` keeps the
 //! file and records nothing more (one warning), `"rotate"` moves it to `<task id>.1.lp`
@@ -52,7 +53,48 @@ impl Settings {
     }
 }
 
-/// The task loop's side of a recording.
+/// One task's recording: its file's thread, and the handle its runs are given.
+pub struct Recording {
+    recorder: Recorder,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Recording {
+    /// Opens (creating it and its folder if needed) the recording of task `task` and starts
+    /// its thread, which ends, its buffer flushed, once this and every handle are dropped.
+    pub fn start(task: &str, settings: Settings) -> io::Result<Recording> {
+        let file = RecordFile::open(task, settings)?;
+        let (tx, rx) = sync_channel(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name(format!("record {task}"))
+            .spawn(move || file.run(rx))?;
+        Ok(Recording {
+            recorder: Recorder {
+                task: task.to_owned(),
+                tx,
+                warning: DropWarning::default(),
+            },
+            thread,
+        })
+    }
+
+    /// A handle for one run of the task's loop.
+    pub fn handle(&self) -> Recorder {
+        Recorder {
+            task: self.recorder.task.clone(),
+            tx: self.recorder.tx.clone(),
+            warning: DropWarning::default(),
+        }
+    }
+
+    /// Waits until the file is flushed and closed: once every handle is dropped (blocks).
+    pub fn finish(self) {
+        drop(self.recorder);
+        let _ = self.thread.join();
+    }
+}
+
+/// A task loop's side of its recording.
 pub struct Recorder {
     task: String,
     tx: SyncSender<Delivery>,
@@ -60,27 +102,6 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Opens (creating it and its folder if needed) the recording of task `task` and starts
-    /// its thread; the thread ends, its buffer flushed, once the recorder is dropped.
-    pub fn start(
-        task: &str,
-        settings: Settings,
-    ) -> io::Result<(Recorder, std::thread::JoinHandle<()>)> {
-        let file = RecordFile::open(task, settings)?;
-        let (tx, rx) = sync_channel(QUEUE);
-        let thread = std::thread::Builder::new()
-            .name(format!("record {task}"))
-            .spawn(move || file.run(rx))?;
-        Ok((
-            Recorder {
-                task: task.to_owned(),
-                tx,
-                warning: DropWarning::default(),
-            },
-            thread,
-        ))
-    }
-
     /// Queues `delivery` for the file without waiting; left out and counted when the queue
     /// is full.
     pub fn record(&mut self, delivery: Delivery) {
@@ -369,12 +390,13 @@ mod tests {
     }
 
     fn record_all(settings: Settings, lines: &[String]) {
-        let (mut recorder, thread) = Recorder::start("t", settings).unwrap();
+        let recording = Recording::start("t", settings).unwrap();
+        let mut recorder = recording.handle();
         for delivery in deliveries(&lines.join("\n")) {
             recorder.record(delivery);
         }
         drop(recorder);
-        thread.join().unwrap();
+        recording.finish();
     }
 
     #[test]

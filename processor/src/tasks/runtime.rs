@@ -27,25 +27,15 @@ pub(super) struct Running {
     handle: tokio::task::JoinHandle<()>,
     /// The task's influxDBOut writer: it flushes what it holds once the task loop is gone.
     writer: Option<tokio::task::JoinHandle<()>>,
-    /// The thread writing the task's recording (`[record]`): it flushes and ends once the
-    /// task loop is gone.
-    recording: Option<std::thread::JoinHandle<()>>,
     pub(super) shared: Arc<Shared>,
 }
 
-/// Where a task sends what it does not keep, each with what runs it: influxDBOut's writer,
-/// the recording (`[record]`).
+/// Where a task sends what it does not keep: influxDBOut's writer (with the task running
+/// it), the recording (`[record]`, its thread is the task master's).
 #[derive(Default)]
 pub(super) struct Sinks {
     pub(super) influx: Option<(influx_out::Handle, tokio::task::JoinHandle<()>)>,
-    pub(super) recorder: Option<(Recorder, std::thread::JoinHandle<()>)>,
-}
-
-/// What a stopped task still finishes: its influxDBOut writer's last flush and its
-/// recording's.
-pub(super) struct Flushing {
-    pub(super) writer: Option<tokio::task::JoinHandle<()>>,
-    pub(super) recording: Option<std::thread::JoinHandle<()>>,
+    pub(super) recorder: Option<Recorder>,
 }
 
 impl Running {
@@ -61,7 +51,7 @@ impl Running {
         subscribe: impl FnOnce(Arc<dyn Subscriber>) -> Vec<SubscriptionId>,
     ) -> Running {
         let (influx, writer) = sinks.influx.unzip();
-        let (recorder, recording) = sinks.recorder.unzip();
+        let recorder = sinks.recorder;
         let mut stats = graph.stats();
         if let Some(influx) = &influx {
             influx.merge_stats(&mut stats);
@@ -90,22 +80,18 @@ impl Running {
             subscriptions: subscribe(subscriber),
             handle,
             writer,
-            recording,
             shared,
         }
     }
 
-    /// Stops the task's loop; its influxDBOut writer and its recording (returned) then flush
-    /// what they hold and end.
-    pub(super) fn stop(self, router: &Router) -> Flushing {
+    /// Stops the task's loop; its influxDBOut writer (returned) then flushes what it holds and
+    /// ends.
+    pub(super) fn stop(self, router: &Router) -> Option<tokio::task::JoinHandle<()>> {
         for sub in self.subscriptions {
             router.unsubscribe(sub);
         }
         self.handle.abort();
-        Flushing {
-            writer: self.writer,
-            recording: self.recording,
-        }
+        self.writer
     }
 }
 
