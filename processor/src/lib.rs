@@ -20,7 +20,8 @@
 //! - [`config`]: `kapacitor.conf`-shaped TOML, one file per section, unknown keys warned about
 //!   by name; it imports nothing else of the crate. [`clock`]: the processor clock every part
 //!   is handed; [`telemetry`]: `/metrics`; [`cli`]: the `kapacitor`-style client commands
-//!   (`define`, `enable`, `show`, ...).
+//!   (`define`, `enable`, `show`, ...); [`replay`]: `processor replay`, recorded line protocol
+//!   through a task's pipeline and the scaling decision on a simulated clock.
 //!
 //! [`run`] wires them: `config -> Router -> WriteApi -> Server`, until the shutdown future ends.
 
@@ -31,6 +32,7 @@ pub mod decisions;
 pub mod line_protocol;
 pub mod pipeline;
 pub mod point;
+pub mod replay;
 pub mod routing;
 pub mod scaler;
 pub mod server;

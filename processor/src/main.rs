@@ -37,6 +37,9 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
     },
+    /// Replay recorded line protocol through a TICKscript's pipeline and scaling decision, on
+    /// a clock taken from the points' times, against a simulated target (no server needed).
+    Replay(processor::replay::command::Args),
     /// A client command (`define`, `enable`, `show`, ... as `kapacitor`'s).
     #[command(flatten)]
     Client(processor::cli::Command),
@@ -48,10 +51,16 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    lifecycle::init_tracing("info");
+    // A replay's output is its records: only errors are logged beside them.
+    let default_filter = match cli.command {
+        Command::Replay(_) => "error",
+        _ => "info",
+    };
+    lifecycle::init_tracing(default_filter);
     let url = processor::cli::server_url(cli.url, |name| std::env::var(name).ok());
     match cli.command {
         Command::Serve { config, bind } => serve(config, bind),
+        Command::Replay(args) => processor::replay::command::run(args),
         Command::Client(command) => processor::cli::run(url, command),
     }
 }

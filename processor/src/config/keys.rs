@@ -73,6 +73,11 @@ pub const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("pipeline", "future-limit", EnvKind::String),
     ("load", "enabled", EnvKind::Bool),
     ("load", "dir", EnvKind::String),
+    ("record", "enabled", EnvKind::Bool),
+    ("record", "dir", EnvKind::String),
+    ("record", "tasks", EnvKind::List),
+    ("record", "max-size", EnvKind::Integer),
+    ("record", "when-full", EnvKind::String),
 ];
 
 /// Environment variable prefixes, weakest first.

@@ -21,7 +21,8 @@
 //! - [`http`]: `[http]` with its users and tokens;
 //! - [`kubernetes`]: `[kubernetes]` / `[[kubernetes]]` (the client each makes is
 //!   `scaler::cluster`'s);
-//! - [`tasks`]: `[pipeline]`, `[load]` and `[[influxdb]]`.
+//! - [`tasks`]: `[pipeline]`, `[load]` and `[[influxdb]]`;
+//! - [`record`]: `[record]`, recording what tasks receive for `processor replay`.
 //!
 //! This module imports nothing else of the crate: the modules that read the configuration
 //! import their sections from here.
@@ -33,6 +34,7 @@ use toml::{Table, Value};
 pub mod http;
 pub mod keys;
 pub mod kubernetes;
+pub mod record;
 pub mod tasks;
 
 pub use http::{ApiToken, Http, MAX_BODY_SIZE_LIMIT, SHUTDOWN_TIMEOUT_RANGE, User};
@@ -42,6 +44,7 @@ pub use keys::{
 };
 use keys::{invalid, take_string, warn_unknown};
 pub use kubernetes::{Kubernetes, MAX_POINT_AGE_RANGE};
+pub use record::{RecordConfig, WhenFull};
 pub use tasks::TasksConfig;
 
 /// Why a configuration could not be loaded.
@@ -486,6 +489,9 @@ mod tests {
         assert_eq!(loaded.config.http.bind_address, ":9092");
         assert_eq!(loaded.config.http.users.len(), 1);
         assert_eq!(loaded.config.http.tokens.len(), 1);
+        let record = &loaded.config.tasks.record;
+        assert!(!record.enabled);
+        assert_eq!(record.tasks, ["autoscale"]);
     }
 
     fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -572,5 +578,30 @@ mod tests {
             error.to_string().contains("KAPACITOR_HTTP_MAX_BODY_SIZE"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_record_section_takes_its_environment() {
+        let loaded = Config::load_with_env(
+            None,
+            env(&[
+                ("PROCESSOR_RECORD_ENABLED", "true"),
+                ("PROCESSOR_RECORD_TASKS", "autoscale, other"),
+                ("KAPACITOR_RECORD_MAX_SIZE", "1048576"),
+                ("PROCESSOR_RECORD_WHEN_FULL", "rotate"),
+                ("PROCESSOR_RECORD_DIR", "/tmp/recordings"),
+            ]),
+        )
+        .expect("config");
+        let record = &loaded.config.tasks.record;
+        assert!(record.enabled);
+        assert_eq!(record.tasks, ["autoscale", "other"]);
+        assert_eq!(record.max_size, 1 << 20);
+        assert_eq!(record.when_full, WhenFull::Rotate);
+        assert_eq!(record.dir, Some(PathBuf::from("/tmp/recordings")));
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let error = Config::load_with_env(None, env(&[("PROCESSOR_RECORD_MAX_SIZE", "1")]))
+            .expect_err("rejected");
+        assert!(error.to_string().contains("`record.max-size`"), "{error}");
     }
 }

@@ -1,5 +1,6 @@
-//! The config sections tasks read: `[pipeline]`, `[load]` and `[[influxdb]]` (where
-//! influxDBOut writes; its writer is `tasks::influx_out`). The tasks module re-exports them.
+//! The config sections tasks read: `[pipeline]`, `[load]`, `[[influxdb]]` (where
+//! influxDBOut writes; its writer is `tasks::influx_out`) and `[record]` ([`super::record`]).
+//! The tasks module re-exports them.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -211,6 +212,8 @@ pub struct TasksConfig {
     pub pipeline: PipelineConfig,
     pub load: Load,
     pub influxdb: Vec<InfluxDb>,
+    /// `[record]`: what tasks receive, written for `processor replay`.
+    pub record: super::record::RecordConfig,
 }
 
 /// A bad value: (key, reason).
@@ -250,7 +253,10 @@ fn unknown(table: &Table, section: &str, warnings: &mut Vec<String>) {
 impl TasksConfig {
     /// Takes `pipeline`, `load` and `influxdb` out of the top-level table. Errors name the key.
     pub fn from_table(table: &mut Table, warnings: &mut Vec<String>) -> Result<TasksConfig, Bad> {
-        let mut config = TasksConfig::default();
+        let mut config = TasksConfig {
+            record: super::record::RecordConfig::from_table(table, warnings)?,
+            ..TasksConfig::default()
+        };
         match table.remove("pipeline") {
             None => {}
             Some(Value::Table(mut t)) => {

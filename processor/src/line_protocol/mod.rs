@@ -172,7 +172,30 @@ pub fn parse_body(
     precision: Precision,
     now_ns: i64,
 ) -> Parsed {
-    parse_body_with(body, db, rp, precision, now_ns, Paths::SimpleFirst)
+    parse_body_with(body, db, rp, precision, now_ns, Paths::SimpleFirst, None)
+}
+
+/// [`parse_body`], also answering the 1-based line number of each accepted point, in the
+/// batch's order (`processor replay` reports a point's file and line; the write path does not
+/// pay for it).
+pub fn parse_body_numbered(
+    body: Vec<u8>,
+    db: String,
+    rp: String,
+    precision: Precision,
+    now_ns: i64,
+) -> (Parsed, Vec<usize>) {
+    let mut numbers = Vec::new();
+    let parsed = parse_body_with(
+        body,
+        db,
+        rp,
+        precision,
+        now_ns,
+        Paths::SimpleFirst,
+        Some(&mut numbers),
+    );
+    (parsed, numbers)
 }
 
 /// Which paths [`parse_body_with`] may take.
@@ -193,6 +216,7 @@ fn parse_body_with(
     precision: Precision,
     now_ns: i64,
     paths: Paths,
+    mut point_lines: Option<&mut Vec<usize>>,
 ) -> Parsed {
     let mut batch = Batch::new(db, rp);
     let mut errors = Vec::new();
@@ -215,10 +239,18 @@ fn parse_body_with(
             reserved = true;
             batch.reserve_for_rest(offset, body.len());
         }
+        let before = batch.len();
         if simple_first && simple::store(&mut batch, &context, line, offset) {
+            if let Some(numbers) = point_lines.as_deref_mut() {
+                numbers.extend(std::iter::repeat_n(line_number, batch.len() - before));
+            }
             continue;
         }
-        match parse_line(&mut batch, &context, line) {
+        let parsed = parse_line(&mut batch, &context, line);
+        if let Some(numbers) = point_lines.as_deref_mut() {
+            numbers.extend(std::iter::repeat_n(line_number, batch.len() - before));
+        }
+        match parsed {
             Ok(None) => {}
             Ok(Some(reason)) => {
                 let dropped = dropped.get_or_insert(Dropped { count: 0, reason });

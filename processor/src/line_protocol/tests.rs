@@ -496,6 +496,7 @@ fn both_paths(body: &[u8], precision: Precision) -> (Outcome, Outcome) {
             precision,
             NOW,
             paths,
+            None,
         );
         outcome(&parsed)
     };
@@ -704,4 +705,25 @@ proptest! {
         let (fast, full) = both_paths(body.as_bytes(), precision);
         prop_assert_eq!(fast, full, "body {:?}", body);
     }
+}
+
+#[test]
+fn numbered_parsing_gives_each_point_its_line() {
+    let body = "# comment\nm v=1 1\n\nbad line\nm,time=x v=2 2\nm s=\"a\nb\" 3\nm v=4 4\n";
+    let (parsed, lines) = parse_body_numbered(
+        body.as_bytes().to_vec(),
+        "db".into(),
+        "rp".into(),
+        Precision::Nanoseconds,
+        NOW,
+    );
+    let times: Vec<i64> = parsed.batch.points().map(|p| p.time()).collect();
+    assert_eq!(times, vec![1, 3, 4]);
+    assert_eq!(
+        lines,
+        vec![2, 6, 8],
+        "the string's newline counts as a line"
+    );
+    assert_eq!(parsed.errors[0].line_number, 4);
+    assert_eq!(parsed.dropped.map(|d| d.count), Some(1));
 }

@@ -19,6 +19,7 @@
 //! - `runtime`: a running task's queue (its [`Subscriber`]) and the loop feeding its [`Graph`].
 //! - [`scale_calls`]: which k8sAutoscale calls the loop may start (pure).
 //! - [`influx_out`]: influxDBOut's per-task writer.
+//! - [`recorder`]: `[record]`, what a task receives written for `processor replay`.
 //! - `views`: what the task API reads (get, list, httpOut, counts, node stats), as Kapacitor's
 //!   JSON.
 //!
@@ -28,6 +29,7 @@
 
 pub mod influx_out;
 mod load_dir;
+pub mod recorder;
 mod runtime;
 pub mod scale_calls;
 pub mod store;
@@ -49,6 +51,7 @@ use crate::tick::{self, Dbrp, VarOverrides};
 
 use runtime::Running;
 
+pub use crate::config::record::{RecordConfig, WhenFull};
 pub use crate::config::tasks::{InfluxDb, Load, PipelineConfig, TasksConfig};
 
 /// Why a task operation failed.
@@ -172,6 +175,10 @@ pub struct TaskMaster {
     dry_run: Arc<DryRunScaler>,
     clock: Clock,
     config: TasksConfig,
+    /// Where recordings go when `[record] dir` is not set (`<data_dir>/recordings`).
+    data_dir: Option<PathBuf>,
+    /// The recording of each recorded task, by id (kept across the task's restarts).
+    recordings: Mutex<BTreeMap<String, recorder::Recording>>,
     store: Option<store::TaskStore>,
     /// Held by every change (define, update, delete, the load dir) from its check to its
     /// saved file: changes of one id never interleave, and the store has one writer.
@@ -217,6 +224,8 @@ impl TaskMaster {
             scaler: options.scaler,
             clock: options.clock,
             config: options.config,
+            data_dir: options.data_dir,
+            recordings: Mutex::new(BTreeMap::new()),
             store,
             changes: Mutex::new(()),
             tasks: Mutex::new(BTreeMap::new()),
@@ -397,6 +406,11 @@ impl TaskMaster {
             store.remove(id)?;
         }
         self.discard(id);
+        // Its recording ends (flushed) once the stopped loop lets go of it too.
+        self.recordings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         Ok(())
     }
 
@@ -465,12 +479,14 @@ impl TaskMaster {
         }
         let influx = (!influx_nodes.is_empty())
             .then(|| influx_out::spawn(id, influx_nodes, Arc::clone(&self.influx)));
-        let keys = pipeline.subscription_keys(&all_dbrps(&entry.def, &pipeline));
+        let dbrps = all_dbrps(&entry.def, &pipeline);
+        let recorder = self.recorder(id, &dbrps);
+        let keys = pipeline.subscription_keys(&dbrps);
         entry.running = Some(Running::start(
             id,
             graph,
             scaler,
-            influx,
+            runtime::Sinks { influx, recorder },
             Arc::clone(&self.clock),
             self.config.pipeline.queue_size.max(1),
             |subscriber| {
@@ -485,9 +501,61 @@ impl TaskMaster {
         Ok(())
     }
 
+    /// A handle on the recording of task `id` when `[record]` names it: the task's one
+    /// recording, started on its first run and kept across restarts (one writer per file); a
+    /// recording that cannot start is logged and the task runs unrecorded.
+    fn recorder(&self, id: &str, dbrps: &[Dbrp]) -> Option<recorder::Recorder> {
+        let config = &self.config.record;
+        if !config.records(id) {
+            return None;
+        }
+        let mut recordings = self.recordings.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(recording) = recordings.get(id) {
+            return Some(recording.handle());
+        }
+        let Some(dir) = config
+            .dir
+            .clone()
+            .or_else(|| self.data_dir.as_ref().map(|d| d.join("recordings")))
+        else {
+            tracing::error!(task = %id, "recording not started: [record] has no dir and the processor no data_dir");
+            return None;
+        };
+        let dbrp = |d: &Dbrp| format!("{}.{}", d.database, d.retention_policy);
+        let listed: Vec<String> = dbrps.iter().map(dbrp).collect();
+        let path = recorder::Settings::path(&dir, id);
+        let header = format!(
+            "# processor recording of task {id} (dbrps: {}), started {}: line protocol, ns timestamps\n\
+             # replay: processor replay --tick {id}.tick --dbrp {} --input {}\n",
+            listed.join(", "),
+            clock::rfc3339_seconds((self.clock)()),
+            listed.first().map_or("db.rp", String::as_str),
+            path.display(),
+        );
+        let settings = recorder::Settings {
+            path,
+            max_size: config.max_size,
+            when_full: config.when_full,
+            header,
+        };
+        let file = settings.path.display().to_string();
+        match recorder::Recording::start(id, settings) {
+            Ok(recording) => {
+                tracing::info!(task = %id, %file, "recording what the task receives");
+                let handle = recording.handle();
+                recordings.insert(id.to_owned(), recording);
+                Some(handle)
+            }
+            Err(error) => {
+                tracing::error!(task = %id, %file, %error, "recording cannot start: the task runs unrecorded");
+                None
+            }
+        }
+    }
+
     /// Stops every task (shutdown) and waits for their influxDBOut writers' last flush, at most
     /// `limit` (the `[http] shutdown-timeout`) or what the writers allow themselves
-    /// (`[[influxdb]] timeout` per URL), whichever is shorter.
+    /// (`[[influxdb]] timeout` per URL), whichever is shorter; recordings flush within it.
     pub async fn stop_all(&self, limit: Duration) {
         let running: Vec<Running> = self
             .lock()
@@ -498,10 +566,21 @@ impl TaskMaster {
             .into_iter()
             .filter_map(|r| r.stop(&self.router))
             .collect();
+        let recordings =
+            std::mem::take(&mut *self.recordings.lock().unwrap_or_else(|p| p.into_inner()));
         let limit = limit.min(self.influx.stop_limit() + Duration::from_secs(1));
         let all = async {
             for writer in writers {
                 let _ = writer.await;
+            }
+            // Each recording flushes and ends once its task's loop is gone too.
+            if !recordings.is_empty() {
+                let _ = tokio::task::spawn_blocking(move || {
+                    for recording in recordings.into_values() {
+                        recording.finish();
+                    }
+                })
+                .await;
             }
         };
         if tokio::time::timeout(limit, all).await.is_err() {
@@ -548,7 +627,7 @@ fn validate(def: &TaskDef) -> Result<tick::Pipeline> {
 }
 
 /// The settings a task's [`Graph`] runs with: `[pipeline]`'s timings, `dry_run` off.
-fn pipeline_settings(config: &PipelineConfig) -> pipeline::Settings {
+pub(crate) fn pipeline_settings(config: &PipelineConfig) -> pipeline::Settings {
     pipeline::Settings {
         lateness: config.lateness,
         series_expiry: config.series_expiry,

@@ -18,6 +18,7 @@ use crate::routing::{Delivery, Router, Subscriber, SubscriptionId};
 use crate::scaler::Scaler;
 use crate::scaler::decision::describe_steps;
 
+use super::recorder::Recorder;
 use super::{influx_out, scale_calls};
 
 /// A running task, as the task master holds it.
@@ -30,6 +31,14 @@ pub(super) struct Running {
     pub(super) shared: Arc<Shared>,
 }
 
+/// Where a task sends what it does not keep: influxDBOut's writer (with the task running
+/// it), the recording (`[record]`, its thread is the task master's).
+#[derive(Default)]
+pub(super) struct Sinks {
+    pub(super) influx: Option<(influx_out::Handle, tokio::task::JoinHandle<()>)>,
+    pub(super) recorder: Option<Recorder>,
+}
+
 impl Running {
     /// Starts task `task`'s loop over `graph` with a queue of `queue_size` deliveries;
     /// `subscribe` registers the queue with the router and returns its subscriptions.
@@ -37,12 +46,13 @@ impl Running {
         task: &str,
         graph: Graph,
         scaler: Arc<dyn Scaler>,
-        influx: Option<(influx_out::Handle, tokio::task::JoinHandle<()>)>,
+        sinks: Sinks,
         clock: Clock,
         queue_size: usize,
         subscribe: impl FnOnce(Arc<dyn Subscriber>) -> Vec<SubscriptionId>,
     ) -> Running {
-        let (influx, writer) = influx.unzip();
+        let (influx, writer) = sinks.influx.unzip();
+        let recorder = sinks.recorder;
         let mut stats = graph.stats();
         if let Some(influx) = &influx {
             influx.merge_stats(&mut stats);
@@ -57,7 +67,14 @@ impl Running {
         });
         let handle = tokio::spawn(run_guarded(
             task.to_owned(),
-            run_task(graph, rx, clock, scaler, influx, Arc::clone(&shared)),
+            run_task(
+                graph,
+                rx,
+                clock,
+                scaler,
+                Outputs { influx, recorder },
+                Arc::clone(&shared),
+            ),
             Arc::clone(&shared),
         ));
         Running {
@@ -257,14 +274,24 @@ async fn run_guarded(task: String, run: impl Future<Output = ()>, shared: Arc<Sh
     }
 }
 
+/// Where a task's loop sends what it does not keep: influxDBOut's lines, the recording.
+struct Outputs {
+    influx: Option<influx_out::Handle>,
+    recorder: Option<Recorder>,
+}
+
 async fn run_task(
     mut graph: Graph,
     mut rx: mpsc::Receiver<Delivery>,
     clock: Clock,
     scaler: Arc<dyn Scaler>,
-    mut influx: Option<influx_out::Handle>,
+    outputs: Outputs,
     shared: Arc<Shared>,
 ) {
+    let Outputs {
+        mut influx,
+        mut recorder,
+    } = outputs;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut effects = Vec::new();
@@ -289,7 +316,12 @@ async fn run_task(
     loop {
         tokio::select! {
             delivery = rx.recv() => match delivery {
-                Some(delivery) => graph.write(delivery.points(), clock(), &mut effects),
+                Some(delivery) => {
+                    graph.write(delivery.points(), clock(), &mut effects);
+                    if let Some(recorder) = &mut recorder {
+                        recorder.record(delivery);
+                    }
+                }
                 None => break,
             },
             Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
