@@ -269,6 +269,8 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
         Some(&config_path),
         std::env::vars().filter(|(name, _)| name.starts_with("PROCESSOR_PIPELINE_")),
     )?;
+    // A new group's first total waits one `lateness` (the aggregate learns its series).
+    let warm_up = loaded.config.tasks.pipeline.lateness;
     let clock = processor::clock::system();
     let scaler =
         processor::startup::connect_kubernetes(&loaded.config.kubernetes, Arc::clone(&clock))
@@ -429,7 +431,8 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
     }
     let _ = std::fs::remove_dir_all(&data_dir);
 
-    let rules = score_rules(&options, &plan, &params, churn_events);
+    let mut rules = score_rules(&options, &plan, &params, churn_events);
+    rules.warm_up = warm_up;
     let summary = score::summarize(&rules, &seconds);
     let mut title = format!(
         "{} profile: target {} rps/replica, moving average of {}, cooldowns {}/{}",
@@ -501,6 +504,7 @@ fn score_rules(
         decrease_cooldown: params.decrease_cooldown,
         up_stabilization: params.up_stabilization,
         down_stabilization: params.down_stabilization,
+        warm_up: Duration::ZERO,
         flush_interval: options.flush_interval,
         load_changes: plan.changes(),
         churn_events,

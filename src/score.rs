@@ -53,6 +53,9 @@ pub struct Rules {
     /// The task's stabilization windows: delays it asks for, as its cooldowns are.
     pub up_stabilization: Duration,
     pub down_stabilization: Duration,
+    /// The pipeline's start-up: a new group's first total waits this long (the processor's
+    /// `lateness`), so the first load level's allowance includes it.
+    pub warm_up: Duration,
     pub flush_interval: Duration,
     /// Seconds at which the offered load changed.
     pub load_changes: Vec<u64>,
@@ -129,7 +132,12 @@ impl Rules {
                 (Some(b), Some(a)) => a > b,
                 _ => true,
             };
-            t >= change && t < change + self.allowance(up).as_secs()
+            let warm_up = if Some(&change) == self.load_changes.first() {
+                self.warm_up
+            } else {
+                Duration::ZERO
+            };
+            t >= change && t < change + (self.allowance(up) + warm_up).as_secs()
         })
     }
 }
@@ -294,11 +302,34 @@ mod tests {
             decrease_cooldown: Duration::from_secs(15),
             up_stabilization: Duration::ZERO,
             down_stabilization: Duration::ZERO,
+            warm_up: Duration::ZERO,
             flush_interval: Duration::from_secs(1),
             load_changes: changes,
             churn_events: Vec::new(),
             interval: Duration::from_secs(1),
         }
+    }
+
+    #[test]
+    fn the_first_level_allows_for_the_pipelines_start_up_and_stabilization_counts() {
+        // steady-noisy from 0: window 10 s + cooldown 5 s + flush 1 s = 16 s, then 15 s of
+        // warm-up for the first level only.
+        let mut r = rules(Profile::SteadyNoisy, vec![0]);
+        let run: Vec<Second> = (0..60)
+            .map(|t| second(t, 450.0, if t < 25 { 1 } else { 5 }))
+            .collect();
+        assert_eq!(
+            summarize(&r, &run).goals["scale_events_after_settle"].value,
+            Some(1.0)
+        );
+        r.warm_up = Duration::from_secs(15);
+        assert_eq!(
+            summarize(&r, &run).goals["scale_events_after_settle"].value,
+            Some(0.0)
+        );
+        r.down_stabilization = Duration::from_secs(30);
+        assert_eq!(r.allowance(false), Duration::from_secs(10 + 15 + 30 + 1));
+        assert_eq!(r.allowance(true), Duration::from_secs(10 + 5 + 1));
     }
 
     fn second(t: u64, offered: f64, replicas: i64) -> Second {
