@@ -6,8 +6,9 @@
 //! are not scored.
 //!
 //! The decision lag of a second `t` is how far the running count trails the ideal in time: the
-//! smallest `d` such that the running count at `t` is the ideal count of second `t - d` (0 when
-//! it is right; a count the ideal never asked for up to `t` counts `t + 1`). Every second counts;
+//! smallest `d` such that the running count at `t` is the ideal count of second `t - d`, or lies
+//! strictly between it and the ideal of the second before (the ideal stepped past it then); 0
+//! when it is right; a count the ideal never asked for nor passed up to `t` counts `t + 1`. Every second counts;
 //! the summary gives its 95th percentile ("the replica count lags the ideal by at most this for
 //! 95 % of the run") and its maximum.
 
@@ -150,9 +151,15 @@ pub fn decision_lags(rules: &Rules, seconds: &[Second]) -> Vec<u64> {
         .map(|(i, now)| {
             (0..=i)
                 .find(|&d| {
-                    seconds
-                        .get(i - d)
-                        .is_some_and(|then| rules.ideal(then.offered_rps) == now.actual)
+                    let ideal = |j: usize| seconds.get(j).map(|s| rules.ideal(s.offered_rps));
+                    let Some(then) = ideal(i - d) else {
+                        return false;
+                    };
+                    // Equal to it, or strictly between it and the ideal of the second before:
+                    // on the way from one to the other (a step of 2 passes 3 on its way).
+                    let before = (i - d).checked_sub(1).and_then(ideal).unwrap_or(then);
+                    then == now.actual
+                        || (before.min(then) < now.actual && now.actual < before.max(then))
                 })
                 .unwrap_or(i + 1) as u64
         })
@@ -389,6 +396,20 @@ mod tests {
                 second(t, offered, running)
             })
             .collect();
+        // A step of two ideal counts: the count between them trails from the step on.
+        let two: Vec<Second> = (0..20)
+            .map(|t| {
+                let offered = if t < 10 { 150.0 } else { 350.0 };
+                let running = match t {
+                    0..13 => 2,
+                    13..16 => 3,
+                    _ => 4,
+                };
+                second(t, offered, running)
+            })
+            .collect();
+        let lags = decision_lags(&r, &two);
+        assert_eq!(&lags[9..17], [0, 1, 2, 3, 3, 4, 5, 0]);
         let lags = decision_lags(&r, &run);
         assert_eq!(lags[9], 0);
         assert_eq!(&lags[10..18], [1, 2, 3, 4, 5, 6, 7, 0]);
