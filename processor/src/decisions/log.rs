@@ -92,30 +92,10 @@ impl DecisionLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decisions::{Inputs, Outcome};
+    use crate::decisions::Outcome;
 
     fn record(name: &str, time_ns: i64, outcome: Outcome, desired: i64) -> Record {
-        Record {
-            time: String::new(),
-            time_ns,
-            task: "t".into(),
-            node: "k8s_autoscale2".into(),
-            target: RecordTarget {
-                cluster: String::new(),
-                namespace: "default".into(),
-                kind: "deployments".into(),
-                name: name.into(),
-            },
-            inputs: Inputs::default(),
-            current: Some(3),
-            raw: Some(desired as f64),
-            desired: Some(desired),
-            rules: Vec::new(),
-            outcome,
-            delay_seconds: None,
-            error: None,
-            repeated: 1,
-        }
+        Record::fixture(name, time_ns, outcome, 3, desired)
     }
 
     #[test]

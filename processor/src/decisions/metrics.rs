@@ -183,38 +183,22 @@ impl DecisionMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decisions::Inputs;
     use crate::scaler::decision::Step;
 
     fn record(name: &str, time_ns: i64, outcome: Outcome, rules: &[Rule]) -> Record {
-        Record {
-            time: String::new(),
-            time_ns,
-            task: "t".into(),
-            node: "k8s_autoscale2".into(),
-            target: RecordTarget {
-                cluster: String::new(),
-                namespace: "default".into(),
-                kind: "deployments".into(),
-                name: name.into(),
-            },
-            inputs: Inputs::default(),
-            current: Some(3),
-            raw: Some(5.0),
-            desired: Some(4),
-            rules: rules
-                .iter()
-                .map(|rule| Step {
-                    rule: *rule,
-                    before: 5,
-                    after: 4,
-                })
-                .collect(),
-            outcome,
-            delay_seconds: Some(0.3),
-            error: None,
-            repeated: 1,
-        }
+        let mut record = Record::fixture(name, time_ns, outcome, 3, 4);
+        record.target.namespace = "default".into();
+        record.raw = Some(5.0);
+        record.delay_seconds = Some(0.3);
+        record.rules = rules
+            .iter()
+            .map(|rule| Step {
+                rule: *rule,
+                before: 5,
+                after: 4,
+            })
+            .collect();
+        record
     }
 
     #[test]

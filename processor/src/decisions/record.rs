@@ -230,3 +230,38 @@ impl Record {
             && self.node == other.node
     }
 }
+
+#[cfg(test)]
+impl Record {
+    /// A record for tests: task `t`, node `k8s_autoscale2`, `deployments/name` in the
+    /// processor's own namespace, `current` → `desired` (raw = desired), no rules, no delay.
+    pub(crate) fn fixture(
+        name: &str,
+        time_ns: i64,
+        outcome: Outcome,
+        current: i64,
+        desired: i64,
+    ) -> Record {
+        Record {
+            time: String::new(),
+            time_ns,
+            task: "t".into(),
+            node: "k8s_autoscale2".into(),
+            target: RecordTarget {
+                cluster: String::new(),
+                namespace: String::new(),
+                kind: "deployments".into(),
+                name: name.into(),
+            },
+            inputs: Inputs::default(),
+            current: Some(current),
+            raw: Some(desired as f64),
+            desired: Some(desired),
+            rules: Vec::new(),
+            outcome,
+            delay_seconds: None,
+            error: None,
+            repeated: 1,
+        }
+    }
+}

@@ -216,30 +216,13 @@ pub fn summary_text(summary: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decisions::{Inputs, Outcome};
+    use crate::decisions::Outcome;
 
     fn record(t: i64, outcome: Outcome, current: i64, desired: i64) -> Record {
-        Record {
-            time: format!("t{t}"),
-            time_ns: t,
-            task: "t".into(),
-            node: "k8s_autoscale6".into(),
-            target: RecordTarget {
-                cluster: String::new(),
-                namespace: String::new(),
-                kind: "deployments".into(),
-                name: "app".into(),
-            },
-            inputs: Inputs::default(),
-            current: Some(current),
-            raw: Some(desired as f64),
-            desired: Some(desired),
-            rules: Vec::new(),
-            outcome,
-            delay_seconds: None,
-            error: None,
-            repeated: 1,
-        }
+        let mut record = Record::fixture("app", t, outcome, current, desired);
+        record.time = format!("t{t}");
+        record.node = "k8s_autoscale6".into();
+        record
     }
 
     #[test]

@@ -224,32 +224,14 @@ pub(crate) fn summarize(records: &[Record], facts: &Facts, stats: &[NodeStats]) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decisions::Inputs;
 
     const S: i64 = 1_000_000_000;
 
     fn record(name: &str, t: i64, outcome: Outcome, current: i64, desired: i64) -> Record {
-        Record {
-            time: String::new(),
-            time_ns: t * S,
-            task: "t".into(),
-            node: "k8s_autoscale6".into(),
-            target: RecordTarget {
-                cluster: String::new(),
-                namespace: String::new(),
-                kind: "deployments".into(),
-                name: name.into(),
-            },
-            inputs: Inputs::default(),
-            current: Some(current),
-            raw: None,
-            desired: Some(desired),
-            rules: Vec::new(),
-            outcome,
-            delay_seconds: None,
-            error: None,
-            repeated: 1,
-        }
+        let mut record = Record::fixture(name, t * S, outcome, current, desired);
+        record.node = "k8s_autoscale6".into();
+        record.raw = None;
+        record
     }
 
     #[test]
