@@ -394,14 +394,7 @@ impl Aggregate {
             group: Arc::clone(&batch.group),
             fields: vec![(Arc::clone(&self.as_), result)],
             time: batch.time,
-            provenance: Some(Arc::new(Provenance::new(
-                batch
-                    .points
-                    .iter()
-                    .map(|p| (Arc::clone(&p.series), p.time))
-                    .collect(),
-                [],
-            ))),
+            provenance: Some(Arc::new(Provenance::new(newest_per_series(batch), []))),
         }))
     }
 
@@ -429,6 +422,18 @@ impl Aggregate {
                 || now.saturating_sub(s.last_arrival) < state_expiry
         });
     }
+}
+
+/// Each series of a window's batch once, with its newest point time.
+fn newest_per_series(batch: &Batch) -> Vec<(Arc<Series>, i64)> {
+    let mut newest: FastMap<Arc<Series>, i64> = FastMap::default();
+    for point in &batch.points {
+        let time = newest
+            .entry(Arc::clone(&point.series))
+            .or_insert(point.time);
+        *time = (*time).max(point.time);
+    }
+    newest.into_iter().collect()
 }
 
 /// Ends a group's warm-up once its time is over: drops the buckets older than the latest
@@ -877,6 +882,30 @@ mod tests {
         assert!(contributors.complete(40 * S, 61 * S));
         assert_eq!(contributors.expire(61 * S, 30 * S), 0);
         assert_eq!(contributors.expire(91 * S, 30 * S), 1);
+    }
+
+    #[test]
+    fn a_windowed_total_names_each_series_once_with_its_newest_time() {
+        let points: Vec<Point> = [("a", 1), ("b", 2), ("a", 3), ("b", 1)]
+            .into_iter()
+            .map(|(host, t)| point(host, t, 1.0))
+            .collect();
+        let batch = Batch {
+            name: Arc::from("m"),
+            group: Arc::clone(&points[0].group),
+            time: 4 * S,
+            points,
+        };
+        let agg = Aggregate::new(&spec(AggregateFn::Sum), alignment());
+        let total = agg.batch(&batch).unwrap().unwrap();
+        let provenance = total.provenance.unwrap();
+        assert_eq!(provenance.count, 2);
+        let named: Vec<(Option<&str>, i64)> = provenance
+            .series
+            .iter()
+            .map(|(s, t)| (s.tag("host"), *t / S))
+            .collect();
+        assert_eq!(named, [(Some("a"), 3), (Some("b"), 2)]);
     }
 
     #[test]

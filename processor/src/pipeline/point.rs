@@ -279,17 +279,21 @@ pub const MAX_NAMED: usize = 64;
 pub const RECENTLY_GONE: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Provenance {
-    /// From the series of a total and their latest point times, and the recently gone ones.
+    /// From the series of a total (each once) and their latest point times, and the recently
+    /// gone ones. Linear in the series: only the [`MAX_NAMED`] newest are sorted.
     pub fn new(
         mut series: Vec<(Arc<Series>, i64)>,
         gone: impl IntoIterator<Item = (Arc<Series>, i64)>,
     ) -> Provenance {
-        // Newest first; a series listed twice (a window's points) keeps its newest time.
-        series.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.tags.cmp(&b.0.tags)));
-        let mut seen = std::collections::HashSet::with_capacity(series.len());
-        series.retain(|(s, _)| seen.insert(Arc::clone(s)));
+        let newest_first = |a: &(Arc<Series>, i64), b: &(Arc<Series>, i64)| {
+            b.1.cmp(&a.1).then_with(|| a.0.tags.cmp(&b.0.tags))
+        };
         let count = series.len();
-        series.truncate(MAX_NAMED);
+        if count > MAX_NAMED {
+            series.select_nth_unstable_by(MAX_NAMED, newest_first);
+            series.truncate(MAX_NAMED);
+        }
+        series.sort_unstable_by(newest_first);
         Provenance {
             count,
             series,
@@ -414,6 +418,24 @@ impl PointScope for Point {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provenance_names_the_newest_series_and_counts_them_all() {
+        let all: Vec<(Arc<Series>, i64)> = (0..100)
+            .map(|i| (Arc::new(series(&[("host", &format!("pod{i:03}"))])), i % 10))
+            .collect();
+        let p = Provenance::new(all, []);
+        assert_eq!(p.count, 100);
+        assert_eq!(p.series.len(), MAX_NAMED);
+        let times: Vec<i64> = p.series.iter().map(|(_, t)| *t).collect();
+        assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
+        assert_eq!(p.newest(), Some(9));
+        // Ties in time go by tags: the ten series at time 9 are pod009, pod019, ...
+        assert_eq!(p.series[0].0.tag("host"), Some("pod009"));
+        assert_eq!(p.series[9].0.tag("host"), Some("pod099"));
+        // At time 3 (after 6 x 10 newer ones) only four of ten are named.
+        assert_eq!(times.iter().filter(|&&t| t == 3).count(), 4);
+    }
 
     fn series(tags: &[(&str, &str)]) -> Series {
         Series::new(
