@@ -61,6 +61,10 @@ pub struct Fault {
     /// normally after `delay`, as without `apply`. Absent from the JSON means `false`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub apply: bool,
+    /// A `Retry-After` header (seconds) on the error answer, as the API server sends with a
+    /// 503 while it cannot serve (`WithRetryAfter`) or a 429; absent from the JSON means none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u32>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -89,6 +93,7 @@ impl Fault {
             times: Some(1),
             matching: FaultMatch::default(),
             apply: false,
+            retry_after: None,
         }
     }
 
@@ -100,6 +105,7 @@ impl Fault {
             times: Some(1),
             matching: FaultMatch::default(),
             apply: false,
+            retry_after: None,
         }
     }
 
@@ -107,6 +113,12 @@ impl Fault {
     /// `Fault::status(500).after_applying()` is a write that was applied but answered 500.
     pub fn after_applying(mut self) -> Fault {
         self.apply = true;
+        self
+    }
+
+    /// Answer with a `Retry-After: seconds` header.
+    pub fn retry_after(mut self, seconds: u32) -> Fault {
+        self.retry_after = Some(seconds);
         self
     }
 
@@ -168,6 +180,8 @@ pub struct Injection {
     pub delay: Duration,
     /// Carry the request out before answering `status` (after `delay`).
     pub apply: bool,
+    /// The `Retry-After` header of the error answer, seconds.
+    pub retry_after: Option<u32>,
 }
 
 /// The active faults, in injection order.
@@ -210,6 +224,7 @@ impl Faults {
             status: fault.status,
             delay: fault.delay,
             apply: fault.apply,
+            retry_after: fault.retry_after,
         };
         if let Some(n) = fault.times.as_mut() {
             *n = n.saturating_sub(1);
@@ -306,6 +321,23 @@ mod tests {
         assert_eq!(fault.as_ref().ok(), Some(&expected));
         let written = serde_json::to_value(&expected).unwrap_or_default();
         assert_eq!(written.get("apply"), Some(&serde_json::Value::Bool(true)));
+    }
+
+    #[test]
+    fn a_retry_after_reaches_the_injection_and_round_trips() {
+        let mut faults = Faults::default();
+        faults.push(Fault::status(503).retry_after(3).verb("get"));
+        let get = parse("GET", SCALE, false);
+        let injection = faults.take(SCALE, &get);
+        assert_eq!(
+            injection.map(|i| (i.status, i.retry_after)),
+            Some((Some(503), Some(3)))
+        );
+        let text = r#"{"status": 503, "times": 2, "retry_after": 3}"#;
+        let fault: Result<Fault, _> = serde_json::from_str(text);
+        assert_eq!(fault.ok(), Some(Fault::status(503).times(2).retry_after(3)));
+        let plain = serde_json::to_value(Fault::status(503)).unwrap_or_default();
+        assert_eq!(plain.get("retry_after"), None);
     }
 
     #[test]

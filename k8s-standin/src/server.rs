@@ -445,13 +445,14 @@ async fn serve_request(shared: Arc<Shared>, req: Request<Incoming>) -> Response<
     let mut answer_after = None;
     if let Some(inj) = injection {
         match inj.status {
-            Some(code) if inj.apply => answer_after = Some((code, inj.delay)),
+            Some(code) if inj.apply => answer_after = Some((code, inj.delay, inj.retry_after)),
             status => {
                 if !inj.delay.is_zero() {
                     tokio::time::sleep(inj.delay).await;
                 }
                 if let Some(code) = status {
-                    return finish(error_response(&injected_error(code, &info)), &user, true);
+                    let resp = injected_response(code, &info, inj.retry_after);
+                    return finish(resp, &user, true);
                 }
             }
         }
@@ -461,14 +462,24 @@ async fn serve_request(shared: Arc<Shared>, req: Request<Incoming>) -> Response<
     let resp = carry_out(&shared, req, &user, &info, params, accept, content_type).await;
     match answer_after {
         // The request's own answer is dropped (a watch stream ends with it).
-        Some((code, delay)) => {
+        Some((code, delay, retry_after)) => {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            finish(error_response(&injected_error(code, &info)), &user, true)
+            finish(injected_response(code, &info, retry_after), &user, true)
         }
         None => finish(resp, &user, fault),
     }
+}
+
+/// The answer to an injected status, with its `Retry-After` header when the fault asks for one.
+fn injected_response(code: u16, info: &RequestInfo, retry_after: Option<u32>) -> Response<Body> {
+    let mut resp = error_response(&injected_error(code, info));
+    if let Some(seconds) = retry_after {
+        resp.headers_mut()
+            .insert("retry-after", HeaderValue::from(seconds));
+    }
+    resp
 }
 
 /// The API server's error for an injected status.
