@@ -248,6 +248,42 @@ async fn server_errors_are_retried_with_backoff_and_conflicts_never_double_step(
 }
 
 #[tokio::test]
+async fn a_retry_after_header_on_a_503_is_honoured_before_the_next_attempt() {
+    let server = standin().await;
+    let scaler = scaler_for(&server, false).await;
+    // The API server asks for 2 s with a header only (its body says nothing of it); the
+    // backoff alone would retry after 100 to 200 ms.
+    server.inject(
+        Fault::status(503)
+            .retry_after(2)
+            .verb("get")
+            .subresource("scale"),
+    );
+    let started = std::time::Instant::now();
+    let outcome = scale(&scaler, intent("default", "app", 3)).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!((outcome.decision, outcome.new), (Decision::Increased, 3));
+    assert!(took >= Duration::from_secs(2), "retried after {took:?}");
+    let reads = server
+        .requests()
+        .iter()
+        .filter(|r| r.info.subresource == "scale" && r.info.verb == "get")
+        .count();
+    assert_eq!(reads, 2, "one refused read, one after the pause");
+
+    // A 429 carries the pause in its Status too (`details.retryAfterSeconds`, 1 s).
+    server.inject(Fault::status(429).verb("update").subresource("scale"));
+    let started = std::time::Instant::now();
+    let outcome = scale(&scaler, intent("default", "app", 4)).await.unwrap();
+    assert_eq!(outcome.new, 4);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_write_applied_then_answered_500_is_our_own_success_and_starts_its_cooldown() {
     let server = standin().await;
     let scaler = scaler_for(&server, false).await;
@@ -311,6 +347,33 @@ async fn persistent_failures_give_up_and_leave_the_target_alone() {
         message.starts_with("giving up after 4 attempts: "),
         "no decision was made (every read failed): {message}"
     );
+}
+
+#[tokio::test]
+async fn after_an_intent_gives_up_the_next_one_waits_before_calling_the_api_again() {
+    use processor::scaler::kubernetes::{FIRST_PAUSE_AFTER_GIVING_UP, pause_after};
+    assert_eq!(pause_after(0), Duration::ZERO);
+    assert_eq!(pause_after(1), FIRST_PAUSE_AFTER_GIVING_UP);
+    assert_eq!(pause_after(2), FIRST_PAUSE_AFTER_GIVING_UP * 2);
+    assert_eq!(
+        pause_after(40),
+        processor::scaler::kubernetes::MAX_PAUSE_AFTER_GIVING_UP
+    );
+    let server = standin().await;
+    let scaler = scaler_for(&server, false).await;
+    server.inject(Fault::status(503).always().subresource("scale"));
+    assert!(scale(&scaler, intent("default", "app", 4)).await.is_err());
+    server.clear_faults();
+    let calls = server.requests().len();
+    let started = std::time::Instant::now();
+    let outcome = scale(&scaler, intent("default", "app", 4)).await.unwrap();
+    assert_eq!(outcome.new, 4);
+    assert!(
+        started.elapsed() >= FIRST_PAUSE_AFTER_GIVING_UP,
+        "the next intent waited: {:?}",
+        started.elapsed()
+    );
+    assert!(server.requests().len() > calls);
 }
 
 fn failed_rescale_messages(server: &Handle) -> Vec<String> {

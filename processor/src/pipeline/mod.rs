@@ -401,6 +401,12 @@ impl Graph {
                 if matches!(error, ScaleError::Conflict { .. }) {
                     // The scaler warns once per check; every refused point need not.
                     tracing::debug!(task = %self.task, node = %slot.name, %error, "scale refused");
+                } else if matches!(
+                    error,
+                    ScaleError::Forbidden(_) | ScaleError::NotFound { .. }
+                ) {
+                    // Only an operator can fix these (the Role, the target's name).
+                    tracing::error!(task = %self.task, node = %slot.name, %error, "scale failed: the API refuses this processor; fix its Role or the target");
                 } else {
                     tracing::warn!(task = %self.task, node = %slot.name, %error, "scale failed");
                 }

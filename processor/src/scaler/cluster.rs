@@ -117,10 +117,14 @@ pub async fn connect(settings: &Kubernetes) -> std::result::Result<ClusterClient
     } else {
         settings.namespace.clone()
     };
-    let client = kube::Client::try_from(config).map_err(|e| ClientError::Client {
-        id,
-        reason: e.to_string(),
-    })?;
+    // kube drops the headers of an error answer: this layer keeps `Retry-After` in its Status.
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| ClientError::Client {
+            id,
+            reason: e.to_string(),
+        })?
+        .with_layer(&tower::util::AndThenLayer::new(super::retry_after::carry))
+        .build();
     Ok(ClusterClient {
         client,
         default_namespace,

@@ -6,12 +6,14 @@
 //! statefulsets and replicasets, core `v1` for replicationcontrollers), say so when someone else
 //! changed it since we last set it, decide ([`super::decision`]) on the processor clock, and
 //! PUT the Scale back with the resourceVersion just read. A 409 (someone changed it meanwhile)
-//! reads again and decides again; 5xx, 429 and transport errors retry with backoff; 401, 403 and
-//! 404 fail at once. Values are absolute, so a retry can never step twice; and when a write
-//! answered with an error (a proxy's timeout after the API applied it) is followed by a read
-//! that finds the count it was setting, that write succeeded: it is reported, its cooldown
-//! starts and its Event is posted as for any change. Every change, and
-//! every failure to change, is posted as a Kubernetes Event on the target. In dry run the
+//! reads again and decides again; 5xx, 429 and transport errors retry with backoff (a pause the
+//! server asks for with `Retry-After` is honoured, up to [`retry_after::MAX_ASKED`]); 401, 403
+//! and 404 fail at once. After an intent gave up, the target's next intent waits first
+//! ([`pause_after`]) until the API answers again. Values are absolute, so a retry can never
+//! step twice; and when a write answered with an error (a proxy's timeout after the API
+//! applied it) is followed by a read that finds the count it was setting, that write
+//! succeeded: it is reported, its cooldown starts and its Event is posted as for any change.
+//! Every change, and every failure to change, is posted as a Kubernetes Event on the target. In dry run the
 //! decision is made and reported and nothing is written. Before a write (and in dry run before
 //! reporting one), [`super::conflict`] refuses a target a HorizontalPodAutoscaler also scales.
 
@@ -23,6 +25,7 @@ use std::time::Duration;
 use super::cluster::{self, ClusterClient};
 use super::conflict::{self, Clearance, Guards};
 use super::decision::{self, History, Rule, Step, Verdict};
+use super::retry_after;
 use super::{Decision, Kind, ScaleError, ScaleFuture, ScaleIntent, ScaleOutcome, Scaler, Target};
 use crate::clock::Clock;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
@@ -35,6 +38,26 @@ use kube::api::{Api, PostParams};
 pub const MAX_ATTEMPTS: u32 = 4;
 /// The pause before the second attempt; it doubles for each further one.
 pub const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// After an intent gave up on an API that kept failing (5xx, 429, unreachable), the next intent
+/// for the target waits this long before its first call; each further intent that gives up
+/// doubles it, up to [`MAX_PAUSE_AFTER_GIVING_UP`]; any answer from the API ends it. Without
+/// it each new point would start four attempts afresh: an API that is gone would get about
+/// five calls a second per target for as long as it is gone.
+pub const FIRST_PAUSE_AFTER_GIVING_UP: Duration = Duration::from_secs(1);
+/// The longest pause between intents while the API keeps failing: how late, at most, the
+/// first call after it returns is.
+pub const MAX_PAUSE_AFTER_GIVING_UP: Duration = Duration::from_secs(10);
+
+/// The pause before the next intent after `gave_up` intents in a row gave up.
+pub fn pause_after(gave_up: u32) -> Duration {
+    if gave_up == 0 {
+        return Duration::ZERO;
+    }
+    FIRST_PAUSE_AFTER_GIVING_UP
+        .saturating_mul(1 << (gave_up - 1).min(16))
+        .min(MAX_PAUSE_AFTER_GIVING_UP)
+}
 
 /// Scales through one or more clusters. Cheap to clone: clones share the clients and the
 /// per-target state.
@@ -51,6 +74,8 @@ struct Inner {
     clock: Clock,
     /// Per target: does an HPA also scale it (checked at most once a minute).
     guards: Guards,
+    /// Per target: intents in a row that gave up, and until when the next one waits.
+    outages: Mutex<HashMap<Target, (u32, tokio::time::Instant)>>,
 }
 
 impl KubernetesScaler {
@@ -64,6 +89,7 @@ impl KubernetesScaler {
                 shutting_down: AtomicBool::new(false),
                 clock,
                 guards: Guards::default(),
+                outages: Mutex::default(),
             }),
         }
     }
@@ -89,6 +115,12 @@ impl Inner {
         Arc::clone(targets.entry(target.clone()).or_default())
     }
 
+    fn outages(&self) -> std::sync::MutexGuard<'_, HashMap<Target, (u32, tokio::time::Instant)>> {
+        self.outages
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     async fn run(self: Arc<Self>, intent: ScaleIntent) -> Result<ScaleOutcome, ScaleError> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(ScaleError::ShuttingDown);
@@ -100,6 +132,11 @@ impl Inner {
             .ok_or_else(|| ScaleError::UnknownCluster(target.cluster.clone()))?;
         let history = self.history(target);
         let mut history = history.lock().await;
+        let paused = self.outages().get(target).map(|(_, until)| *until);
+        if let Some(until) = paused {
+            tracing::debug!(target = %describe(target), "the API kept failing: pausing before the next call");
+            tokio::time::sleep_until(until).await;
+        }
         if decision::is_stale(
             intent.point_time_ns,
             (self.clock)(),
@@ -135,17 +172,26 @@ impl Inner {
         // The last change decided and sent: (new size, reason), for a FailedRescale Event
         // that carries the rules as a SuccessfulRescale one does.
         let mut last_change: Option<(i64, String)> = None;
+        // The pause the server asked for with its last error (`Retry-After`), if any.
+        let mut asked: Option<Duration> = None;
         for attempt in 1..=MAX_ATTEMPTS {
             if attempt > 1 {
-                tokio::time::sleep(pause.mul_f64(0.5 + fastrand::f64() / 2.0)).await;
+                let backoff = pause.mul_f64(0.5 + fastrand::f64() / 2.0);
+                let wait = asked.take().map_or(backoff, |asked| asked.max(backoff));
+                tracing::debug!(target = %api.describe(), attempt, ?wait, error = %last_error, "retrying");
+                tokio::time::sleep(wait).await;
                 pause *= 2;
             }
             let scale = match api.get().await {
-                Ok(scale) => scale,
+                Ok(scale) => {
+                    self.outages().remove(target);
+                    scale
+                }
                 Err(error) => match classify(&error) {
                     Failure::Fatal(fatal) => return Err(fatal(api.describe(), error.to_string())),
                     Failure::Retry | Failure::Conflict => {
                         last_error = error.to_string();
+                        asked = retry_after::asked(&error);
                         continue;
                     }
                 },
@@ -243,6 +289,7 @@ impl Inner {
                     }
                     Failure::Retry => {
                         last_error = error.to_string();
+                        asked = retry_after::asked(&error);
                         unconfirmed = Some(Unconfirmed {
                             old: current,
                             verdict,
@@ -268,6 +315,16 @@ impl Inner {
                     }
                 },
             }
+        }
+        {
+            let mut outages = self.outages();
+            let gave_up = outages.get(target).map_or(0, |(n, _)| *n).saturating_add(1);
+            let pause = pause_after(gave_up);
+            tracing::debug!(target = %api.describe(), gave_up, ?pause, "the next intent waits");
+            outages.insert(
+                target.clone(),
+                (gave_up, tokio::time::Instant::now() + pause),
+            );
         }
         let gave_up = format!("giving up after {MAX_ATTEMPTS} attempts: {last_error}");
         let message = match last_change {

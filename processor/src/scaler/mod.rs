@@ -15,6 +15,7 @@ pub mod conflict;
 pub mod decision;
 pub mod dry_run;
 pub mod kubernetes;
+pub mod retry_after;
 
 use std::future::Future;
 use std::pin::Pin;
