@@ -701,13 +701,17 @@ fn a_processor_restarted_under_load_brings_its_tasks_back_decides_only_from_warm
 /// A pod the test plays itself through the real write API: a counter rising `rate` per second
 /// stamped by a clock `skew_s` off, flushed every second; every `late_every`-th batch held back
 /// and sent with the next one (late, after other pods' newer batches), every `twice_every`-th
-/// sent twice (a client's retry after a timeout whose first attempt was taken).
+/// sent twice (a client's retry after a timeout whose first attempt was taken), every
+/// `bad_every`-th with a bad line beside its good one.
 struct Writer {
     host: &'static str,
     rate: i64,
     skew_s: i64,
     late_every: u64,
     twice_every: u64,
+    /// Every `bad_every`-th batch also carries a line that is not line protocol: the batch is
+    /// answered 400 `partial write` and its good line must count all the same.
+    bad_every: u64,
 }
 
 impl Writer {
@@ -715,9 +719,9 @@ impl Writer {
         &self,
         processor: std::net::SocketAddr,
         stop: &std::sync::atomic::AtomicBool,
-    ) -> (u64, u64) {
+    ) -> (u64, u64, u64) {
         let t0 = now_ns() / SECOND;
-        let (mut late, mut twice) = (0, 0);
+        let (mut late, mut twice, mut bad) = (0, 0, 0);
         let mut held: Vec<String> = Vec::new();
         let mut batch = 0u64;
         while !stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -735,8 +739,13 @@ impl Writer {
                 late += 1;
                 continue;
             }
-            let body = held.join("\n");
+            let mut body = held.join("\n");
             held.clear();
+            let with_bad = self.bad_every > 0 && batch.is_multiple_of(self.bad_every);
+            if with_bad {
+                bad += 1;
+                body.push_str(&format!("\nrequests,host={} counter= {stamp}", self.host));
+            }
             let sends = if self.twice_every > 0 && batch.is_multiple_of(self.twice_every) {
                 twice += 1;
                 2
@@ -750,14 +759,18 @@ impl Writer {
                     "/write?db=autoscale&rp=autogen&precision=s",
                     &body,
                 );
+                let expected = if with_bad { 400 } else { 204 };
                 assert!(
-                    answer.as_ref().is_some_and(|(status, _)| *status == 204),
+                    answer
+                        .as_ref()
+                        .is_some_and(|(status, body)| *status == expected
+                            && (!with_bad || body.contains("partial write"))),
                     "{}: {answer:?}",
                     self.host
                 );
             }
         }
-        (late, twice)
+        (late, twice, bad)
     }
 }
 
@@ -778,6 +791,7 @@ fn agents_with_skewed_clocks_late_reordered_and_repeated_batches_keep_the_cross_
             skew_s: 2,
             late_every: 0,
             twice_every: 7,
+            bad_every: 11,
         },
         Writer {
             host: "behind-2s",
@@ -785,6 +799,7 @@ fn agents_with_skewed_clocks_late_reordered_and_repeated_batches_keep_the_cross_
             skew_s: -2,
             late_every: 5,
             twice_every: 0,
+            bad_every: 0,
         },
     ];
     let threads: Vec<_> = writers
@@ -810,7 +825,7 @@ fn agents_with_skewed_clocks_late_reordered_and_repeated_batches_keep_the_cross_
         std::thread::sleep(Duration::from_millis(200));
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let counts: Vec<(u64, u64)> = threads
+    let counts: Vec<(u64, u64, u64)> = threads
         .into_iter()
         .map(|t| t.join().expect("writer"))
         .collect();
@@ -827,9 +842,10 @@ fn agents_with_skewed_clocks_late_reordered_and_repeated_batches_keep_the_cross_
     let within = errors.iter().filter(|e| e.2 <= 2.0).count();
     let sum = node(&processor, "autoscale", "sum");
     println!(
-        "skewed clocks (+2 s, -2 s writers beside a real agent at 100 rps; {} late batches, {} batches sent twice): {} totals checked, {within} within 2 %, worst {worst:.2} %; sum node: late_points {}, duplicate_points {}, expired_series {}",
+        "skewed clocks (+2 s, -2 s writers beside a real agent at 100 rps; {} late batches, {} batches sent twice, {} with a bad line answered 400 partial write): {} totals checked, {within} within 2 %, worst {worst:.2} %; sum node: late_points {}, duplicate_points {}, expired_series {}",
         counts[1].0,
         counts[0].1,
+        counts[0].2,
         errors.len(),
         sum["late_points"],
         sum["duplicate_points"],
