@@ -34,11 +34,7 @@ fn a_partitioned_leader_steps_down_before_its_lease_expires_and_the_other_takes_
         "exactly one leader"
     );
     let leader_is_a = a.role().as_deref() == Some("leader");
-    let (leader, follower) = if leader_is_a {
-        (&a, &b)
-    } else {
-        (&b, &a)
-    };
+    let (leader, follower) = if leader_is_a { (&a, &b) } else { (&b, &a) };
     // Cut the leader off: every request of its client answers 503.
     let cut = Fault::status(503).always().user(&leader.identity);
     let partitioned = Instant::now();
@@ -48,7 +44,10 @@ fn a_partitioned_leader_steps_down_before_its_lease_expires_and_the_other_takes_
         leader.role().as_deref() == Some("follower")
     });
     let step_down = partitioned.elapsed();
-    println!("partitioned leader stepped down after {:.2} s", step_down.as_secs_f64());
+    println!(
+        "partitioned leader stepped down after {:.2} s",
+        step_down.as_secs_f64()
+    );
     assert!(stepped_down, "{}", leader.log_text());
     assert!(
         step_down <= RENEW_DEADLINE + Duration::from_millis(300),
@@ -59,14 +58,19 @@ fn a_partitioned_leader_steps_down_before_its_lease_expires_and_the_other_takes_
         "stepped down before the lease could expire"
     );
     assert!(
-        wait_for(LEASE + Duration::from_secs(2), || follower.role().as_deref()
+        wait_for(LEASE + Duration::from_secs(2), || follower
+            .role()
+            .as_deref()
             == Some("leader")),
         "the other takes over after expiry: {}",
         follower.log_text()
     );
     let took_over = partitioned.elapsed();
     println!("the other took over after {:.2} s", took_over.as_secs_f64());
-    assert!(took_over >= LEASE - RETRY, "not before the lease expired: {took_over:?}");
+    assert!(
+        took_over >= LEASE - RETRY,
+        "not before the lease expired: {took_over:?}"
+    );
     api.clear_faults_matching(&cut.matching);
     // The healed replica stays a follower.
     std::thread::sleep(RETRY * 3);
@@ -92,7 +96,8 @@ fn an_api_flapping_for_both_replicas_never_yields_two_writers() {
         a.role().as_deref() == Some("leader") || b.role().as_deref() == Some("leader")
     }));
     // For 20 s: each replica's requests fail (503, or delayed past the renew deadline) on and
-    // off, independently, a few hundred ms at a time; the load moves so scaling happens.
+    // off, independently, for 0.2 to 3.5 s at a time (longer than the lease now and then), toggled every 300 ms; the load moves so
+    // scaling happens.
     let mut rng = 0x2545_f491_4f6c_dd1d_u64;
     let mut next = || {
         rng ^= rng << 13;
@@ -110,7 +115,7 @@ fn an_api_flapping_for_both_replicas_never_yields_two_writers() {
                 _ => None,
             };
             if let Some(fault) = fault {
-                let lasting = Duration::from_millis(200 + next() % 400);
+                let lasting = Duration::from_millis(200 + next() % 3300);
                 api.inject(fault.lasting(lasting));
             }
         }
@@ -124,9 +129,16 @@ fn an_api_flapping_for_both_replicas_never_yields_two_writers() {
     drop(feeder);
     let log = api.requests();
     let (violations, writers) = writers_check(&log);
+    assert_eq!(log.first().map(|r| r.seq), Some(1), "the whole log is read");
     let faulted = log.iter().filter(|r| r.fault_injected).count();
+    let transitions = api
+        .object(&k8s_standin::resources::LEASES, "default", "processor")
+        .and_then(|lease| lease["spec"]["leaseTransitions"].as_i64());
+    let gained = a.log_text().matches("leadership gained").count()
+        + b.log_text().matches("leadership gained").count();
     println!(
-        "flapping: {} requests, {faulted} faulted, {} scale writes by {:?}",
+        "flapping: {} requests, {faulted} faulted, leaseTransitions {transitions:?}, \
+         leadership gained {gained} times, {} scale writes by {:?}",
         log.len(),
         writers.len(),
         {
