@@ -96,8 +96,9 @@ fn an_api_flapping_for_both_replicas_never_yields_two_writers() {
         a.role().as_deref() == Some("leader") || b.role().as_deref() == Some("leader")
     }));
     // For 20 s: each replica's requests fail (503, or delayed past the renew deadline) on and
-    // off, independently, for 0.2 to 3.5 s at a time (longer than the lease now and then), toggled every 300 ms; the load moves so
-    // scaling happens.
+    // off, independently, drawn every 300 ms: in each 5-s phase one replica (a, b, a, b) is hit
+    // with probability 1/2 per draw for 0.2 to 3.5 s, the other with 1/8 for 0.2 to 0.8 s, so
+    // the holder changes now and then while both flap; the load moves so scaling happens.
     let mut rng = 0x2545_f491_4f6c_dd1d_u64;
     let mut next = || {
         rng ^= rng << 13;
@@ -108,14 +109,17 @@ fn an_api_flapping_for_both_replicas_never_yields_two_writers() {
     let start = Instant::now();
     let mut second = 0;
     while start.elapsed() < Duration::from_secs(20) {
-        for identity in ["replica-a", "replica-b"] {
-            let fault = match next() % 4 {
+        let phase = start.elapsed().as_secs() / 5;
+        for (index, identity) in ["replica-a", "replica-b"].into_iter().enumerate() {
+            let victim = phase % 2 == index as u64;
+            let (odds, longest) = if victim { (4, 3500) } else { (16, 800) };
+            let fault = match next() % odds {
                 0 => Some(Fault::status(503).user(identity)),
                 1 => Some(Fault::delay(RENEW_DEADLINE + Duration::from_millis(200)).user(identity)),
                 _ => None,
             };
             if let Some(fault) = fault {
-                let lasting = Duration::from_millis(200 + next() % 3300);
+                let lasting = Duration::from_millis(200 + next() % (longest - 200));
                 api.inject(fault.lasting(lasting));
             }
         }
@@ -147,6 +151,13 @@ fn an_api_flapping_for_both_replicas_never_yields_two_writers() {
             w
         }
     );
+    let mut by_client = std::collections::BTreeMap::<(String, String, String), usize>::new();
+    for r in &log {
+        *by_client
+            .entry((r.user.clone(), r.info.verb.clone(), r.rbac_resource()))
+            .or_default() += 1;
+    }
+    println!("requests by (client, verb, resource): {by_client:?}");
     assert!(faulted > 0, "the faults reached the replicas");
     assert!(
         violations.is_empty(),
