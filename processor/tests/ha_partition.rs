@@ -49,8 +49,10 @@ fn a_partitioned_leader_steps_down_before_its_lease_expires_and_the_other_takes_
         step_down.as_secs_f64()
     );
     assert!(stepped_down, "{}", leader.log_text());
+    // The gate closes at most renew-deadline after the cut (the last successful renew started
+    // before it); the slack is this test's polling of `/ready` on a loaded machine.
     assert!(
-        step_down <= RENEW_DEADLINE + Duration::from_millis(300),
+        step_down <= RENEW_DEADLINE + Duration::from_millis(500),
         "no later than renew-deadline after the last renew: {step_down:?}"
     );
     assert!(
