@@ -279,6 +279,7 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
         scaler: Some(Arc::new(scaler.clone())),
         clock,
         metrics: false,
+        gate: processor::ha::Gate::standalone(),
     };
     let processor = processor::Processor::bind(loaded.config, processor_options).await?;
     let processor_url = match processor.local_addr() {

@@ -170,7 +170,7 @@ fn write_decisions(out: &mut String, tasks: &[(String, Vec<TargetMetrics>)]) {
     let name = "processor_autoscale_decisions_total";
     let _ = writeln!(
         out,
-        "# HELP {name} Evaluations of a k8sAutoscale target, by outcome (increased, decreased, unchanged, held, dry-run, error).\n# TYPE {name} counter"
+        "# HELP {name} Evaluations of a k8sAutoscale target, by outcome (increased, decreased, unchanged, held, dry-run, error, standby).\n# TYPE {name} counter"
     );
     for (labels, target) in targets() {
         for (outcome, count) in target.by_outcome() {
@@ -237,6 +237,18 @@ fn target_labels(task: &str, target: &TargetMetrics) -> String {
 
 /// Help texts for what the write API records (promtool wants HELP on every family).
 fn describe() {
+    metrics::describe_gauge!(
+        "processor_ha_leader",
+        "1 while this replica holds the HA Lease and may write to the Kubernetes API, else 0."
+    );
+    metrics::describe_counter!(
+        "processor_ha_transitions_total",
+        "Leadership gained or lost by this replica (label change)."
+    );
+    metrics::describe_counter!(
+        "processor_ha_lease_renew_failures_total",
+        "Failed attempts of the leader to renew the HA Lease."
+    );
     metrics::describe_counter!(
         "processor_write_requests_total",
         "Write requests received (/write, /kapacitor/v1/write, /api/v2/write)."
