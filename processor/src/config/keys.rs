@@ -78,6 +78,10 @@ pub const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("record", "tasks", EnvKind::List),
     ("record", "max-size", EnvKind::Integer),
     ("record", "when-full", EnvKind::String),
+    ("ha", "peers", EnvKind::List),
+    ("ha", "sync-interval", EnvKind::String),
+    ("ha", "peer-timeout", EnvKind::String),
+    ("ha", "tombstone-ttl", EnvKind::String),
 ];
 
 /// Environment variable prefixes, weakest first.

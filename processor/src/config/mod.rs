@@ -22,7 +22,8 @@
 //! - [`kubernetes`]: `[kubernetes]` / `[[kubernetes]]` (the client each makes is
 //!   `scaler::cluster`'s);
 //! - [`tasks`]: `[pipeline]`, `[load]` and `[[influxdb]]`;
-//! - [`record`]: `[record]`, recording what tasks receive for `processor replay`.
+//! - [`record`]: `[record]`, recording what tasks receive for `processor replay`;
+//! - [`peers`]: the `[ha]` keys of task propagation between replicas (`peers`, ...).
 //!
 //! This module imports nothing else of the crate: the modules that read the configuration
 //! import their sections from here.
@@ -34,6 +35,7 @@ use toml::{Table, Value};
 pub mod http;
 pub mod keys;
 pub mod kubernetes;
+pub mod peers;
 pub mod record;
 pub mod tasks;
 
@@ -44,6 +46,7 @@ pub use keys::{
 };
 use keys::{invalid, take_string, warn_unknown};
 pub use kubernetes::{Kubernetes, MAX_POINT_AGE_RANGE};
+pub use peers::Peers;
 pub use record::{RecordConfig, WhenFull};
 pub use tasks::TasksConfig;
 
@@ -90,6 +93,8 @@ pub struct Config {
     pub kubernetes: Vec<Kubernetes>,
     /// `[pipeline]`, `[load]` and `[[influxdb]]` ([`tasks`]).
     pub tasks: TasksConfig,
+    /// The `[ha]` keys of task propagation ([`peers`]).
+    pub peers: Peers,
 }
 
 /// A configuration and the warnings produced while loading it.
@@ -116,6 +121,7 @@ impl Default for Config {
             http: Http::default(),
             kubernetes: Vec::new(),
             tasks: TasksConfig::default(),
+            peers: Peers::default(),
         }
     }
 }
@@ -177,6 +183,11 @@ impl Config {
         kubernetes::check(&kubernetes)?;
         let tasks = TasksConfig::from_table(&mut table, &mut warnings)
             .map_err(|(key, reason)| invalid(&key, reason))?;
+        let peers = Peers::from_table(&mut table).map_err(|(key, reason)| invalid(&key, reason))?;
+        // The rest of `[ha]` (the election's keys) is reported key by key.
+        if let Some(Value::Table(ha)) = table.remove("ha") {
+            warn_unknown(&ha, "ha", &mut warnings);
+        }
         warn_unknown(&table, "", &mut warnings);
         Ok(Loaded {
             config: Config {
@@ -185,6 +196,7 @@ impl Config {
                 http,
                 kubernetes,
                 tasks,
+                peers,
             },
             warnings,
         })
