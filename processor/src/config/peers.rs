@@ -41,7 +41,8 @@ pub struct Peers {
     pub peer_timeout: Duration,
     /// `tombstone-ttl`: how long a deleted task is remembered so that a peer that missed the
     /// delete drops its copy instead of giving it back, a duration (default 24 h, range
-    /// [`TOMBSTONE_TTL_RANGE`]). A peer down for longer brings the task back.
+    /// [`TOMBSTONE_TTL_RANGE`], and longer than `sync-interval`). A peer down for longer brings
+    /// the task back.
     pub tombstone_ttl: Duration,
     /// `identity` of `[ha]` as written (read, not taken: the election's key); empty when
     /// absent (the host name is used, the pod name in a StatefulSet).
@@ -113,6 +114,12 @@ impl Peers {
             default_tombstone_ttl(),
             TOMBSTONE_TTL_RANGE,
         )?;
+        if config.tombstone_ttl <= config.sync_interval {
+            return Err(bad(
+                "tombstone-ttl",
+                "must be longer than sync-interval (a delete must outlive a sync)",
+            ));
+        }
         if let Some(Value::String(identity)) = ha.get("identity") {
             config.identity = identity.clone();
         }
@@ -267,6 +274,10 @@ mod tests {
             ("[ha]\nsync-interval = 5", "ha.sync-interval"),
             ("[ha]\npeer-timeout = \"2m\"", "ha.peer-timeout"),
             ("[ha]\ntombstone-ttl = \"1s\"", "ha.tombstone-ttl"),
+            (
+                "[ha]\nsync-interval = \"1h\"\ntombstone-ttl = \"30m\"",
+                "ha.tombstone-ttl",
+            ),
             ("ha = 1", "ha"),
         ] {
             let (got, reason) = parse(text).expect_err(text);
