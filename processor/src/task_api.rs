@@ -367,7 +367,18 @@ fn changed_task(method: &Method, path: &str, response: &Response<Full<Bytes>>) -
 /// A `Warning` header value (RFC 7234 form, code 199) naming a peer that did not take a
 /// change.
 fn warning(failure: &PeerFailure) -> Option<hyper::header::HeaderValue> {
-    let reason = lifecycle::error_chain(&failure.error).replace('"', "'");
+    // A header value is visible ASCII: anything else in the reason becomes `?`.
+    let reason: String = lifecycle::error_chain(&failure.error)
+        .replace('"', "'")
+        .chars()
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
     let text = format!(
         "199 processor \"peer {} did not take the change: {reason}\"",
         failure.peer
@@ -514,6 +525,22 @@ fn created_id(response: &Response<Full<Bytes>>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_failure_is_a_valid_warning_header_whatever_its_reason_holds() {
+        let failure = PeerFailure {
+            peer: "http://processor-1.processor-peers:9092".into(),
+            error: crate::ha_sync::Error::Refused {
+                peer: "http://processor-1.processor-peers:9092".into(),
+                status: 500,
+                body: "\"bad\"\nthing… é".into(),
+            },
+        };
+        let value = warning(&failure).expect("a header value");
+        let text = value.to_str().expect("visible ASCII");
+        assert!(text.starts_with("199 processor \"peer http://processor-1.processor-peers:9092 did not take the change: "), "{text}");
+        assert!(text.ends_with("'bad'?thing? ?\""), "{text}");
+    }
 
     #[test]
     fn a_decisions_query_needs_a_task_and_a_limit_within_bounds() {
