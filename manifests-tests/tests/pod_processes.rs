@@ -26,10 +26,12 @@ fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
     value.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
-fn container<'a>(rendered: &'a Rendered, deployment: &str, name: &str) -> &'a Value {
+/// Container `name` of the pods of workload `owner` (a Deployment or a StatefulSet).
+fn container<'a>(rendered: &'a Rendered, owner: &str, name: &str) -> &'a Value {
     let object = rendered
-        .get("Deployment", deployment)
-        .expect("the Deployment");
+        .get("Deployment", owner)
+        .or_else(|| rendered.get("StatefulSet", owner))
+        .expect("the workload");
     let spec = object.pointer("/spec/template/spec").expect("pod spec");
     containers(spec)
         .into_iter()
@@ -218,7 +220,13 @@ fn the_agent_delivers_the_apps_requests_to_the_processor_with_the_secrets_creden
     let username = str_at(secret, "/stringData/username");
     let password = str_at(secret, "/stringData/password");
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_processor, processor_addr) = start_processor(&rendered, dir.path(), None);
+    // Both replicas of the StatefulSet, each with its own data dir.
+    let mut replicas = Vec::new();
+    for n in 0..2 {
+        let replica_dir = dir.path().join(format!("processor-{n}"));
+        std::fs::create_dir_all(&replica_dir).expect("replica dir");
+        replicas.push(start_processor(&rendered, &replica_dir, None));
+    }
 
     // The app, with the Deployment's flags on loopback ports.
     let app_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
@@ -247,14 +255,17 @@ fn the_agent_delivers_the_apps_requests_to_the_processor_with_the_secrets_creden
         .get("ConfigMap", "agent-config")
         .expect("agent-config");
     let telegraf_conf = str_at(map, "/data/telegraf.conf");
-    assert!(telegraf_conf.contains("http://processor:9092"));
+    let mut telegraf_conf = telegraf_conf.to_owned();
+    for (n, (_, addr)) in replicas.iter().enumerate() {
+        let url = format!("http://processor-{n}.processor-peers:9092");
+        assert!(telegraf_conf.contains(&url), "no output to {url}");
+        telegraf_conf = telegraf_conf.replace(&url, &format!("http://{addr}"));
+    }
     assert!(telegraf_conf.contains("http://localhost:8000/metrics"));
-    let telegraf_conf = telegraf_conf
-        .replace("http://processor:9092", &format!("http://{processor_addr}"))
-        .replace(
-            "http://localhost:8000/metrics",
-            &format!("http://{metrics_addr}/metrics"),
-        );
+    let telegraf_conf = telegraf_conf.replace(
+        "http://localhost:8000/metrics",
+        &format!("http://{metrics_addr}/metrics"),
+    );
     let config_file = dir.path().join("telegraf.conf");
     std::fs::write(&config_file, telegraf_conf).expect("write");
 
@@ -272,6 +283,19 @@ fn the_agent_delivers_the_apps_requests_to_the_processor_with_the_secrets_creden
             && !accepted_log.contains("ERROR"),
         "the agent's write with the Secret's credentials failed: {accepted_log}"
     );
+    // Every replica accepted the points (each output writes to its own replica).
+    for (n, (_, addr)) in replicas.iter().enumerate() {
+        let (_, metrics) = http(*addr, "GET", "/metrics", "");
+        let written: f64 = metrics
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("processor_points_written_total ")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0.0);
+        assert!(written >= 1.0, "processor-{n} got no points: {metrics}");
+    }
     let refused = run_agent_once(
         &config_file,
         &[

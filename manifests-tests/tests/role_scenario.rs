@@ -3,7 +3,8 @@
 //! scaler against the API stand-in, which authenticates the processor as its ServiceAccount and
 //! authorizes every request with the rendered Role's rules, as RBAC would (the scaler's check
 //! for a HorizontalPodAutoscaler on each target included). Nothing is refused, and the recorded
-//! (group, resource/subresource, verb) set equals the Role's.
+//! (group, resource/subresource, verb) set equals the Role's, the Lease's rules (the election's)
+//! aside.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -57,7 +58,7 @@ async fn the_role_equals_the_requests_of_a_scaling_scenario_and_none_is_refused(
         .expect("the overlay's namespace")
         .to_owned();
     let account = rendered
-        .get("Deployment", "processor")
+        .get("StatefulSet", "processor")
         .and_then(|d| d.pointer("/spec/template/spec/serviceAccountName"))
         .and_then(Value::as_str)
         .expect("serviceAccountName");
@@ -113,7 +114,12 @@ async fn the_role_equals_the_requests_of_a_scaling_scenario_and_none_is_refused(
         .collect();
     assert!(refused.is_empty(), "refused: {refused:?}");
     let used = server.permissions_used();
-    let granted = granted(role);
+    // The Lease's grants are the election's (another branch: its process tests exercise them);
+    // this scenario only scales. At merge the election joins this scenario and this goes.
+    let granted: BTreeSet<_> = granted(role)
+        .into_iter()
+        .filter(|(group, resource, _)| !(group == "coordination.k8s.io" && resource == "leases"))
+        .collect();
     assert_eq!(
         used,
         granted,

@@ -9,7 +9,9 @@
 //! - [`routing`]: (db, rp, measurement) -> [`routing::Subscriber`]s, the seam tasks plug into.
 //! - [`tasks`]: task definitions and their store, `[load]`, the per-task runtime feeding each
 //!   task's [`pipeline::Graph`] (queue, loop, scale calls, influxDBOut's writer) and the JSON
-//!   the task API reads; [`task_api`]: `/kapacitor/v1/tasks...`.
+//!   the task API reads; [`task_api`]: `/kapacitor/v1/tasks...`; [`ha_sync`]: the same tasks
+//!   on every replica (task changes forwarded to `[ha] peers`, the periodic anti-entropy sync
+//!   and its version rule).
 //! - [`tick`]: TICKscript -> a validated pipeline (lexer, parser, bind, nodes, lambdas).
 //! - [`pipeline`]: a compiled task's nodes as pure state machines (time passed in);
 //!   `pipeline::autoscale` is the k8sAutoscale node.
@@ -31,6 +33,7 @@ pub mod clock;
 pub mod config;
 pub mod decisions;
 pub mod ha;
+pub mod ha_sync;
 pub mod line_protocol;
 pub mod pipeline;
 pub mod point;
@@ -94,6 +97,8 @@ pub struct Processor {
     tasks: Arc<tasks::TaskMaster>,
     /// How long a stop waits for in-flight requests, then for influxDBOut's last flush.
     shutdown_timeout: std::time::Duration,
+    /// The anti-entropy sync with `[ha] peers`, when there are any.
+    sync: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Processor {
@@ -107,22 +112,44 @@ impl Processor {
             Arc::clone(&options.clock),
         ));
         api.set_gate(options.gate.clone());
+        // The replica's identity: `[ha] identity`, else the host name (the pod name).
+        let identity = config.ha.identity.clone();
         let tasks = tasks::TaskMaster::start(tasks::Options {
             router,
             scaler: options.scaler,
-            clock: options.clock,
+            clock: Arc::clone(&options.clock),
             config: config.tasks.clone(),
             data_dir: Some(config.data_dir.clone()),
         })?;
+        tasks.set_identity(identity.clone());
         let metrics = if options.metrics {
-            telemetry::Telemetry::install()
+            let installed = telemetry::Telemetry::install();
+            ha_sync::describe();
+            installed
         } else {
             None
         };
-        api.set_extra_routes(Arc::new(task_api::TaskApi::new(
-            Arc::clone(&tasks),
-            metrics,
-        )));
+        let mut task_api = task_api::TaskApi::new(Arc::clone(&tasks), metrics);
+        let others = config.peers.others(&identity);
+        let sync = if others.is_empty() {
+            None
+        } else {
+            tracing::info!(%identity, peers = ?others, "tasks propagated to peer replicas");
+            let client = Arc::new(ha_sync::PeerClient::new(
+                others,
+                &config.peers,
+                &config.http,
+            ));
+            task_api = task_api.with_peers(Arc::clone(&client));
+            Some(ha_sync::spawn(
+                client,
+                Arc::clone(&tasks),
+                options.clock,
+                config.peers.sync_interval,
+                config.peers.tombstone_ttl,
+            ))
+        };
+        api.set_extra_routes(Arc::new(task_api));
         let server =
             server::Server::bind(&config.http.bind_address, api, config.http.shutdown_timeout)
                 .await?;
@@ -130,6 +157,7 @@ impl Processor {
             server,
             tasks,
             shutdown_timeout: config.http.shutdown_timeout,
+            sync,
         })
     }
 
@@ -149,6 +177,9 @@ impl Processor {
             tracing::info!(%address, "listening");
         }
         self.server.serve(shutdown).await;
+        if let Some(sync) = &self.sync {
+            sync.abort();
+        }
         self.tasks.stop_all(self.shutdown_timeout).await;
     }
 }

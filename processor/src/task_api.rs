@@ -7,6 +7,13 @@
 //! Errors answer `{"error": "..."}`: 404 for an unknown task or route, 400 for a bad request
 //! (invalid JSON, script errors with line:column), 500 (generic message) when saving failed.
 //!
+//! With `[ha] peers`, a change accepted here is forwarded to the peers after it is applied, and a
+//! forwarded change (it carries `ha_sync::VERSION_HEADER`) is applied by the version rule and
+//! not forwarded again: 200/204 when taken or already held, 409 when this replica holds a
+//! newer change of the task. Peers that did not take a change are named in the answer's
+//! `Warning` headers. `GET /kapacitor/v1/ha/tasks` shows the peers this replica's definitions
+//! with their versions and its tombstones (`crate::ha_sync`).
+//!
 //! Every task request runs on a blocking thread: a define compiles a script and saves a file,
 //! and neither may hold the server's threads (`/ping` and `/write` answer meanwhile).
 
@@ -16,7 +23,9 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Response, StatusCode};
 
-use crate::tasks::{Error, TaskMaster, TaskRequest};
+use crate::ha_sync::version::Version;
+use crate::ha_sync::{PeerClient, PeerFailure, SYNC_PATH, VERSION_HEADER};
+use crate::tasks::{Applied, Error, Remote, TaskDef, TaskMaster, TaskRequest, Tombstone};
 use crate::write_api::{ExtraRoutes, PROCESSOR_VERSION};
 
 const TASKS: &str = "/kapacitor/v1/tasks";
@@ -29,6 +38,8 @@ pub struct TaskApi {
     tasks: Arc<TaskMaster>,
     started: std::time::Instant,
     metrics: Option<Arc<crate::telemetry::Telemetry>>,
+    /// The other replicas, when `[ha] peers` names any.
+    peers: Option<Arc<PeerClient>>,
 }
 
 impl TaskApi {
@@ -40,7 +51,14 @@ impl TaskApi {
             tasks,
             started: std::time::Instant::now(),
             metrics,
+            peers: None,
         }
+    }
+
+    /// Forwards the changes accepted here to `peers`.
+    pub fn with_peers(mut self, peers: Arc<PeerClient>) -> TaskApi {
+        self.peers = Some(peers);
+        self
     }
 }
 
@@ -206,6 +224,7 @@ impl ExtraRoutes for TaskApi {
             || path.starts_with("/kapacitor/v1/tasks/")
             || path == DEBUG_VARS
             || path == DECISIONS
+            || path == SYNC_PATH
             || (path == METRICS && self.metrics.is_some())
     }
 
@@ -220,11 +239,17 @@ impl ExtraRoutes for TaskApi {
         method: Method,
         path: String,
         query: Option<String>,
+        headers: hyper::HeaderMap,
         body: Vec<u8>,
     ) -> futures::future::BoxFuture<'static, Response<Full<Bytes>>> {
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                self.answer(&method, &path, query.as_deref().unwrap_or_default(), &body)
+                if let Some(version) = headers.get(VERSION_HEADER) {
+                    return self.answer_forwarded(&method, &path, version.to_str().ok(), &body);
+                }
+                let response =
+                    self.answer(&method, &path, query.as_deref().unwrap_or_default(), &body);
+                self.forward(&method, &path, response)
             })
             .await
             .unwrap_or_else(|error| {
@@ -252,6 +277,18 @@ impl TaskApi {
         if path == METRICS {
             return match (&self.metrics, method) {
                 (Some(metrics), &Method::GET) => metrics.render(&self.tasks),
+                _ => not_allowed("GET"),
+            };
+        }
+        if path == SYNC_PATH {
+            return match *method {
+                Method::GET => match serde_json::to_value(self.tasks.sync_state()) {
+                    Ok(state) => json(StatusCode::OK, &state),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the sync state cannot be written as JSON");
+                        error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                    }
+                },
                 _ => not_allowed("GET"),
             };
         }
@@ -313,9 +350,197 @@ impl TaskApi {
     }
 }
 
+/// The task id a change on `path` names: the created task's (from the answer) for `POST
+/// /kapacitor/v1/tasks`, the path's for `PATCH`/`DELETE /kapacitor/v1/tasks/<id>`.
+fn changed_task(method: &Method, path: &str, response: &Response<Full<Bytes>>) -> Option<String> {
+    let status = response.status();
+    match *method {
+        Method::POST if path == TASKS && status == StatusCode::OK => None,
+        Method::PATCH | Method::DELETE if status.is_success() => {
+            let id = path.strip_prefix("/kapacitor/v1/tasks/")?;
+            (!id.contains('/')).then(|| id.to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// A `Warning` header value (RFC 7234 form, code 199) naming a peer that did not take a
+/// change.
+fn warning(failure: &PeerFailure) -> Option<hyper::header::HeaderValue> {
+    // A header value is visible ASCII: anything else in the reason becomes `?`.
+    let reason: String = lifecycle::error_chain(&failure.error)
+        .replace('"', "'")
+        .chars()
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    let text = format!(
+        "199 processor \"peer {} did not take the change: {reason}\"",
+        failure.peer
+    );
+    hyper::header::HeaderValue::from_str(&text).ok()
+}
+
+impl TaskApi {
+    /// After a change accepted here: forwards it to every peer (the full definition as a
+    /// forwarded define, or the delete), adding a `Warning` per peer that did not take it.
+    fn forward(
+        &self,
+        method: &Method,
+        path: &str,
+        mut response: Response<Full<Bytes>>,
+    ) -> Response<Full<Bytes>> {
+        let Some(peers) = &self.peers else {
+            return response;
+        };
+        let id = match changed_task(method, path, &response) {
+            Some(id) => Some(id),
+            None if *method == Method::POST
+                && path == TASKS
+                && response.status() == StatusCode::OK =>
+            {
+                created_id(&response)
+            }
+            None => None,
+        };
+        let Some(id) = id else {
+            return response;
+        };
+        let (forward_method, forward_path, body, version) = if *method == Method::DELETE {
+            let Some(version) = self.tasks.version_of(&id) else {
+                return response;
+            };
+            (
+                Method::DELETE,
+                format!("{TASKS}/{id}"),
+                Bytes::new(),
+                version,
+            )
+        } else {
+            let Some(def) = self.tasks.definition(&id) else {
+                return response;
+            };
+            let Some(version) = def.version.clone() else {
+                return response;
+            };
+            let body = serde_json::to_vec(&def).unwrap_or_default();
+            (Method::POST, TASKS.to_owned(), Bytes::from(body), version)
+        };
+        let failures = tokio::runtime::Handle::current().block_on(peers.forward(
+            forward_method,
+            &forward_path,
+            body,
+            &version,
+        ));
+        for failure in &failures {
+            if let Some(value) = warning(failure) {
+                response.headers_mut().append("warning", value);
+            }
+        }
+        response
+    }
+
+    /// A change forwarded by a peer: applied when newer (the version rule), never forwarded.
+    fn answer_forwarded(
+        &self,
+        method: &Method,
+        path: &str,
+        version: Option<&str>,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        let Some(version) = version.and_then(Version::from_header) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid {VERSION_HEADER}: expected `<ns since the epoch> <origin>`"),
+            );
+        };
+        let remote = match *method {
+            Method::POST if path == TASKS => match serde_json::from_slice::<TaskDef>(body) {
+                Ok(mut def) => {
+                    def.version = Some(version);
+                    Remote::Defined(def)
+                }
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("invalid forwarded task JSON: {e}"),
+                    );
+                }
+            },
+            Method::DELETE => match path.strip_prefix("/kapacitor/v1/tasks/") {
+                Some(id) if !id.is_empty() && !id.contains('/') => Remote::Deleted(Tombstone {
+                    id: id.to_owned(),
+                    version,
+                }),
+                _ => return error(StatusCode::NOT_FOUND, "Not Found"),
+            },
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "a forwarded change is a POST of a task or a DELETE",
+                );
+            }
+        };
+        let id = match &remote {
+            Remote::Defined(def) => def.id.clone(),
+            Remote::Deleted(tombstone) => tombstone.id.clone(),
+        };
+        let deleted = matches!(remote, Remote::Deleted(_));
+        match self.tasks.apply_remote(remote) {
+            Ok(Applied::Taken | Applied::Same) if deleted => {
+                let mut response = Response::new(Full::new(Bytes::new()));
+                *response.status_mut() = StatusCode::NO_CONTENT;
+                response
+            }
+            Ok(Applied::Taken | Applied::Same) => match self.tasks.get(&id) {
+                Ok(task) => json(StatusCode::OK, &task),
+                Err(e) => task_error(&e),
+            },
+            Ok(Applied::Stale) => error(
+                StatusCode::CONFLICT,
+                &format!("task {id:?} has a newer change on this replica"),
+            ),
+            Err(e) => task_error(&e),
+        }
+    }
+}
+
+/// The `id` of the task JSON a define answered with.
+fn created_id(response: &Response<Full<Bytes>>) -> Option<String> {
+    use http_body_util::BodyExt as _;
+    let body = response.body().clone();
+    let bytes = tokio::runtime::Handle::current()
+        .block_on(body.collect())
+        .ok()?
+        .to_bytes();
+    let task: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    task.get("id")?.as_str().map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_failure_is_a_valid_warning_header_whatever_its_reason_holds() {
+        let failure = PeerFailure {
+            peer: "http://processor-1.processor-peers:9092".into(),
+            error: crate::ha_sync::Error::Refused {
+                peer: "http://processor-1.processor-peers:9092".into(),
+                status: 500,
+                body: "\"bad\"\nthing… é".into(),
+            },
+        };
+        let value = warning(&failure).expect("a header value");
+        let text = value.to_str().expect("visible ASCII");
+        assert!(text.starts_with("199 processor \"peer http://processor-1.processor-peers:9092 did not take the change: "), "{text}");
+        assert!(text.ends_with("'bad'?thing? ?\""), "{text}");
+    }
 
     #[test]
     fn a_decisions_query_needs_a_task_and_a_limit_within_bounds() {

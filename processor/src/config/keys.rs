@@ -85,6 +85,10 @@ pub const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("ha", "renew-deadline", EnvKind::String),
     ("ha", "retry-period", EnvKind::String),
     ("ha", "identity", EnvKind::String),
+    ("ha", "peers", EnvKind::List),
+    ("ha", "sync-interval", EnvKind::String),
+    ("ha", "peer-timeout", EnvKind::String),
+    ("ha", "tombstone-ttl", EnvKind::String),
 ];
 
 /// Environment variable prefixes, weakest first.

@@ -24,6 +24,7 @@
 //! - [`tasks`]: `[pipeline]`, `[load]` and `[[influxdb]]`;
 //! - [`record`]: `[record]`, recording what tasks receive for `processor replay`;
 //! - [`ha`]: `[ha]`, the Lease election's keys (high availability).
+//! - [`peers`]: the `[ha]` keys of task propagation between replicas (`peers`, ...).
 //!
 //! This module imports nothing else of the crate: the modules that read the configuration
 //! import their sections from here.
@@ -36,6 +37,7 @@ pub mod ha;
 pub mod http;
 pub mod keys;
 pub mod kubernetes;
+pub mod peers;
 pub mod record;
 pub mod tasks;
 
@@ -47,6 +49,7 @@ pub use keys::{
 };
 use keys::{invalid, take_string, warn_unknown};
 pub use kubernetes::{Kubernetes, MAX_POINT_AGE_RANGE};
+pub use peers::Peers;
 pub use record::{RecordConfig, WhenFull};
 pub use tasks::TasksConfig;
 
@@ -95,6 +98,8 @@ pub struct Config {
     pub tasks: TasksConfig,
     /// `[ha]`: the Lease election ([`ha`]).
     pub ha: Ha,
+    /// The `[ha]` keys of task propagation ([`peers`]).
+    pub peers: Peers,
 }
 
 /// A configuration and the warnings produced while loading it.
@@ -122,6 +127,7 @@ impl Default for Config {
             kubernetes: Vec::new(),
             tasks: TasksConfig::default(),
             ha: Ha::default(),
+            peers: Peers::default(),
         }
     }
 }
@@ -183,6 +189,9 @@ impl Config {
         kubernetes::check(&kubernetes)?;
         let tasks = TasksConfig::from_table(&mut table, &mut warnings)
             .map_err(|(key, reason)| invalid(&key, reason))?;
+        // `[ha]`: the task propagation keys read first (`identity` is read, not taken), then
+        // the election's keys; what neither took is reported key by key.
+        let peers = Peers::from_table(&mut table).map_err(|(key, reason)| invalid(&key, reason))?;
         let ha = ha::from_top(&mut table)?;
         if ha.enabled && !kubernetes.iter().any(|k| k.enabled) {
             return Err(invalid(
@@ -190,7 +199,6 @@ impl Config {
                 "needs an enabled [kubernetes] section (the Lease is reached through its client)",
             ));
         }
-        // Keys of `[ha]` that no section took (`ha::from_top` leaves them).
         if let Some(Value::Table(rest)) = table.remove("ha") {
             warn_unknown(&rest, "ha", &mut warnings);
         }
@@ -203,6 +211,7 @@ impl Config {
                 kubernetes,
                 tasks,
                 ha,
+                peers,
             },
             warnings,
         })

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{Error, Result, TaskMaster, TaskRequest};
+use super::{Error, Result, Stamp, TaskMaster, TaskRequest};
 use crate::tick::{self, VarOverrides};
 
 impl TaskMaster {
@@ -59,9 +59,9 @@ impl TaskMaster {
             };
             let exists = self.lock().contains_key(&id);
             let result = if exists {
-                self.update(&id, request).map(drop)
+                self.update_as(&id, request, Stamp::Load).map(drop)
             } else {
-                self.create(request).map(drop)
+                self.create_as(request, Stamp::Load).map(drop)
             };
             result.map_err(|e| load_err(e.to_string()))?;
             tracing::info!(task = %id, file = %path.display(), "task loaded");

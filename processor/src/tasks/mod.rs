@@ -16,6 +16,8 @@
 //!   enable/disable; its public types.
 //! - [`store`]: each definition saved in its own file in the data dir.
 //! - `load_dir`: `[load] dir`, tasks defined by `.tick` files at start.
+//! - `versions`: each change's [`Version`] and the deletes' tombstones, the changes that come
+//!   from peer replicas, and the state a replica shows its peers (`crate::ha_sync`).
 //! - `runtime`: a running task's queue (its [`Subscriber`]) and the loop feeding its [`Graph`].
 //! - [`scale_calls`]: which k8sAutoscale calls the loop may start (pure).
 //! - [`influx_out`]: influxDBOut's per-task writer.
@@ -33,6 +35,7 @@ pub mod recorder;
 mod runtime;
 pub mod scale_calls;
 pub mod store;
+mod versions;
 mod views;
 
 use std::collections::BTreeMap;
@@ -43,6 +46,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{self, Clock};
+pub use crate::ha_sync::version::Version;
 use crate::pipeline::{self, Graph};
 use crate::routing::Router;
 use crate::scaler::Scaler;
@@ -50,6 +54,8 @@ use crate::scaler::dry_run::DryRunScaler;
 use crate::tick::{self, Dbrp, VarOverrides};
 
 use runtime::Running;
+use versions::Stamp;
+pub use versions::{Applied, Remote, SyncState, Tombstone};
 
 pub use crate::config::record::{RecordConfig, WhenFull};
 pub use crate::config::tasks::{InfluxDb, Load, PipelineConfig, TasksConfig};
@@ -134,6 +140,10 @@ pub struct TaskDef {
     pub modified: String,
     #[serde(rename = "last-enabled", default)]
     pub last_enabled: String,
+    /// The version of its last change, for the replicas' sync (`crate::ha_sync`); absent in
+    /// files saved before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
 }
 
 /// Fields of a create or update request (absent = unchanged on update).
@@ -185,6 +195,11 @@ pub struct TaskMaster {
     changes: Mutex<()>,
     tasks: Mutex<BTreeMap<String, Entry>>,
     influx: Arc<influx_out::Client>,
+    /// The origin of the versions of the changes this replica accepts (set once by
+    /// [`TaskMaster::set_identity`]; empty until then).
+    identity: std::sync::OnceLock<String>,
+    /// The version of each deleted task, kept for the replicas' sync (`versions`).
+    tombstones: Mutex<BTreeMap<String, Version>>,
 }
 
 /// The longest task id (it names a file in the data dir).
@@ -229,6 +244,8 @@ impl TaskMaster {
             store,
             changes: Mutex::new(()),
             tasks: Mutex::new(BTreeMap::new()),
+            identity: std::sync::OnceLock::new(),
+            tombstones: Mutex::new(BTreeMap::new()),
         });
         for def in restored.tasks {
             let id = def.id.clone();
@@ -271,6 +288,10 @@ impl TaskMaster {
 
     /// Defines a task (`POST /kapacitor/v1/tasks`).
     pub fn create(&self, request: TaskRequest) -> Result<serde_json::Value> {
+        self.create_as(request, Stamp::Local)
+    }
+
+    fn create_as(&self, request: TaskRequest, stamp: Stamp) -> Result<serde_json::Value> {
         let id = request.id.clone().unwrap_or_default();
         if !valid_id(&id) {
             return Err(Error::InvalidId(id));
@@ -286,6 +307,7 @@ impl TaskMaster {
             created: now.clone(),
             modified: now,
             last_enabled: String::new(),
+            version: None,
         };
         // Compiled before the change begins: a slow script holds no other change.
         let pipeline = validate(&def)?;
@@ -294,6 +316,8 @@ impl TaskMaster {
         if self.lock().contains_key(&id) {
             return Err(Error::Exists(id));
         }
+        let mut def = def;
+        def.version = Some(self.stamp(stamp, self.tombstone(&id).as_ref()));
         self.lock().insert(
             id.clone(),
             Entry {
@@ -315,6 +339,7 @@ impl TaskMaster {
             self.discard(&id);
             return Err(error);
         }
+        self.forget_tombstone(&id);
         self.get(&id)
     }
 
@@ -328,6 +353,10 @@ impl TaskMaster {
 
     /// Changes a task (`PATCH /kapacitor/v1/tasks/<id>`): script, vars, dbrps, status.
     pub fn update(&self, id: &str, request: TaskRequest) -> Result<serde_json::Value> {
+        self.update_as(id, request, Stamp::Local)
+    }
+
+    fn update_as(&self, id: &str, request: TaskRequest, stamp: Stamp) -> Result<serde_json::Value> {
         let _changing = self.changing();
         let (old, was_running, failed) = {
             let tasks = self.lock();
@@ -363,6 +392,7 @@ impl TaskMaster {
             || def.dbrps != old.dbrps
             || def.kind != old.kind;
         def.modified = clock::rfc3339_seconds((self.clock)());
+        def.version = Some(self.stamp(stamp, old.version.as_ref()));
         let enable = def.status == "enabled";
         let old_pipeline = self.lock().get_mut(id).and_then(|entry| {
             entry.def = def;
@@ -398,14 +428,20 @@ impl TaskMaster {
 
     /// Deletes a task (`DELETE /kapacitor/v1/tasks/<id>`), stopping it first.
     pub fn delete(&self, id: &str) -> Result<()> {
+        self.delete_as(id, Stamp::Local)
+    }
+
+    fn delete_as(&self, id: &str, stamp: Stamp) -> Result<()> {
         let _changing = self.changing();
-        if !self.lock().contains_key(id) {
-            return Err(Error::NotFound(id.to_owned()));
-        }
+        let previous = match self.lock().get(id) {
+            None => return Err(Error::NotFound(id.to_owned())),
+            Some(entry) => entry.def.version.clone(),
+        };
         if let Some(store) = &self.store {
             store.remove(id)?;
         }
         self.discard(id);
+        self.remember_tombstone(id, self.stamp(stamp, previous.as_ref()));
         // Its recording ends (flushed) once the stopped loop lets go of it too.
         self.recordings
             .lock()

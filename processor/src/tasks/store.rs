@@ -270,6 +270,7 @@ mod tests {
             created: String::new(),
             modified: String::new(),
             last_enabled: String::new(),
+            version: None,
         }
     }
 

@@ -80,6 +80,7 @@ pub trait ExtraRoutes: Send + Sync {
         method: Method,
         path: String,
         query: Option<String>,
+        headers: HeaderMap,
         body: Vec<u8>,
     ) -> futures::future::BoxFuture<'static, Response<Full<Bytes>>>;
 }
@@ -218,8 +219,9 @@ impl WriteApi {
                     }
                     let path = path.to_owned();
                     let extra = Arc::clone(extra);
+                    let headers = request.headers().clone();
                     let body = read_body(request.into_body(), None, EXTRA_BODY_LIMIT).await?;
-                    Ok(extra.handle(method, path, query, body).await)
+                    Ok(extra.handle(method, path, query, headers, body).await)
                 }
                 _ => Err(ApiError::NotFound),
             },
