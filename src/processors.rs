@@ -84,6 +84,7 @@ impl Processors {
             scaler: Some(Arc::new(scaler.clone())),
             clock,
             metrics: false,
+            gate: processor::ha::Gate::standalone(),
         };
         let processor = processor::Processor::bind(loaded.config, options).await?;
         let url = match processor.local_addr() {

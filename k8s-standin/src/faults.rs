@@ -1,8 +1,12 @@
 //! Injectable faults: the next N matching requests answer an error status, are delayed, or both;
 //! or they are carried out and answer an error status anyway (a write applied behind a proxy that
-//! timed out).
+//! timed out). A fault can be narrowed to one client (its authenticated user or a part of its
+//! `User-Agent`), so a test can partition one replica from the API, and can last for a time
+//! instead of a number of requests.
 
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::request::RequestInfo;
 
@@ -22,10 +26,23 @@ pub struct FaultMatch {
     pub name: Option<String>,
     /// A substring of the path.
     pub path_contains: Option<String>,
+    /// The authenticated user (from the bearer token), exactly.
+    pub user: Option<String>,
+    /// A substring of the `User-Agent` header.
+    pub user_agent_contains: Option<String>,
+}
+
+/// Who sent a request: what a [`FaultMatch`] can tell clients apart by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Client<'a> {
+    /// The authenticated user, empty when authentication is off.
+    pub user: &'a str,
+    /// The `User-Agent` header.
+    pub user_agent: &'a str,
 }
 
 impl FaultMatch {
-    fn matches(&self, path: &str, info: &RequestInfo) -> bool {
+    fn matches(&self, path: &str, info: &RequestInfo, client: Client<'_>) -> bool {
         let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
         eq(&self.verb, &info.verb)
             && eq(&self.resource, &info.resource)
@@ -36,6 +53,11 @@ impl FaultMatch {
                 .path_contains
                 .as_deref()
                 .is_none_or(|p| path.contains(p))
+            && eq(&self.user, client.user)
+            && self
+                .user_agent_contains
+                .as_deref()
+                .is_none_or(|p| client.user_agent.contains(p))
     }
 }
 
@@ -61,6 +83,14 @@ pub struct Fault {
     /// normally after `delay`, as without `apply`. Absent from the JSON means `false`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub apply: bool,
+    /// How long the fault lasts from when it is injected, in milliseconds on the wire format
+    /// (`None`: until its `times` are used up or it is cleared).
+    #[serde(
+        default,
+        with = "optional_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lasts: Option<Duration>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -80,6 +110,24 @@ mod millis {
     }
 }
 
+mod optional_millis {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        let ms: Option<u64> = serde::Deserialize::deserialize(d)?;
+        Ok(ms.map(Duration::from_millis))
+    }
+}
+
 impl Fault {
     /// Answer `code` (once unless `.times(n)` or `.always()`).
     pub fn status(code: u16) -> Fault {
@@ -89,6 +137,7 @@ impl Fault {
             times: Some(1),
             matching: FaultMatch::default(),
             apply: false,
+            lasts: None,
         }
     }
 
@@ -100,6 +149,7 @@ impl Fault {
             times: Some(1),
             matching: FaultMatch::default(),
             apply: false,
+            lasts: None,
         }
     }
 
@@ -157,6 +207,25 @@ impl Fault {
         self.matching.path_contains = Some(part.to_string());
         self
     }
+
+    /// Only requests of this authenticated user (one client's bearer token).
+    pub fn user(mut self, user: &str) -> Fault {
+        self.matching.user = Some(user.to_string());
+        self
+    }
+
+    /// Only requests whose `User-Agent` contains `part`.
+    pub fn user_agent_contains(mut self, part: &str) -> Fault {
+        self.matching.user_agent_contains = Some(part.to_string());
+        self
+    }
+
+    /// Affect every matching request for `duration` from its injection (then it is gone).
+    pub fn lasting(mut self, duration: Duration) -> Fault {
+        self.times = None;
+        self.lasts = Some(duration);
+        self
+    }
 }
 
 /// What to do to one request.
@@ -173,14 +242,16 @@ pub struct Injection {
 /// The active faults, in injection order.
 #[derive(Debug, Default)]
 pub struct Faults {
-    active: Vec<Fault>,
+    /// Each fault with when it ends (for a lasting one).
+    active: Vec<(Fault, Option<Instant>)>,
 }
 
 impl Faults {
     /// Adds a fault; earlier faults take precedence.
     pub fn push(&mut self, fault: Fault) {
         if fault.times != Some(0) {
-            self.active.push(fault);
+            let ends = fault.lasts.map(|d| Instant::now() + d);
+            self.active.push((fault, ends));
         }
     }
 
@@ -189,23 +260,41 @@ impl Faults {
         self.active.clear();
     }
 
+    /// Removes the faults whose matcher is `matching` (e.g. every fault on one client).
+    pub fn clear_matching(&mut self, matching: &FaultMatch) {
+        self.active.retain(|(f, _)| f.matching != *matching);
+    }
+
     /// How many faults are still active.
-    pub fn len(&self) -> usize {
+    pub fn len(&mut self) -> usize {
+        self.forget_ended();
         self.active.len()
     }
 
+    fn forget_ended(&mut self) {
+        let now = Instant::now();
+        self.active
+            .retain(|(_, ends)| ends.is_none_or(|ends| now < ends));
+    }
+
     /// Whether no fault is active.
-    pub fn is_empty(&self) -> bool {
-        self.active.is_empty()
+    pub fn is_empty(&mut self) -> bool {
+        self.len() == 0
     }
 
     /// The injection for this request, consuming one use of the first matching fault.
-    pub fn take(&mut self, path: &str, info: &RequestInfo) -> Option<Injection> {
+    pub fn take(
+        &mut self,
+        path: &str,
+        info: &RequestInfo,
+        client: Client<'_>,
+    ) -> Option<Injection> {
+        self.forget_ended();
         let index = self
             .active
             .iter()
-            .position(|f| f.matching.matches(path, info))?;
-        let fault = self.active.get_mut(index)?;
+            .position(|(f, _)| f.matching.matches(path, info, client))?;
+        let (fault, _) = self.active.get_mut(index)?;
         let injection = Injection {
             status: fault.status,
             delay: fault.delay,
@@ -227,6 +316,60 @@ mod tests {
     use crate::request::parse;
 
     const SCALE: &str = "/apis/apps/v1/namespaces/default/deployments/app/scale";
+    const ANY: Client<'static> = Client {
+        user: "",
+        user_agent: "",
+    };
+
+    #[test]
+    fn a_fault_on_one_client_leaves_the_others_alone() {
+        let mut faults = Faults::default();
+        faults.push(Fault::status(503).always().user("replica-a"));
+        faults.push(Fault::status(500).always().user_agent_contains("(b)"));
+        let get = parse("GET", SCALE, false);
+        let a = Client {
+            user: "replica-a",
+            user_agent: "x",
+        };
+        let b = Client {
+            user: "replica-b",
+            user_agent: "autoscaler-processor/1 (b)",
+        };
+        let c = Client {
+            user: "replica-c",
+            user_agent: "autoscaler-processor/1 (c)",
+        };
+        assert_eq!(
+            faults.take(SCALE, &get, a).and_then(|i| i.status),
+            Some(503)
+        );
+        assert_eq!(
+            faults.take(SCALE, &get, b).and_then(|i| i.status),
+            Some(500)
+        );
+        assert_eq!(faults.take(SCALE, &get, c), None);
+        faults.clear_matching(&Fault::status(503).user("replica-a").matching);
+        assert_eq!(faults.take(SCALE, &get, a), None);
+        assert_eq!(faults.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lasting_fault_ends_by_itself() {
+        let mut faults = Faults::default();
+        faults.push(Fault::status(503).lasting(Duration::from_secs(2)));
+        let get = parse("GET", SCALE, false);
+        assert_eq!(
+            faults.take(SCALE, &get, ANY).and_then(|i| i.status),
+            Some(503)
+        );
+        assert_eq!(
+            faults.take(SCALE, &get, ANY).and_then(|i| i.status),
+            Some(503)
+        );
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(faults.take(SCALE, &get, ANY), None);
+        assert!(faults.is_empty());
+    }
 
     #[test]
     fn a_fault_affects_exactly_n_matching_requests() {
@@ -239,10 +382,16 @@ mod tests {
         );
         let get = parse("GET", SCALE, false);
         let patch = parse("PATCH", SCALE, false);
-        assert_eq!(faults.take(SCALE, &get), None);
-        assert_eq!(faults.take(SCALE, &patch).and_then(|i| i.status), Some(503));
-        assert_eq!(faults.take(SCALE, &patch).and_then(|i| i.status), Some(503));
-        assert_eq!(faults.take(SCALE, &patch), None);
+        assert_eq!(faults.take(SCALE, &get, ANY), None);
+        assert_eq!(
+            faults.take(SCALE, &patch, ANY).and_then(|i| i.status),
+            Some(503)
+        );
+        assert_eq!(
+            faults.take(SCALE, &patch, ANY).and_then(|i| i.status),
+            Some(503)
+        );
+        assert_eq!(faults.take(SCALE, &patch, ANY), None);
         assert!(faults.is_empty());
     }
 
@@ -252,9 +401,12 @@ mod tests {
         faults.push(Fault::status(409).times(1));
         faults.push(Fault::delay(Duration::from_millis(5)).always());
         let info = parse("PUT", SCALE, false);
-        assert_eq!(faults.take(SCALE, &info).and_then(|i| i.status), Some(409));
+        assert_eq!(
+            faults.take(SCALE, &info, ANY).and_then(|i| i.status),
+            Some(409)
+        );
         for _ in 0..3 {
-            let i = faults.take(SCALE, &info);
+            let i = faults.take(SCALE, &info, ANY);
             assert_eq!(
                 i.map(|i| (i.status, i.delay)),
                 Some((None, Duration::from_millis(5)))
@@ -262,7 +414,7 @@ mod tests {
         }
         assert_eq!(faults.len(), 1);
         faults.clear();
-        assert_eq!(faults.take(SCALE, &info), None);
+        assert_eq!(faults.take(SCALE, &info, ANY), None);
     }
 
     #[test]
@@ -271,11 +423,11 @@ mod tests {
         faults.push(Fault::status(500).name("web").always());
         faults.push(Fault::status(403).path_contains("/leases/").always());
         let app = parse("GET", SCALE, false);
-        assert_eq!(faults.take(SCALE, &app), None);
+        assert_eq!(faults.take(SCALE, &app, ANY), None);
         let lease = "/apis/coordination.k8s.io/v1/namespaces/default/leases/x";
         assert_eq!(
             faults
-                .take(lease, &parse("GET", lease, false))
+                .take(lease, &parse("GET", lease, false), ANY)
                 .and_then(|i| i.status),
             Some(403)
         );
@@ -313,7 +465,7 @@ mod tests {
         let mut faults = Faults::default();
         faults.push(Fault::status(500).after_applying().verb("patch"));
         let patch = parse("PATCH", SCALE, false);
-        let injection = faults.take(SCALE, &patch);
+        let injection = faults.take(SCALE, &patch, ANY);
         assert_eq!(
             injection.map(|i| (i.status, i.apply)),
             Some((Some(500), true))

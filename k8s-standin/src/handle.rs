@@ -108,6 +108,12 @@ impl Handle {
         self.shared.lock().faults.clear();
     }
 
+    /// Removes the faults whose matcher is `matching`, e.g. every fault on one client
+    /// (`&Fault::status(503).user("a").matching`), leaving the others armed.
+    pub fn clear_faults_matching(&self, matching: &crate::faults::FaultMatch) {
+        self.shared.lock().faults.clear_matching(matching);
+    }
+
     /// How many faults are still armed.
     pub fn pending_faults(&self) -> usize {
         self.shared.lock().faults.len()

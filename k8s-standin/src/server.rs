@@ -402,7 +402,7 @@ async fn serve_request(shared: Arc<Shared>, req: Request<Incoming>) -> Response<
             query: query.clone(),
             info: info.clone(),
             user: String::new(),
-            user_agent,
+            user_agent: user_agent.clone(),
             content_type: content_type.clone(),
             status: 0,
             fault_injected: false,
@@ -440,7 +440,11 @@ async fn serve_request(shared: Arc<Shared>, req: Request<Incoming>) -> Response<
         Err(err) => return finish(error_response(&err), "", false),
     };
 
-    let injection = shared.lock().faults.take(&path, &info);
+    let client = crate::faults::Client {
+        user: &user,
+        user_agent: &user_agent,
+    };
+    let injection = shared.lock().faults.take(&path, &info, client);
     // A fault that applies the request answers its status after the request was carried out.
     let mut answer_after = None;
     if let Some(inj) = injection {

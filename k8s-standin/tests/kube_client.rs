@@ -451,6 +451,83 @@ async fn leases_are_created_read_and_updated_with_conflicts() {
 }
 
 #[tokio::test]
+async fn lease_micro_times_round_trip_and_a_named_watch_sees_each_change() {
+    use futures::StreamExt;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    use kube::api::{WatchEvent, WatchParams};
+    let server = start(Config::default()).await;
+    let leases: Api<Lease> = Api::namespaced(client(&server), "default");
+    let at: k8s_openapi::jiff::Timestamp = "2026-12-05T19:30:01.123456Z"
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut lease: Lease = serde_json::from_value(json!({
+        "metadata": {"name": "processor"},
+        "spec": {"holderIdentity": "a", "leaseDurationSeconds": 3, "leaseTransitions": 2}
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(spec) = lease.spec.as_mut() {
+        spec.acquire_time = Some(MicroTime(at));
+        spec.renew_time = Some(MicroTime(at));
+    }
+    let params = WatchParams::default().fields("metadata.name=processor");
+    let stream = ok(leases.watch(&params, "0").await, "watch");
+    let mut stream = std::pin::pin!(stream);
+    ok(
+        leases.create(&PostParams::default(), &lease).await,
+        "create",
+    );
+    let other: Lease = serde_json::from_value(json!({"metadata": {"name": "other"}}))
+        .unwrap_or_else(|e| panic!("{e}"));
+    ok(
+        leases.create(&PostParams::default(), &other).await,
+        "create other",
+    );
+    let read = ok(leases.get("processor").await, "get");
+    let spec = read.spec.clone().unwrap_or_default();
+    assert_eq!(
+        spec.acquire_time.map(|t| t.0),
+        Some(at),
+        "microseconds kept"
+    );
+    assert_eq!(spec.renew_time.map(|t| t.0), Some(at));
+    assert_eq!(spec.lease_transitions, Some(2));
+    let mut released = read;
+    if let Some(spec) = released.spec.as_mut() {
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+    }
+    ok(
+        leases
+            .replace("processor", &PostParams::default(), &released)
+            .await,
+        "release",
+    );
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("no watch event; saw {seen:?}"));
+        match event {
+            Some(Ok(WatchEvent::Added(l) | WatchEvent::Modified(l))) => seen.push((
+                l.metadata.name.unwrap_or_default(),
+                l.spec.and_then(|s| s.holder_identity),
+            )),
+            Some(Ok(_)) => {}
+            other => panic!("watch ended: {other:?}"),
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            ("processor".to_owned(), Some("a".to_owned())),
+            ("processor".to_owned(), None)
+        ],
+        "only the named lease, each change"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn events_are_posted_in_both_groups_and_listed() {
     let server = start(Config::default().with_deployment("default", "app", 1)).await;
     let client = client(&server);

@@ -16,6 +16,7 @@
 //! - [`scaler`]: what a k8sAutoscale node asks for ([`scaler::ScaleIntent`]), the pure
 //!   decision (`scaler::decision`), and who carries it out: `scaler::kubernetes` with `kube`,
 //!   `scaler::dry_run` in memory.
+//! - [`ha`]: high availability, the Lease election and the gate every Kubernetes write asks.
 //! - [`startup`]: what `serve` checks before serving (data_dir writable, Kubernetes reachable).
 //! - [`config`]: `kapacitor.conf`-shaped TOML, one file per section, unknown keys warned about
 //!   by name; it imports nothing else of the crate. [`clock`]: the processor clock every part
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod decisions;
+pub mod ha;
 pub mod line_protocol;
 pub mod pipeline;
 pub mod point;
@@ -69,6 +71,8 @@ pub struct Options {
     pub clock: clock::Clock,
     /// Serve `/metrics` from the process-wide `metrics` recorder (installed on first use).
     pub metrics: bool,
+    /// HA: the election's gate, for `/ready` (the scaler holds its own clone).
+    pub gate: ha::Gate,
 }
 
 impl Default for Options {
@@ -77,6 +81,7 @@ impl Default for Options {
             scaler: None,
             clock: clock::system(),
             metrics: true,
+            gate: ha::Gate::standalone(),
         }
     }
 }
@@ -101,6 +106,7 @@ impl Processor {
             Arc::clone(&router),
             Arc::clone(&options.clock),
         ));
+        api.set_gate(options.gate.clone());
         let tasks = tasks::TaskMaster::start(tasks::Options {
             router,
             scaler: options.scaler,

@@ -108,18 +108,44 @@ fn serve(config_path: Option<PathBuf>, bind: Option<String>) -> ExitCode {
         } else {
             None
         };
+        // HA: only the holder of the Lease scales (the config loader made sure a
+        // [kubernetes] section is enabled, so the scaler exists).
+        let elector = match (&scaler, config.ha.enabled) {
+            (Some(scaler), true) => scaler.default_cluster().map(|cluster| {
+                let namespace = processor::ha::lease::own_namespace(
+                    config.ha.lease_namespace.as_deref(),
+                    &cluster.default_namespace,
+                );
+                tracing::info!(identity = %config.ha.identity, lease = %format!("{namespace}/{}", config.ha.lease_name), "high availability: electing a leader");
+                let elector = processor::ha::lease::Elector::start(
+                    cluster.client.clone(),
+                    &namespace,
+                    &config.ha.lease_name,
+                    processor::ha::lease::settings(&config.ha),
+                );
+                scaler.set_gate(elector.gate());
+                elector
+            }),
+            _ => None,
+        };
         let options = processor::Options {
             scaler: scaler
                 .clone()
                 .map(|s| Arc::new(s) as Arc<dyn processor::scaler::Scaler>),
             clock,
+            gate: elector
+                .as_ref()
+                .map_or_else(processor::ha::Gate::standalone, |e| e.gate()),
             ..processor::Options::default()
         };
-        // The processor never scales while it stops.
+        // The processor never scales while it stops; a leader releases the Lease.
         let shutdown = async {
             lifecycle::shutdown_signal().await;
             if let Some(scaler) = &scaler {
                 scaler.shut_down();
+            }
+            if let Some(elector) = elector {
+                elector.stop().await;
             }
         };
         match processor::run_with(config, options, shutdown).await {

@@ -136,8 +136,9 @@ async fn a_recorded_ramp_gives_the_decisions_of_the_live_run() {
             let said = match outcome.decision {
                 Decision::Increased => Outcome::Increased,
                 Decision::Decreased => Outcome::Decreased,
-                Decision::Unchanged => Outcome::Unchanged,
                 Decision::CooldownDrop | Decision::Held | Decision::Stale => Outcome::Held,
+                Decision::Standby => Outcome::Standby,
+                Decision::Unchanged => Outcome::Unchanged,
             };
             (
                 said.name().to_owned(),

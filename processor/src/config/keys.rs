@@ -78,6 +78,13 @@ pub const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("record", "tasks", EnvKind::List),
     ("record", "max-size", EnvKind::Integer),
     ("record", "when-full", EnvKind::String),
+    ("ha", "enabled", EnvKind::Bool),
+    ("ha", "lease-name", EnvKind::String),
+    ("ha", "lease-namespace", EnvKind::String),
+    ("ha", "lease-duration", EnvKind::String),
+    ("ha", "renew-deadline", EnvKind::String),
+    ("ha", "retry-period", EnvKind::String),
+    ("ha", "identity", EnvKind::String),
 ];
 
 /// Environment variable prefixes, weakest first.

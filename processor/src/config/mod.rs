@@ -22,7 +22,8 @@
 //! - [`kubernetes`]: `[kubernetes]` / `[[kubernetes]]` (the client each makes is
 //!   `scaler::cluster`'s);
 //! - [`tasks`]: `[pipeline]`, `[load]` and `[[influxdb]]`;
-//! - [`record`]: `[record]`, recording what tasks receive for `processor replay`.
+//! - [`record`]: `[record]`, recording what tasks receive for `processor replay`;
+//! - [`ha`]: `[ha]`, the Lease election's keys (high availability).
 //!
 //! This module imports nothing else of the crate: the modules that read the configuration
 //! import their sections from here.
@@ -31,12 +32,14 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
+pub mod ha;
 pub mod http;
 pub mod keys;
 pub mod kubernetes;
 pub mod record;
 pub mod tasks;
 
+pub use ha::Ha;
 pub use http::{ApiToken, Http, MAX_BODY_SIZE_LIMIT, SHUTDOWN_TIMEOUT_RANGE, User};
 pub use keys::{
     DurationRange, ENV_KEYS, EnvKind, apply_env, apply_indexed_env, check_integer_range,
@@ -90,6 +93,8 @@ pub struct Config {
     pub kubernetes: Vec<Kubernetes>,
     /// `[pipeline]`, `[load]` and `[[influxdb]]` ([`tasks`]).
     pub tasks: TasksConfig,
+    /// `[ha]`: the Lease election ([`ha`]).
+    pub ha: Ha,
 }
 
 /// A configuration and the warnings produced while loading it.
@@ -116,6 +121,7 @@ impl Default for Config {
             http: Http::default(),
             kubernetes: Vec::new(),
             tasks: TasksConfig::default(),
+            ha: Ha::default(),
         }
     }
 }
@@ -177,6 +183,17 @@ impl Config {
         kubernetes::check(&kubernetes)?;
         let tasks = TasksConfig::from_table(&mut table, &mut warnings)
             .map_err(|(key, reason)| invalid(&key, reason))?;
+        let ha = ha::from_top(&mut table)?;
+        if ha.enabled && !kubernetes.iter().any(|k| k.enabled) {
+            return Err(invalid(
+                "ha.enabled",
+                "needs an enabled [kubernetes] section (the Lease is reached through its client)",
+            ));
+        }
+        // Keys of `[ha]` that no section took (`ha::from_top` leaves them).
+        if let Some(Value::Table(rest)) = table.remove("ha") {
+            warn_unknown(&rest, "ha", &mut warnings);
+        }
         warn_unknown(&table, "", &mut warnings);
         Ok(Loaded {
             config: Config {
@@ -185,6 +202,7 @@ impl Config {
                 http,
                 kubernetes,
                 tasks,
+                ha,
             },
             warnings,
         })

@@ -23,17 +23,22 @@ pub enum Outcome {
     DryRun,
     /// The scaler failed (see `error`).
     Error,
+    /// HA: this replica is a follower; the decision was computed, nothing was read from or
+    /// written to the Kubernetes API (`current` is the count it last saw, else the one it
+    /// wants).
+    Standby,
 }
 
 impl Outcome {
     /// Every outcome, in the order metrics list them.
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 7] = [
         Outcome::Increased,
         Outcome::Decreased,
         Outcome::Unchanged,
         Outcome::Held,
         Outcome::DryRun,
         Outcome::Error,
+        Outcome::Standby,
     ];
 
     /// The name records, logs and metrics use.
@@ -45,6 +50,7 @@ impl Outcome {
             Outcome::Held => "held",
             Outcome::DryRun => "dry-run",
             Outcome::Error => "error",
+            Outcome::Standby => "standby",
         }
     }
 
@@ -64,6 +70,7 @@ impl Outcome {
             Decision::Decreased => Outcome::Decreased,
             Decision::Unchanged => Outcome::Unchanged,
             Decision::CooldownDrop | Decision::Held | Decision::Stale => Outcome::Held,
+            Decision::Standby => Outcome::Standby,
         }
     }
 }

@@ -312,7 +312,7 @@ impl Autoscale {
         record.delay_seconds = (outcome.decision != Decision::Stale)
             .then(|| outcome.decided_at.saturating_sub(newest) as f64 / 1e9);
         effects.push(Effect::Decision(Box::new(record)));
-        if outcome.decision != Decision::Stale {
+        if !matches!(outcome.decision, Decision::Stale | Decision::Standby) {
             self.current
                 .insert(name.clone(), (outcome.old, outcome.new));
         }
@@ -323,7 +323,9 @@ impl Autoscale {
                 self.cooldown_drops += 1;
                 return None;
             }
-            Decision::Unchanged | Decision::Stale | Decision::Held => return None,
+            Decision::Unchanged | Decision::Stale | Decision::Held | Decision::Standby => {
+                return None;
+            }
         }
         let mut tags = point.group.dims.clone();
         let namespace = if self.spec.namespace.is_empty() {

@@ -131,7 +131,7 @@ pub(crate) fn summarize(records: &[Record], facts: &Facts, stats: &[NodeStats]) 
             Outcome::Increased => true,
             Outcome::Decreased => false,
             Outcome::DryRun => record.desired > record.current,
-            Outcome::Unchanged | Outcome::Held | Outcome::Error => continue,
+            Outcome::Unchanged | Outcome::Held | Outcome::Error | Outcome::Standby => continue,
         };
         if up {
             tally.increases += 1;

@@ -14,6 +14,11 @@
 //! every failure to change, is posted as a Kubernetes Event on the target. In dry run the
 //! decision is made and reported and nothing is written. Before a write (and in dry run before
 //! reporting one), [`super::conflict`] refuses a target a HorizontalPodAutoscaler also scales.
+//!
+//! With `[ha]` enabled the scaler asks its [`Gate`] first and again immediately before every
+//! write (the HPA list, the PUT, each Event): a follower, or a leader whose renew deadline
+//! passed, decides without any API call (`standby`, from the count it last saw) and keeps the
+//! recommendations in its history, so a takeover finds the stabilization windows warm.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +30,7 @@ use super::conflict::{self, Clearance, Guards};
 use super::decision::{self, History, Rule, Step, Verdict};
 use super::{Decision, Kind, ScaleError, ScaleFuture, ScaleIntent, ScaleOutcome, Scaler, Target};
 use crate::clock::Clock;
+use crate::ha::Gate;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, ReplicationController};
@@ -51,6 +57,8 @@ struct Inner {
     clock: Clock,
     /// Per target: does an HPA also scale it (checked at most once a minute).
     guards: Guards,
+    /// HA: asked before every API call; standalone unless [`KubernetesScaler::set_gate`].
+    gate: std::sync::OnceLock<Gate>,
 }
 
 impl KubernetesScaler {
@@ -64,6 +72,7 @@ impl KubernetesScaler {
                 shutting_down: AtomicBool::new(false),
                 clock,
                 guards: Guards::default(),
+                gate: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -71,6 +80,21 @@ impl KubernetesScaler {
     /// Whether `.cluster(id)` resolves (enabling a task naming an unknown one must fail).
     pub fn has_cluster(&self, id: &str) -> bool {
         self.inner.clusters.contains_key(id)
+    }
+
+    /// Makes the scaler ask `gate` before every API call (once; HA enabled). Until then, and
+    /// without a call, it is standalone.
+    pub fn set_gate(&self, gate: Gate) {
+        let _ = self.inner.gate.set(gate);
+    }
+
+    /// The client of the default cluster (id `""`), else of the first by id: what the Lease
+    /// election uses.
+    pub fn default_cluster(&self) -> Option<&ClusterClient> {
+        self.inner.clusters.get("").or_else(|| {
+            let first = self.inner.clusters.keys().min()?;
+            self.inner.clusters.get(first)
+        })
     }
 
     /// From now on every intent fails with [`ScaleError::ShuttingDown`]: the processor never
@@ -81,6 +105,33 @@ impl KubernetesScaler {
 }
 
 impl Inner {
+    fn gate(&self) -> Gate {
+        self.gate.get().cloned().unwrap_or_else(Gate::standalone)
+    }
+
+    /// A follower's decision: no API call. The count it starts from is the one it last saw
+    /// or set, else the one the raw count asks for (so it holds); the recommendation is kept
+    /// in `history` so a takeover finds the stabilization windows warm.
+    fn stand_by(
+        &self,
+        intent: &ScaleIntent,
+        history: &mut History,
+    ) -> Result<ScaleOutcome, ScaleError> {
+        let now = (self.clock)();
+        let current = history.last_set.unwrap_or_else(|| match &intent.desired {
+            super::Desired::Raw(raw) => {
+                decision::clamp(super::behavior::ceil(*raw), &intent.policy)
+            }
+            super::Desired::Fallback(Some(replicas)) => *replicas,
+            _ => intent.policy.min.max(1),
+        });
+        let (raw, verdict) = intent
+            .desired
+            .decide(current, &intent.policy, history, now)?;
+        history.decided(&verdict, now);
+        Ok(standby(current, raw, verdict, now))
+    }
+
     fn history(&self, target: &Target) -> Arc<tokio::sync::Mutex<History>> {
         let mut targets = self
             .targets
@@ -116,6 +167,10 @@ impl Inner {
             outcome.decided_at = (self.clock)();
             return Ok(outcome);
         }
+        let gate = self.gate();
+        if !gate.may_write() {
+            return self.stand_by(&intent, &mut history);
+        }
         let namespace = if target.namespace.is_empty() {
             cluster.default_namespace.as_str()
         } else {
@@ -127,6 +182,7 @@ impl Inner {
             namespace,
             kind: target.kind,
             name: &target.name,
+            gate: &gate,
         };
         let mut pause = FIRST_RETRY_PAUSE;
         let mut last_error = String::new();
@@ -204,6 +260,10 @@ impl Inner {
                     return Ok(outcome(&verdict));
                 }
             }
+            if !gate.may_write() {
+                // Leadership ended since the read: decided, never written.
+                return Ok(standby(current, raw, verdict, now));
+            }
             let reason = reason(&intent, raw, current, &verdict);
             if let Clearance::Refused { hpa, fresh } = self
                 .guards
@@ -220,6 +280,9 @@ impl Inner {
                 history.applied(&verdict, current, now);
                 history.last_set = Some(current);
                 return Ok(outcome(&verdict));
+            }
+            if !gate.may_write() {
+                return Ok(standby(current, raw, verdict, now));
             }
             let uid = scale.metadata.uid.clone();
             last_change = Some((verdict.new, reason.clone()));
@@ -292,6 +355,19 @@ impl Scaler for KubernetesScaler {
     }
 }
 
+/// The outcome of a decision made and not carried out because this replica does not lead.
+fn standby(current: i64, raw: Option<f64>, verdict: Verdict, now: i64) -> ScaleOutcome {
+    ScaleOutcome {
+        decision: Decision::Standby,
+        old: current,
+        new: verdict.new,
+        dry_run: false,
+        raw,
+        steps: verdict.steps,
+        decided_at: now,
+    }
+}
+
 /// A write answered with a retryable error: the API may have applied it all the same.
 struct Unconfirmed {
     old: i64,
@@ -334,6 +410,8 @@ struct ScaleApi<'a> {
     namespace: &'a str,
     kind: Kind,
     name: &'a str,
+    /// HA: Events are posted only while this replica may write.
+    gate: &'a Gate,
 }
 
 macro_rules! per_kind {
@@ -408,6 +486,10 @@ impl ScaleApi<'_> {
     /// Posts a `SuccessfulRescale` or `FailedRescale` Event on the target (with its uid when
     /// known, so `kubectl describe` lists it); failures to post are logged, never fatal.
     async fn event(&self, uid: Option<&str>, success: bool, message: &str) {
+        if !self.gate.may_write() {
+            tracing::debug!(target = %self.describe(), %message, "not the leader: no event posted");
+            return;
+        }
         let (api_version, kind) = match self.kind {
             Kind::Deployments => ("apps/v1", "Deployment"),
             Kind::StatefulSets => ("apps/v1", "StatefulSet"),

@@ -190,6 +190,10 @@ pub enum Decision {
     Held,
     /// The point was older than `max-point-age`: nothing was decided.
     Stale,
+    /// HA: this replica is not the leader (or stopped leading before its write). The decision
+    /// was computed (and kept in the history) and nothing was read from or written to the
+    /// Kubernetes API.
+    Standby,
 }
 
 /// The answer to a [`ScaleIntent`].

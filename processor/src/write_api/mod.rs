@@ -59,6 +59,8 @@ pub struct WriteApi {
     request_ids: RequestIds,
     /// More routes (the task API, `/metrics`), set once at start.
     extra: std::sync::OnceLock<Arc<dyn ExtraRoutes>>,
+    /// HA: the role `/ready` reports (standalone when unset).
+    gate: std::sync::OnceLock<crate::ha::Gate>,
 }
 
 /// Routes served next to the write API (the task API, `/metrics`); answered after the
@@ -123,12 +125,18 @@ impl WriteApi {
             ready: AtomicBool::new(true),
             request_ids: RequestIds::new(),
             extra: std::sync::OnceLock::new(),
+            gate: std::sync::OnceLock::new(),
         }
     }
 
     /// Adds routes (once; later calls are ignored).
     pub fn set_extra_routes(&self, routes: Arc<dyn ExtraRoutes>) {
         let _ = self.extra.set(routes);
+    }
+
+    /// Makes `/ready` report the HA role of `gate` (once; later calls are ignored).
+    pub fn set_gate(&self, gate: crate::ha::Gate) {
+        let _ = self.gate.set(gate);
     }
 
     /// Sets what `/ready` answers (the task loader clears it until its tasks are up).
@@ -189,7 +197,7 @@ impl WriteApi {
             },
             "/ready" => match method {
                 Method::GET | Method::HEAD if self.ready.load(Ordering::Relaxed) => {
-                    Ok(no_content())
+                    Ok(self.ready_answer())
                 }
                 Method::GET | Method::HEAD => Err(ApiError::NotReady("tasks are loading")),
                 _ => Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }),
@@ -215,6 +223,19 @@ impl WriteApi {
                 }
                 _ => Err(ApiError::NotFound),
             },
+        }
+    }
+
+    /// `/ready` when ready: 204 standalone (as without HA); with HA 200 and the role as JSON
+    /// (`{"role":"leader","identity":…,"holder":…,"lease":…}`): a follower is ready too, it
+    /// must receive points.
+    fn ready_answer(&self) -> Response<Full<Bytes>> {
+        match self.gate.get().filter(|gate| gate.is_elected()) {
+            None => no_content(),
+            Some(gate) => {
+                let body = serde_json::to_vec(&gate.status()).unwrap_or_default();
+                error::json_response(hyper::StatusCode::OK, Bytes::from(body))
+            }
         }
     }
 
