@@ -23,8 +23,9 @@ pub struct PodTemplate {
     pub deployment: String,
     /// Requests per second one replica serves (`--capacity`).
     pub capacity: Option<f64>,
-    /// The processor's write API, e.g. `http://127.0.0.1:9092`.
-    pub processor_url: String,
+    /// The processor replicas' write APIs, e.g. `http://127.0.0.1:9092`: each agent writes to
+    /// every one (one `[[outputs.influxdb]]` each, as the HA manifests configure agents).
+    pub processor_urls: Vec<String>,
     /// Agent interval and flush interval.
     pub interval: Duration,
     pub flush_interval: Duration,
@@ -217,16 +218,23 @@ async fn first_sample(interval: Duration) {
     tokio::time::sleep(wait).await;
 }
 
-/// The agent's config: the tutorial's sidecar settings, at the lab's pace.
+/// The agent's config: the tutorial's sidecar settings, at the lab's pace, with one output per
+/// processor replica (each with its own buffer and retries).
 fn agent_config(template: &PodTemplate, metrics_addr: SocketAddr) -> String {
-    format!(
-        "[agent]\n  interval = \"{}ms\"\n  round_interval = true\n  flush_interval = \"{}ms\"\n  omit_hostname = true\n\
-         [[outputs.influxdb]]\n  urls = [\"{}\"]\n  database = \"autoscale\"\n  retention_policy = \"autogen\"\n  timeout = \"2s\"\n\
-         [[inputs.prometheus]]\n  urls = [\"http://{metrics_addr}/metrics\"]\n  namepass = [\"requests\"]\n",
+    let mut config = format!(
+        "[agent]\n  interval = \"{}ms\"\n  round_interval = true\n  flush_interval = \"{}ms\"\n  omit_hostname = true\n",
         template.interval.as_millis(),
         template.flush_interval.as_millis(),
-        template.processor_url,
-    )
+    );
+    for url in &template.processor_urls {
+        config.push_str(&format!(
+            "[[outputs.influxdb]]\n  urls = [\"{url}\"]\n  database = \"autoscale\"\n  retention_policy = \"autogen\"\n  timeout = \"2s\"\n"
+        ));
+    }
+    config.push_str(&format!(
+        "[[inputs.prometheus]]\n  urls = [\"http://{metrics_addr}/metrics\"]\n  namepass = [\"requests\"]\n"
+    ));
+    config
 }
 
 async fn start_replica(template: &PodTemplate, name: String) -> Result<Replica, StartError> {
@@ -336,7 +344,7 @@ async fn start_processes(
 
 /// SIGTERM, as the kubelet stops a container (the processes handle it: the agent flushes once
 /// more), then SIGKILL if it is still running after `grace`.
-async fn terminate(mut child: Child, grace: Duration) {
+pub(crate) async fn terminate(mut child: Child, grace: Duration) {
     if let Some(pid) = child.id() {
         let _ = Command::new("kill")
             .args(["-TERM", &pid.to_string()])

@@ -7,17 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use serde_json::{Value, json};
 use tokio::sync::{Mutex, oneshot};
 use tokio::time::Instant;
 
 use crate::kubelet::{Binaries, Kubelet, PodTemplate};
 use crate::loadgen::{LoadGenerator, Targets};
+use crate::processors::{Http, Processors};
 use crate::profile::{ChurnEvent, Plan, Profile};
 use crate::score::{self, Rules, Second, Summary};
 use crate::task::{self, Defaults, LoopParams, VarArg};
@@ -67,6 +62,11 @@ pub struct Options {
     /// Run each replica's app and agent as separate processes (the `app` and `agent` binaries
     /// beside the lab's own) instead of in-process.
     pub processes: bool,
+    /// Processor replicas: 1 runs it in-process; more run `processor` processes (the binary
+    /// beside the lab's own) electing a leader on a Lease, every agent writing to all of them.
+    pub processor_replicas: usize,
+    /// The `processor` binary the replicas run; default: beside the lab's own.
+    pub processor_binary: Option<PathBuf>,
 }
 
 /// Why a run could not happen.
@@ -90,9 +90,15 @@ pub enum LabError {
     #[error("replica: {0}")]
     Replica(#[from] crate::kubelet::StartError),
     #[error(
-        "{0} not found: build the replicas' binaries first (cargo build --release -p app -p agent)"
+        "{0} not found: build the binaries first (cargo build --release -p app -p agent -p processor)"
     )]
     Binary(PathBuf),
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -154,47 +160,6 @@ pub fn override_bounds(script: &str, min: Option<i64>, max: Option<i64>) -> Stri
     out
 }
 
-struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl Http {
-    fn new() -> Self {
-        Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
-    }
-
-    async fn send(&self, method: &str, url: &str, body: Option<&Value>) -> Option<(u16, String)> {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let request = hyper::Request::builder()
-            .method(method)
-            .uri(url)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .ok()?;
-        let response = tokio::time::timeout(Duration::from_secs(5), self.client.request(request))
-            .await
-            .ok()?
-            .ok()?;
-        let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await.ok()?.to_bytes();
-        Some((status, String::from_utf8_lossy(&bytes).into_owned()))
-    }
-
-    /// The last value of the first series an httpOut node serves.
-    async fn last_value(&self, url: &str) -> Option<f64> {
-        let (status, body) = self.send("GET", url, None).await?;
-        if status != 200 {
-            return None;
-        }
-        let json: Value = serde_json::from_str(&body).ok()?;
-        let series = json["series"].as_array()?.first()?;
-        let values = series["values"].as_array()?;
-        values.last()?.as_array()?.last()?.as_f64()
-    }
-}
-
 /// Runs the lab and returns its summary; the live view goes to `view_out`.
 pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<Summary, LabError> {
     let plan = Plan {
@@ -233,12 +198,13 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
         .await?,
     );
 
-    // The replicas' binaries, when they run as processes: beside the lab's own.
+    // The binaries beside the lab's own: the replicas' with `--processes`, the processor's
+    // with `--processor-replicas` above 1.
+    let dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(PathBuf::from))
+        .unwrap_or_default();
     let binaries = if options.processes {
-        let dir = std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().map(PathBuf::from))
-            .unwrap_or_default();
         let (app, agent) = (dir.join("app"), dir.join("agent"));
         for binary in [&app, &agent] {
             if !binary.is_file() {
@@ -250,79 +216,57 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
         None
     };
 
-    // The processor, in-process, scaling through kube against the stand-in. Its `[pipeline]`
-    // settings are the defaults, as a new user's; `PROCESSOR_PIPELINE_*` variables set them as
-    // they do for the processor binary.
+    // The processor: in-process, or replicas electing a leader on a Lease in the stand-in.
     let data_dir = tempdir()?;
-    let config_text = format!(
-        "data_dir = {:?}\n[http]\nbind-address = \"127.0.0.1:0\"\n\
-         [kubernetes]\nenabled = true\napi-servers = [\"{}\"]\nnamespace = \"default\"\n",
-        data_dir.display().to_string(),
-        api.url(),
-    );
-    let config_path = data_dir.join("processor.conf");
-    std::fs::write(&config_path, config_text).map_err(|source| LabError::Write {
-        path: config_path.clone(),
-        source,
-    })?;
-    let loaded = processor::config::Config::load_with_env(
-        Some(&config_path),
-        std::env::vars().filter(|(name, _)| name.starts_with("PROCESSOR_PIPELINE_")),
-    )?;
-    // A new group's first total waits one `lateness` (the aggregate learns its series).
-    let warm_up = loaded.config.tasks.pipeline.lateness;
-    let clock = processor::clock::system();
-    let scaler =
-        processor::startup::connect_kubernetes(&loaded.config.kubernetes, Arc::clone(&clock))
-            .await?;
-    let processor_options = processor::Options {
-        scaler: Some(Arc::new(scaler.clone())),
-        clock,
-        metrics: false,
-        gate: processor::ha::Gate::standalone(),
-    };
-    let processor = processor::Processor::bind(loaded.config, processor_options).await?;
-    let processor_url = match processor.local_addr() {
-        Some(addr) => format!("http://{addr}"),
-        None => return Err(LabError::ProcessorDown("no local address".into())),
-    };
-    let (stop_processor, processor_stopped) = oneshot::channel::<()>();
-    let processor_task = tokio::spawn(processor.serve(async {
-        let _ = processor_stopped.await;
-    }));
-    let http = Http::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while http
-        .send("GET", &format!("{processor_url}/ping"), None)
-        .await
-        .is_none_or(|(status, _)| status != 204)
-    {
-        if Instant::now() > deadline {
-            return Err(LabError::ProcessorDown(processor_url));
+    let (mut processors, warm_up) = if options.processor_replicas > 1 {
+        let binary = options
+            .processor_binary
+            .clone()
+            .unwrap_or_else(|| dir.join("processor"));
+        if !binary.is_file() {
+            return Err(LabError::Binary(binary));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let replicas = Processors::replicas(
+            binary,
+            options.processor_replicas,
+            &data_dir,
+            &api.url(),
+            "default",
+        )
+        .await?;
+        let lateness = processor::config::Config::parse("")?
+            .config
+            .tasks
+            .pipeline
+            .lateness;
+        (replicas, lateness)
+    } else {
+        Processors::in_process(&data_dir, &api.url()).await?
+    };
+    let http = Http::new();
 
     // The tasks: the tutorial's (or the given) script with its vars, and the view.
     let vars = (!task.vars.is_empty())
         .then(|| serde_json::to_value(&task.vars).ok())
         .flatten();
-    define_task(&http, &processor_url, "autoscale", &script, vars).await?;
-    define_task(
-        &http,
-        &processor_url,
-        "lab_view",
-        &view_script(params.moving_avg_count),
-        None,
-    )
-    .await?;
+    processors
+        .define_task(&http, "autoscale", &script, vars.as_ref())
+        .await?;
+    processors
+        .define_task(
+            &http,
+            "lab_view",
+            &view_script(params.moving_avg_count),
+            None,
+        )
+        .await?;
 
     // The kubelet, reconciling every 200 ms.
     let kubelet = Arc::new(Mutex::new(Kubelet::new(PodTemplate {
         namespace: "default".into(),
         deployment: "app".into(),
         capacity: Some(options.capacity * params.target),
-        processor_url: processor_url.clone(),
+        processor_urls: processors.urls(),
         interval: options.interval,
         flush_interval: options.flush_interval,
         binaries: binaries.map(|(app, agent)| Binaries {
@@ -355,6 +299,9 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
     let total_seconds = duration.as_secs();
     let mut seconds: Vec<Second> = Vec::new();
     let mut churn_events = Vec::new();
+    // The processor leader the run killed (identity, second), and when another took over.
+    let mut killed_leader: Option<(String, u64)> = None;
+    let mut takeover: Option<u64> = None;
     let live = view::Live;
     if !task.settings.is_empty() {
         let _ = writeln!(view_out, "tick vars: {}", task.settings.join(" "));
@@ -370,6 +317,18 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
             let generator = Arc::clone(&generator);
             let second_start = start + Duration::from_secs(t);
             tokio::spawn(async move { generator.run_second(t, second_start, rps).await });
+            if plan.leader_kill_at() == Some(t)
+                && let Some(leader) = processors.kill_leader(&api)
+            {
+                // The processor leader's pod dies (SIGKILL: no lease release); the others see
+                // every point, and one takes over once the lease expires.
+                churn_events.push(t);
+                let _ = writeln!(
+                    view_out,
+                    "t={t}s: processor leader {leader} killed (SIGKILL)"
+                );
+                killed_leader = Some((leader, t));
+            }
             if let Some(event) = plan.churn_at(t) {
                 churn_events.push(t);
                 // In the background: the load must keep its pace while pods come and go.
@@ -387,10 +346,26 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
                 });
             }
         }
+        for identity in processors.restart_killed() {
+            let _ = writeln!(view_out, "t={t}s: processor replica {identity} restarted");
+        }
+        if let Some((killed, at)) = &killed_leader
+            && takeover.is_none()
+            && let Some(leader) = processors.leader(&api)
+            && &leader != killed
+        {
+            let _ = writeln!(
+                view_out,
+                "t={t}s: processor {leader} leads, {} s after the kill",
+                t - at
+            );
+            takeover = Some(t - at);
+        }
         if t == 0 {
             continue;
         }
         // Report the second that just ended.
+        let processor_url = processors.reading_url(&api);
         let previous = t - 1;
         let stats = generator.stats(previous);
         let second = Second {
@@ -418,15 +393,13 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
     }
 
     // The decision records, for the rule behind each scale event on the chart.
-    let records = decision_records(&http, &processor_url).await;
+    let records = processors.decision_records(&http).await;
 
     // Wind down: stop load, replicas, processor and stand-in.
     let _ = stop_kubelet.send(());
     let _ = kubelet_task.await;
     kubelet.lock().await.stop_all().await;
-    scaler.shut_down();
-    let _ = stop_processor.send(());
-    let _ = processor_task.await;
+    processors.stop().await;
     if let Ok(api) = Arc::try_unwrap(api) {
         api.shutdown().await;
     }
@@ -434,7 +407,9 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
 
     let mut rules = score_rules(&options, &plan, &params, churn_events);
     rules.warm_up = warm_up;
-    let summary = score::summarize(&rules, &seconds);
+    let mut summary = score::summarize(&rules, &seconds);
+    summary.processor_replicas = options.processor_replicas.max(1);
+    summary.leader_takeover_s = takeover.map(|s| s as f64);
     let mut title = format!(
         "{} profile: target {} rps/replica, moving average of {}, cooldowns {}/{}",
         summary.profile,
@@ -465,27 +440,6 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
     Ok(summary)
 }
 
-/// The lab task's decision records (`GET /kapacitor/v1/decisions`); none when the processor
-/// does not answer (the chart then shows the changes without their rules).
-async fn decision_records(http: &Http, processor_url: &str) -> Vec<processor::decisions::Record> {
-    let url = format!("{processor_url}/kapacitor/v1/decisions?task=autoscale&limit=10000");
-    let Some((200, body)) = http.send("GET", &url, None).await else {
-        tracing::warn!("no decision records: the chart shows no rules");
-        return Vec::new();
-    };
-    #[derive(serde::Deserialize)]
-    struct Decisions {
-        decisions: Vec<processor::decisions::Record>,
-    }
-    match serde_json::from_str::<Decisions>(&body) {
-        Ok(decisions) => decisions.decisions,
-        Err(error) => {
-            tracing::warn!(%error, "unreadable decision records: the chart shows no rules");
-            Vec::new()
-        }
-    }
-}
-
 /// How a run is judged: the loop as the task really runs it.
 fn score_rules(
     options: &Options,
@@ -510,43 +464,6 @@ fn score_rules(
         load_changes: plan.changes(),
         churn_events,
         interval: options.interval,
-    }
-}
-
-async fn define_task(
-    http: &Http,
-    processor_url: &str,
-    id: &str,
-    script: &str,
-    vars: Option<Value>,
-) -> Result<(), LabError> {
-    let mut body = json!({
-        "id": id,
-        "type": "stream",
-        "dbrps": [{"db": "autoscale", "rp": "autogen"}],
-        "script": script,
-        "status": "enabled",
-    });
-    if let Some(vars) = vars {
-        body["vars"] = vars;
-    }
-    match http
-        .send(
-            "POST",
-            &format!("{processor_url}/kapacitor/v1/tasks"),
-            Some(&body),
-        )
-        .await
-    {
-        Some((200..=299, _)) => Ok(()),
-        Some((status, text)) => Err(LabError::Task {
-            task: id.to_owned(),
-            reason: format!("status {status}: {text}"),
-        }),
-        None => Err(LabError::Task {
-            task: id.to_owned(),
-            reason: "no answer".into(),
-        }),
     }
 }
 
@@ -638,6 +555,8 @@ mod tests {
             interval: Duration::from_secs(1),
             flush_interval: Duration::from_secs(1),
             processes: false,
+            processor_replicas: 1,
+            processor_binary: None,
         }
     }
 

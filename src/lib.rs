@@ -11,6 +11,8 @@
 //! - [`loadgen`]: the open-loop generator, also the `load` subcommand against any URL.
 //! - [`kubelet`]: replicas from the stand-in's replica count (app + agent, in-process or as
 //!   processes).
+//! - [`processors`]: the processor, in-process, or replicas as processes electing a leader
+//!   (`--processor-replicas`), and the leader kill of the churn profile.
 //! - [`task`]: the autoscale task's vars (`--var`) and the loop they make (pure).
 //! - [`lab`]: one run, wiring them all; [`view`]: the live lines.
 //! - [`score`]: control quality and goals (pure); [`chart`]: the SVG (pure).
@@ -19,6 +21,7 @@ pub mod chart;
 pub mod kubelet;
 pub mod lab;
 pub mod loadgen;
+pub mod processors;
 pub mod profile;
 pub mod score;
 pub mod task;

@@ -90,6 +90,11 @@ struct RunArgs {
     /// `cargo build --release -p app -p agent`).
     #[arg(long)]
     processes: bool,
+    /// Processor replicas: 1 runs it in-process; 2 or more run `processor` processes electing
+    /// a leader on a Lease, every agent writing to all of them, and the churn profile kills
+    /// the leader once (build it first: `cargo build --release -p processor`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=5))]
+    processor_replicas: u16,
 }
 
 fn main() -> ExitCode {
@@ -143,6 +148,8 @@ async fn run(args: RunArgs) -> ExitCode {
         interval: Duration::from_secs(1),
         flush_interval: Duration::from_secs(1),
         processes: args.processes,
+        processor_replicas: usize::from(args.processor_replicas),
+        processor_binary: None,
     };
     let result = if args.json {
         lab::run(options, std::io::stderr()).await
@@ -181,6 +188,9 @@ async fn run(args: RunArgs) -> ExitCode {
         }
         if let (Some(p95), Some(max)) = (summary.lag_p95_s, summary.lag_max_s) {
             println!("decision lag: {p95:.0} s for 95 % of the run, at most {max:.0} s");
+        }
+        if let Some(takeover) = summary.leader_takeover_s {
+            println!("processor leader killed: another replica led {takeover:.0} s later");
         }
         if let Some(to_ideal) = summary.step_to_ideal_s {
             println!("step: the ideal count reached {to_ideal:.0} s after the step");

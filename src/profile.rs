@@ -147,6 +147,13 @@ impl Plan {
         }
     }
 
+    /// When a churn run with processor replicas kills the processor leader: halfway between
+    /// the replacement and the last restart of an app replica, so each event is scored alone.
+    pub fn leader_kill_at(&self) -> Option<u64> {
+        let hold = self.hold.as_secs().max(1);
+        (self.profile == Profile::Churn).then_some(2 * hold + hold / 2)
+    }
+
     /// The second at which each change of offered load happens (for settle allowances).
     pub fn changes(&self) -> Vec<u64> {
         let total = self.duration().as_secs();
@@ -266,5 +273,8 @@ mod tests {
             ]
         );
         assert_eq!(plan(Profile::Ramp).churn_at(30), None);
+        // The processor leader dies between the replacement and the last restart.
+        assert_eq!(p.leader_kill_at(), Some(75));
+        assert_eq!(plan(Profile::Ramp).leader_kill_at(), None);
     }
 }

@@ -91,6 +91,12 @@ pub struct Summary {
     pub lag_p95_s: Option<f64>,
     /// Largest decision lag, in seconds.
     pub lag_max_s: Option<f64>,
+    /// Processor replicas in the run (1: in-process; more: processes electing a leader).
+    pub processor_replicas: usize,
+    /// Seconds from the processor leader's kill until another replica held the Lease (a
+    /// churn run with processor replicas kills the leader once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_takeover_s: Option<f64>,
     pub goals: BTreeMap<String, Goal>,
 }
 
@@ -290,6 +296,8 @@ pub fn summarize(rules: &Rules, seconds: &[Second]) -> Summary {
         churn_rps_error_pct,
         lag_p95_s,
         lag_max_s,
+        processor_replicas: 1,
+        leader_takeover_s: None,
         goals,
     }
 }

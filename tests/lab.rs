@@ -34,6 +34,8 @@ fn options(profile: Profile, hold: u64) -> Options {
         interval: Duration::from_secs(1),
         flush_interval: Duration::from_secs(1),
         processes: false,
+        processor_replicas: 1,
+        processor_binary: None,
     }
 }
 
@@ -105,5 +107,30 @@ fn churn_keeps_the_measured_total_and_the_count() {
     assert!(
         error < 25.0,
         "the total right after a restart or replacement stays near the offered load: {error}%"
+    );
+}
+
+#[test]
+fn churn_with_two_processor_replicas_survives_the_leader_kill() {
+    // Two processor processes elect a leader on the stand-in's Lease; every agent writes to
+    // both. The churn profile SIGKILLs the leader at second 75: the other, whose windows saw
+    // every point, takes over once the lease (15 s) expires, and the killed one comes back.
+    let mut options = options(Profile::Churn, 30);
+    options.processor_replicas = 2;
+    options.processor_binary = Some(workspace_bins::binary("processor", "processor"));
+    let (summary, seconds) = run(options);
+    let takeover = summary
+        .leader_takeover_s
+        .expect("another replica leads after the kill");
+    // The lease duration (15 s) + a retry period (2 s) + the lab's one-second view.
+    assert!(takeover <= 20.0, "takeover after {takeover} s");
+    let settled: Vec<i64> = seconds.iter().skip(30).map(desired).collect();
+    assert!(settled.iter().all(|&d| (2..=4).contains(&d)), "{settled:?}");
+    let error = summary
+        .churn_rps_error_pct
+        .expect("the measured total after each churn event, the leader kill included");
+    assert!(
+        error < 25.0,
+        "the total read from the new leader right after the kill stays near the offered load: {error}%"
     );
 }
