@@ -480,7 +480,7 @@ mod tests {
         let mut faults = Faults::default();
         faults.push(Fault::status(503).retry_after(3).verb("get"));
         let get = parse("GET", SCALE, false);
-        let injection = faults.take(SCALE, &get);
+        let injection = faults.take(SCALE, &get, ANY);
         assert_eq!(
             injection.map(|i| (i.status, i.retry_after)),
             Some((Some(503), Some(3)))

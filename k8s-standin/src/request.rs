@@ -94,6 +94,29 @@ pub fn parse(method: &str, path: &str, query_watch: bool) -> RequestInfo {
     }
 }
 
+/// A list or watch whose `fieldSelector` is exactly `metadata.name=X` (or `==`), as the API
+/// server's RequestInfo resolver reads it for authorization: the same request naming X.
+/// `None` for anything else.
+pub(crate) fn named_by_field_selector(
+    info: &RequestInfo,
+    params: &[(String, String)],
+) -> Option<RequestInfo> {
+    if !(info.verb == "list" || info.verb == "watch") || !info.name.is_empty() {
+        return None;
+    }
+    let selector = params
+        .iter()
+        .find(|(key, _)| key == "fieldSelector")
+        .map(|(_, value)| value.as_str())?;
+    let name = selector
+        .strip_prefix("metadata.name==")
+        .or_else(|| selector.strip_prefix("metadata.name="))?;
+    (!name.is_empty() && !name.contains(',')).then(|| RequestInfo {
+        name: name.to_owned(),
+        ..info.clone()
+    })
+}
+
 /// Query parameters, percent-decoded (`+` is a space), as `application/x-www-form-urlencoded`.
 pub(crate) fn query_params(query: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(query.as_bytes())
@@ -121,6 +144,33 @@ mod tests {
         assert_eq!(info.name, "app");
         assert_eq!(info.subresource, "scale");
         assert_eq!(info.rbac_resource(), "deployments/scale");
+    }
+
+    #[test]
+    fn a_watch_narrowed_to_one_name_is_authorized_as_that_name() {
+        let watch = parse(
+            "GET",
+            "/apis/coordination.k8s.io/v1/namespaces/ns/leases",
+            true,
+        );
+        let params = |selector: &str| vec![("fieldSelector".to_owned(), selector.to_owned())];
+        let named =
+            named_by_field_selector(&watch, &params("metadata.name=processor")).expect("named");
+        assert_eq!(
+            (named.verb.as_str(), named.name.as_str()),
+            ("watch", "processor")
+        );
+        assert!(named_by_field_selector(&watch, &params("metadata.name==processor")).is_some());
+        // Anything wider stays a collection request.
+        assert!(named_by_field_selector(&watch, &params("metadata.name=a,spec.x=b")).is_none());
+        assert!(named_by_field_selector(&watch, &params("spec.holder=a")).is_none());
+        assert!(named_by_field_selector(&watch, &[]).is_none());
+        let get = parse(
+            "GET",
+            "/apis/coordination.k8s.io/v1/namespaces/ns/leases/x",
+            false,
+        );
+        assert!(named_by_field_selector(&get, &params("metadata.name=y")).is_none());
     }
 
     #[test]

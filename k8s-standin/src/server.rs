@@ -503,7 +503,14 @@ async fn carry_out(
     accept: String,
     content_type: String,
 ) -> Response<Body> {
-    let authorized = shared.lock().auth.authorize(user, info);
+    // As the API server's RequestInfo resolver: a list or watch narrowed to one object by
+    // `fieldSelector=metadata.name=X` is authorized as a request for X, so a rule with
+    // `resourceNames` allows it (a follower's watch of its Lease).
+    let named = request::named_by_field_selector(info, &params);
+    let authorized = shared
+        .lock()
+        .auth
+        .authorize(user, named.as_ref().unwrap_or(info));
     if let Err(err) = authorized {
         return error_response(&err);
     }

@@ -10,18 +10,6 @@ use manifests_tests::render::{self, Rendered, containers, strings};
 use manifests_tests::{kustomizations, manifests_dir, tools};
 use serde_json::Value;
 
-/// The `[ha]` election keys, read by the election's config struct (another branch): the only
-/// keys of processor.conf this branch's processor reports as unknown.
-const HA_ELECTION_KEYS: [&str; 7] = [
-    "enabled",
-    "lease-name",
-    "lease-namespace",
-    "lease-duration",
-    "renew-deadline",
-    "retry-period",
-    "identity",
-];
-
 fn render(name: &str) -> Option<Rendered> {
     let kubectl = tools::kubectl()?;
     Some(
@@ -253,18 +241,9 @@ fn the_processor_config_loads_and_names_the_pods_mounts_and_the_secrets_user() {
     let text = secret_value(&rendered, "processor-auth", "processor.conf");
     let loaded = processor::config::Config::parse(&text).expect("processor.conf loads");
     let config = &loaded.config;
-    // Every key is read, except (until the election's `[ha]` struct joins this branch's) the
-    // election keys of `[ha]`: exactly those may be reported unknown.
-    let unread: Vec<&String> = loaded
-        .warnings
-        .iter()
-        .filter(|warning| {
-            !HA_ELECTION_KEYS
-                .iter()
-                .any(|key| **warning == format!("unknown config key `ha.{key}` is ignored"))
-        })
-        .collect();
+    let unread = &loaded.warnings;
     assert!(unread.is_empty(), "every key is read: {unread:?}");
+    assert!(config.ha.enabled, "the replicas elect the one that scales");
     // `[ha] peers` names every replica by its stable DNS name; each replica finds itself by
     // its pod name (its identity) and forwards to the others.
     let replica_urls = processor_replica_urls(&rendered);
@@ -477,7 +456,7 @@ fn the_role_is_bound_to_the_processors_service_account_and_names_only_the_lease(
     lease_verbs.sort();
     assert_eq!(
         lease_verbs,
-        ["create", "get", "update"],
+        ["create", "get", "update", "watch"],
         "the Lease's verbs"
     );
     assert!(

@@ -3,8 +3,8 @@
 //! scaler against the API stand-in, which authenticates the processor as its ServiceAccount and
 //! authorizes every request with the rendered Role's rules, as RBAC would (the scaler's check
 //! for a HorizontalPodAutoscaler on each target included). Nothing is refused, and the recorded
-//! (group, resource/subresource, verb) set equals the Role's, the Lease's rules (the election's)
-//! aside.
+//! (group, resource/subresource, verb) set equals the Role's. The scaler runs behind the
+//! Lease election, as the replicas run it (read, create, watch, renew, release the Lease).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use std::sync::Arc;
 use k8s_standin::{Config, Rule, Server, WorkloadKind};
 use manifests_tests::render::{self, strings};
 use manifests_tests::{manifests_dir, tools};
+use processor::ha::lease::{self, Elector};
 use processor::scaler::cluster::{self, Kubernetes};
 use processor::scaler::kubernetes::KubernetesScaler;
 use processor::scaler::{Decision, Kind, ScaleIntent, Scaler};
@@ -86,10 +87,37 @@ async fn the_role_equals_the_requests_of_a_scaling_scenario_and_none_is_refused(
         ..Kubernetes::default()
     };
     let client = cluster::connect(&settings).await.expect("client");
+    let lease_client = client.client.clone();
     let scaler = Arc::new(KubernetesScaler::with_clusters(
         HashMap::from([(String::new(), client)]),
         processor::clock::system(),
     ));
+    // The election as each replica runs it, on the Role's one Lease; the scaler writes only
+    // while it leads.
+    let ha = processor::config::Ha {
+        enabled: true,
+        identity: "processor-0".to_owned(),
+        lease_duration: std::time::Duration::from_secs(3),
+        renew_deadline: std::time::Duration::from_secs(2),
+        retry_period: std::time::Duration::from_millis(500),
+        ..processor::config::Ha::default()
+    };
+    let elector = Elector::start(
+        lease_client,
+        &namespace,
+        &ha.lease_name,
+        lease::settings(&ha),
+    );
+    let gate = elector.gate();
+    scaler.set_gate(gate.clone());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !gate.may_write() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replica leads within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     for (_, kind, name) in workloads {
         let steps = [
             (3, Decision::Increased),
@@ -113,13 +141,10 @@ async fn the_role_equals_the_requests_of_a_scaling_scenario_and_none_is_refused(
         .map(|request| format!("{} {} -> {}", request.method, request.path, request.status))
         .collect();
     assert!(refused.is_empty(), "refused: {refused:?}");
+    // A graceful stop releases the Lease (one more update).
+    elector.stop().await;
     let used = server.permissions_used();
-    // The Lease's grants are the election's (another branch: its process tests exercise them);
-    // this scenario only scales. At merge the election joins this scenario and this goes.
-    let granted: BTreeSet<_> = granted(role)
-        .into_iter()
-        .filter(|(group, resource, _)| !(group == "coordination.k8s.io" && resource == "leases"))
-        .collect();
+    let granted = granted(role);
     assert_eq!(
         used,
         granted,

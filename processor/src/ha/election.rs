@@ -76,6 +76,10 @@ pub struct Election {
     /// When this replica's last write of the record (as holder) succeeded; `None` when it
     /// does not lead.
     renewed_at: Option<Instant>,
+    /// Whether this process has written the record as holder: a record naming this identity
+    /// that it never wrote is a previous life's (a StatefulSet pod restarted under the same
+    /// name), held as anyone else's until it expires.
+    wrote: bool,
 }
 
 /// Whole seconds of `duration`, at least 1 (`leaseDurationSeconds`).
@@ -90,6 +94,7 @@ impl Election {
             observed: None,
             observed_at: None,
             renewed_at: None,
+            wrote: false,
         }
     }
 
@@ -127,7 +132,11 @@ impl Election {
             self.observed = Some(read.clone());
             self.observed_at = Some(now);
         }
-        let mine = read.holder() == Some(self.settings.identity.as_str());
+        // Unlike client-go, whose identities are unique per process (host name + UUID), ours is
+        // the pod name, which a restarted pod keeps: a record naming it that this process never
+        // wrote is another life's. Taking it back at once would hand the lease to a replica
+        // whose windows are cold while a warm follower waits; it is judged as anyone else's.
+        let mine = self.wrote && read.holder() == Some(self.settings.identity.as_str());
         if !mine {
             // Someone else holds it (or nobody): this replica does not lead.
             self.renewed_at = None;
@@ -160,6 +169,7 @@ impl Election {
     /// The write of `record` (create or update) succeeded at `now`: this replica leads until
     /// `now + renew-deadline`.
     pub fn written(&mut self, record: Record, now: Instant) {
+        self.wrote = true;
         self.observed = Some(record);
         self.observed_at = Some(now);
         self.renewed_at = Some(now);
@@ -230,6 +240,13 @@ mod tests {
             renew_time: Some(wall(renewed)),
             transitions: 3,
         }
+    }
+
+    /// A replica that wrote `record` (acquired the lease) at `at`.
+    fn leading(identity: &str, record: &Record, at: Instant) -> Election {
+        let mut election = Election::new(settings(identity));
+        election.written(record.clone(), at);
+        election
     }
 
     fn update(action: Action) -> Record {
@@ -320,9 +337,9 @@ mod tests {
 
     #[test]
     fn a_leader_renews_keeping_acquire_time_and_transitions() {
-        let mut election = Election::new(settings("a"));
         let start = Instant::now();
         let mine = held_by("a", 0);
+        let mut election = leading("a", &mine, start);
         let renew = update(election.observe(Some(&mine), start, wall(2)));
         assert_eq!(renew.acquire_time, Some(wall(0)));
         assert_eq!(renew.renew_time, Some(wall(2)));
@@ -333,9 +350,9 @@ mod tests {
 
     #[test]
     fn a_leader_that_cannot_renew_steps_down_at_its_renew_deadline() {
-        let mut election = Election::new(settings("a"));
         let start = Instant::now();
         let mine = held_by("a", 0);
+        let mut election = leading("a", &mine, start);
         let renew = update(election.observe(Some(&mine), start, wall(0)));
         election.written(renew, start);
         // Every later attempt fails (no write succeeds).
@@ -380,8 +397,8 @@ mod tests {
 
     #[test]
     fn a_leader_that_sees_another_holder_stops_leading_at_once() {
-        let mut election = Election::new(settings("a"));
         let start = Instant::now();
+        let mut election = leading("a", &held_by("a", 0), start);
         let renew = update(election.observe(Some(&held_by("a", 0)), start, wall(0)));
         election.written(renew, start);
         assert!(election.is_leader(start));
@@ -397,7 +414,7 @@ mod tests {
     #[test]
     fn a_released_lease_is_taken_over_at_the_next_attempt() {
         let start = Instant::now();
-        let mut leader = Election::new(settings("a"));
+        let mut leader = leading("a", &held_by("a", 0), start);
         let renew = update(leader.observe(Some(&held_by("a", 0)), start, wall(0)));
         leader.written(renew, start);
         let released = leader.release(start, wall(1)).expect("a leader releases");
@@ -425,5 +442,35 @@ mod tests {
             taken.transitions, 4,
             "a new holder after a release is a transition"
         );
+    }
+
+    #[test]
+    fn a_restarted_replica_waits_out_the_lease_its_previous_life_held() {
+        // processor-0 led, was SIGKILLed and restarted under the same name: the Lease still
+        // names it. Taking it back at once would hand scaling to cold windows; it waits for
+        // the expiry as any follower does, by which time a warm follower has taken over.
+        let start = Instant::now();
+        let mut restarted = Election::new(settings("a"));
+        let previous_life = held_by("a", 0);
+        assert_eq!(
+            restarted.observe(Some(&previous_life), start, wall(0)),
+            Action::StandBy
+        );
+        let almost = start + Duration::from_millis(14_999);
+        assert_eq!(
+            restarted.observe(Some(&previous_life), almost, wall(15)),
+            Action::StandBy
+        );
+        // Nobody took it over: after its duration it is taken like anyone's.
+        let expired = start + Duration::from_secs(15);
+        let taken = update(restarted.observe(Some(&previous_life), expired, wall(15)));
+        assert_eq!(taken.holder.as_deref(), Some("a"));
+        restarted.written(taken.clone(), expired);
+        // From then on it renews its own record at every attempt.
+        let later = expired + Duration::from_secs(2);
+        assert!(matches!(
+            restarted.observe(Some(&taken), later, wall(17)),
+            Action::Update(_)
+        ));
     }
 }
