@@ -4,6 +4,11 @@
 //! A write takes a batch from the front; if the write fails the batch goes back to the front,
 //! ahead of anything that arrived meanwhile, so order is preserved; only what no longer fits is
 //! dropped, oldest first.
+//!
+//! A scrape's lines are first [`Staged`]: they reach the buffer only once the whole page has
+//! parsed (nothing of a failed scrape is emitted), and since only the newest `limit` of them
+//! could stay in the buffer, the stage keeps only those, counting the older ones as dropped as
+//! it goes. A scrape bigger than the buffer costs the buffer's memory, not the page's.
 
 use std::collections::VecDeque;
 
@@ -94,6 +99,11 @@ impl Buffer {
         self.lines.is_empty()
     }
 
+    /// The most lines it holds.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Lines dropped since the buffer was made.
     pub fn dropped_total(&self) -> u64 {
         self.dropped_total
@@ -107,6 +117,64 @@ impl Buffer {
     fn count_drops(&mut self, n: u64) {
         self.dropped_total += n;
         self.dropped_unreported += n;
+    }
+}
+
+/// The lines of one scrape for one buffer, not yet in it: the newest `limit`, the older ones
+/// counted as dropped.
+#[derive(Debug)]
+pub struct Staged {
+    lines: VecDeque<Line>,
+    limit: usize,
+    dropped: u64,
+}
+
+impl Staged {
+    /// A stage for a buffer of `limit` lines (at least 1).
+    pub fn new(limit: usize) -> Self {
+        Self {
+            lines: VecDeque::new(),
+            limit: limit.max(1),
+            dropped: 0,
+        }
+    }
+
+    /// Adds a line, dropping (and counting) the oldest staged one if the stage is full.
+    pub fn push(&mut self, line: Line) {
+        if self.lines.len() == self.limit {
+            self.lines.pop_front();
+            self.dropped += 1;
+        }
+        self.lines.push_back(line);
+    }
+
+    /// Forgets everything staged (a scrape that failed), without counting it as dropped.
+    pub fn discard(&mut self) {
+        self.lines.clear();
+        self.dropped = 0;
+    }
+
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+}
+
+impl Buffer {
+    /// Appends everything staged, oldest first, as if each line had been pushed: the lines the
+    /// stage already dropped and those the full buffer drops now are counted. Leaves the stage
+    /// empty.
+    pub fn commit(&mut self, staged: &mut Staged) {
+        let dropped = std::mem::take(&mut staged.dropped);
+        if dropped > 0 {
+            self.count_drops(dropped);
+        }
+        for line in staged.lines.drain(..) {
+            self.push(line);
+        }
     }
 }
 
@@ -138,6 +206,47 @@ mod tests {
         assert_eq!(buffer.take_unreported_drops(), 0);
         let expected: Vec<String> = lines(2..5).into_iter().map(String::from).collect();
         assert_eq!(contents(&mut buffer), expected);
+    }
+
+    #[test]
+    fn a_scrape_bigger_than_the_buffer_keeps_the_newest_and_counts_every_drop() {
+        // Three lines already buffered, then a scrape of seven into a buffer of four: the four
+        // newest of the scrape stay; the scrape's three oldest and the three buffered are
+        // dropped, exactly as pushing the seven one by one would.
+        let mut pushed = Buffer::new(4);
+        let mut committed = Buffer::new(4);
+        for line in lines(0..3) {
+            pushed.push(line.clone());
+            committed.push(line);
+        }
+        let mut staged = Staged::new(4);
+        for line in lines(3..10) {
+            pushed.push(line.clone());
+            staged.push(line);
+        }
+        assert_eq!(staged.len(), 4);
+        committed.commit(&mut staged);
+        assert!(staged.is_empty());
+        assert_eq!(committed.dropped_total(), 6);
+        assert_eq!(committed.take_unreported_drops(), 6);
+        assert_eq!(pushed.dropped_total(), committed.dropped_total());
+        let expected: Vec<String> = lines(6..10).into_iter().map(String::from).collect();
+        assert_eq!(contents(&mut committed), expected);
+        assert_eq!(contents(&mut pushed), expected);
+    }
+
+    #[test]
+    fn a_discarded_stage_leaves_the_buffer_and_its_counts_alone() {
+        let mut buffer = Buffer::new(2);
+        buffer.push("old\n".into());
+        let mut staged = Staged::new(2);
+        for line in lines(0..5) {
+            staged.push(line);
+        }
+        staged.discard();
+        buffer.commit(&mut staged);
+        assert_eq!(buffer.dropped_total(), 0);
+        assert_eq!(contents(&mut buffer), ["old\n"]);
     }
 
     #[test]

@@ -24,7 +24,7 @@
 use std::borrow::Cow;
 
 use crate::metric::{FieldValue, Metric};
-use crate::prom::{Format, MetricFamily, MetricType, Value};
+use crate::prom::{self, Format, MetricFamily, MetricType, Streamed, Value};
 
 /// How samples are mapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,61 +46,109 @@ pub fn convert<'a>(
 ) {
     let mut scratch = Metric::default();
     for family in families {
-        for metric in &family.metrics {
-            let time_ns = match metric.timestamp {
-                Some(ts) if !mapping.ignore_timestamp => match format {
-                    Format::Text => ts.unix_nanos().filter(|&ns| ns > 0),
-                    Format::OpenMetrics => ts.unix_nanos(),
-                },
-                _ => None,
+        convert_metrics(
+            family,
+            &family.metrics,
+            format,
+            mapping,
+            scrape_time_ns,
+            &mut scratch,
+            &mut emit,
+        );
+    }
+}
+
+/// Parses a scrape body and converts it in one pass, without holding the page's parsed
+/// families ([`prom::parse_streaming`]): `emit` gets the metrics [`convert`] gives for
+/// [`prom::parse_bytes`], in the same order, while memory holds one chunk of parsed metrics.
+/// On an error or [`Streamed::OutOfOrder`] the metrics `emit` got are to be discarded (the
+/// caller then converts the page whole, as [`convert`] does).
+pub fn convert_streaming<'a>(
+    body: &'a [u8],
+    format: Format,
+    mapping: Mapping,
+    scrape_time_ns: i64,
+    mut emit: impl FnMut(&mut Metric<'a>),
+) -> prom::Result<Streamed> {
+    let mut scratch = Metric::default();
+    prom::parse_streaming(body, format, &mut |family, metrics| {
+        convert_metrics(
+            family,
+            metrics,
+            format,
+            mapping,
+            scrape_time_ns,
+            &mut scratch,
+            &mut emit,
+        );
+    })
+}
+
+/// Converts `metrics` of `family` (its name, type and unit; not its own `metrics`), calling
+/// `emit` for every metric, with `scratch` as the metric handed out.
+pub fn convert_metrics<'a>(
+    family: &MetricFamily<'a>,
+    metrics: &[prom::Metric<'a>],
+    format: Format,
+    mapping: Mapping,
+    scrape_time_ns: i64,
+    scratch: &mut Metric<'a>,
+    emit: &mut impl FnMut(&mut Metric<'a>),
+) {
+    for metric in metrics {
+        let time_ns = match metric.timestamp {
+            Some(ts) if !mapping.ignore_timestamp => match format {
+                Format::Text => ts.unix_nanos().filter(|&ns| ns > 0),
+                Format::OpenMetrics => ts.unix_nanos(),
+            },
+            _ => None,
+        }
+        .unwrap_or(scrape_time_ns);
+        let mut base = |scratch: &mut Metric<'a>, name: &'a str| {
+            scratch.name = Cow::Borrowed(name);
+            scratch.tags.clear();
+            scratch.fields.clear();
+            scratch.time_ns = time_ns;
+            for label in &metric.labels {
+                if !label.value.is_empty() {
+                    scratch.set_tag(label.name, label.value.clone());
+                }
             }
-            .unwrap_or(scrape_time_ns);
-            let mut base = |scratch: &mut Metric<'a>, name: &'a str| {
-                scratch.name = Cow::Borrowed(name);
-                scratch.tags.clear();
-                scratch.fields.clear();
-                scratch.time_ns = time_ns;
-                for label in &metric.labels {
-                    if !label.value.is_empty() {
-                        scratch.set_tag(label.name, label.value.as_ref());
-                    }
-                }
-                if format == Format::OpenMetrics
-                    && let Some(unit) = family.unit.filter(|u| !u.is_empty())
-                {
-                    scratch.set_tag("unit", unit);
-                }
-            };
-            let measurement = match (mapping.metric_version, format) {
-                (1, _) => family.name,
-                (_, Format::Text) => "prometheus",
-                (_, Format::OpenMetrics) => "openmetric",
-            };
-            if mapping.metric_version == 1 {
-                base(&mut scratch, measurement);
-                if fields_v1(family, &metric.value, format, &mut scratch) {
-                    scratch.fields.sort_by(|a, b| a.0.cmp(&b.0));
-                    emit(&mut scratch);
-                }
-            } else {
-                emit_v2(
-                    family,
-                    &metric.value,
-                    format,
-                    measurement,
-                    &mut scratch,
-                    &mut base,
-                    &mut emit,
-                );
+            if format == Format::OpenMetrics
+                && let Some(unit) = family.unit.filter(|u| !u.is_empty())
+            {
+                scratch.set_tag("unit", unit);
             }
+        };
+        let measurement = match (mapping.metric_version, format) {
+            (1, _) => family.name,
+            (_, Format::Text) => "prometheus",
+            (_, Format::OpenMetrics) => "openmetric",
+        };
+        if mapping.metric_version == 1 {
+            base(scratch, measurement);
+            if fields_v1(family, &metric.value, format, scratch) {
+                scratch.fields.sort_by(|a, b| a.0.cmp(&b.0));
+                emit(scratch);
+            }
+        } else {
+            emit_v2(
+                family,
+                &metric.value,
+                format,
+                measurement,
+                scratch,
+                &mut base,
+                emit,
+            );
         }
     }
 }
 
 /// Fills the fields of a version-1 metric; `false` when it has none to emit.
 fn fields_v1<'a>(
-    family: &'a MetricFamily<'a>,
-    value: &'a Value<'a>,
+    family: &MetricFamily<'a>,
+    value: &Value<'a>,
     format: Format,
     out: &mut Metric<'a>,
 ) -> bool {
@@ -196,8 +244,8 @@ fn add_aggregates<'a>(
 
 #[allow(clippy::too_many_arguments)]
 fn emit_v2<'a>(
-    family: &'a MetricFamily<'a>,
-    value: &'a Value<'a>,
+    family: &MetricFamily<'a>,
+    value: &Value<'a>,
     format: Format,
     measurement: &'a str,
     out: &mut Metric<'a>,

@@ -23,15 +23,15 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
-use crate::buffer::Buffer;
+use crate::buffer::{Buffer, Staged};
 use crate::config::{Config, Output as OutputConfig};
 use crate::convert::{self, Mapping};
 use crate::filter::MetricFilter;
 use crate::line_protocol::{self, Options};
 use crate::metric::Metric;
 use crate::output::{self, Outcome, Sink};
-use crate::prom;
-use crate::scrape::{ScrapeError, Scraper};
+use crate::prom::{self, Streamed};
+use crate::scrape::{ScrapeError, Scraped, Scraper};
 use crate::telemetry::{InputMetrics, OutputMetrics, Telemetry};
 use crate::transform::{self, Transform};
 
@@ -246,20 +246,12 @@ impl Agent {
     /// `--test`: gathers once from every input and returns the metrics as line protocol,
     /// without writing anywhere, with the scrapes that failed.
     pub async fn test(&self) -> (Vec<String>, Vec<GatherError>) {
-        let mut lines = Vec::new();
+        let mut lines = TestLines::default();
         let mut errors = Vec::new();
         for input in &self.inputs {
-            errors.extend(
-                gather(input, |metric| {
-                    let mut line = String::new();
-                    if line_protocol::write_metric(&mut line, metric, Options::default()).is_ok() {
-                        lines.push(line);
-                    }
-                })
-                .await,
-            );
+            errors.extend(gather(input, &mut lines).await);
         }
-        (lines, errors)
+        (lines.lines, errors)
     }
 
     /// `--once`: gathers once, writes everything, and reports failed scrapes and whether every
@@ -270,8 +262,7 @@ impl Agent {
         }
         let mut errors = Vec::new();
         for input in &self.inputs {
-            let outputs = &self.outputs;
-            errors.extend(gather(input, |metric| deliver(outputs, metric)).await);
+            errors.extend(gather(input, &mut Staging::new(&self.outputs)).await);
         }
         let mut delivered = true;
         for output in &self.outputs {
@@ -284,9 +275,97 @@ impl Agent {
     }
 }
 
+/// Where a gather's metrics go, a scrape at a time: a scrape's metrics count only once its whole
+/// page has parsed.
+trait Collector {
+    /// A metric that passed the input's rules.
+    fn metric(&mut self, metric: &Metric);
+    /// Forgets the current scrape's metrics (its page failed, or is converted again).
+    fn discard(&mut self);
+    /// Hands the current scrape's metrics on.
+    fn commit(&mut self);
+}
+
+/// `--test`: every metric as a line.
+#[derive(Default)]
+struct TestLines {
+    lines: Vec<String>,
+    committed: usize,
+}
+
+impl Collector for TestLines {
+    fn metric(&mut self, metric: &Metric) {
+        let mut line = String::new();
+        if line_protocol::write_metric(&mut line, metric, Options::default()).is_ok() {
+            self.lines.push(line);
+        }
+    }
+
+    fn discard(&mut self) {
+        self.lines.truncate(self.committed);
+    }
+
+    fn commit(&mut self) {
+        self.committed = self.lines.len();
+    }
+}
+
+/// The outputs' buffers: a scrape's lines are staged per output (at most a buffer's worth,
+/// the older ones counted as dropped) and appended to the buffers when the page has parsed.
+struct Staging<'o> {
+    outputs: &'o [Arc<OutputState>],
+    staged: Vec<Staged>,
+    line: String,
+}
+
+impl<'o> Staging<'o> {
+    fn new(outputs: &'o [Arc<OutputState>]) -> Self {
+        Self {
+            outputs,
+            staged: outputs
+                .iter()
+                .map(|output| Staged::new(lock(&output.buffer).limit()))
+                .collect(),
+            line: String::new(),
+        }
+    }
+}
+
+impl Collector for Staging<'_> {
+    fn metric(&mut self, metric: &Metric) {
+        for (output, staged) in self.outputs.iter().zip(&mut self.staged) {
+            if serialise(output, metric, &mut self.line) {
+                staged.push(self.line.as_str().into());
+            }
+        }
+    }
+
+    fn discard(&mut self) {
+        self.staged.iter_mut().for_each(Staged::discard);
+    }
+
+    fn commit(&mut self) {
+        for (output, staged) in self.outputs.iter().zip(&mut self.staged) {
+            if staged.is_empty() {
+                continue;
+            }
+            let (len, dropped) = {
+                let mut buffer = lock(&output.buffer);
+                buffer.commit(staged);
+                (buffer.len(), buffer.take_unreported_drops())
+            };
+            output.count_overflow(dropped);
+            output.metrics.buffer_size.set(len as f64);
+            if len >= output.batch_size {
+                output.batch_ready.notify_one();
+            }
+        }
+    }
+}
+
 /// Scrapes every target of `input` concurrently, then converts each body and hands every metric
-/// that passes the input's rules to `sink`.
-async fn gather(input: &Input, mut sink: impl FnMut(&Metric)) -> Vec<GatherError> {
+/// that passes the input's rules to `collector`.
+async fn gather(input: &Input, collector: &mut impl Collector) -> Vec<GatherError> {
     let started = std::time::Instant::now();
     let mut scrapes = JoinSet::new();
     for (index, target) in input.scraper.targets.iter().enumerate() {
@@ -319,30 +398,20 @@ async fn gather(input: &Input, mut sink: impl FnMut(&Metric)) -> Vec<GatherError
                 continue;
             }
         };
-        let families = match prom::parse_bytes(&scraped.body, scraped.format) {
-            Ok(families) => families,
+        match convert_scrape(input, index, &scraped, scrape_time_ns, collector) {
+            Ok(count) => {
+                collector.commit();
+                gathered += count;
+            }
             Err(error) => {
+                collector.discard();
                 errors.push(GatherError {
                     input: input.name.clone(),
                     url,
                     error: format!("cannot parse the exposition: {error}"),
                 });
-                continue;
             }
-        };
-        let transform = &input.transforms[index];
-        convert::convert(
-            &families,
-            scraped.format,
-            input.mapping,
-            scrape_time_ns,
-            |metric| {
-                if transform.apply(metric) {
-                    gathered += 1;
-                    sink(metric);
-                }
-            },
-        );
+        }
     }
     input.metrics.gathered.increment(gathered);
     input.metrics.errors.increment(errors.len() as u64);
@@ -356,23 +425,75 @@ async fn gather(input: &Input, mut sink: impl FnMut(&Metric)) -> Vec<GatherError
     errors
 }
 
+/// Converts one scraped page, streaming ([`convert::convert_streaming`]): the page's parsed
+/// samples are never all held at once. A text page whose families or groups are split
+/// (rare) is converted again whole, so the result is always [`convert::convert`]'s. Returns how
+/// many metrics passed the input's rules.
+fn convert_scrape(
+    input: &Input,
+    index: usize,
+    scraped: &Scraped,
+    scrape_time_ns: i64,
+    collector: &mut impl Collector,
+) -> prom::Result<u64> {
+    let transform = &input.transforms[index];
+    let mut gathered = 0u64;
+    let streamed = convert::convert_streaming(
+        &scraped.body,
+        scraped.format,
+        input.mapping,
+        scrape_time_ns,
+        |metric| {
+            if transform.apply(metric) {
+                gathered += 1;
+                collector.metric(metric);
+            }
+        },
+    )?;
+    if streamed == Streamed::Complete {
+        return Ok(gathered);
+    }
+    collector.discard();
+    tracing::debug!(input = %input.name, url = %input.scraper.targets[index].tag, "families or groups split across the page; converted whole");
+    let families = prom::parse_bytes(&scraped.body, scraped.format)?;
+    let mut gathered = 0u64;
+    convert::convert(
+        &families,
+        scraped.format,
+        input.mapping,
+        scrape_time_ns,
+        |metric| {
+            if transform.apply(metric) {
+                gathered += 1;
+                collector.metric(metric);
+            }
+        },
+    );
+    Ok(gathered)
+}
+
+/// Serialises `metric` into `line` for `output`, if its filters take it.
+fn serialise(output: &OutputState, metric: &Metric, line: &mut String) -> bool {
+    let tags = metric.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
+    if !output.filter.select(&metric.name, tags) {
+        return false;
+    }
+    line.clear();
+    if output.filter.modifies() {
+        let mut modified = metric.clone();
+        transform::apply_removals(&output.filter, &mut modified)
+            && line_protocol::write_metric(line, &modified, output.options).is_ok()
+    } else {
+        line_protocol::write_metric(line, metric, output.options).is_ok()
+    }
+}
+
 /// Serialises `metric` for every output whose filters take it and appends it to its buffer.
+#[cfg(test)]
 fn deliver(outputs: &[Arc<OutputState>], metric: &Metric) {
     let mut line = String::new();
     for output in outputs {
-        let tags = metric.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
-        if !output.filter.select(&metric.name, tags) {
-            continue;
-        }
-        line.clear();
-        let written = if output.filter.modifies() {
-            let mut modified = metric.clone();
-            transform::apply_removals(&output.filter, &mut modified)
-                && line_protocol::write_metric(&mut line, &modified, output.options).is_ok()
-        } else {
-            line_protocol::write_metric(&mut line, metric, output.options).is_ok()
-        };
-        if !written {
+        if !serialise(output, metric, &mut line) {
             continue;
         }
         let (len, dropped) = {
@@ -410,7 +531,7 @@ async fn input_loop(
             () = tokio::time::sleep_until(at + jitter) => {}
             _ = stopped.changed() => return,
         }
-        gather(&input, |metric| deliver(&outputs, metric)).await;
+        gather(&input, &mut Staging::new(&outputs)).await;
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Empty};
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use hyper::{HeaderMap, Request, Uri};
 
@@ -20,13 +20,10 @@ use crate::prom::Format;
 /// What the agent asks for.
 pub const ACCEPT_HEADER: &str =
     "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.1";
-/// The largest exposition read (a bigger one is an error, not an out-of-memory).
-pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
-
-/// Why a scrape failed. Nothing of a failed scrape is emitted.
 /// The largest bearer-token file read (a service-account token is a few KiB).
 const MAX_BEARER_TOKEN_FILE: u64 = 64 << 10;
 
+/// Why a scrape failed. Nothing of a failed scrape is emitted.
 #[derive(Debug, thiserror::Error)]
 pub enum ScrapeError {
     #[error("invalid url {url:?}: {reason}")]
@@ -43,6 +40,8 @@ pub enum ScrapeError {
     UnsupportedContentType(String),
     #[error("reading the body: {0}")]
     Body(String),
+    #[error("body larger than content_length_limit ({limit} bytes)")]
+    TooLarge { limit: u64 },
     #[error("cannot read bearer token file {path}")]
     BearerToken {
         path: PathBuf,
@@ -78,6 +77,8 @@ pub struct Scraper {
     bearer_token_file: Option<PathBuf>,
     timeout: Duration,
     response_timeout: Option<Duration>,
+    /// `content_length_limit`, bytes.
+    body_limit: u64,
 }
 
 impl Scraper {
@@ -111,6 +112,7 @@ impl Scraper {
             bearer_token_file: input.bearer_token.clone(),
             timeout: input.timeout,
             response_timeout: input.response_timeout,
+            body_limit: input.content_length_limit,
         })
     }
 
@@ -155,17 +157,40 @@ impl Scraper {
                 Some(content_type) => Format::from_content_type(content_type)
                     .ok_or_else(|| ScrapeError::UnsupportedContentType(content_type.to_owned()))?,
             };
-            let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
-                .collect()
-                .await
-                .map_err(|e| ScrapeError::Body(e.to_string()))?
-                .to_bytes();
+            let body = read_body(response.into_body(), self.body_limit).await?;
             Ok(Scraped { body, format })
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| ScrapeError::Timeout(self.timeout))?
     }
+}
+
+/// Reads a body of at most `limit` bytes into one buffer, frame by frame (each frame is freed
+/// once copied, so the peak is the body once, not the frames plus their concatenation).
+async fn read_body(mut body: hyper::body::Incoming, limit: u64) -> Result<Bytes, ScrapeError> {
+    use hyper::body::Body as _;
+    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
+    let too_large = || ScrapeError::TooLarge { limit };
+    // The announced length sizes the buffer (never past the limit); a longer announcement is
+    // refused before anything is read.
+    let announced = body.size_hint().exact();
+    if announced.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut buffer = Vec::with_capacity(announced.map_or(0, |n| {
+        usize::try_from(n).unwrap_or(limit_usize).min(limit_usize)
+    }));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ScrapeError::Body(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            if data.len() > limit_usize - buffer.len() {
+                return Err(too_large());
+            }
+            buffer.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buffer))
 }
 
 /// Whether any URL needs TLS (and so the system's trusted roots).

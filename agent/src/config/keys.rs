@@ -1,4 +1,4 @@
-//! One section's keys read by type (`string`, `bool`, `positive`, `duration`, globs, ...), each
+//! One section's keys read by type (`string`, `bool`, `positive`, `duration`, `size`, globs, ...), each
 //! error naming the key by its full path (`inputs.prometheus[0].timeout`); [`Section::finish`]
 //! reports every key no reader took, so nothing is ignored silently.
 
@@ -65,6 +65,21 @@ impl Section {
     pub(super) fn duration(&mut self, name: &str) -> Result<Option<Duration>> {
         let key = self.key(name);
         self.take(name).map(|v| duration_value(&key, v)).transpose()
+    }
+
+    /// A size in bytes: an integer, or a string with Telegraf's units (see [`super::size`]).
+    pub(super) fn size(&mut self, name: &str) -> Result<Option<u64>> {
+        let key = self.key(name);
+        match self.take(name) {
+            None => Ok(None),
+            Some(toml::Value::Integer(bytes)) => u64::try_from(bytes)
+                .map(Some)
+                .map_err(|_| invalid(key, format!("must not be negative, not {bytes}"))),
+            Some(toml::Value::String(text)) => super::size::parse_size(&text)
+                .map(Some)
+                .map_err(|e| invalid(key, e.to_string())),
+            Some(other) => Err(self.wrong_type(name, "a size such as \"32MiB\"", &other)),
+        }
     }
 
     pub(super) fn strings(&mut self, name: &str) -> Result<Option<Vec<String>>> {

@@ -22,6 +22,7 @@ pub mod duration;
 pub mod environment;
 mod keys;
 mod sections;
+pub mod size;
 pub mod urls;
 
 use std::collections::BTreeMap;
@@ -142,6 +143,11 @@ pub struct PrometheusInput {
     pub timeout: Duration,
     /// Time allowed until the response headers arrive (`response_timeout`; `None`: `timeout`).
     pub response_timeout: Option<Duration>,
+    /// The largest scrape body read, in bytes; a bigger body fails that scrape
+    /// (`content_length_limit`, a Telegraf size such as `"32MiB"`, default
+    /// [`default_content_length_limit`]: 64 MiB; `0`, Telegraf's "no limit", is
+    /// [`MAX_CONTENT_LENGTH_LIMIT`]; at most that, since a body is held whole while it is read).
+    pub content_length_limit: u64,
     /// File holding a bearer token, re-read at every scrape (`bearer_token`).
     pub bearer_token: Option<PathBuf>,
     /// A bearer token given inline (`bearer_token_string`); wins over `username`/`password`.
@@ -273,6 +279,13 @@ pub fn default_metric_buffer_limit() -> usize {
 pub fn default_timeout() -> Duration {
     Duration::from_secs(5)
 }
+/// The default `content_length_limit` of `[[inputs.prometheus]]`, bytes: 64 MiB (Telegraf has
+/// none; a body is held whole while it is parsed, so the agent needs one).
+pub fn default_content_length_limit() -> u64 {
+    64 << 20
+}
+/// The largest `content_length_limit`, bytes: 1 GiB.
+pub const MAX_CONTENT_LENGTH_LIMIT: u64 = 1 << 30;
 /// The User-Agent the agent sends.
 pub fn default_user_agent() -> String {
     format!("telegraf-compatible-agent/{}", env!("CARGO_PKG_VERSION"))

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use super::keys::{Section, duration_value, expect_table, invalid, string_map};
 use super::{
-    AgentConfig, Config, ConfigError, ContentEncoding, FileOutput, InfluxdbOutput, MIN_INTERVAL,
-    Output, PrometheusInput, Result, TlsConfig, default_interval, default_metric_batch_size,
+    AgentConfig, Config, ConfigError, ContentEncoding, FileOutput, InfluxdbOutput,
+    MAX_CONTENT_LENGTH_LIMIT, MIN_INTERVAL, Output, PrometheusInput, Result, TlsConfig,
+    default_content_length_limit, default_interval, default_metric_batch_size,
     default_metric_buffer_limit, default_timeout, default_user_agent, parse_go_duration, urls,
 };
 use crate::filter::MetricFilter;
@@ -235,6 +236,7 @@ fn prometheus_input(s: &mut Section) -> Result<PrometheusInput> {
         ignore_timestamp: s.bool("ignore_timestamp")?.unwrap_or(false),
         timeout: s.duration("timeout")?.unwrap_or_else(default_timeout),
         response_timeout: s.duration("response_timeout")?.filter(|d| !d.is_zero()),
+        content_length_limit: content_length_limit(s)?,
         bearer_token: s.string("bearer_token")?.map(PathBuf::from),
         bearer_token_string: s.string("bearer_token_string")?,
         username: s.string("username")?,
@@ -254,6 +256,18 @@ fn prometheus_input(s: &mut Section) -> Result<PrometheusInput> {
         tags: s.string_map("tags")?,
         filter: metric_filter(s)?,
     })
+}
+
+fn content_length_limit(s: &mut Section) -> Result<u64> {
+    match s.size("content_length_limit")? {
+        None => Ok(default_content_length_limit()),
+        Some(0) => Ok(MAX_CONTENT_LENGTH_LIMIT),
+        Some(bytes) if bytes <= MAX_CONTENT_LENGTH_LIMIT => Ok(bytes),
+        Some(bytes) => Err(invalid(
+            s.key("content_length_limit"),
+            format!("must be at most {MAX_CONTENT_LENGTH_LIMIT} bytes (1 GiB), not {bytes}"),
+        )),
+    }
 }
 
 fn influxdb_output(s: &mut Section) -> Result<InfluxdbOutput> {

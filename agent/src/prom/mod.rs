@@ -11,7 +11,9 @@
 //!   `prometheus_client.openmetrics.parser`), which decides the conformance suite's verdicts.
 //!
 //! The result borrows names and label values from the input ([`model`]); [`render()`] writes
-//! families back as text in either format.
+//! families back as text in either format. [`parse_streaming`] parses the same way but hands
+//! each metric out once it is final instead of keeping the page's families, so a page of
+//! millions of series is never held as parsed structures.
 //!
 //! Errors carry the line number, the byte column, a short excerpt and the reason; a failed
 //! parse returns no families (an exposition is accepted or rejected as a whole, as the
@@ -88,6 +90,24 @@ pub struct ParseError {
 /// The result of this module's functions.
 pub type Result<T, E = ParseError> = std::result::Result<T, E>;
 
+/// Where [`parse_streaming`] hands metrics: a family (its name, type and unit; its `metrics`
+/// are not to be read) and metrics of it that are final.
+pub type Sink<'s, 'a> = &'s mut dyn FnMut(&MetricFamily<'a>, &[Metric<'a>]);
+
+/// How many final metrics of a family are gathered before they are handed out together.
+pub const STREAM_CHUNK: usize = 256;
+
+/// How a streamed parse ended (when the exposition parsed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streamed {
+    /// Every metric was handed out, in the order and grouping [`parse`] gives.
+    Complete,
+    /// The page cannot be streamed in [`parse`]'s order (text 0.0.4 only: a family's samples
+    /// after those of a family that appeared later, or a summary/histogram group written in
+    /// pieces). What was handed out so far is to be discarded and the page parsed whole.
+    OutOfOrder,
+}
+
 /// Parses a whole exposition in `format` into its metric families, in order of appearance.
 pub fn parse(input: &str, format: Format) -> Result<Vec<MetricFamily<'_>>> {
     match format {
@@ -98,8 +118,30 @@ pub fn parse(input: &str, format: Format) -> Result<Vec<MetricFamily<'_>>> {
 
 /// [`parse`] for a raw scrape body; invalid UTF-8 is an error at the line it occurs on.
 pub fn parse_bytes(input: &[u8], format: Format) -> Result<Vec<MetricFamily<'_>>> {
+    parse(utf8(input)?, format)
+}
+
+/// Parses a whole raw scrape body in `format` without keeping it: each metric is handed to
+/// `sink` once final, with its family, so memory holds a chunk of metrics
+/// ([`STREAM_CHUNK`]), not the page. On `Ok(Streamed::Complete)` the metrics handed out, in
+/// order, are exactly those of [`parse_bytes`]; on an error or [`Streamed::OutOfOrder`] what
+/// was handed out is to be discarded (an error is the same one [`parse_bytes`] gives).
+pub fn parse_streaming<'a>(
+    input: &'a [u8],
+    format: Format,
+    sink: Sink<'_, 'a>,
+) -> Result<Streamed> {
+    let text = utf8(input)?;
+    match format {
+        Format::Text => text::stream(text, sink),
+        Format::OpenMetrics => openmetrics::stream(text, sink),
+    }
+}
+
+/// The body as text; invalid UTF-8 is an error at the line it occurs on.
+fn utf8(input: &[u8]) -> Result<&str> {
     match std::str::from_utf8(input) {
-        Ok(text) => parse(text, format),
+        Ok(text) => Ok(text),
         Err(error) => {
             let valid = &input[..error.valid_up_to()];
             let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();

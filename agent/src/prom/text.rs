@@ -34,14 +34,46 @@ use super::model::{
     Bucket, DuplicateNames, Label, Metric, MetricFamily, MetricType, Quantile, Timestamp, Value,
     label_set_hash, same_label_set,
 };
-use super::{ParseError, line_error};
+use super::{ParseError, STREAM_CHUNK, Sink, Streamed, line_error};
 
 /// Parses a whole text 0.0.4 exposition.
 pub(crate) fn parse(input: &str) -> Result<Vec<MetricFamily<'_>>, ParseError> {
     let mut parser = TextParser::default();
+    run(&mut parser, input, None)?;
+    Ok(parser.finish())
+}
+
+/// Parses a whole text 0.0.4 exposition, handing metrics to `sink` as they become final (see
+/// [`super::parse_streaming`]): a family's metrics in chunks of [`STREAM_CHUNK`], a summary or
+/// histogram group once the next group starts. Stops with [`Streamed::OutOfOrder`] when the
+/// page needs the whole-page parse: a family's samples after another's that appeared later in
+/// the page (families are keyed by name across the input), or a group's samples split.
+pub(crate) fn stream<'a>(input: &'a str, sink: Sink<'_, 'a>) -> Result<Streamed, ParseError> {
+    let mut parser = TextParser {
+        streaming: true,
+        ..TextParser::default()
+    };
+    if !run(&mut parser, input, Some(&mut *sink))? {
+        return Ok(Streamed::OutOfOrder);
+    }
+    if let Some(high) = parser.high
+        && let Some(state) = parser.families.get(high)
+    {
+        sink(&state.family, &state.family.metrics);
+    }
+    Ok(Streamed::Complete)
+}
+
+/// The parse loop; with a sink, emits what is final after each line and returns `false` as soon
+/// as the page is found out of order.
+fn run<'a>(
+    parser: &mut TextParser<'a>,
+    input: &'a str,
+    mut sink: Option<Sink<'_, 'a>>,
+) -> Result<bool, ParseError> {
     // node_exporter writes about one family per 200 bytes.
-    parser.by_name.reserve(input.len() / 200);
-    parser.families.reserve(input.len() / 200);
+    parser.by_name.reserve((input.len() / 200).min(1 << 16));
+    parser.families.reserve((input.len() / 200).min(1 << 16));
     let mut rest = input;
     let mut line_number = 0;
     while !rest.is_empty() {
@@ -65,9 +97,15 @@ pub(crate) fn parse(input: &str) -> Result<Vec<MetricFamily<'_>>, ParseError> {
         parser
             .line(line)
             .map_err(|fail| line_error(line_number, line, &fail))?;
+        if let Some(sink) = sink.as_deref_mut() {
+            if parser.out_of_order {
+                return Ok(false);
+            }
+            parser.emit_final(sink);
+        }
         rest = next;
     }
-    Ok(parser.finish())
+    Ok(true)
 }
 
 /// Which part of its family a sample line is (Go's `currentIs...Count/Sum` flags).
@@ -103,6 +141,15 @@ struct TextParser<'a> {
     /// The family of the last `family_for` call.
     last: Option<usize>,
     hasher: RandomState,
+    /// Streaming: metrics are handed out as they become final instead of kept (see [`stream`]).
+    streaming: bool,
+    /// Streaming: the family that took the last sample. Families are emitted in the order they
+    /// first appeared, so a sample of an earlier family means the page is out of order.
+    high: Option<usize>,
+    /// Streaming: a family left for a later one, whose metrics are all final.
+    sealed: Option<usize>,
+    /// Streaming: the page cannot be streamed (see [`stream`]).
+    out_of_order: bool,
 }
 
 impl<'a> TextParser<'a> {
@@ -112,6 +159,31 @@ impl<'a> TextParser<'a> {
             .map(|state| state.family)
             .filter(|family| !family.metrics.is_empty())
             .collect()
+    }
+
+    /// Streaming: hands `sink` the metrics that are final after the last line, and forgets them.
+    fn emit_final(&mut self, sink: Sink<'_, 'a>) {
+        if let Some(sealed) = self.sealed.take()
+            && let Some(state) = self.families.get_mut(sealed)
+        {
+            sink(&state.family, &state.family.metrics);
+            state.family.metrics = Vec::new();
+        }
+        let Some(state) = self.high.and_then(|high| self.families.get_mut(high)) else {
+            return;
+        };
+        let pending = state.family.metrics.len();
+        if pending < STREAM_CHUNK {
+            return;
+        }
+        // The last summary or histogram group may still take samples.
+        let grouped = matches!(
+            state.family.metric_type,
+            MetricType::Summary | MetricType::Histogram
+        );
+        let done = if grouped { pending - 1 } else { pending };
+        sink(&state.family, &state.family.metrics[..done]);
+        state.family.metrics.drain(..done);
     }
 
     fn line(&mut self, line: &'a str) -> Result<(), Fail<'a>> {
@@ -251,6 +323,17 @@ impl<'a> TextParser<'a> {
             return Err(Fail::new(body, "invalid metric name"));
         }
         let (index, role) = self.family_for(name);
+        if self.streaming {
+            match self.high {
+                Some(high) if index < high => {
+                    self.out_of_order = true;
+                    return Ok(());
+                }
+                Some(high) if index > high => self.sealed = Some(high),
+                _ => {}
+            }
+            self.high = Some(index);
+        }
         let state = &mut self.families[index];
         if !state.typed {
             state.family.metric_type = MetricType::Untyped;
@@ -303,7 +386,18 @@ impl<'a> TextParser<'a> {
                 exemplar: None,
             },
             MetricType::Summary | MetricType::Histogram => {
-                let metric = group(family, &mut state.groups, &self.hasher, labels, metric_type);
+                let metric = if self.streaming {
+                    match stream_group(family, &mut state.groups, &self.hasher, labels, metric_type)
+                    {
+                        Some(metric) => metric,
+                        None => {
+                            self.out_of_order = true;
+                            return Ok(());
+                        }
+                    }
+                } else {
+                    group(family, &mut state.groups, &self.hasher, labels, metric_type)
+                };
                 if timestamp.is_some() {
                     metric.timestamp = timestamp;
                 }
@@ -318,6 +412,52 @@ impl<'a> TextParser<'a> {
             value,
         });
         Ok(())
+    }
+}
+
+/// Streaming: the metric of the summary/histogram group this label set continues (the last
+/// one kept), or a new one; `None` when the label set belongs to an earlier group, already
+/// emitted (or only shares its hash with one: the whole-page parse then decides).
+fn stream_group<'f, 'a>(
+    family: &'f mut MetricFamily<'a>,
+    groups: &mut HashMap<u64, Vec<usize>>,
+    hasher: &RandomState,
+    labels: Vec<Label<'a>>,
+    metric_type: MetricType,
+) -> Option<&'f mut Metric<'a>> {
+    let continues = family
+        .metrics
+        .last()
+        .is_some_and(|last| same_label_set(&last.labels, &labels));
+    if !continues {
+        let hash = label_set_hash(hasher, &labels, None);
+        if groups.insert(hash, Vec::new()).is_some() {
+            return None;
+        }
+        family.metrics.push(Metric {
+            labels,
+            timestamp: None,
+            value: empty_group(metric_type),
+        });
+    }
+    family.metrics.last_mut()
+}
+
+fn empty_group<'a>(metric_type: MetricType) -> Value<'a> {
+    if metric_type == MetricType::Summary {
+        Value::Summary {
+            quantiles: Vec::new(),
+            sum: None,
+            count: None,
+            created: None,
+        }
+    } else {
+        Value::Histogram {
+            buckets: Vec::new(),
+            sum: None,
+            count: None,
+            created: None,
+        }
     }
 }
 
@@ -346,25 +486,10 @@ fn group<'f, 'a>(
     let index = found.unwrap_or_else(|| {
         let index = family.metrics.len();
         groups.entry(hash).or_default().push(index);
-        let value = if metric_type == MetricType::Summary {
-            Value::Summary {
-                quantiles: Vec::new(),
-                sum: None,
-                count: None,
-                created: None,
-            }
-        } else {
-            Value::Histogram {
-                buckets: Vec::new(),
-                sum: None,
-                count: None,
-                created: None,
-            }
-        };
         family.metrics.push(Metric {
             labels,
             timestamp: None,
-            value,
+            value: empty_group(metric_type),
         });
         index
     });

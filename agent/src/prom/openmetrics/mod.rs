@@ -50,13 +50,32 @@ use std::hash::RandomState;
 
 use super::lex::{self, Dialect, Fail};
 use super::model::{MetricFamily, MetricType, Timestamp};
-use super::{ParseError, line_error};
+use super::{ParseError, STREAM_CHUNK, Sink, Streamed, line_error};
 use line::{metadata_line, sample_line};
 use samples::check_run;
 
 /// Parses a whole OpenMetrics exposition.
 pub(crate) fn parse(input: &str) -> Result<Vec<MetricFamily<'_>>, ParseError> {
     let mut parser = OpenMetricsParser::default();
+    run(&mut parser, input, None)?;
+    Ok(parser.families)
+}
+
+/// Parses a whole OpenMetrics exposition, handing metrics to `sink` as they become final (see
+/// [`crate::prom::parse_streaming`]): a family's metrics in chunks of at least
+/// [`STREAM_CHUNK`] once their label group has ended, the rest when the family ends. Families
+/// are contiguous in OpenMetrics, so every valid page streams.
+pub(crate) fn stream<'a>(input: &'a str, sink: Sink<'_, 'a>) -> Result<Streamed, ParseError> {
+    let mut parser = OpenMetricsParser::default();
+    run(&mut parser, input, Some(sink))?;
+    Ok(Streamed::Complete)
+}
+
+fn run<'a>(
+    parser: &mut OpenMetricsParser<'a>,
+    input: &'a str,
+    mut sink: Option<Sink<'_, 'a>>,
+) -> Result<(), ParseError> {
     let mut rest = input;
     let mut line_number = 0;
     let mut eof = false;
@@ -79,6 +98,9 @@ pub(crate) fn parse(input: &str) -> Result<Vec<MetricFamily<'_>>, ParseError> {
         } else {
             parser.line = (line_number, line);
             parser.line(line)?;
+            if let Some(sink) = sink.as_deref_mut() {
+                parser.emit_final(sink);
+            }
         }
         last_line = line;
         rest = next;
@@ -91,7 +113,10 @@ pub(crate) fn parse(input: &str) -> Result<Vec<MetricFamily<'_>>, ParseError> {
             &Fail::new("", "missing # EOF at the end"),
         ));
     }
-    Ok(parser.families)
+    if let Some(sink) = sink {
+        parser.emit_final(sink);
+    }
+    Ok(())
 }
 
 /// The label group being read: consecutive samples with the same group labels and timestamp.
@@ -115,6 +140,8 @@ struct FamilyState<'a> {
     line: (usize, &'a str),
     run: Option<Run<'a>>,
     seen_groups: HashSet<u64>,
+    /// How many of `family.metrics` are final (their label group has ended).
+    final_metrics: usize,
 }
 
 impl FamilyState<'_> {
@@ -163,6 +190,27 @@ fn openmetrics_type(word: &str) -> Option<MetricType> {
 impl<'a> OpenMetricsParser<'a> {
     fn error_here(&self, fail: Fail<'_>) -> ParseError {
         line_error(self.line.0, self.line.1, &fail)
+    }
+
+    /// Streaming: hands `sink` the finished families and the current family's final metrics
+    /// once there are [`STREAM_CHUNK`] of them, and forgets them.
+    fn emit_final(&mut self, sink: Sink<'_, 'a>) {
+        for family in self.families.drain(..) {
+            sink(&family, &family.metrics);
+        }
+        let Some(state) = self.current.as_mut() else {
+            return;
+        };
+        let done = state.final_metrics.min(state.family.metrics.len());
+        if done < STREAM_CHUNK {
+            return;
+        }
+        sink(&state.family, &state.family.metrics[..done]);
+        state.family.metrics.drain(..done);
+        state.final_metrics = 0;
+        if let Some(run) = state.run.as_mut() {
+            run.metric = run.metric.saturating_sub(done);
+        }
     }
 
     fn line(&mut self, line: &'a str) -> Result<(), ParseError> {
@@ -238,6 +286,7 @@ impl<'a> OpenMetricsParser<'a> {
             line: self.line,
             run: None,
             seen_groups: HashSet::default(),
+            final_metrics: 0,
         }
     }
 

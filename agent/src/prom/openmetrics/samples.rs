@@ -174,6 +174,8 @@ impl<'a> OpenMetricsParser<'a> {
             if let Some(run) = state.run.take() {
                 check_run(state, &run)?;
             }
+            // Every metric so far belongs to an ended group: none changes again.
+            state.final_metrics = state.family.metrics.len();
             let metric = state.family.metrics.len();
             if grouped {
                 let special = match suffix {
