@@ -1,18 +1,33 @@
-//! The HTTP/1.1 listener: accepts connections, hands requests to [`WriteApi`], and on shutdown
-//! stops accepting and lets in-flight requests finish within the grace period.
+//! The HTTP/1.1 listener: accepts connections up to `[http] max-connection-limit`, hands each
+//! to [`connection`] (hyper, with the header-read and idle timeouts), and on shutdown stops
+//! accepting and lets in-flight requests finish within the grace period.
+//!
+//! # Layout
+//! - this file: [`Server`]: bind, the accept loop, the connection limit, the drain.
+//! - [`connection`]: one connection: hyper, its timeouts, its place under the limit.
+//!
+//! Beyond the limit a new connection is accepted and closed at once, as InfluxDB's
+//! `max-connection-limit` does, rather than left in the kernel's accept queue: a refused
+//! client learns it at once (and retries, as Telegraf does at its next flush) instead of
+//! waiting for a connect timeout, the accept queue never fills for the clients that come
+//! after, and the connections already open (the agents' kept-alive ones) are served as before.
+
+pub mod connection;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
 
 use crate::config::parse_bind_address;
 use crate::write_api::WriteApi;
+use connection::Timeouts;
+
+/// How often at most the "connection limit reached" warning is logged.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -63,9 +78,21 @@ impl Server {
 
     /// Serves until `shutdown` completes, then drains connections for at most the grace period.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        let graceful = GracefulShutdown::new();
+        let http = self.api.http();
+        let timeouts = Timeouts {
+            header_read: http.header_read_timeout,
+            idle: http.idle_timeout,
+        };
+        // 0 is "no limit": as many places as the semaphore can count (and acquire at once).
+        let places = match http.max_connection_limit {
+            0 => Semaphore::MAX_PERMITS.min(u32::MAX as usize),
+            limit => limit.min(Semaphore::MAX_PERMITS),
+        };
+        let limit = Arc::new(Semaphore::new(places));
+        let (stop, stopping) = watch::channel(false);
         let mut shutdown = std::pin::pin!(shutdown);
-        let builder = hyper::server::conn::http1::Builder::new();
+        let mut refused: u64 = 0;
+        let mut last_refusal_log: Option<tokio::time::Instant> = None;
         loop {
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,
@@ -80,24 +107,39 @@ impl Server {
                     continue;
                 }
             };
-            let _ = stream.set_nodelay(true);
-            let api = Arc::clone(&self.api);
-            let service = service_fn(move |request| {
-                let api = Arc::clone(&api);
-                async move { Ok::<_, std::convert::Infallible>(api.handle(request).await) }
-            });
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, %peer, "connection ended with an error");
+            let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                drop(stream);
+                refused += 1;
+                metrics::counter!("processor_http_connections_refused_total").increment(1);
+                let now = tokio::time::Instant::now();
+                if last_refusal_log.is_none_or(|at| now >= at + REFUSAL_LOG_INTERVAL) {
+                    last_refusal_log = Some(now);
+                    tracing::warn!(
+                        limit = http.max_connection_limit,
+                        refused_so_far = refused,
+                        %peer,
+                        "connection limit reached (http.max-connection-limit): closing new \
+                         connections at once until some close"
+                    );
                 }
-            });
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(connection::serve(
+                stream,
+                peer,
+                Arc::clone(&self.api),
+                timeouts,
+                stopping.clone(),
+                permit,
+            ));
         }
         tracing::info!(grace = ?self.grace, "shutting down: no new connections, draining");
         drop(self.listener);
+        let _ = stop.send(true);
+        let every_place = u32::try_from(places).unwrap_or(u32::MAX);
         tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            _ = limit.acquire_many(every_place) => tracing::info!("all connections closed"),
             () = tokio::time::sleep(self.grace) => {
                 tracing::warn!(grace = ?self.grace, "grace period over, closing remaining connections");
             }
