@@ -471,6 +471,9 @@ const RSS_BOUND_KIB: u64 = 1 << 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_writers_neither_stop_the_processor_nor_starve_a_well_formed_writer() {
+    // 10,000 connections need more descriptors than a default soft limit of 1,024; the
+    // processor inherits the raised limit.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     let fd_limit = open_files_limit();
     // Each held connection takes a descriptor here and one in the processor (same limit).
     let held = HELD.min(usize::try_from(fd_limit.saturating_sub(500)).unwrap_or(HELD));
@@ -939,6 +942,27 @@ async fn connections_beyond_the_limit_are_closed_at_once_and_the_open_ones_are_s
         5.0
     );
     assert!(processor.log_text().contains("connection limit reached"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_longer_than_64_kib_is_refused_with_431_and_the_server_serves_on() {
+    let processor = Processor::start("");
+    let request = format!(
+        "POST /write?db=x HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nContent-Length: 0\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    assert_eq!(
+        exchange(processor.addr, request.as_bytes(), Duration::from_secs(10)).await,
+        Outcome::Status(431)
+    );
+    let request = format!(
+        "POST /write?db=x HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nContent-Length: 0\r\n\r\n",
+        "a".repeat(60 * 1024)
+    );
+    assert_eq!(
+        exchange(processor.addr, request.as_bytes(), Duration::from_secs(10)).await,
+        Outcome::Status(204)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,7 +33,7 @@ pub struct Timeouts {
     pub idle: Duration,
 }
 
-/// The largest request head a connection may buffer, in bytes (hyper's read buffer; a longer
+/// The largest request head, in bytes (hyper's header size limit and read buffer; a longer
 /// head is answered 431). Bounds what a client trickling headers can make us hold.
 pub const MAX_HEAD_BUFFER: usize = 64 * 1024;
 
@@ -199,7 +199,9 @@ pub async fn serve(
         activity: Arc::clone(&activity),
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.max_buf_size(MAX_HEAD_BUFFER);
+    builder
+        .max_buf_size(MAX_HEAD_BUFFER)
+        .max_header_size(MAX_HEAD_BUFFER);
     let connection = builder.serve_connection(io, service);
     let mut connection = std::pin::pin!(connection);
     let watchdog = tokio::time::sleep(timeouts.header_read);
