@@ -1,5 +1,6 @@
-//! Reading a request body: the declared length checked first, the bytes read up to the limit,
-//! gzip inflated up to the limit with Go's error texts.
+//! Reading a request body: the declared length checked first, the bytes read up to the limit
+//! within `body-read-timeout` (408 after it), gzip inflated as a stream that stops one byte
+//! past the limit (413; a gzip bomb never inflates further), with Go's error texts.
 
 use std::io::Read;
 use std::time::Duration;

@@ -50,6 +50,8 @@ pub const PROCESSOR_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// - a line with 100 tags is accepted (1.x answers 500 from a parser panic);
 /// - `/query` answers `CREATE DATABASE` and nothing else (501 for other statements);
 /// - unknown paths are 404 `{"error":"Not Found"}` (Kapacitor's), not influxd's plain text.
+/// - a body not received within `[http] body-read-timeout` is answered 408 and the connection
+///   closed (influxd has no timeout); heads and idle connections are timed by the listener.
 pub struct WriteApi {
     http: Http,
     default_rp: String,

@@ -158,6 +158,8 @@ pub fn run(
     let started = Instant::now();
     let (mut runs, mut accepted) = (0u64, 0u64);
     let mut slowest = (Duration::ZERO, 0);
+    // Long runs print their progress every ten minutes.
+    let mut next_progress = started + Duration::from_secs(600);
     loop {
         let done = match budget {
             Budget::Iterations(n) => runs >= n,
@@ -165,6 +167,17 @@ pub fn run(
         };
         if done {
             break;
+        }
+        if matches!(budget, Budget::Seconds(_))
+            && runs % 1024 == 0
+            && Instant::now() >= next_progress
+        {
+            next_progress += Duration::from_secs(600);
+            println!(
+                "{name}: {runs} inputs after {:.0} s, {accepted} accepted, slowest {:?}",
+                started.elapsed().as_secs_f64(),
+                slowest.0
+            );
         }
         let mut input = seeds
             .get(rng.below(seeds.len()))
