@@ -2,8 +2,9 @@
 //!
 //! # Layout
 //! In the order data flows, then what surrounds it:
-//! - [`server`]: the listener; [`write_api`]: the InfluxDB-compatible HTTP handlers (`/write`,
-//!   `/ping`, ...), which hand the body to
+//! - [`server`]: the listener (connection limit; per connection the header-read and idle
+//!   timeouts); [`write_api`]: the InfluxDB-compatible HTTP handlers (`/write`, `/ping`, ...),
+//!   which read the body (size limit, body-read timeout, gzip) and hand it to
 //! - [`line_protocol`]: request body -> [`point::Batch`] + InfluxDB 1.x per-line errors (pure);
 //!   [`point`]: the parsed points that subscribers read (spans into the body).
 //! - [`routing`]: (db, rp, measurement) -> [`routing::Subscriber`]s, the seam tasks plug into.

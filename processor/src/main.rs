@@ -86,6 +86,7 @@ fn serve(config_path: Option<PathBuf>, bind: Option<String>) -> ExitCode {
     if let Err(error) = processor::startup::check_data_dir(&config.data_dir) {
         return startup_failed(error);
     }
+    processor::startup::raise_open_files_limit(config.http.max_connection_limit);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -4,7 +4,10 @@
 //! - [`check_data_dir`]: `data_dir` can be created and written (a probe file is written and
 //!   removed), with the OS error when not;
 //! - [`connect_kubernetes`]: every enabled `[[kubernetes]]` section gets its client and the API
-//!   server answers `GET /version` through it.
+//!   server answers `GET /version` through it;
+//! - [`raise_open_files_limit`]: the soft open-files limit is raised to the hard one (as Go
+//!   programs such as InfluxDB do), with a warning when it cannot hold
+//!   `[http] max-connection-limit` connections.
 //!
 //! The values themselves (URL schemes, ranges) are checked when the config loads
 //! ([`crate::config`]); these are the checks that need the file system or the network.
@@ -56,6 +59,39 @@ impl Error {
 
 /// A `Result` with this module's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Descriptors kept for what is not a client connection: the listener, task files, the
+/// Kubernetes and influxDBOut clients.
+pub const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit and answers the limit now in force, or
+/// `None` when it cannot be read. Warns when it is below `max_connections` (0: no limit set)
+/// plus [`RESERVED_DESCRIPTORS`]: connections past it fail to be accepted (the listener waits
+/// 50 ms and tries again) instead of being refused by the limit.
+pub fn raise_open_files_limit(max_connections: usize) -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            let wanted = u64::try_from(max_connections)
+                .unwrap_or(u64::MAX)
+                .saturating_add(RESERVED_DESCRIPTORS);
+            if max_connections > 0 && limit < wanted {
+                tracing::warn!(
+                    limit,
+                    max_connection_limit = max_connections,
+                    "the open-files limit cannot hold http.max-connection-limit connections: \
+                     raise it (ulimit -n) or lower the key"
+                );
+            } else {
+                tracing::debug!(limit, "open-files limit");
+            }
+            Some(limit)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot read or raise the open-files limit");
+            None
+        }
+    }
+}
 
 /// Creates `data_dir` if needed and writes and removes a probe file in it, so that an
 /// unwritable directory is found at start with the OS error, not at the first define.
@@ -172,5 +208,20 @@ mod tests {
             "{error:?}"
         );
         assert!(!error.is_config());
+    }
+
+    #[test]
+    fn the_open_files_limit_is_raised_to_at_least_what_it_was() {
+        let before = std::fs::read_to_string("/proc/self/limits")
+            .unwrap_or_default()
+            .lines()
+            .find(|line| line.starts_with("Max open files"))
+            .and_then(|line| line.split_whitespace().nth(3))
+            .and_then(|n| n.parse::<u64>().ok());
+        let after = raise_open_files_limit(10);
+        assert!(after.is_some());
+        if let (Some(before), Some(after)) = (before, after) {
+            assert!(after >= before, "{after} < {before}");
+        }
     }
 }

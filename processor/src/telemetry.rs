@@ -274,6 +274,19 @@ fn describe() {
         "processor_points_rejected_total",
         "Lines rejected, by write endpoint."
     );
+    metrics::describe_counter!(
+        "processor_http_connections_refused_total",
+        "Connections closed at once because [http] max-connection-limit were open."
+    );
+    metrics::describe_counter!(
+        "processor_http_connections_closed_total",
+        "Connections closed by the server for being too slow, by timeout \
+         (header-read-timeout, idle-timeout)."
+    );
+    metrics::describe_counter!(
+        "processor_http_body_timeouts_total",
+        "Request bodies not received within [http] body-read-timeout (answered 408)."
+    );
     metrics::describe_histogram!(
         "processor_write_duration_seconds",
         metrics::Unit::Seconds,

@@ -73,6 +73,19 @@ fn out_of_range_durations_exit_64_naming_the_key() {
             "pipeline.state-expiry",
         ),
         (
+            "[http]\nheader-read-timeout = \"0s\"\n",
+            "http.header-read-timeout",
+        ),
+        ("[http]\nidle-timeout = \"3d\"\n", "http.idle-timeout"),
+        (
+            "[http]\nbody-read-timeout = \"1ms\"\n",
+            "http.body-read-timeout",
+        ),
+        (
+            "[http]\nmax-connection-limit = 2000000\n",
+            "http.max-connection-limit",
+        ),
+        (
             "[[influxdb]]\nurls = [\"http://127.0.0.1:1\"]\ntimeout = \"10000000000000s\"\n",
             "influxdb[0].timeout",
         ),

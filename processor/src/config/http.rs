@@ -1,5 +1,5 @@
-//! The `[http]` section: the write API's listener, its body and shutdown limits, and the
-//! users and tokens it accepts (`[[http.users]]`, `[[http.tokens]]`).
+//! The `[http]` section: the write API's listener, its body, connection, timeout and shutdown
+//! limits, and the users and tokens it accepts (`[[http.users]]`, `[[http.tokens]]`).
 
 use std::time::Duration;
 
@@ -25,6 +25,27 @@ pub struct Http {
     /// a duration such as `"10s"`). Range [`SHUTDOWN_TIMEOUT_RANGE`]: `0s` (close at once) to
     /// `1h`.
     pub shutdown_timeout: Duration,
+    /// How long a client may take to send a request's head (request line and headers), from
+    /// the moment the connection is accepted or, on a kept-alive connection, from the first
+    /// byte of the next request; then the connection is closed without an answer, as Go's
+    /// `ReadHeaderTimeout` (`header-read-timeout`, a duration). Range
+    /// [`HEADER_READ_TIMEOUT_RANGE`]: `100ms` to `1h`; default `10s`.
+    pub header_read_timeout: Duration,
+    /// How long a kept-alive connection may stay open with no request after its last answer;
+    /// then it is closed, as Go's `IdleTimeout` (`idle-timeout`, a duration). Range
+    /// [`IDLE_TIMEOUT_RANGE`]: `1s` to `24h`; default `2m` (longer than Go's and Telegraf's
+    /// client-side 90 s, so clients close idle connections first).
+    pub idle_timeout: Duration,
+    /// How long reading one request body may take, from the end of its headers to its last
+    /// byte; a slower body is answered `408` and the connection closed
+    /// (`body-read-timeout`, a duration). Range [`BODY_READ_TIMEOUT_RANGE`]: `100ms` to `1h`;
+    /// default `30s`.
+    pub body_read_timeout: Duration,
+    /// The most connections open at once, in connections; beyond it a new connection is
+    /// accepted and closed at once, as InfluxDB's `max-connection-limit`
+    /// (`max-connection-limit`). 0 means no limit; range 0 to [`MAX_CONNECTION_LIMIT`];
+    /// default 10000.
+    pub max_connection_limit: usize,
     /// Accepted users (`[[http.users]]`), for Basic auth, `u`/`p` and `Token name:password`.
     pub users: Vec<User>,
     /// Accepted API tokens (`[[http.tokens]]`), for `Authorization: Token|Bearer <token>`.
@@ -77,6 +98,42 @@ fn default_shutdown_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
+/// 10 s: a client sends its headers in one packet; a slow one gets far more than it needs.
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// 2 min: longer than the 90 s after which Go's clients (Telegraf) drop an idle connection.
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+
+/// 30 s: a 25 MB body (the default `max-body-size`) at 1 MB/s.
+fn default_body_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// 10,000 connections: every agent of a large cluster kept alive, at about 10 KB each.
+fn default_max_connection_limit() -> usize {
+    10_000
+}
+
+/// `header-read-timeout`: from 100 ms to one hour.
+pub const HEADER_READ_TIMEOUT_RANGE: DurationRange =
+    DurationRange::new(Duration::from_millis(100), Duration::from_secs(3600));
+
+/// `idle-timeout`: from one second to a day.
+pub const IDLE_TIMEOUT_RANGE: DurationRange =
+    DurationRange::new(Duration::from_secs(1), Duration::from_secs(86_400));
+
+/// `body-read-timeout`: from 100 ms to one hour.
+pub const BODY_READ_TIMEOUT_RANGE: DurationRange =
+    DurationRange::new(Duration::from_millis(100), Duration::from_secs(3600));
+
+/// The largest `max-connection-limit`: a million connections (each takes a file descriptor
+/// and some memory; 0 keeps InfluxDB's "no limit").
+pub const MAX_CONNECTION_LIMIT: u64 = 1_000_000;
+
 /// The largest `max-body-size`: 1 GiB. A body is held in memory whole, so a larger limit only
 /// lets one request take more memory than a processor pod has (0 keeps InfluxDB's "no limit").
 pub const MAX_BODY_SIZE_LIMIT: u64 = 1 << 30;
@@ -93,6 +150,10 @@ impl Default for Http {
             max_body_size: default_max_body_size(),
             auth_enabled: false,
             shutdown_timeout: default_shutdown_timeout(),
+            header_read_timeout: default_header_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            body_read_timeout: default_body_read_timeout(),
+            max_connection_limit: default_max_connection_limit(),
             users: Vec::new(),
             tokens: Vec::new(),
         }
@@ -131,12 +192,46 @@ impl Http {
                 })?,
         };
         let auth_enabled = take_bool(&mut table, SECTION, "auth-enabled")?.unwrap_or(false);
-        let shutdown_timeout = match take_string(&mut table, SECTION, "shutdown-timeout")? {
-            None => default_shutdown_timeout(),
-            Some(text) => humantime::parse_duration(&text)
-                .map_err(|error| format!("{text:?}: {error}"))
-                .and_then(|timeout| SHUTDOWN_TIMEOUT_RANGE.check(timeout))
-                .map_err(|reason| invalid("http.shutdown-timeout", reason))?,
+        let shutdown_timeout = take_duration(
+            &mut table,
+            "shutdown-timeout",
+            SHUTDOWN_TIMEOUT_RANGE,
+            default_shutdown_timeout,
+        )?;
+        let header_read_timeout = take_duration(
+            &mut table,
+            "header-read-timeout",
+            HEADER_READ_TIMEOUT_RANGE,
+            default_header_read_timeout,
+        )?;
+        let idle_timeout = take_duration(
+            &mut table,
+            "idle-timeout",
+            IDLE_TIMEOUT_RANGE,
+            default_idle_timeout,
+        )?;
+        let body_read_timeout = take_duration(
+            &mut table,
+            "body-read-timeout",
+            BODY_READ_TIMEOUT_RANGE,
+            default_body_read_timeout,
+        )?;
+        let max_connection_limit = match take_integer(&mut table, SECTION, "max-connection-limit")?
+        {
+            None => default_max_connection_limit(),
+            Some(n) => u64::try_from(n)
+                .ok()
+                .filter(|n| *n <= MAX_CONNECTION_LIMIT)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    invalid(
+                        "http.max-connection-limit",
+                        format!(
+                            "{n} is out of range: must be 0 (no limit) or a number of \
+                             connections up to {MAX_CONNECTION_LIMIT}"
+                        ),
+                    )
+                })?,
         };
         let mut users = Vec::new();
         for (index, mut entry) in take_array_of_tables(&mut table, SECTION, "users")?
@@ -183,14 +278,36 @@ impl Http {
             max_body_size,
             auth_enabled,
             shutdown_timeout,
+            header_read_timeout,
+            idle_timeout,
+            body_read_timeout,
+            max_connection_limit,
             users,
             tokens,
         })
     }
 }
 
+/// Reads the duration key `http.<key>` (Go-style text such as `"10s"`) within `range`.
+fn take_duration(
+    table: &mut Table,
+    key: &str,
+    range: DurationRange,
+    default: fn() -> Duration,
+) -> Result<Duration> {
+    match take_string(table, "http", key)? {
+        None => Ok(default()),
+        Some(text) => humantime::parse_duration(&text)
+            .map_err(|error| format!("{text:?}: {error}"))
+            .and_then(|duration| range.check(duration))
+            .map_err(|reason| invalid(&format!("http.{key}"), reason)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::super::tests::{error, parse};
 
     #[test]
@@ -218,6 +335,97 @@ mod tests {
     #[test]
     fn bad_duration_names_the_key() {
         assert!(error("[http]\nshutdown-timeout = \"soon\"").contains("`http.shutdown-timeout`"));
+    }
+
+    #[test]
+    fn connection_limits_and_timeouts_are_read_and_default_when_absent() {
+        let loaded = parse(
+            "[http]\nheader-read-timeout = \"2s\"\nidle-timeout = \"1m\"\n\
+             body-read-timeout = \"500ms\"\nmax-connection-limit = 0",
+        );
+        let http = &loaded.config.http;
+        assert_eq!(http.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(http.idle_timeout, Duration::from_secs(60));
+        assert_eq!(http.body_read_timeout, Duration::from_millis(500));
+        assert_eq!(http.max_connection_limit, 0);
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let defaults = parse("").config.http;
+        assert_eq!(
+            (
+                defaults.header_read_timeout,
+                defaults.idle_timeout,
+                defaults.body_read_timeout,
+                defaults.max_connection_limit
+            ),
+            (
+                Duration::from_secs(10),
+                Duration::from_secs(120),
+                Duration::from_secs(30),
+                10_000
+            )
+        );
+    }
+
+    #[test]
+    fn connection_limits_and_timeouts_take_their_environment_variables() {
+        let vars = [
+            ("PROCESSOR_HTTP_HEADER_READ_TIMEOUT", "3s"),
+            ("KAPACITOR_HTTP_IDLE_TIMEOUT", "5m"),
+            ("PROCESSOR_HTTP_BODY_READ_TIMEOUT", "45s"),
+            ("PROCESSOR_HTTP_MAX_CONNECTION_LIMIT", "7"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let loaded = super::super::Config::load_with_env(None, vars).expect("loads");
+        let http = &loaded.config.http;
+        assert_eq!(
+            (
+                http.header_read_timeout,
+                http.idle_timeout,
+                http.body_read_timeout,
+                http.max_connection_limit
+            ),
+            (
+                Duration::from_secs(3),
+                Duration::from_secs(300),
+                Duration::from_secs(45),
+                7
+            )
+        );
+        let error = super::super::Config::load_with_env(
+            None,
+            [(
+                "PROCESSOR_HTTP_MAX_CONNECTION_LIMIT".to_owned(),
+                "-3".to_owned(),
+            )],
+        )
+        .expect_err("out of range");
+        assert!(
+            error.to_string().contains("http.max-connection-limit"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_timeouts_and_limits_name_their_key() {
+        for (config, key) in [
+            ("header-read-timeout = \"0s\"", "`http.header-read-timeout`"),
+            ("header-read-timeout = \"2h\"", "`http.header-read-timeout`"),
+            ("idle-timeout = \"10ms\"", "`http.idle-timeout`"),
+            ("idle-timeout = \"soon\"", "`http.idle-timeout`"),
+            ("body-read-timeout = \"99ms\"", "`http.body-read-timeout`"),
+            ("max-connection-limit = -1", "`http.max-connection-limit`"),
+            (
+                "max-connection-limit = 1000001",
+                "`http.max-connection-limit`",
+            ),
+            (
+                "max-connection-limit = \"many\"",
+                "`http.max-connection-limit`",
+            ),
+        ] {
+            let message = error(&format!("[http]\n{config}"));
+            assert!(message.contains(key), "{config}: {message}");
+        }
     }
 
     #[test]

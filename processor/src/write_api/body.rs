@@ -1,7 +1,9 @@
-//! Reading a request body: the declared length checked first, the bytes read up to the limit,
-//! gzip inflated up to the limit with Go's error texts.
+//! Reading a request body: the declared length checked first, the bytes read up to the limit
+//! within `body-read-timeout` (408 after it), gzip inflated as a stream that stops one byte
+//! past the limit (413; a gzip bomb never inflates further), with Go's error texts.
 
 use std::io::Read;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -22,6 +24,30 @@ pub(super) const MAX_ERROR_HEADER: usize = 4096;
 
 /// The most a request may make us allocate up front, in bytes (more grows as data arrives).
 const MAX_PREALLOCATION: u64 = 64 * 1024 * 1024;
+
+/// [`read_body`] within `timeout` (`[http] body-read-timeout`), failing with 408 after it.
+pub(super) async fn read_body_within<B>(
+    body: B,
+    length: Option<u64>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, ApiError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    match tokio::time::timeout(timeout, read_body(body, length, limit)).await {
+        Ok(read) => read,
+        Err(_elapsed) => {
+            tracing::info!(
+                ?timeout,
+                "request body too slow: answered 408, closing the connection"
+            );
+            metrics::counter!("processor_http_body_timeouts_total").increment(1);
+            Err(ApiError::BodyTimeout(timeout))
+        }
+    }
+}
 
 /// Reads the whole body, failing with 413 beyond `limit` bytes.
 pub(super) async fn read_body<B>(
@@ -109,5 +135,28 @@ mod tests {
         );
         assert_eq!(gunzip(&full, 100), Err(ApiError::BodyTooLarge));
         assert_eq!(gunzip(&full, 100_000).map(|b| b.len()), Ok(1200));
+    }
+
+    /// A gzip bomb: `members` copies of one member that inflates to 1 MiB of zeros (about
+    /// 1 KiB each; Go's reader and ours read concatenated members as one stream).
+    fn bomb(members: usize) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut encoder, &vec![0u8; 1 << 20]).unwrap_or_default();
+        let member = encoder.finish().unwrap_or_default();
+        member.repeat(members)
+    }
+
+    #[test]
+    fn a_ten_megabyte_gzip_bomb_is_refused_as_too_large_while_inflating() {
+        let member_len = bomb(1).len();
+        let body = bomb(10_000_000 / member_len);
+        let inflates_to: u64 = (body.len() / member_len) as u64 * (1 << 20);
+        println!(
+            "bomb: {} bytes of gzip inflating to {inflates_to} bytes",
+            body.len()
+        );
+        assert!(body.len() > 9_000_000 && inflates_to > 9_000_000_000);
+        // Stopped at the limit: the 9 GB are never produced (the test would run out of memory).
+        assert_eq!(gunzip(&body, 25_000_000), Err(ApiError::BodyTooLarge));
     }
 }

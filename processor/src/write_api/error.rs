@@ -36,6 +36,15 @@ pub enum ApiError {
     Gzip(&'static str),
     #[error("error reading request body: {0}")]
     BodyRead(String),
+    /// The body did not arrive within `[http] body-read-timeout`; holds that timeout.
+    #[error(
+        "request body not received within {} (http.body-read-timeout): the connection is closed",
+        humantime::format_duration(copied(.0))
+    )]
+    BodyTimeout(std::time::Duration),
+    /// The request's work failed inside the server (a worker thread ended); holds what.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// Every line failed to parse; holds the joined `unable to parse` lines.
     #[error("{0}")]
     Parse(String),
@@ -62,11 +71,13 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::CredentialsMissing | Self::AuthorizationFailed => StatusCode::UNAUTHORIZED,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::QueryNotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::DatabaseRequired
             | Self::BucketRequired
             | Self::Precision(_)
@@ -85,6 +96,7 @@ impl ApiError {
             StatusCode::NOT_FOUND => "not found",
             StatusCode::METHOD_NOT_ALLOWED => "method not allowed",
             StatusCode::PAYLOAD_TOO_LARGE => "request too large",
+            StatusCode::REQUEST_TIMEOUT => "request timeout",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             StatusCode::NOT_IMPLEMENTED => "not implemented",
             status if status.is_server_error() => "internal error",
@@ -131,7 +143,11 @@ impl ApiError {
         if let Ok(value) = HeaderValue::from_bytes(flat.as_bytes()) {
             headers.insert("x-influxdb-error", value);
         }
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the body is not read: the connection cannot carry another request.
+        if matches!(
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+        ) {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if status == StatusCode::UNAUTHORIZED && shape == Shape::V1 {
@@ -142,6 +158,11 @@ impl ApiError {
         }
         response
     }
+}
+
+/// A field's value, for the error messages' format arguments (which borrow fields).
+fn copied<T: Copy>(value: &T) -> T {
+    *value
 }
 
 pub(super) fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {

@@ -30,7 +30,7 @@ use crate::clock::Clock;
 use crate::config::Http;
 use crate::line_protocol::{self, Precision};
 use crate::routing::Router;
-use body::{content_length, gunzip, read_body};
+use body::{content_length, gunzip, read_body_within};
 pub use error::{ApiError, Shape};
 use error::{json_response, no_content};
 use request_ids::RequestIds;
@@ -50,6 +50,8 @@ pub const PROCESSOR_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// - a line with 100 tags is accepted (1.x answers 500 from a parser panic);
 /// - `/query` answers `CREATE DATABASE` and nothing else (501 for other statements);
 /// - unknown paths are 404 `{"error":"Not Found"}` (Kapacitor's), not influxd's plain text.
+/// - a body not received within `[http] body-read-timeout` is answered 408 and the connection
+///   closed (influxd has no timeout); heads and idle connections are timed by the listener.
 pub struct WriteApi {
     http: Http,
     default_rp: String,
@@ -220,7 +222,13 @@ impl WriteApi {
                     let path = path.to_owned();
                     let extra = Arc::clone(extra);
                     let headers = request.headers().clone();
-                    let body = read_body(request.into_body(), None, EXTRA_BODY_LIMIT).await?;
+                    let body = read_body_within(
+                        request.into_body(),
+                        None,
+                        EXTRA_BODY_LIMIT,
+                        self.http.body_read_timeout,
+                    )
+                    .await?;
                     Ok(extra.handle(method, path, query, headers, body).await)
                 }
                 _ => Err(ApiError::NotFound),
@@ -309,10 +317,32 @@ impl WriteApi {
             .get(header::CONTENT_ENCODING)
             .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"gzip"));
         let limit = self.body_limit();
-        let raw = read_body(body, content_length(&parts.headers), limit).await?;
-        let body = if gzipped { gunzip(&raw, limit)? } else { raw };
-        let bytes = body.len();
-        let parsed = line_protocol::parse_body(body, db, rp, precision, (self.clock)());
+        let raw = read_body_within(
+            body,
+            content_length(&parts.headers),
+            limit,
+            self.http.body_read_timeout,
+        )
+        .await?;
+        let raw_len = raw.len();
+        let now = (self.clock)();
+        let decode = move || -> Result<(usize, line_protocol::Parsed), ApiError> {
+            let body = if gzipped { gunzip(&raw, limit)? } else { raw };
+            let bytes = body.len();
+            Ok((
+                bytes,
+                line_protocol::parse_body(body, db, rp, precision, now),
+            ))
+        };
+        // A large body (or a gzip body that may inflate to one) is inflated and parsed on a
+        // blocking thread, so that it does not hold up the other connections on this one.
+        let (bytes, parsed) = if needs_a_thread(gzipped, raw_len) {
+            tokio::task::spawn_blocking(decode)
+                .await
+                .map_err(|_| ApiError::Internal("the body's parser thread ended"))??
+        } else {
+            decode()?
+        };
         metrics::counter!("processor_write_requests_total").increment(1);
         metrics::counter!("processor_write_bytes_total").increment(bytes as u64);
         metrics::counter!("processor_points_written_total").increment(parsed.batch.len() as u64);
@@ -362,7 +392,13 @@ impl WriteApi {
                 .starts_with(b"application/x-www-form-urlencoded")
         });
         if form {
-            let raw = read_body(body, content_length(&parts.headers), self.body_limit()).await?;
+            let raw = read_body_within(
+                body,
+                content_length(&parts.headers),
+                self.body_limit(),
+                self.http.body_read_timeout,
+            )
+            .await?;
             params.0.extend(Params::parse(&raw).0);
         }
         auth::authenticate(&self.http, &parts.headers, &params)?;
@@ -392,12 +428,32 @@ impl WriteApi {
         Ok(json_response(StatusCode::OK, Bytes::from(body)))
     }
 
+    /// The `[http]` settings this API runs with (the listener reads its limits here).
+    pub fn http(&self) -> &Http {
+        &self.http
+    }
+
     fn body_limit(&self) -> usize {
         match self.http.max_body_size {
             0 => usize::MAX,
             limit => limit,
         }
     }
+}
+
+/// Bodies up to this many bytes are parsed on the server's own thread.
+const INLINE_BODY: usize = 256 * 1024;
+/// Gzip bodies up to this many bytes are inflated there too (at most about 4 MB out).
+const INLINE_GZIP_BODY: usize = 4 * 1024;
+
+/// True when a body of `raw_len` bytes is worth a blocking thread.
+fn needs_a_thread(gzipped: bool, raw_len: usize) -> bool {
+    raw_len
+        > if gzipped {
+            INLINE_GZIP_BODY
+        } else {
+            INLINE_BODY
+        }
 }
 
 fn is_create_database(statement: &str) -> bool {
