@@ -5,6 +5,8 @@
 //! - [`validate`]: `kubernetes-validate --strict` against the official JSON schemas.
 //! - [`dockerfile`]: a Dockerfile's stages and instructions, for the static image checks.
 //! - [`tools`]: where the external programs are, and what to do when one is missing.
+//! - this file: where the manifests are, and [`created_secret_value`], Secret `processor-auth`
+//!   as the command documented in manifests/README.md creates it (it is not in the manifests).
 
 pub mod dockerfile;
 pub mod render;
@@ -31,4 +33,24 @@ pub fn kustomizations() -> std::io::Result<Vec<String>> {
     overlays.sort();
     found.extend(overlays);
     Ok(found)
+}
+
+/// The Secret the manifests read but do not ship: the operator creates it with
+/// `kubectl create secret generic processor-auth --from-literal=username=telegraf
+/// --from-literal=password=…` (manifests/README.md, "Credentials").
+pub const CREATED_SECRET: &str = "processor-auth";
+
+/// The keys of [`CREATED_SECRET`] as the tests create it: the documented user name and a
+/// generated-looking password (never a placeholder the processor refuses).
+pub const CREATED_SECRET_KEYS: [(&str, &str); 2] = [
+    ("username", "telegraf"),
+    ("password", "t3st-Generated-9fQ2xLw"),
+];
+
+/// Key `key` of Secret `name` when it is [`CREATED_SECRET`]; `None` for any other Secret or key.
+pub fn created_secret_value(name: &str, key: &str) -> Option<&'static str> {
+    (name == CREATED_SECRET)
+        .then(|| CREATED_SECRET_KEYS.iter().find(|(k, _)| *k == key))
+        .flatten()
+        .map(|(_, value)| *value)
 }

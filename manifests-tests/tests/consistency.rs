@@ -22,11 +22,12 @@ fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
     value.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
-fn secret_value(rendered: &Rendered, name: &str, key: &str) -> String {
-    let secret = rendered
-        .get("Secret", name)
-        .expect("the Secret is rendered");
-    str_at(secret, &format!("/stringData/{key}")).to_owned()
+/// Key `key` of Secret `name`, which the manifests do not ship: the one the documented command
+/// creates (no kustomization renders a Secret, checked below).
+fn secret_value(_rendered: &Rendered, name: &str, key: &str) -> String {
+    manifests_tests::created_secret_value(name, key)
+        .unwrap_or_else(|| panic!("Secret {name} key {key} is not made by the documented command"))
+        .to_owned()
 }
 
 /// The container (of any pod) that mounts ConfigMap `config_map`, with its mount path.
@@ -238,8 +239,26 @@ fn the_processor_config_loads_and_names_the_pods_mounts_and_the_secrets_user() {
     let Some(rendered) = render("base") else {
         return;
     };
-    let text = secret_value(&rendered, "processor-auth", "processor.conf");
-    let loaded = processor::config::Config::parse(&text).expect("processor.conf loads");
+    let statefulset = rendered
+        .get("StatefulSet", "processor")
+        .expect("StatefulSet processor");
+    let spec = statefulset
+        .pointer("/spec/template/spec")
+        .expect("pod spec");
+    let container = containers(spec)
+        .into_iter()
+        .find(|container| str_at(container, "/name") == "processor")
+        .expect("container processor");
+    // The config file from its ConfigMap, with the pod's environment (its user from the Secret).
+    let map = rendered
+        .get("ConfigMap", "processor-config")
+        .expect("ConfigMap processor-config");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("processor.conf");
+    std::fs::write(&path, str_at(map, "/data/processor.conf")).expect("write");
+    let loaded =
+        processor::config::Config::load_with_env(Some(&path), container_env(&rendered, container))
+            .expect("processor.conf loads with the pod's environment");
     let config = &loaded.config;
     let unread = &loaded.warnings;
     assert!(unread.is_empty(), "every key is read: {unread:?}");
@@ -268,19 +287,8 @@ fn the_processor_config_loads_and_names_the_pods_mounts_and_the_secrets_user() {
             .users
             .iter()
             .any(|user| user.name == username && user.password == password),
-        "the agents' credentials are a [[http.users]] entry of processor.conf"
+        "the agents' credentials are the processor's [[http.users]] entry"
     );
-
-    let statefulset = rendered
-        .get("StatefulSet", "processor")
-        .expect("StatefulSet processor");
-    let spec = statefulset
-        .pointer("/spec/template/spec")
-        .expect("pod spec");
-    let container = containers(spec)
-        .into_iter()
-        .find(|container| str_at(container, "/name") == "processor")
-        .expect("container processor");
     let port = container
         .pointer("/ports/0/containerPort")
         .and_then(Value::as_u64)
@@ -397,7 +405,10 @@ fn the_app_deployment_label_is_the_deployment_name_in_every_kustomization() {
 
 /// The `[ha]` table of the Secret's processor.conf, read as TOML.
 fn ha_table(rendered: &Rendered) -> toml::Table {
-    let text = secret_value(rendered, "processor-auth", "processor.conf");
+    let map = rendered
+        .get("ConfigMap", "processor-config")
+        .expect("ConfigMap processor-config");
+    let text = str_at(map, "/data/processor.conf");
     let mut table: toml::Table = text.parse().expect("processor.conf is TOML");
     match table.remove("ha") {
         Some(toml::Value::Table(ha)) => ha,
@@ -560,8 +571,147 @@ fn every_pod_is_hardened_and_every_sidecar_is_native() {
 }
 
 #[test]
+fn no_kustomization_ships_a_secret_or_a_placeholder_password() {
+    let readme = std::fs::read_to_string(manifests_dir().join("README.md")).expect("README");
+    for name in kustomizations().expect("list overlays") {
+        let Some(rendered) = render(&name) else {
+            return;
+        };
+        let secrets: Vec<&str> = rendered.all("Secret").map(render::name_of).collect();
+        assert!(secrets.is_empty(), "{name}: ships Secrets {secrets:?}");
+        for placeholder in processor::config::http::PLACEHOLDER_SECRETS {
+            assert!(
+                !rendered.yaml.contains(&format!("\"{placeholder}\""))
+                    && !rendered
+                        .yaml
+                        .contains(&format!("password: {placeholder}\n")),
+                "{name}: a placeholder secret {placeholder:?} in the manifests"
+            );
+        }
+        // Every Secret key a pod reads is one the documented command creates.
+        for (owner, spec) in rendered.pod_specs() {
+            for container in containers(spec) {
+                let env = container.get("env").and_then(Value::as_array);
+                for reference in env
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|var| var.pointer("/valueFrom/secretKeyRef"))
+                {
+                    let (secret, key) = (str_at(reference, "/name"), str_at(reference, "/key"));
+                    assert!(
+                        manifests_tests::created_secret_value(secret, key).is_some(),
+                        "{name}: {owner} reads Secret {secret} key {key}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        readme.contains("create secret generic processor-auth"),
+        "manifests/README.md documents the command that creates the Secret"
+    );
+    for (key, _) in manifests_tests::CREATED_SECRET_KEYS {
+        assert!(
+            readme.contains(&format!("--from-literal={key}=")),
+            "manifests/README.md: the command sets {key}"
+        );
+    }
+}
+
+/// Whether `selector` (a LabelSelector with matchLabels only) selects `labels`.
+fn selects(selector: &Value, labels: &serde_json::Map<String, Value>) -> bool {
+    assert!(
+        selector.get("matchExpressions").is_none(),
+        "matchExpressions are not checked here"
+    );
+    selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .all(|(key, value)| labels.get(key) == Some(value))
+}
+
+#[test]
+fn the_network_policy_admits_only_agent_and_processor_pods_to_the_processors_port() {
+    for name in kustomizations().expect("list overlays") {
+        let Some(rendered) = render(&name) else {
+            return;
+        };
+        let policy = rendered
+            .get("NetworkPolicy", "processor")
+            .unwrap_or_else(|| panic!("{name}: NetworkPolicy processor"));
+        let rules = policy
+            .pointer("/spec/ingress")
+            .and_then(Value::as_array)
+            .expect("ingress rules");
+        assert_eq!(rules.len(), 1, "{name}: one rule");
+        let peers = rules[0]
+            .get("from")
+            .and_then(Value::as_array)
+            .expect("from");
+        assert!(
+            peers.iter().all(|peer| peer.get("podSelector").is_some()
+                && peer.get("namespaceSelector").is_none()
+                && peer.get("ipBlock").is_none()),
+            "{name}: only pods of the namespace: {peers:?}"
+        );
+        let port = str_at(&rules[0], "/ports/0/port");
+        let mut templates = Vec::new();
+        for kind in ["Deployment", "DaemonSet", "StatefulSet"] {
+            templates.extend(rendered.all(kind));
+        }
+        let mut selected_processors = 0;
+        for object in templates {
+            let owner = format!("{}/{}", render::kind_of(object), render::name_of(object));
+            let labels = object
+                .pointer("/spec/template/metadata/labels")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            let spec = object.pointer("/spec/template/spec").expect("pod spec");
+            let admitted = peers
+                .iter()
+                .any(|peer| selects(&peer["podSelector"], &labels));
+            let is_processor = selects(&policy["spec"]["podSelector"], &labels);
+            let runs_agent = containers(spec).into_iter().any(|container| {
+                strings(container, "args")
+                    .iter()
+                    .any(|arg| arg.ends_with("telegraf.conf"))
+            });
+            if is_processor {
+                selected_processors += 1;
+                // The rule's port is the processor container's named port.
+                let ports: Vec<&str> = containers(spec)
+                    .into_iter()
+                    .flat_map(|container| {
+                        container
+                            .get("ports")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .map(|p| str_at(p, "/name"))
+                    })
+                    .collect();
+                assert!(ports.contains(&port), "{name}: port {port:?} vs {ports:?}");
+            }
+            assert_eq!(
+                admitted,
+                runs_agent || is_processor,
+                "{name}: {owner} (labels {labels:?}) admitted: {admitted}, runs an agent: \
+                 {runs_agent}"
+            );
+        }
+        assert!(
+            selected_processors >= 1,
+            "{name}: selects the processor's pods"
+        );
+    }
+}
+
+#[test]
 fn no_kustomization_exposes_the_processor_outside_the_cluster() {
-    // Its task API does not require credentials yet (manifests/README.md, "Not exposed").
+    // Its task API can scale any workload the Role allows (manifests/README.md, "Not exposed").
     for name in kustomizations().expect("list overlays") {
         let Some(rendered) = render(&name) else {
             return;

@@ -1,7 +1,8 @@
 //! The app pod and the processor as the manifests configure them, run as processes on
 //! loopback: the app with the Deployment's flags, the agent with the ConfigMap's telegraf.conf
-//! and the Secret's credentials in its environment, the processor with the Secret's
-//! processor.conf and the task ConfigMap in its load directory. Only the cluster addresses are
+//! and the Secret's credentials in its environment, the processor with its ConfigMap's
+//! processor.conf, its user from the Secret through its environment, and the task ConfigMap in
+//! its load directory. The Secret is the one manifests/README.md's command creates. Only the cluster addresses are
 //! rewritten to loopback ports (the API server is the stand-in), and the processor's data and
 //! load dirs to temp dirs. The task is enabled at start without a define step; the agent's write
 //! is accepted, and refused with a wrong password, so the credentials really flow from the
@@ -110,7 +111,30 @@ fn run_agent_once(config: &Path, env: &[(&str, &str)]) -> Output {
         .expect("run the agent")
 }
 
-/// Starts the processor on the Secret's processor.conf (data dir in `dir`). With `standin`,
+/// The environment the container gets from Secret keys (the documented Secret's values).
+fn secret_env(container: &Value) -> Vec<(String, String)> {
+    container
+        .get("env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|var| {
+            let reference = var.pointer("/valueFrom/secretKeyRef")?;
+            let value = manifests_tests::created_secret_value(
+                str_at(reference, "/name"),
+                str_at(reference, "/key"),
+            )?;
+            Some((str_at(var, "/name").to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// Key `key` of the Secret the pods read.
+fn secret(key: &str) -> &'static str {
+    manifests_tests::created_secret_value(manifests_tests::CREATED_SECRET, key).expect("a key")
+}
+
+/// Starts the processor on its ConfigMap's processor.conf (data dir in `dir`). With `standin`,
 /// the task ConfigMap is its load directory and the stand-in its cluster (no ServiceAccount out
 /// here); without, `[load]` and `[kubernetes]` are left out.
 fn start_processor(
@@ -118,8 +142,10 @@ fn start_processor(
     dir: &Path,
     standin: Option<&Handle>,
 ) -> (Running, SocketAddr) {
-    let secret = rendered.get("Secret", "processor-auth").expect("Secret");
-    let mut table: toml::Table = str_at(secret, "/stringData/processor.conf")
+    let map = rendered
+        .get("ConfigMap", "processor-config")
+        .expect("ConfigMap processor-config");
+    let mut table: toml::Table = str_at(map, "/data/processor.conf")
         .parse()
         .expect("processor.conf is TOML");
     let data_dir = dir.join("data");
@@ -150,6 +176,7 @@ fn start_processor(
     let processor = Running(
         Command::new(workspace_bins::binary("processor", "processor"))
             .args(&args)
+            .envs(secret_env(container(rendered, "processor", "processor")))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&processor_log).expect("log file"))
             .spawn()
@@ -216,9 +243,7 @@ fn the_agent_delivers_the_apps_requests_to_the_processor_with_the_secrets_creden
         return;
     };
     let rendered = render::kustomize(&kubectl, &manifests_dir().join("base")).expect("renders");
-    let secret = rendered.get("Secret", "processor-auth").expect("Secret");
-    let username = str_at(secret, "/stringData/username");
-    let password = str_at(secret, "/stringData/password");
+    let (username, password) = (secret("username"), secret("password"));
     let dir = tempfile::tempdir().expect("temp dir");
     // Both replicas of the StatefulSet, each with its own data dir.
     let mut replicas = Vec::new();
@@ -318,9 +343,7 @@ fn the_processor_starts_with_the_configmaps_task_enabled_and_its_cluster_configu
         return;
     };
     let rendered = render::kustomize(&kubectl, &manifests_dir().join("base")).expect("renders");
-    let secret = rendered.get("Secret", "processor-auth").expect("Secret");
-    let username = str_at(secret, "/stringData/username");
-    let password = str_at(secret, "/stringData/password");
+    let (username, password) = (secret("username"), secret("password"));
     let dir = tempfile::tempdir().expect("temp dir");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let standin = runtime

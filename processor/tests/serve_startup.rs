@@ -103,6 +103,46 @@ fn out_of_range_durations_exit_64_naming_the_key() {
 }
 
 #[test]
+fn a_placeholder_password_with_auth_enabled_exits_64_naming_the_key_and_the_secret() {
+    // As the manifests used to ship it: in the file, and as the pod's environment sets it.
+    let (_dir, path) = config(
+        "[http]\nauth-enabled = true\n[[http.users]]\nname = \"telegraf\"\n\
+         password = \"change-me\"\n",
+    );
+    let (_env_dir, env_path) = config("[http]\nauth-enabled = true\n");
+    for (path, vars) in [
+        (&path, &[][..]),
+        (
+            &env_path,
+            &[
+                ("PROCESSOR_HTTP_USERS_0_NAME", "telegraf"),
+                ("PROCESSOR_HTTP_USERS_0_PASSWORD", "change-me"),
+            ][..],
+        ),
+    ] {
+        let output = serve(path, &[], vars);
+        assert_eq!(output.status.code(), Some(64), "{}", stderr(&output));
+        let stderr = stderr(&output);
+        assert!(
+            stderr.contains("http.users[0].password")
+                && stderr.contains("placeholder")
+                && stderr.contains("Secret `processor-auth`"),
+            "{stderr}"
+        );
+    }
+    // A real password passes the config checks (and then exits 69 on the taken port).
+    let output = serve(
+        &env_path,
+        &[],
+        &[
+            ("PROCESSOR_HTTP_USERS_0_NAME", "telegraf"),
+            ("PROCESSOR_HTTP_USERS_0_PASSWORD", "q8R-generated-4vX"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(69), "{}", stderr(&output));
+}
+
+#[test]
 fn a_user_without_a_password_exits_64_naming_the_user() {
     let (_dir, path) = config("[http]\nauth-enabled = true\n[[http.users]]\nname = \"telegraf\"\n");
     let output = serve(&path, &[], &[]);

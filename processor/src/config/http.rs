@@ -7,8 +7,8 @@ use toml::Table;
 
 use super::Result;
 use super::keys::{
-    DurationRange, invalid, parse_bind_address, take_array_of_tables, take_bool, take_integer,
-    take_string, warn_unknown,
+    DurationRange, EnvKind, apply_indexed_env, invalid, parse_bind_address, take_array_of_tables,
+    take_bool, take_integer, take_string, warn_unknown,
 };
 
 /// The `[http]` section: the write API's listener and its limits.
@@ -19,7 +19,8 @@ pub struct Http {
     /// Largest accepted request body in bytes, applied after gunzip too; 0 means no limit, as
     /// InfluxDB (`max-body-size`). Range 0 to [`MAX_BODY_SIZE_LIMIT`] (1 GiB).
     pub max_body_size: usize,
-    /// Require credentials on write and query endpoints (`auth-enabled`).
+    /// Require credentials on the write, query and task API (`auth-enabled`, true or false).
+    /// When true, a password or token from [`PLACEHOLDER_SECRETS`] is refused.
     pub auth_enabled: bool,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT (`shutdown-timeout`,
     /// a duration such as `"10s"`). Range [`SHUTDOWN_TIMEOUT_RANGE`]: `0s` (close at once) to
@@ -133,6 +134,60 @@ pub const BODY_READ_TIMEOUT_RANGE: DurationRange =
 /// The largest `max-connection-limit`: a million connections (each takes a file descriptor
 /// and some memory; 0 keeps InfluxDB's "no limit").
 pub const MAX_CONNECTION_LIMIT: u64 = 1_000_000;
+
+/// Passwords and tokens that ship in examples and manifests (compared ignoring case). With
+/// `auth-enabled`, one of them is refused: a cluster applied unchanged would otherwise have a
+/// known credential on its write and task API.
+pub const PLACEHOLDER_SECRETS: [&str; 6] = [
+    "change-me",
+    "changeme",
+    "change_me",
+    "changeit",
+    "password",
+    "secret",
+];
+
+/// Where the manifests keep the credentials, named in the refusal so the operator knows what
+/// to set (manifests/README.md, "Credentials").
+pub const CREDENTIALS_SECRET: &str = "Secret `processor-auth` (key `password`)";
+
+/// The keys of one `[[http.users]]` entry settable as `PROCESSOR_HTTP_USERS_<N>_<KEY>` (the
+/// manifests set `NAME` and `PASSWORD` of entry 0 from Secret `processor-auth`).
+const USER_ENV_KEYS: &[(&str, EnvKind)] =
+    &[("name", EnvKind::String), ("password", EnvKind::String)];
+
+/// Applies `KAPACITOR_HTTP_USERS_<N>_<KEY>` / `PROCESSOR_HTTP_USERS_<N>_<KEY>` to
+/// `[[http.users]]`; returns the variables under that prefix that name no key.
+pub fn apply_env(table: &mut Table, vars: &[(String, String)]) -> Result<Vec<String>> {
+    if !vars.iter().any(|(name, _)| name.contains("_HTTP_USERS_")) {
+        return Ok(Vec::new());
+    }
+    let http = match table
+        .entry("http")
+        .or_insert_with(|| toml::Value::Table(Table::new()))
+    {
+        toml::Value::Table(http) => http,
+        _ => return Err(invalid("http", "must be a table ([http])")),
+    };
+    // `apply_indexed_env` works on a top-level array section named by its variables' prefix:
+    // the users array is moved under that name (`http_users`) and back.
+    let mut scratch = Table::new();
+    if let Some(users) = http.remove("users") {
+        scratch.insert("http_users".to_owned(), users);
+    }
+    let unknown = apply_indexed_env(&mut scratch, vars, "http_users", USER_ENV_KEYS)?;
+    if let Some(users) = scratch.remove("http_users") {
+        http.insert("users".to_owned(), users);
+    }
+    Ok(unknown)
+}
+
+/// Whether `secret` is one of [`PLACEHOLDER_SECRETS`].
+fn is_placeholder(secret: &str) -> bool {
+    PLACEHOLDER_SECRETS
+        .iter()
+        .any(|placeholder| placeholder.eq_ignore_ascii_case(secret.trim()))
+}
 
 /// The largest `max-body-size`: 1 GiB. A body is held in memory whole, so a larger limit only
 /// lets one request take more memory than a processor pod has (0 keeps InfluxDB's "no limit").
@@ -265,6 +320,27 @@ impl Http {
                 .ok_or_else(|| invalid(&format!("{path}.token"), "is required"))?;
             warn_unknown(&entry, &path, warnings);
             tokens.push(ApiToken { token });
+        }
+        if auth_enabled {
+            let placeholder_user = users
+                .iter()
+                .position(|user| is_placeholder(&user.password))
+                .map(|index| format!("http.users[{index}].password"));
+            let placeholder_token = tokens
+                .iter()
+                .position(|token| is_placeholder(&token.token))
+                .map(|index| format!("http.tokens[{index}].token"));
+            if let Some(key) = placeholder_user.or(placeholder_token) {
+                return Err(invalid(
+                    &key,
+                    format!(
+                        "is a placeholder (one of {PLACEHOLDER_SECRETS:?}) while auth-enabled is \
+                         true: anyone who read the manifests could write points and define \
+                         tasks; set a real secret (in the manifests: {CREDENTIALS_SECRET}, see \
+                         manifests/README.md, \"Credentials\")"
+                    ),
+                ));
+            }
         }
         if auth_enabled && users.is_empty() && tokens.is_empty() {
             return Err(invalid(
@@ -456,6 +532,88 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_placeholder_password_or_token_is_refused_with_auth_enabled_naming_key_and_secret() {
+        for (entry, key) in [
+            (
+                "[[http.users]]\nname = \"telegraf\"\npassword = \"change-me\"",
+                "`http.users[0].password`",
+            ),
+            (
+                "[[http.users]]\nname = \"telegraf\"\npassword = \"ChangeMe\"",
+                "`http.users[0].password`",
+            ),
+            (
+                "[[http.tokens]]\ntoken = \"password\"",
+                "`http.tokens[0].token`",
+            ),
+        ] {
+            let message = error(&format!("[http]\nauth-enabled = true\n{entry}"));
+            assert!(
+                message.contains(key) && message.contains("Secret `processor-auth`"),
+                "{entry}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_placeholder_is_allowed_while_auth_is_off_and_a_real_password_always() {
+        let off = parse("[[http.users]]\nname = \"u\"\npassword = \"change-me\"");
+        assert!(!off.config.http.auth_enabled);
+        let on = parse(
+            "[http]\nauth-enabled = true\n[[http.users]]\nname = \"u\"\npassword = \"x7Qe-2pVt\"",
+        );
+        assert_eq!(on.config.http.users.len(), 1);
+    }
+
+    #[test]
+    fn users_come_from_indexed_environment_variables_over_the_file() {
+        use super::super::Config;
+        let vars = [
+            ("PROCESSOR_HTTP_USERS_0_NAME", "telegraf"),
+            ("PROCESSOR_HTTP_USERS_0_PASSWORD", "from-the-secret"),
+            ("PROCESSOR_HTTP_USERS_1_NAME", "second"),
+            ("KAPACITOR_HTTP_USERS_1_PASSWORD", "kapacitor-spelling"),
+            ("PROCESSOR_HTTP_USERS_0_BOGUS", "x"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("processor.conf");
+        std::fs::write(
+            &path,
+            "[http]\nauth-enabled = true\n[[http.users]]\nname = \"telegraf\"\n",
+        )
+        .expect("write");
+        let loaded = Config::load_with_env(Some(&path), vars).expect("loads");
+        let users: Vec<(&str, &str)> = loaded
+            .config
+            .http
+            .users
+            .iter()
+            .map(|user| (user.name.as_str(), user.password.as_str()))
+            .collect();
+        assert_eq!(
+            users,
+            [
+                ("telegraf", "from-the-secret"),
+                ("second", "kapacitor-spelling")
+            ]
+        );
+        assert_eq!(
+            loaded.warnings,
+            ["environment variable PROCESSOR_HTTP_USERS_0_BOGUS matches no config key"]
+        );
+        let placeholder = Config::load_with_env(
+            Some(&path),
+            [(
+                "PROCESSOR_HTTP_USERS_0_PASSWORD".to_owned(),
+                "change-me".to_owned(),
+            )],
+        )
+        .expect_err("a placeholder from the environment is refused too");
+        assert!(placeholder.to_string().contains("`http.users[0].password`"));
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub const ENV_KEYS: &[(&str, &str, EnvKind)] = &[
     ("pipeline", "state-expiry", EnvKind::String),
     ("pipeline", "queue-size", EnvKind::Integer),
     ("pipeline", "future-limit", EnvKind::String),
+    ("pipeline", "max-series-per-task", EnvKind::Integer),
     ("load", "enabled", EnvKind::Bool),
     ("load", "dir", EnvKind::String),
     ("record", "enabled", EnvKind::Bool),
@@ -100,7 +101,7 @@ const ENV_PREFIXES: [&str; 2] = ["KAPACITOR_", "PROCESSOR_"];
 
 /// Array sections set by `<PREFIX><SECTION>_[<N>_]<KEY>` through [`apply_indexed_env`], which
 /// reports their unknown variables itself.
-const INDEXED_ENV_SECTIONS: [&str; 2] = ["KUBERNETES_", "INFLUXDB_"];
+const INDEXED_ENV_SECTIONS: [&str; 3] = ["KUBERNETES_", "INFLUXDB_", "HTTP_USERS_"];
 
 /// Variables under [`ENV_PREFIXES`] that are not config keys but are read elsewhere: the
 /// client commands' server URL (`KAPACITOR_URL`, `PROCESSOR_URL`; `server_url` in `cli.rs`).

@@ -155,6 +155,7 @@ impl Config {
         };
         let vars: Vec<(String, String)> = vars.into_iter().collect();
         let mut unknown = apply_env(&mut table, vars.iter().cloned())?;
+        unknown.extend(http::apply_env(&mut table, &vars)?);
         unknown.extend(kubernetes::apply_env(&mut table, &vars)?);
         unknown.extend(tasks::apply_env(&mut table, &vars)?);
         let mut loaded = Self::from_table(table)?;
@@ -361,7 +362,7 @@ mod tests {
             shutdown-timeout = "3s"
             [[http.users]]
             name = "telegraf"
-            password = "secret"
+            password = "s3cr3t-pass"
             [[http.tokens]]
             token = "abc"
             "#,
@@ -375,7 +376,7 @@ mod tests {
         assert_eq!(config.http.shutdown_timeout, Duration::from_secs(3));
         assert_eq!(config.http.users.len(), 1);
         assert_eq!(config.http.users[0].name, "telegraf");
-        assert_eq!(config.http.users[0].password, "secret");
+        assert_eq!(config.http.users[0].password, "s3cr3t-pass");
         assert_eq!(config.http.tokens[0].token, "abc");
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     }

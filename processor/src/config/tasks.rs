@@ -32,7 +32,18 @@ pub struct PipelineConfig {
     /// counted (`future_points` of the from node); default 1 m. Range [`FUTURE_LIMIT_RANGE`]:
     /// `1s` to `24h`.
     pub future_limit: Duration,
+    /// `max-series-per-task`: series (distinct measurement + tag sets) one task keeps state for
+    /// at once, a count; a point of a new series beyond it is dropped, counted
+    /// (`series_over_limit` of the from node) and logged at most every 10 s with an example
+    /// series. A series freed after `state-expiry` makes room. Default
+    /// [`default_max_series_per_task`] (100,000); 0 = no limit. Range 0 to
+    /// [`MAX_SERIES_PER_TASK_LIMIT`].
+    pub max_series_per_task: usize,
 }
+
+/// The largest `max-series-per-task`: 100 million series, about 100-200 GB of state per task
+/// at the measured 1-2 KB per series; a larger number is a typo, not a plan (0 = no limit).
+pub const MAX_SERIES_PER_TASK_LIMIT: usize = 100_000_000;
 
 /// `lateness`: from 0 (emit at once, never wait for other series) to one hour. Above about
 /// 292 years it would not fit the pipeline's nanosecond clock and would turn into 0.
@@ -74,6 +85,14 @@ fn default_queue_size() -> usize {
 fn default_future_limit() -> Duration {
     Duration::from_secs(60)
 }
+/// 100,000 series per task: the scale this processor is measured at (10,000 pods × 10
+/// metrics, README "Scale and soak"), 1,000 times the tutorial's 10 deployments × 10 pods, and
+/// at about 1-2 KB of state per series a bound of roughly 100-200 MB per task. A label explosion
+/// (a request id or a timestamp as a tag) reaches it within seconds and is stopped there instead
+/// of growing until the pod is OOM-killed.
+pub fn default_max_series_per_task() -> usize {
+    100_000
+}
 
 impl Default for PipelineConfig {
     fn default() -> Self {
@@ -83,6 +102,7 @@ impl Default for PipelineConfig {
             state_expiry: default_state_expiry(),
             queue_size: default_queue_size(),
             future_limit: default_future_limit(),
+            max_series_per_task: default_max_series_per_task(),
         }
     }
 }
@@ -299,6 +319,19 @@ impl TasksConfig {
                     }
                     Some(_) => {
                         return Err(bad("pipeline.queue-size", "must be an integer"));
+                    }
+                }
+                match t.remove("max-series-per-task") {
+                    None => {}
+                    Some(Value::Integer(n)) => {
+                        let max = i64::try_from(MAX_SERIES_PER_TASK_LIMIT).unwrap_or(i64::MAX);
+                        let n = check_integer_range(n, 0, max)
+                            .map_err(|reason| bad("pipeline.max-series-per-task", reason))?;
+                        p.max_series_per_task =
+                            usize::try_from(n).unwrap_or(MAX_SERIES_PER_TASK_LIMIT);
+                    }
+                    Some(_) => {
+                        return Err(bad("pipeline.max-series-per-task", "must be an integer"));
                     }
                 }
                 unknown(&t, "pipeline", warnings);
@@ -580,7 +613,7 @@ mod tests {
     #[test]
     fn every_pipeline_and_influxdb_value_must_be_within_its_range() {
         let influx = "[[influxdb]]\nurls = [\"http://h:8086\"]\n";
-        let cases: [(&str, &str, &str, &str, &str); 5] = [
+        let cases: [(&str, &str, &str, &str, &str); 7] = [
             ("[pipeline]\n", "lateness", "\"0s\"", "\"1h\"", "\"1h 1ns\""),
             (
                 "[pipeline]\n",
@@ -591,6 +624,14 @@ mod tests {
             ),
             ("[pipeline]\n", "state-expiry", "\"1s\"", "\"7d\"", "\"0s\""),
             ("[pipeline]\n", "queue-size", "1", "65536", "65537"),
+            (
+                "[pipeline]\n",
+                "max-series-per-task",
+                "0",
+                "100000000",
+                "100000001",
+            ),
+            ("[pipeline]\n", "max-series-per-task", "0", "1", "-1"),
             (influx, "timeout", "\"1ms\"", "\"1h\"", "\"999us\""),
         ];
         for (section, key, min, max, outside) in cases {

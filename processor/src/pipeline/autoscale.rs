@@ -31,8 +31,9 @@ pub struct Autoscale {
     conflicts: u64,
     /// Fallback intents sent for silent targets.
     fallbacks: u64,
-    /// Last known (old, new) replicas per resource name (working cardinality).
-    current: BTreeMap<String, (i64, i64)>,
+    /// Last known (old, new) replicas per resource name and when the answer came (processor
+    /// clock): the working cardinality, freed with the target's silence in [`Self::expire`].
+    current: BTreeMap<String, (i64, i64, i64)>,
     /// Per resource name: the last point and when it arrived (processor clock), and whether
     /// the fallback for its silence was sent (`.fallbackAfter()` only).
     last_seen: BTreeMap<String, (Point, i64, bool)>,
@@ -229,6 +230,8 @@ impl Autoscale {
     pub fn expire(&mut self, now: i64, expiry: i64) {
         self.last_seen
             .retain(|_, (_, arrived, _)| now.saturating_sub(*arrived) < expiry);
+        self.current
+            .retain(|_, (_, _, answered)| now.saturating_sub(*answered) < expiry);
     }
 
     /// The record of an evaluation of `point` for `target`, before the scaler's part.
@@ -293,11 +296,13 @@ impl Autoscale {
     /// Takes the scaler's answer for `point`: counts and records it (an [`Effect::Decision`]),
     /// and for a change returns the point to emit (`old`, `new`, the group's tags and the
     /// namespace/kind/resource tags).
+    /// `now`: the processor clock when the answer is taken.
     pub fn scaled(
         &mut self,
         asker: &Asker<'_>,
         point: &Point,
         outcome: &ScaleOutcome,
+        now: i64,
         effects: &mut Vec<Effect>,
     ) -> Option<Point> {
         let name = resource_name(&self.spec, point).unwrap_or_default();
@@ -314,7 +319,7 @@ impl Autoscale {
         effects.push(Effect::Decision(Box::new(record)));
         if !matches!(outcome.decision, Decision::Stale | Decision::Standby) {
             self.current
-                .insert(name.clone(), (outcome.old, outcome.new));
+                .insert(name.clone(), (outcome.old, outcome.new, now));
         }
         match outcome.decision {
             Decision::Increased => self.increase_events += 1,

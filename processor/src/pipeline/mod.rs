@@ -10,6 +10,8 @@
 //! - [`window`]: batches of a group's points over time.
 //! - [`autoscale`]: the k8sAutoscale node (a [`ScaleIntent`] per point, `old`/`new` points
 //!   from the scaler's answers).
+//! - [`series_limit`]: the per-task cardinality limit, applied where the from nodes intern a
+//!   new series.
 //! - `node`: a node's state and one point or batch through it (log, httpOut and influxDBOut
 //!   are handled there).
 //! - this file: [`Graph`] (routing messages between the nodes, ticks, stats).
@@ -21,6 +23,7 @@ pub mod moving_average;
 mod node;
 pub mod nodes;
 pub mod point;
+pub mod series_limit;
 pub mod window;
 
 use std::collections::BTreeMap;
@@ -49,6 +52,9 @@ pub struct Settings {
     /// Points stamped further ahead of the processor clock than this are dropped by the from
     /// nodes (`future_points`): a pod with a broken clock must not hold a group's times.
     pub future_limit: Duration,
+    /// Series the task's from nodes keep state for at once; points of further new series are
+    /// dropped and counted (`series_over_limit`). 0 = no limit.
+    pub max_series: usize,
     /// Every k8sAutoscale node only decides and reports (the config's dry run).
     pub dry_run: bool,
 }
@@ -60,6 +66,7 @@ impl Default for Settings {
             series_expiry: Duration::from_secs(30),
             state_expiry: Duration::from_secs(600),
             future_limit: Duration::from_secs(60),
+            max_series: 100_000,
             dry_run: false,
         }
     }
@@ -137,6 +144,8 @@ pub struct Graph {
     http_outs: BTreeMap<String, HttpOutData>,
     /// Reusable output buffers (one per nesting level), so steady state allocates none.
     pool: Vec<Vec<Message>>,
+    /// The task's series budget, shared by its from nodes.
+    series_limit: series_limit::SeriesLimit,
 }
 
 const SAMPLE_EVERY: u64 = 16;
@@ -208,6 +217,7 @@ impl Graph {
             settings,
             http_outs,
             pool: Vec::new(),
+            series_limit: series_limit::SeriesLimit::new(settings.max_series),
         })
     }
 
@@ -251,7 +261,7 @@ impl Graph {
                     continue;
                 };
                 slot.stats.collected += 1;
-                match from.point(&p, now) {
+                match from.point(&p, now, &mut self.series_limit) {
                     Ok(Some(point)) => {
                         slot.stats.emitted += 1;
                         self.forward(id, Message::Point(point), now, effects);
@@ -264,6 +274,17 @@ impl Graph {
                 }
             }
         }
+        if let Some(report) = self.series_limit.report(now) {
+            tracing::warn!(
+                task = %self.task,
+                limit = report.limit,
+                live_series = report.live,
+                dropped_points = report.dropped_points,
+                example = %report.example,
+                "points of new series dropped: the task is at its series limit \
+                 ([pipeline] max-series-per-task)"
+            );
+        }
     }
 
     /// Advances processor time: emits what became due, frees expired state.
@@ -273,7 +294,7 @@ impl Graph {
             let mut out = self.pool.pop().unwrap_or_default();
             if let Some(slot) = self.slots.get_mut(id) {
                 match &mut slot.state {
-                    State::From(n) => n.expire(now, expiry),
+                    State::From(n) => self.series_limit.freed(n.expire(now, expiry)),
                     State::GroupBy(n) => n.expire(now, expiry),
                     State::Derivative(n) => n.expire(now, expiry),
                     State::MovingAverage(n) => n.expire(now, expiry),
@@ -414,7 +435,7 @@ impl Graph {
                 return;
             }
         };
-        if let Some(event) = k8s.scaled(&asker, &point, &outcome, effects) {
+        if let Some(event) = k8s.scaled(&asker, &point, &outcome, now, effects) {
             slot.stats.emitted += 1;
             self.forward(node, Message::Point(event), now, effects);
         }
@@ -427,7 +448,13 @@ impl Graph {
             .map(|slot| {
                 let mut stats = slot.stats.clone();
                 let (specific, cardinality): (Vec<(&'static str, u64)>, usize) = match &slot.state {
-                    State::From(n) => (vec![("future_points", n.future_points)], n.cardinality()),
+                    State::From(n) => (
+                        vec![
+                            ("future_points", n.future_points),
+                            ("series_over_limit", n.series_over_limit),
+                        ],
+                        n.cardinality(),
+                    ),
                     State::GroupBy(n) => (Vec::new(), n.cardinality()),
                     State::Derivative(n) => (
                         vec![
@@ -501,6 +528,164 @@ mod tests {
                 Effect::Scale { .. } | Effect::Decision(_) => None,
             })
             .collect()
+    }
+
+    /// Writes `body` at processor time `now`.
+    fn write_at(graph: &mut Graph, body: &str, now: i64, effects: &mut Vec<Effect>) {
+        let parsed = parse_body(
+            body.as_bytes().to_vec(),
+            "db".into(),
+            "rp".into(),
+            Precision::Nanoseconds,
+            0,
+        );
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        graph.write(parsed.batch.points(), now, effects);
+    }
+
+    fn from_stat(graph: &Graph, name: &str) -> u64 {
+        graph.stats()[1]
+            .specific
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, v)| *v)
+    }
+
+    #[test]
+    fn a_task_keeps_at_most_its_series_limit_and_a_series_freed_by_silence_makes_room() {
+        let script = "stream|from().measurement('m').groupBy('host')|influxDBOut().database('o')";
+        let pipeline = compile(script, &VarOverrides::new()).unwrap();
+        let settings = Settings {
+            max_series: 2,
+            state_expiry: Duration::from_secs(60),
+            ..Settings::default()
+        };
+        let mut g = Graph::new("t", &pipeline, settings).unwrap();
+        let mut effects = Vec::new();
+        write_at(
+            &mut g,
+            &format!("m,host=a v=1 {S}\nm,host=b v=1 {S}\nm,host=c v=1 {S}\nm,host=c v=2 {S}"),
+            S,
+            &mut effects,
+        );
+        // a and b pass; both points of c are dropped and counted, a and b keep working.
+        assert_eq!(lines(&effects).len(), 2, "{:?}", lines(&effects));
+        assert_eq!(from_stat(&g, "series_over_limit"), 2);
+        assert_eq!(g.stats()[1].working_cardinality, 2);
+        write_at(
+            &mut g,
+            &format!("m,host=b v=2 {}", 50 * S),
+            50 * S,
+            &mut effects,
+        );
+        assert_eq!(lines(&effects).len(), 3, "an existing series still passes");
+        // a is silent for state-expiry and freed: c gets its place, b keeps its own.
+        g.tick(100 * S, &mut effects);
+        assert_eq!(g.stats()[1].working_cardinality, 1);
+        write_at(
+            &mut g,
+            &format!("m,host=c v=3 {}", 100 * S),
+            100 * S,
+            &mut effects,
+        );
+        assert_eq!(lines(&effects).len(), 4);
+        assert_eq!(g.stats()[1].working_cardinality, 2);
+        assert_eq!(from_stat(&g, "series_over_limit"), 2);
+    }
+
+    #[test]
+    fn zero_series_limit_means_no_limit() {
+        let script = "stream|from().measurement('m')|influxDBOut().database('o')";
+        let pipeline = compile(script, &VarOverrides::new()).unwrap();
+        let settings = Settings {
+            max_series: 0,
+            ..Settings::default()
+        };
+        let mut g = Graph::new("t", &pipeline, settings).unwrap();
+        let body: Vec<String> = (0..1000).map(|i| format!("m,host=h{i} v=1 {S}")).collect();
+        let mut effects = Vec::new();
+        write_at(&mut g, &body.join("\n"), S, &mut effects);
+        assert_eq!(g.stats()[1].working_cardinality, 1000);
+        assert_eq!(from_stat(&g, "series_over_limit"), 0);
+    }
+
+    /// Answers every scale intent in `effects` as the dry-run scaler would (unchanged at 1).
+    fn answer_scale_intents(graph: &mut Graph, now: i64, effects: &mut Vec<Effect>) {
+        let intents: Vec<(usize, Point)> = effects
+            .drain(..)
+            .filter_map(|effect| match effect {
+                Effect::Scale { node, point, .. } => Some((node, point)),
+                _ => None,
+            })
+            .collect();
+        for (node, point) in intents {
+            let mut outcome = ScaleOutcome::plain(Decision::Unchanged, 1, 1, true);
+            outcome.decided_at = now;
+            graph.scaled(node, point, Ok(outcome), now, effects);
+        }
+        effects.clear();
+    }
+
+    #[test]
+    fn every_node_of_the_tutorial_task_frees_its_state_after_the_series_go_silent() {
+        let script = include_str!("../../tests/fixtures/tick/autoscale.tick");
+        let pipeline = compile(script, &VarOverrides::new()).unwrap();
+        let settings = Settings {
+            state_expiry: Duration::from_secs(60),
+            dry_run: true,
+            ..Settings::default()
+        };
+        let mut g = Graph::new("t", &pipeline, settings).unwrap();
+        let mut effects = Vec::new();
+        // 3 deployments x 50 pods, one point per second each for 100 s (the moving average's 60
+        // points fill after the sum's warm-up), on a simulated clock.
+        for second in 1..=100 {
+            let now = second * S;
+            let body: Vec<String> = (0..150)
+                .map(|pod| {
+                    format!(
+                        "requests,deployment=d{},host=p{pod} counter={}i {now}",
+                        pod % 3,
+                        second * 100
+                    )
+                })
+                .collect();
+            write_at(&mut g, &body.join("\n"), now, &mut effects);
+            g.tick(now, &mut effects);
+            answer_scale_intents(&mut g, now, &mut effects);
+        }
+        let busy: Vec<(String, u64)> = g
+            .stats()
+            .into_iter()
+            .map(|s| (s.name, s.working_cardinality))
+            .collect();
+        let by_name = |name: &str| busy.iter().find(|(n, _)| n.starts_with(name)).map(|x| x.1);
+        assert_eq!(by_name("from"), Some(150), "{busy:?}");
+        assert_eq!(by_name("derivative"), Some(150), "{busy:?}");
+        assert!(by_name("sum").is_some_and(|n| n >= 3), "{busy:?}");
+        assert_eq!(by_name("movingAverage"), Some(3), "{busy:?}");
+        assert!(by_name("k8s_autoscale").is_some_and(|n| n >= 1), "{busy:?}");
+        // Silence: every node's state is gone one state-expiry (and the sum's few cadences)
+        // after the last point.
+        for second in 101..=(100 + 60 + 5) {
+            g.tick(second * S, &mut effects);
+            answer_scale_intents(&mut g, second * S, &mut effects);
+        }
+        let after: Vec<(String, u64)> = g
+            .stats()
+            .into_iter()
+            .map(|s| (s.name, s.working_cardinality))
+            .collect();
+        assert!(after.iter().all(|(_, n)| *n == 0), "{after:?}");
+        effects.clear();
+        // And a new series is admitted in the freed space as any other.
+        write_at(
+            &mut g,
+            &format!("requests,deployment=d0,host=new counter=1i {}", 300 * S),
+            300 * S,
+            &mut effects,
+        );
+        assert_eq!(g.stats()[1].working_cardinality, 1);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::tick::lambda::{EvalError, Val, WithFields};
 use crate::tick::nodes::{EvalSpec, FromSpec, GroupBySpec, Keep, WhereSpec};
 
 use super::point::{Batch, FNV_START, FastMap, Field, Group, Point, Series, fnv1a};
+use super::series_limit::SeriesLimit;
 
 /// Why a node dropped a point (counted in the node's `errors`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -45,6 +46,8 @@ pub struct From {
     future_limit_ns: i64,
     /// Points dropped for being stamped too far ahead.
     pub future_points: u64,
+    /// Points of new series dropped because the task was at its series limit.
+    pub series_over_limit: u64,
 }
 
 fn intern_name(names: &mut Vec<Arc<str>>, name: &str) -> Arc<str> {
@@ -73,6 +76,7 @@ impl From {
             interned: FastMap::default(),
             future_limit_ns,
             future_points: 0,
+            series_over_limit: 0,
         }
     }
 
@@ -81,8 +85,14 @@ impl From {
         self.interned.values().map(Vec::len).sum()
     }
 
-    /// The point as the rest of the pipeline sees it, or `None` when filtered out.
-    pub fn point(&mut self, p: &PointRef<'_>, now: i64) -> Result<Option<Point>, Error> {
+    /// The point as the rest of the pipeline sees it, or `None` when filtered out or when it
+    /// starts a series beyond the task's `limit` (counted in `series_over_limit`).
+    pub fn point(
+        &mut self,
+        p: &PointRef<'_>,
+        now: i64,
+        limit: &mut SeriesLimit,
+    ) -> Result<Option<Point>, Error> {
         if self.spec.database.as_deref().is_some_and(|d| d != p.db())
             || self
                 .spec
@@ -125,6 +135,14 @@ impl From {
         let entry = match index.and_then(|i| candidates.get_mut(i)) {
             Some(entry) => entry,
             None => {
+                if !limit.admit() {
+                    self.series_over_limit += 1;
+                    limit.refused(|| series_key(p));
+                    if candidates.is_empty() {
+                        self.interned.remove(&key);
+                    }
+                    return Ok(None);
+                }
                 let written: Vec<(Arc<str>, Arc<str>)> = p
                     .tags()
                     .map(|(k, v)| (Arc::from(k), Arc::from(v)))
@@ -188,13 +206,29 @@ impl From {
         }))
     }
 
-    /// Frees series not seen for `expiry_ns`.
-    pub fn expire(&mut self, now: i64, expiry_ns: i64) {
+    /// Frees series not seen for `expiry_ns`; returns how many.
+    pub fn expire(&mut self, now: i64, expiry_ns: i64) -> usize {
+        let mut freed = 0;
         for list in self.interned.values_mut() {
+            let before = list.len();
             list.retain(|i| now.saturating_sub(i.last_seen) < expiry_ns);
+            freed += before.saturating_sub(list.len());
         }
         self.interned.retain(|_, list| !list.is_empty());
+        freed
     }
+}
+
+/// `measurement,tag=value,...` of a point, as it was written (for the limit's log line).
+fn series_key(p: &PointRef<'_>) -> String {
+    let mut key = p.measurement().to_owned();
+    for (k, v) in p.tags() {
+        key.push(',');
+        key.push_str(k);
+        key.push('=');
+        key.push_str(v);
+    }
+    key
 }
 
 /// A duration in nanoseconds, when positive and representable.

@@ -669,6 +669,7 @@ pub(crate) fn pipeline_settings(config: &PipelineConfig) -> pipeline::Settings {
         series_expiry: config.series_expiry,
         state_expiry: config.state_expiry,
         future_limit: config.future_limit,
+        max_series: config.max_series_per_task,
         dry_run: false,
     }
 }
