@@ -731,8 +731,8 @@ fn no_kustomization_exposes_the_processor_outside_the_cluster() {
     }
 }
 
-/// True when every `matchLabels` pair of `selector` is among `labels`.
-fn selects(selector: &Value, labels: &Value) -> bool {
+/// True when `selector` has `matchLabels` and every pair is among `labels` (a JSON object).
+fn selects_value(selector: &Value, labels: &Value) -> bool {
     let pairs = selector.get("matchLabels").and_then(Value::as_object);
     pairs.is_some_and(|pairs| {
         !pairs.is_empty()
@@ -756,7 +756,7 @@ fn the_processor_runs_as_two_replicas_with_stable_names_a_budget_and_time_to_rel
         assert_eq!(spec["replicas"], 2, "{name}");
         assert_eq!(spec["podManagementPolicy"], "Parallel", "{name}");
         let pod_labels = &spec["template"]["metadata"]["labels"];
-        assert!(selects(&spec["selector"], pod_labels), "{name}");
+        assert!(selects_value(&spec["selector"], pod_labels), "{name}");
 
         // The headless Service behind the pods' DNS names publishes not-ready pods too.
         let peers = rendered
@@ -783,7 +783,10 @@ fn the_processor_runs_as_two_replicas_with_stable_names_a_budget_and_time_to_rel
             budget["spec"]["maxUnavailable"] == one || budget["spec"]["minAvailable"] == one,
             "{name}: {budget}"
         );
-        assert!(selects(&budget["spec"]["selector"], pod_labels), "{name}");
+        assert!(
+            selects_value(&budget["spec"]["selector"], pod_labels),
+            "{name}"
+        );
 
         // Spread over nodes.
         let pod = &spec["template"]["spec"];
@@ -794,7 +797,7 @@ fn the_processor_runs_as_two_replicas_with_stable_names_a_budget_and_time_to_rel
         assert!(
             terms.iter().any(|term| {
                 term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
-                    && selects(&term["podAffinityTerm"]["labelSelector"], pod_labels)
+                    && selects_value(&term["podAffinityTerm"]["labelSelector"], pod_labels)
             }),
             "{name}: {terms:?}"
         );
@@ -823,12 +826,17 @@ fn the_processor_runs_as_two_replicas_with_stable_names_a_budget_and_time_to_rel
 
         // The grace period outlasts the drain and the Lease's release (at most renew-deadline,
         // 10 s when the file does not set it).
-        let loaded = processor::config::Config::parse(&secret_value(
-            &rendered,
-            "processor-auth",
-            "processor.conf",
-        ))
-        .expect("processor.conf loads");
+        let map = rendered
+            .get("ConfigMap", "processor-config")
+            .expect("ConfigMap processor-config");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("processor.conf");
+        std::fs::write(&path, str_at(map, "/data/processor.conf")).expect("write");
+        let loaded = processor::config::Config::load_with_env(
+            Some(&path),
+            container_env(&rendered, container),
+        )
+        .expect("processor.conf loads with the pod's environment");
         let renew_deadline = ha_table(&rendered)
             .get("renew-deadline")
             .and_then(toml::Value::as_str)
