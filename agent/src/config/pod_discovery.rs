@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::keys::{Section, invalid};
+use super::keys::{Section, glob_error, invalid};
 use super::{PodDiscovery, PodScrapeMethod, PodScrapeScope, Result, WorkloadKind};
+use crate::filter::GlobSet;
 
 /// Telegraf's default port of a discovered pod (`prometheus.io/port` unset).
 pub fn default_pod_port() -> u16 {
@@ -103,10 +104,10 @@ pub(super) fn read(
         .string("pod_namespace_label_name")?
         .filter(|v| !v.is_empty())
         .unwrap_or_else(default_pod_namespace_label_name);
-    let annotation_include = s.globs("pod_annotation_include")?;
-    let annotation_exclude = s.globs("pod_annotation_exclude")?;
-    let label_include = s.globs("pod_label_include")?;
-    let label_exclude = s.globs("pod_label_exclude")?;
+    let annotation_include = globs(s, "pod_annotation_include")?;
+    let annotation_exclude = globs(s, "pod_annotation_exclude")?;
+    let label_include = globs(s, "pod_label_include")?;
+    let label_exclude = globs(s, "pod_label_exclude")?;
     let kube_config = non_empty(s.string("kube_config")?).map(PathBuf::from);
     let workload_tags = workload_tags(s)?;
     if !enabled {
@@ -148,6 +149,19 @@ pub(super) fn read(
         kube_config,
         workload_tags,
     }))
+}
+
+/// A glob list where an empty list is no filter, as Telegraf's include/exclude filters read it
+/// (an empty `pod_label_include` copies every label).
+fn globs(s: &mut Section, name: &str) -> Result<Option<GlobSet>> {
+    let key = s.key(name);
+    match s.strings(name)? {
+        None => Ok(None),
+        Some(patterns) if patterns.is_empty() => Ok(None),
+        Some(patterns) => GlobSet::new(&patterns)
+            .map(Some)
+            .map_err(|e| glob_error(&key, e)),
+    }
 }
 
 /// `pod_workload_tags = { deployment = "deployment", ... }`: owner kind to tag name.

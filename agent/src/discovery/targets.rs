@@ -344,6 +344,16 @@ mod tests {
         assert_eq!(tags.get("app").map(String::as_str), Some("web"));
         assert_eq!(tags.get("pod_namespace").map(String::as_str), Some("shop"));
         assert!(!tags.contains_key("namespace"));
+
+        let empty = settings("pod_label_include = []\npod_annotation_include = []");
+        let tags: BTreeMap<_, _> = scraped(evaluate(&pod, &empty, &[]))
+            .tags
+            .into_iter()
+            .collect();
+        assert!(
+            tags.contains_key("app") && tags.contains_key("team"),
+            "an empty include list copies everything, as in Telegraf: {tags:?}"
+        );
     }
 
     #[test]
