@@ -8,6 +8,9 @@
 //!   (Telegraf's sizes, as `content_length_limit`), `urls.rs`.
 //! - [`runtime`]: the agent loop ([`Agent`]) that wires the steps below: schedules, gathers,
 //!   buffers, flushes, retries.
+//! - [`discovery`]: Kubernetes pod discovery (`monitor_kubernetes_pods`): pods to targets and
+//!   tags (`targets.rs`), owners to workload tags (`owners.rs`), the kube watcher (`watch.rs`),
+//!   feeding an input's set of targets.
 //! - [`scrape`]: HTTP GET with timeouts, credentials and content negotiation, through
 //!   [`http_client`], the HTTP(S) client with the plugins' TLS settings.
 //! - [`prom`]: the exposition parser (pure, nom, no IO): Prometheus text 0.0.4 and OpenMetrics
@@ -30,6 +33,7 @@ pub mod backoff;
 pub mod buffer;
 pub mod config;
 pub mod convert;
+pub mod discovery;
 pub mod filter;
 pub mod http_client;
 pub mod line_protocol;

@@ -26,12 +26,14 @@ use crate::backoff::Backoff;
 use crate::buffer::{Buffer, Staged};
 use crate::config::{Config, Output as OutputConfig};
 use crate::convert::{self, Mapping};
+use crate::discovery::TargetSet;
+use crate::discovery::targets::PodTarget;
 use crate::filter::MetricFilter;
 use crate::line_protocol::{self, Options};
 use crate::metric::Metric;
 use crate::output::{self, Outcome, Sink};
 use crate::prom::{self, Streamed};
-use crate::scrape::{ScrapeError, Scraped, Scraper};
+use crate::scrape::{ScrapeError, Scraped, Scraper, Target};
 use crate::telemetry::{InputMetrics, OutputMetrics, Telemetry};
 use crate::transform::{self, Transform};
 
@@ -75,8 +77,10 @@ pub struct Agent {
 struct Input {
     name: String,
     scraper: Arc<Scraper>,
-    /// One transform per target (they differ by the `url` tag).
-    transforms: Vec<Transform>,
+    /// The configured `urls`, each with its transform (they differ by the `url` tag).
+    targets: Vec<Arc<Prepared>>,
+    /// Pod discovery: its settings and the discovered targets, kept by its watcher.
+    discovery: Option<Discovery>,
     mapping: Mapping,
     interval: Duration,
     metrics: InputMetrics,
@@ -120,6 +124,22 @@ impl OutputState {
     }
 }
 
+/// A target ready to scrape: where, and the rules its metrics go through.
+pub struct Prepared {
+    target: Target,
+    transform: Transform,
+}
+
+/// Builds a discovered pod's [`Prepared`], or says why it cannot be scraped.
+type Prepare = Arc<dyn Fn(&PodTarget) -> Result<Prepared, String> + Send + Sync>;
+
+struct Discovery {
+    settings: crate::config::PodDiscovery,
+    targets: Arc<TargetSet<Prepared>>,
+    /// Builds a discovered pod's [`Prepared`] (its transform carries the pod's tags).
+    prepare: Prepare,
+}
+
 #[derive(Default)]
 struct Pacing {
     backoff: Backoff,
@@ -148,17 +168,44 @@ impl Agent {
             .map(|(index, input_config)| {
                 let scraper = Scraper::new(input_config)
                     .map_err(|source| StartError::Input { index, source })?;
-                let transforms = scraper
+                let targets = scraper
                     .targets
                     .iter()
-                    .map(|t| Transform::new(&config.agent, input_config, &t.tag, &global_tags))
+                    .map(|t| {
+                        Arc::new(Prepared {
+                            target: t.clone(),
+                            transform: Transform::new(
+                                &config.agent,
+                                input_config,
+                                &t.tag,
+                                &global_tags,
+                            ),
+                        })
+                    })
                     .collect();
+                let discovery = input_config.pod_discovery.as_ref().map(|settings| {
+                    let agent = config.agent.clone();
+                    let input = input_config.clone();
+                    let global_tags = global_tags.clone();
+                    let prepare = move |pod: &PodTarget| -> Result<Prepared, String> {
+                        let target = Target::parse(&pod.url).map_err(|e| e.to_string())?;
+                        let transform = Transform::new(&agent, &input, &pod.url, &global_tags)
+                            .with_target_tags(pod.tags.clone());
+                        Ok(Prepared { target, transform })
+                    };
+                    Discovery {
+                        settings: settings.clone(),
+                        targets: Arc::new(TargetSet::default()),
+                        prepare: Arc::new(prepare),
+                    }
+                });
                 let name = format!("prometheus[{index}]");
                 Ok(Arc::new(Input {
                     metrics: telemetry.input(&name),
                     name,
                     scraper: Arc::new(scraper),
-                    transforms,
+                    targets,
+                    discovery,
                     mapping: Mapping {
                         metric_version: input_config.metric_version,
                         ignore_timestamp: input_config.ignore_timestamp,
@@ -223,6 +270,16 @@ impl Agent {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         for input in &self.inputs {
+            if let Some(discovery) = &input.discovery {
+                let name = input.name.clone();
+                let settings = discovery.settings.clone();
+                let targets = Arc::clone(&discovery.targets);
+                let prepare = Arc::clone(&discovery.prepare);
+                let stopped = stopped.clone();
+                tasks.spawn(async move {
+                    discover(name, settings, targets, prepare, stopped).await;
+                });
+            }
             let input = Arc::clone(input);
             let outputs = self.outputs.clone();
             let agent = self.config.agent.clone();
@@ -363,20 +420,53 @@ impl Collector for Staging<'_> {
     }
 }
 
+/// Runs an input's pod discovery until `stopped`: a client, then the watcher; a client that
+/// cannot be built is an error logged, tried again every 10 s.
+async fn discover(
+    input: String,
+    settings: crate::config::PodDiscovery,
+    targets: Arc<TargetSet<Prepared>>,
+    prepare: Prepare,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        match crate::discovery::watch::client(&settings).await {
+            Ok(client) => {
+                let prepare = move |pod: &PodTarget| prepare(pod);
+                crate::discovery::watch::run(input, settings, client, targets, prepare, stopped)
+                    .await;
+                return;
+            }
+            Err(error) => {
+                let error = lifecycle::error_chain(&error);
+                tracing::error!(input = %input, %error, "pod discovery cannot start; retrying in 10s");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(10)) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
 /// Scrapes every target of `input` concurrently, then converts each body and hands every metric
 /// that passes the input's rules to `collector`.
 async fn gather(input: &Input, collector: &mut impl Collector) -> Vec<GatherError> {
     let started = std::time::Instant::now();
+    let mut targets = input.targets.clone();
+    if let Some(discovery) = &input.discovery {
+        targets.extend(discovery.targets.snapshot());
+    }
     let mut scrapes = JoinSet::new();
-    for (index, target) in input.scraper.targets.iter().enumerate() {
+    for (index, prepared) in targets.iter().enumerate() {
         let scraper = Arc::clone(&input.scraper);
-        let target = target.clone();
+        let prepared = Arc::clone(prepared);
         scrapes.spawn(async move {
-            let result = scraper.scrape(&target).await;
+            let result = scraper.scrape(&prepared.target).await;
             (index, unix_nanos(SystemTime::now()), result)
         });
     }
-    let mut results = Vec::with_capacity(input.scraper.targets.len());
+    let mut results = Vec::with_capacity(targets.len());
     while let Some(joined) = scrapes.join_next().await {
         if let Ok(result) = joined {
             results.push(result);
@@ -386,7 +476,7 @@ async fn gather(input: &Input, collector: &mut impl Collector) -> Vec<GatherErro
     let mut errors = Vec::new();
     let mut gathered = 0u64;
     for (index, scrape_time_ns, result) in results {
-        let url = input.scraper.targets[index].tag.clone();
+        let url = targets[index].target.tag.clone();
         let scraped = match result {
             Ok(scraped) => scraped,
             Err(error) => {
@@ -398,7 +488,8 @@ async fn gather(input: &Input, collector: &mut impl Collector) -> Vec<GatherErro
                 continue;
             }
         };
-        match convert_scrape(input, index, &scraped, scrape_time_ns, collector) {
+        let transform = &targets[index].transform;
+        match convert_scrape(input, transform, &url, &scraped, scrape_time_ns, collector) {
             Ok(count) => {
                 collector.commit();
                 gathered += count;
@@ -431,12 +522,12 @@ async fn gather(input: &Input, collector: &mut impl Collector) -> Vec<GatherErro
 /// many metrics passed the input's rules.
 fn convert_scrape(
     input: &Input,
-    index: usize,
+    transform: &Transform,
+    url: &str,
     scraped: &Scraped,
     scrape_time_ns: i64,
     collector: &mut impl Collector,
 ) -> prom::Result<u64> {
-    let transform = &input.transforms[index];
     let mut gathered = 0u64;
     let streamed = convert::convert_streaming(
         &scraped.body,
@@ -454,7 +545,7 @@ fn convert_scrape(
         return Ok(gathered);
     }
     collector.discard();
-    tracing::debug!(input = %input.name, url = %input.scraper.targets[index].tag, "families or groups split across the page; converted whole");
+    tracing::debug!(input = %input.name, %url, "families or groups split across the page; converted whole");
     let families = prom::parse_bytes(&scraped.body, scraped.format)?;
     let mut gathered = 0u64;
     convert::convert(

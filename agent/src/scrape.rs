@@ -86,7 +86,7 @@ impl Scraper {
         let targets = input
             .urls
             .iter()
-            .map(|url| target(url))
+            .map(|url| Target::parse(url))
             .collect::<Result<_, _>>()?;
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(ACCEPT_HEADER));
@@ -106,7 +106,11 @@ impl Scraper {
         http_client::extra_headers(&mut headers, &input.http_headers)
             .map_err(|e| ScrapeError::Header(e.to_string()))?;
         Ok(Self {
-            client: http_client::build(&input.tls, uses_https(&input.urls))?,
+            // A discovered pod may ask for https (`prometheus.io/scheme`).
+            client: http_client::build(
+                &input.tls,
+                uses_https(&input.urls) || input.pod_discovery.is_some(),
+            )?,
             targets,
             headers,
             bearer_token_file: input.bearer_token.clone(),
@@ -206,8 +210,15 @@ fn bearer(token: &str) -> Result<HeaderValue, ScrapeError> {
         .map_err(|_| ScrapeError::Header("the bearer token is not a valid header value".into()))
 }
 
-/// Parses a configured URL: an empty path becomes `/metrics`. Credentials inside the URL are
-/// refused (configure `username`/`password`), so they can never leak into the `url` tag.
+impl Target {
+    /// Parses a configured or discovered URL: an empty path becomes `/metrics`. Credentials
+    /// inside the URL are refused (configure `username`/`password`), so they can never leak
+    /// into the `url` tag.
+    pub fn parse(url: &str) -> Result<Target, ScrapeError> {
+        target(url)
+    }
+}
+
 fn target(url: &str) -> Result<Target, ScrapeError> {
     let error = |reason: String| ScrapeError::Url {
         url: urls::redact(url).into_owned(),

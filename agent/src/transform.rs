@@ -15,6 +15,8 @@ use crate::metric::Metric;
 #[derive(Debug, Clone)]
 pub struct Transform {
     url_tag: Option<(String, String)>,
+    /// A discovered target's tags (pod name, namespace, labels, ...), set over the sample's.
+    target_tags: Vec<(String, String)>,
     filter: MetricFilter,
     name_override: String,
     name_prefix: String,
@@ -43,6 +45,7 @@ impl Transform {
             .collect();
         Self {
             url_tag,
+            target_tags: Vec::new(),
             filter: input.filter.clone(),
             name_override: input.name_override.clone(),
             name_prefix: input.name_prefix.clone(),
@@ -52,9 +55,19 @@ impl Transform {
         }
     }
 
+    /// Sets `tags` on every metric, over its own labels (a discovered pod's tags, as Telegraf
+    /// sets them).
+    pub fn with_target_tags(mut self, tags: Vec<(String, String)>) -> Self {
+        self.target_tags = tags;
+        self
+    }
+
     /// Applies the rules; `false` means the metric is filtered out.
     pub fn apply<'a>(&'a self, metric: &mut Metric<'a>) -> bool {
         if let Some((key, value)) = &self.url_tag {
+            metric.set_tag(key.as_str(), value.as_str());
+        }
+        for (key, value) in &self.target_tags {
             metric.set_tag(key.as_str(), value.as_str());
         }
         let tags = metric.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));

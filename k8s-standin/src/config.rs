@@ -94,6 +94,10 @@ pub struct Config {
     /// Changes kept for watches resuming from a resourceVersion, events; older ones get
     /// 410 Expired.
     pub watch_history: usize,
+    /// How often a watch that asked for bookmarks (`allowWatchBookmarks=true`) gets a BOOKMARK
+    /// event with the current resourceVersion, milliseconds (the API server: about a minute).
+    #[serde(default = "default_watch_bookmark_ms")]
+    pub watch_bookmark_ms: u64,
     /// Serve https with a CA generated at start (`Handle::ca_pem`, and in `Handle::kubeconfig`);
     /// kubectl sends bearer tokens only over TLS.
     pub tls: bool,
@@ -119,6 +123,10 @@ fn default_watch_history() -> usize {
     crate::watch::HISTORY
 }
 
+fn default_watch_bookmark_ms() -> u64 {
+    60_000
+}
+
 fn default_shutdown_grace_ms() -> u64 {
     2_000
 }
@@ -137,6 +145,7 @@ impl Default for Config {
             shutdown_grace_ms: default_shutdown_grace_ms(),
             request_log_limit: default_request_log_limit(),
             watch_history: default_watch_history(),
+            watch_bookmark_ms: default_watch_bookmark_ms(),
             tls: false,
         }
     }

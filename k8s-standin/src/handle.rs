@@ -222,6 +222,37 @@ impl Handle {
         Ok(written.object)
     }
 
+    /// Creates or replaces a pod, status included (as its kubelet would report it).
+    pub fn apply_pod(&self, pod: &crate::pods::PodSeed) -> ApiResult<Value> {
+        self.shared.lock().store.put(
+            &resources::PODS,
+            &pod.namespace,
+            pod.to_object(),
+            now_secs(),
+        )
+    }
+
+    /// Deletes a pod at once (no grace period).
+    pub fn delete_pod(&self, namespace: &str, name: &str) -> ApiResult<()> {
+        self.shared
+            .lock()
+            .store
+            .delete(&resources::PODS, namespace, name)
+            .map(|_| ())
+    }
+
+    /// Ends every open watch stream now, mid-stream, as a restarting API server or a broken
+    /// connection would; clients must watch again from their last resourceVersion.
+    pub fn drop_watches(&self) {
+        self.shared.drop_watches.send_modify(|n| *n += 1);
+    }
+
+    /// Forgets the change history (etcd's compaction): a watch resuming from a resourceVersion
+    /// before now gets 410 Expired and must list again.
+    pub fn compact_history(&self) {
+        self.shared.lock().store.compact_history();
+    }
+
     /// Stops accepting, lets open connections finish within the grace period, and waits.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);

@@ -5,7 +5,8 @@
 //! StatefulSets, ReplicaSets and core ReplicationControllers with their `/scale` and `/status`
 //! subresources,
 //! `autoscaling/v2` HorizontalPodAutoscalers (stored and listed, never acted on),
-//! `coordination.k8s.io/v1` Leases, core and `events.k8s.io/v1` Events; get, list, watch, create,
+//! `coordination.k8s.io/v1` Leases, core and `events.k8s.io/v1` Events, core Pods (stored and
+//! watched; nothing runs them); get, list, watch (with bookmarks and 410 Expired), create,
 //! update, patch (merge, JSON, strategic merge, apply) and delete; with the API server's Status
 //! errors, optimistic concurrency (409 on a stale resourceVersion), bearer tokens (401),
 //! RBAC-like rules (403), a request log, injectable faults (any status, delays, writes applied
@@ -50,6 +51,8 @@
 //!   state and change subscription).
 //! - `config`: [`Config`]; `resources`: the served resource types; `tls`: the generated CA
 //!   and serving certificate for https.
+//! - `pods`: [`PodSeed`], a pod as tests write it (IP, Ready, node, owner), and the field
+//!   labels a pod field selector may use.
 
 pub mod auth;
 pub mod config;
@@ -57,6 +60,7 @@ pub mod discovery;
 pub mod faults;
 pub mod handle;
 pub mod patch;
+pub mod pods;
 pub mod request;
 pub mod resources;
 mod routes;
@@ -73,6 +77,7 @@ pub use auth::{Auth, RoleError, Rule, TokenUser};
 pub use config::{Config, ConfigError, WorkloadSeed};
 pub use faults::{Fault, FaultMatch};
 pub use handle::{Handle, kubeconfig_yaml};
+pub use pods::PodSeed;
 pub use resources::WorkloadKind;
 pub use server::{Error, RequestRecord, Server};
 pub use status::ApiError;

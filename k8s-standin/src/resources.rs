@@ -147,6 +147,22 @@ pub const CORE_EVENTS: ResourceDef = ResourceDef {
     tracks_generation: false,
 };
 
+/// Core v1 Pods: stored, listed, watched and printed; nothing runs them (tests and the lab
+/// write their IP and Ready condition, see `Handle::apply_pod`).
+pub const PODS: ResourceDef = ResourceDef {
+    group: "",
+    version: "v1",
+    plural: "pods",
+    singular: "pod",
+    kind: "Pod",
+    namespaced: true,
+    short_names: &["po"],
+    categories: &["all"],
+    scalable: false,
+    has_status: true,
+    tracks_generation: false,
+};
+
 pub const LEASES: ResourceDef = ResourceDef {
     group: "coordination.k8s.io",
     version: "v1",
@@ -194,6 +210,7 @@ pub const EVENTS_V1: ResourceDef = ResourceDef {
 /// Every served resource, in discovery order.
 pub const ALL: &[ResourceDef] = &[
     CORE_EVENTS,
+    PODS,
     REPLICATIONCONTROLLERS,
     DEPLOYMENTS,
     REPLICASETS,

@@ -38,6 +38,12 @@ impl Call {
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let fields = FieldSelector::parse(self.param("fieldSelector").unwrap_or(""))
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        if self.info.api_group.is_empty()
+            && self.info.resource == crate::resources::PODS.plural
+            && let Some(message) = crate::pods::unsupported_field_label(&fields.fields())
+        {
+            return Err(ApiError::BadRequest(message));
+        }
         Ok((labels, fields))
     }
 

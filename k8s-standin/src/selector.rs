@@ -172,6 +172,14 @@ impl FieldSelector {
         Ok(FieldSelector(terms))
     }
 
+    /// The dotted field paths the terms compare, in order.
+    pub fn fields(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|(pointer, _, _)| pointer.trim_start_matches('/').replace('/', "."))
+            .collect()
+    }
+
     /// The name an equality term on `metadata.name` asks for.
     pub fn name(&self) -> Option<&str> {
         self.0

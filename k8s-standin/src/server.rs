@@ -122,6 +122,10 @@ pub(crate) struct Shared {
     pub(crate) events: broadcast::Sender<Arc<WatchEvent>>,
     /// Becomes true when the server stops (ends watch streams).
     pub(crate) stopping: watch::Receiver<bool>,
+    /// Bumped by `Handle::drop_watches`: every open watch stream ends there, mid-stream.
+    pub(crate) drop_watches: watch::Sender<u64>,
+    /// The BOOKMARK period of watches that ask for bookmarks.
+    pub(crate) bookmark_every: Duration,
     pub(crate) addr: SocketAddr,
     /// The CA clients must trust when serving https.
     pub(crate) ca_pem: Option<String>,
@@ -234,6 +238,8 @@ impl Server {
             changes,
             events,
             stopping: stop_rx.clone(),
+            drop_watches: watch::channel(0).0,
+            bookmark_every: Duration::from_millis(config.watch_bookmark_ms.max(1)),
             addr,
             ca_pem: tls.as_ref().map(|t| t.ca_pem.clone()),
             minor_version: config.minor_version,

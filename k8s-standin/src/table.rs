@@ -85,6 +85,42 @@ fn available(obj: &Value, _: u64) -> Value {
     json!(int(obj, "status", "availableReplicas"))
 }
 
+fn pod_ready(obj: &Value, _: u64) -> Value {
+    let ready = obj
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
+    let containers = obj
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    Value::String(format!(
+        "{}/{containers}",
+        if ready { containers } else { 0 }
+    ))
+}
+
+fn pod_phase(obj: &Value, _: u64) -> Value {
+    Value::String(text(obj, "/status/phase").to_string())
+}
+
+fn pod_ip(obj: &Value, _: u64) -> Value {
+    Value::String(match text(obj, "/status/podIP") {
+        "" => "<none>".to_string(),
+        ip => ip.to_string(),
+    })
+}
+
+fn pod_node(obj: &Value, _: u64) -> Value {
+    Value::String(match text(obj, "/spec/nodeName") {
+        "" => "<none>".to_string(),
+        node => node.to_string(),
+    })
+}
+
 fn holder(obj: &Value, _: u64) -> Value {
     json!(text(obj, "/spec/holderIdentity"))
 }
@@ -187,6 +223,14 @@ fn columns(def: &ResourceDef) -> Vec<(&'static str, &'static str, Cell)> {
             ("MinPods", "string", hpa_min_pods),
             ("MaxPods", "integer", hpa_max_pods),
             ("Replicas", "integer", hpa_replicas),
+            ("Age", "string", age),
+        ],
+        "Pod" => vec![
+            ("Name", "string", name),
+            ("Ready", "string", pod_ready),
+            ("Status", "string", pod_phase),
+            ("IP", "string", pod_ip),
+            ("Node", "string", pod_node),
             ("Age", "string", age),
         ],
         "Lease" => vec![

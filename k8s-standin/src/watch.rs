@@ -36,6 +36,8 @@ pub enum EventType {
     Modified,
     /// Deleted (the object is its last state).
     Deleted,
+    /// Progress only: the resourceVersion the stream has reached (never stored).
+    Bookmark,
 }
 
 /// One change of one object.
@@ -85,6 +87,16 @@ pub fn expired_line(requested: u64, oldest: u64) -> Vec<u8> {
     bytes
 }
 
+/// A BOOKMARK line: only the kind and the resourceVersion the stream has reached, as the API
+/// server sends them to watches with `allowWatchBookmarks=true`.
+pub fn bookmark_line(def: &ResourceDef, revision: u64) -> Vec<u8> {
+    line(
+        EventType::Bookmark,
+        &json!({"kind": def.kind, "apiVersion": def.group_version(),
+            "metadata": {"resourceVersion": revision.to_string()}}),
+    )
+}
+
 /// The bounded change history.
 #[derive(Debug)]
 pub struct History {
@@ -125,6 +137,13 @@ impl History {
             self.floor = old.revision;
         }
         self.events.push_back(event);
+    }
+
+    /// Forgets every kept event, as etcd's compaction does: a watch resuming from any
+    /// resourceVersion before `revision` gets 410 Expired.
+    pub fn compact(&mut self, revision: u64) {
+        self.events.clear();
+        self.floor = self.floor.max(revision);
     }
 
     /// The events after `revision`, oldest first.
@@ -242,6 +261,9 @@ pub(crate) fn start(shared: &Arc<Shared>, call: &Call) -> ApiResult<Response<Bod
         ),
     };
     let send_initial = call.param("sendInitialEvents") == Some("true");
+    let bookmarks = call.param("allowWatchBookmarks") == Some("true");
+    let bookmark_every = shared.bookmark_every;
+    let mut dropped = shared.drop_watches.subscribe();
     let table = call
         .accept
         .contains("as=Table")
@@ -312,16 +334,26 @@ pub(crate) fn start(shared: &Arc<Shared>, call: &Call) -> ApiResult<Response<Bod
         }
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
+        let mut bookmark =
+            tokio::time::interval_at(tokio::time::Instant::now() + bookmark_every, bookmark_every);
+        // The newest revision this stream has seen, matching or not: what a bookmark carries.
+        let mut seen = from_rv;
         loop {
             tokio::select! {
+                _ = bookmark.tick(), if bookmarks => {
+                    if tx.send(Bytes::from(bookmark_line(def, seen))).await.is_err() {
+                        return;
+                    }
+                }
                 received = live.recv() => match received {
                     Ok(event) if event.revision > from_rv && filter.matches(&event) => {
+                        seen = seen.max(event.revision);
                         let line = line(event.kind, &render(&event.object));
                         if tx.send(Bytes::from(line)).await.is_err() {
                             return;
                         }
                     }
-                    Ok(_) => {}
+                    Ok(event) => seen = seen.max(event.revision),
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // Too slow a reader: end with 410 Expired so the client relists.
                         let _ = tx.send(Bytes::from(expired_line(from_rv, from_rv))).await;
@@ -331,6 +363,7 @@ pub(crate) fn start(shared: &Arc<Shared>, call: &Call) -> ApiResult<Response<Bod
                 },
                 _ = &mut deadline => return,
                 _ = stopping.changed() => return,
+                _ = dropped.changed() => return,
                 _ = tx.closed() => return,
             }
         }

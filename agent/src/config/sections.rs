@@ -27,7 +27,11 @@ pub(super) struct Builder {
 }
 
 impl Builder {
-    pub(super) fn add(&mut self, table: toml::Table) -> Result<()> {
+    pub(super) fn add(
+        &mut self,
+        table: toml::Table,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<()> {
         for (section, value) in table {
             match section.as_str() {
                 "agent" => {
@@ -38,8 +42,8 @@ impl Builder {
                     let table = expect_table(&section, value)?;
                     self.global_tags.extend(string_map(&section, table)?);
                 }
-                "inputs" => self.add_plugins(&section, value, Kind::Input)?,
-                "outputs" => self.add_plugins(&section, value, Kind::Output)?,
+                "inputs" => self.add_plugins(&section, value, Kind::Input, env)?,
+                "outputs" => self.add_plugins(&section, value, Kind::Output, env)?,
                 "processors" | "aggregators" => {
                     for name in expect_table(&section, value)?.keys() {
                         self.warnings.push(format!(
@@ -55,7 +59,13 @@ impl Builder {
         Ok(())
     }
 
-    fn add_plugins(&mut self, section: &str, value: toml::Value, kind: Kind) -> Result<()> {
+    fn add_plugins(
+        &mut self,
+        section: &str,
+        value: toml::Value,
+        kind: Kind,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<()> {
         for (name, instances) in expect_table(section, value)? {
             let instances = match instances {
                 toml::Value::Array(items) => items,
@@ -73,7 +83,8 @@ impl Builder {
                 let mut reader = Section::new(key, table);
                 match (kind, name.as_str()) {
                     (Kind::Input, "prometheus") => {
-                        self.inputs.push(prometheus_input(&mut reader)?);
+                        let input = prometheus_input(&mut reader, env, &mut self.warnings)?;
+                        self.inputs.push(input);
                     }
                     (Kind::Output, "influxdb") => {
                         self.outputs
@@ -213,10 +224,18 @@ fn precision(text: &str, warnings: &mut Vec<String>) -> Result<Duration> {
     parse_go_duration(text).map_err(|e| invalid("agent.precision", e.to_string()))
 }
 
-fn prometheus_input(s: &mut Section) -> Result<PrometheusInput> {
+fn prometheus_input(
+    s: &mut Section,
+    env: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
+) -> Result<PrometheusInput> {
     let urls = s.strings("urls")?.unwrap_or_default();
-    if urls.is_empty() {
-        return Err(invalid(s.key("urls"), "at least one URL is required"));
+    let pod_discovery = super::pod_discovery::read(s, env, warnings)?;
+    if urls.is_empty() && pod_discovery.is_none() {
+        return Err(invalid(
+            s.key("urls"),
+            "at least one URL is required (or monitor_kubernetes_pods = true)",
+        ));
     }
     without_credentials(s.key("urls"), &urls)?;
     let metric_version = match s.integer("metric_version")?.unwrap_or(1) {
@@ -255,6 +274,7 @@ fn prometheus_input(s: &mut Section) -> Result<PrometheusInput> {
         name_override: s.string("name_override")?.unwrap_or_default(),
         tags: s.string_map("tags")?,
         filter: metric_filter(s)?,
+        pod_discovery,
     })
 }
 

@@ -343,3 +343,98 @@ fn an_endless_config_file_is_refused_by_size() {
         "{error}"
     );
 }
+
+fn discovery_error(keys: &str) -> String {
+    let text = format!(
+        "[[inputs.prometheus]]\nmonitor_kubernetes_pods = true\n{keys}\n[[outputs.file]]\n"
+    );
+    match Config::parse(&text, no_env) {
+        Ok(config) => panic!("{keys}: accepted as {:?}", config.inputs[0].pod_discovery),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[test]
+fn pod_discovery_needs_no_urls_and_reads_telegrafs_keys_with_their_defaults() {
+    let config = parse(
+        "[[inputs.prometheus]]\nmonitor_kubernetes_pods = true\nkubernetes_label_selector = \"app=web\"\n\
+         pod_workload_tags = { deployment = \"deployment\" }\n[[outputs.file]]\n",
+    );
+    let input = &config.inputs[0];
+    assert!(input.urls.is_empty());
+    let d = input.pod_discovery.as_ref().expect("discovery on");
+    assert_eq!(d.method, PodScrapeMethod::Annotations);
+    assert_eq!(
+        (d.scheme.as_str(), d.port, d.path.as_str()),
+        ("http", 9102, "/metrics")
+    );
+    assert_eq!(d.scope, PodScrapeScope::Cluster);
+    assert_eq!(d.namespace_tag, "namespace");
+    assert_eq!(d.label_selector, "app=web");
+    assert_eq!(d.workload_tags[&WorkloadKind::Deployment], "deployment");
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert!(parse(MINIMAL).inputs[0].pod_discovery.is_none());
+}
+
+#[test]
+fn out_of_range_discovery_values_are_errors_naming_the_key() {
+    for (keys, key) in [
+        (
+            "monitor_kubernetes_pods_port = 70000",
+            "monitor_kubernetes_pods_port",
+        ),
+        (
+            "monitor_kubernetes_pods_port = -1",
+            "monitor_kubernetes_pods_port",
+        ),
+        (
+            "monitor_kubernetes_pods_method = \"dns\"",
+            "monitor_kubernetes_pods_method",
+        ),
+        (
+            "monitor_kubernetes_pods_scheme = \"ftp\"",
+            "monitor_kubernetes_pods_scheme",
+        ),
+        ("pod_scrape_scope = \"zone\"", "pod_scrape_scope"),
+        ("pod_scrape_scope = \"node\"", "pod_scrape_scope"),
+        ("pod_scrape_interval = \"10ms\"", "pod_scrape_interval"),
+        (
+            "pod_workload_tags = { job = \"job\" }",
+            "pod_workload_tags.job",
+        ),
+        ("pod_label_include = [\"[\"]", "pod_label_include"),
+    ] {
+        let error = discovery_error(keys);
+        assert!(
+            error.starts_with(&format!("inputs.prometheus[0].{key}:")),
+            "{keys}: {error}"
+        );
+    }
+}
+
+#[test]
+fn node_scope_takes_the_node_from_the_environment_and_pod_scrape_interval_is_warned_about() {
+    let text = "[[inputs.prometheus]]\nmonitor_kubernetes_pods = true\npod_scrape_scope = \"node\"\n\
+                pod_scrape_interval = \"30s\"\n[[outputs.file]]\n";
+    let env = |name: &str| match name {
+        "NODE_NAME" => Some("node-7".to_owned()),
+        "NODE_IP" => Some("10.0.0.7".to_owned()),
+        _ => None,
+    };
+    let config = Config::parse(text, env).unwrap_or_else(|e| panic!("{e}"));
+    let d = config.inputs[0]
+        .pod_discovery
+        .as_ref()
+        .expect("discovery on");
+    assert_eq!(d.node_name.as_deref(), Some("node-7"));
+    assert_eq!(d.node_ip.as_deref(), Some("10.0.0.7"));
+    assert_eq!(d.scrape_interval, Duration::from_secs(30));
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("inputs.prometheus[0].pod_scrape_interval:")),
+        "{:?}",
+        config.warnings
+    );
+}

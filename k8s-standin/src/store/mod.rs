@@ -197,6 +197,47 @@ impl Store {
         self.history.since(revision)
     }
 
+    /// Forgets the change history up to now: a watch resuming from an older resourceVersion
+    /// gets 410 Expired (what etcd's compaction does to the API server).
+    pub fn compact_history(&mut self) {
+        self.history.compact(self.revision);
+    }
+
+    /// Creates the object, or replaces it whole, status included (as a kubelet writing its
+    /// pod's status after a change of spec): two writes, the object then its status, each a
+    /// watch event only if it changed something.
+    pub fn put(
+        &mut self,
+        def: &ResourceDef,
+        namespace: &str,
+        object: Value,
+        now: u64,
+    ) -> Result<Value> {
+        let name = meta_str(&object, "name").to_string();
+        let opts = WriteOptions::at(now);
+        let Ok(old) = self.get(def, namespace, &name) else {
+            return self.create(def, namespace, object, opts).map(|w| w.object);
+        };
+        let mut main = object.clone();
+        remove_meta(&mut main, "resourceVersion");
+        let written = self.replace(def, namespace, &name, &old, main, Part::Main, opts)?;
+        if !def.has_status {
+            return Ok(written.object);
+        }
+        let mut status = object;
+        remove_meta(&mut status, "resourceVersion");
+        self.replace(
+            def,
+            namespace,
+            &name,
+            &written.object,
+            status,
+            Part::Status,
+            opts,
+        )
+        .map(|w| w.object)
+    }
+
     /// The current revision (the list resourceVersion).
     pub fn revision(&self) -> u64 {
         self.revision
