@@ -105,6 +105,15 @@ fn one_leader_scales_and_a_killed_leader_is_replaced_within_the_lease_duration_w
         api.deployment_replicas("default", "app"),
         follower.log_text()
     );
+    // The Deployment changes when the PUT is applied; the record is kept once the answer is
+    // back in the task: wait for it.
+    assert!(
+        wait_for(Duration::from_secs(10), || !non_standby(
+            &follower.decisions()
+        )
+        .is_empty()),
+        "the new leader records its decision"
+    );
     let records = follower.decisions();
     let first = non_standby(&records)
         .first()
