@@ -365,7 +365,7 @@ pub async fn run(options: Options, mut view_out: impl std::io::Write) -> Result<
             continue;
         }
         // Report the second that just ended.
-        let processor_url = processors.reading_url(&api);
+        let processor_url = processors.reading_url();
         let previous = t - 1;
         let stats = generator.stats(previous);
         let second = Second {

@@ -59,6 +59,8 @@ struct Replica {
     child: Option<Child>,
     /// When it was killed, to start it again after [`RESTART_DELAY`].
     killed_at: Option<Instant>,
+    /// When its process started: the earliest started live replica has the warmest windows.
+    started_at: Instant,
 }
 
 impl Processors {
@@ -142,6 +144,7 @@ impl Processors {
                 config,
                 child: None,
                 killed_at: None,
+                started_at: Instant::now(),
             });
         }
         let mut set = Replicas {
@@ -182,19 +185,18 @@ impl Processors {
         Ok(())
     }
 
-    /// The URL to read the lab's view task from: the leader's, else any live replica's.
-    pub fn reading_url(&self, api: &k8s_standin::Handle) -> String {
+    /// The URL to read the lab's view task from: the live replica that has run longest (its
+    /// windows are the warmest: a replica just restarted after a kill may still be named by
+    /// the Lease while its windows fill).
+    pub fn reading_url(&self) -> String {
         match self {
             Processors::InProcess(one) => one.url.clone(),
-            Processors::Replicas(set) => {
-                let leader = set.leader(api);
-                set.replicas
-                    .iter()
-                    .filter(|r| r.child.is_some())
-                    .find(|r| leader.as_deref() == Some(r.identity.as_str()))
-                    .or_else(|| set.replicas.iter().find(|r| r.child.is_some()))
-                    .map_or_else(|| set.urls().remove(0), Replica::url)
-            }
+            Processors::Replicas(set) => set
+                .replicas
+                .iter()
+                .filter(|r| r.child.is_some())
+                .min_by_key(|r| r.started_at)
+                .map_or_else(|| set.urls().remove(0), Replica::url),
         }
     }
 
@@ -339,6 +341,7 @@ impl Replica {
             })?;
         self.child = Some(child);
         self.killed_at = None;
+        self.started_at = Instant::now();
         Ok(())
     }
 }
