@@ -731,15 +731,17 @@ fn no_kustomization_exposes_the_processor_outside_the_cluster() {
     }
 }
 
-/// True when `selector` has `matchLabels` and every pair is among `labels` (a JSON object).
+/// [`selects`] for pod labels as a JSON value; a selector without `matchLabels` selects
+/// nothing here (it would select every pod).
 fn selects_value(selector: &Value, labels: &Value) -> bool {
-    let pairs = selector.get("matchLabels").and_then(Value::as_object);
-    pairs.is_some_and(|pairs| {
-        !pairs.is_empty()
-            && pairs
-                .iter()
-                .all(|(key, value)| labels.get(key) == Some(value))
-    })
+    let has_pairs = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .is_some_and(|pairs| !pairs.is_empty());
+    has_pairs
+        && labels
+            .as_object()
+            .is_some_and(|labels| selects(selector, labels))
 }
 
 #[test]
