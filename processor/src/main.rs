@@ -12,7 +12,9 @@ use processor::config::Config;
 use lifecycle::exit::{UNAVAILABLE as EXIT_UNAVAILABLE, USAGE as EXIT_USAGE};
 
 /// mimalloc instead of glibc's malloc: it returns freed pages to the system (glibc kept the
-/// peak after a mass of series went silent; README, "Scale and soak").
+/// peak after a mass of series went silent; README, "Scale and soak"). The feature
+/// `system-allocator` keeps glibc's, for heap profilers that hook malloc (heaptrack).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -13,6 +13,27 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use crate::decisions::metrics::TargetMetrics;
 use crate::tasks::TaskMaster;
 
+/// How often the recorder folds the samples its histograms buffered into their summaries.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs the recorder's upkeep every [`UPKEEP_EVERY`] on a thread of its own. A recorder built
+/// with `build_recorder` has no upkeep of its own: each histogram sample (one per write
+/// request) would stay buffered until the next scrape of `/metrics`, so a processor nobody
+/// scrapes would grow by every request it answers (the soak found it).
+fn start_upkeep(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(error) = started {
+        tracing::warn!(%error, "cannot start the metrics upkeep thread: histogram samples are folded only when /metrics is read");
+    }
+}
+
 /// The installed recorder's handle.
 pub struct Telemetry {
     handle: PrometheusHandle,
@@ -36,6 +57,9 @@ impl Telemetry {
             let handle = recorder.handle();
             let installed = metrics::set_global_recorder(recorder).ok().map(|()| handle);
             describe();
+            if let Some(handle) = &installed {
+                start_upkeep(handle.clone());
+            }
             installed
         });
         handle.clone().map(|handle| Arc::new(Telemetry { handle }))

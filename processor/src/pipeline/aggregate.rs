@@ -97,6 +97,7 @@ const LEARNED_AFTER_GAPS: u8 = 3;
 const PATIENCE_CADENCES: i64 = 2;
 /// A series silent for this many of its cadences is gone (at most `series_expiry`).
 const GONE_AFTER_CADENCES: i64 = 4;
+const NS_PER_MS: i64 = 1_000_000;
 /// The least patience, whatever the cadence (the task ticks once a second).
 const MIN_PATIENCE_NS: i64 = 1_000_000_000;
 
@@ -105,25 +106,29 @@ const MIN_PATIENCE_NS: i64 = 1_000_000_000;
 /// occasional skipped flush make it more patient, never less.
 #[derive(Debug, Clone, Default)]
 struct Cadence {
-    gaps: [i64; CADENCE_GAPS],
+    /// In milliseconds, rounded up (a cadence is never learned shorter than it is), so a
+    /// series' state stays small.
+    gaps: [u32; CADENCE_GAPS],
     /// Where the next gap goes.
-    next: usize,
+    next: u8,
     /// Gaps seen, up to [`LEARNED_AFTER_GAPS`].
     seen: u8,
 }
 
 impl Cadence {
     fn record(&mut self, gap: i64) {
-        if let Some(slot) = self.gaps.get_mut(self.next) {
-            *slot = gap;
+        if let Some(slot) = self.gaps.get_mut(usize::from(self.next)) {
+            let ms = (gap.max(0) as u64).div_ceil(NS_PER_MS as u64);
+            *slot = u32::try_from(ms).unwrap_or(u32::MAX);
         }
-        self.next = (self.next + 1) % CADENCE_GAPS;
+        self.next = (self.next + 1) % CADENCE_GAPS as u8;
         self.seen = self.seen.saturating_add(1).min(LEARNED_AFTER_GAPS);
     }
 
     /// The learned interval in ns, once enough gaps were seen.
     fn interval(&self) -> Option<i64> {
-        (self.seen >= LEARNED_AFTER_GAPS).then(|| self.gaps.iter().copied().max().unwrap_or(0))
+        (self.seen >= LEARNED_AFTER_GAPS)
+            .then(|| i64::from(self.gaps.iter().copied().max().unwrap_or(0)) * NS_PER_MS)
     }
 }
 
@@ -232,6 +237,7 @@ impl Contributors {
             }
             keep
         });
+        super::intern::shrink_map(&mut self.0);
         (before - self.0.len()) as u64
     }
 
@@ -242,6 +248,11 @@ impl Contributors {
 
     pub(super) fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Live series.
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -345,20 +356,33 @@ impl Aggregate {
                 got: type_name(&value),
             });
         }
+        // A series can have a value in this time's bucket only if it already sent a point at
+        // or after the time: in order, a point starts its time and the bucket need not be
+        // searched (a linear search per point would cost the group's size).
+        let maybe_repeated = state
+            .contributors
+            .watermark(&point.series)
+            .is_none_or(|watermark| watermark >= point.time);
         state.contributors.saw(&point.series, point.time, now);
         if state.emitted_through.is_some_and(|t| point.time <= t) {
             self.stats.late_points += 1;
             return Ok(());
         }
-        let bucket = state.buckets.entry(point.time).or_insert(Bucket {
+        let expected = state.contributors.len();
+        let bucket = state.buckets.entry(point.time).or_insert_with(|| Bucket {
             first_arrival: now,
-            values: Vec::new(),
+            // One value per live series is what a complete time holds.
+            values: Vec::with_capacity(expected),
         });
-        match bucket
-            .values
-            .iter_mut()
-            .find(|(series, _)| *series == point.series)
-        {
+        let repeated = if maybe_repeated {
+            bucket
+                .values
+                .iter_mut()
+                .find(|(series, _)| *series == point.series)
+        } else {
+            None
+        };
+        match repeated {
             Some((_, old)) => {
                 *old = value;
                 self.stats.duplicate_points += 1;
@@ -421,6 +445,7 @@ impl Aggregate {
                 || !s.buckets.is_empty()
                 || now.saturating_sub(s.last_arrival) < state_expiry
         });
+        super::intern::shrink_map(&mut self.groups);
     }
 }
 

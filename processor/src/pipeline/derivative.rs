@@ -134,6 +134,7 @@ impl Derivative {
     pub fn expire(&mut self, now: i64, expiry_ns: i64) {
         self.previous
             .retain(|_, p| now.saturating_sub(p.last_seen) < expiry_ns);
+        super::intern::shrink_map(&mut self.previous);
     }
 }
 

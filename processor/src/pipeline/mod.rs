@@ -19,6 +19,7 @@
 pub mod aggregate;
 pub mod autoscale;
 pub mod derivative;
+pub mod intern;
 pub mod moving_average;
 mod node;
 pub mod nodes;

@@ -119,6 +119,7 @@ impl MovingAverage {
     pub fn expire(&mut self, now: i64, expiry_ns: i64) {
         self.windows
             .retain(|_, w| now.saturating_sub(w.last_seen) < expiry_ns);
+        super::intern::shrink_map(&mut self.windows);
     }
 }
 

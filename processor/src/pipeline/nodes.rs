@@ -9,6 +9,9 @@ use crate::tick::FieldValue;
 use crate::tick::lambda::{EvalError, Val, WithFields};
 use crate::tick::nodes::{EvalSpec, FromSpec, GroupBySpec, Keep, WhereSpec};
 
+use hashbrown::HashTable;
+
+use super::intern::{Groups, SWEEP_EVERY_NS, Strings, shrink_map, sparse};
 use super::point::{Batch, FNV_START, FastMap, Field, Group, Point, Series, fnv1a};
 use super::series_limit::SeriesLimit;
 
@@ -27,36 +30,65 @@ pub enum Error {
     },
 }
 
+/// A tag: key and value.
+type Tag = (Arc<str>, Arc<str>);
+
+/// One series the from node has seen.
 struct Interned {
-    /// The tags as the writer ordered them (compared in order, cheaper than a lookup).
-    written: Vec<(Arc<str>, Arc<str>)>,
+    /// [`written_hash`] of the point that made it.
+    hash: u64,
+    /// The tags in the order they were written, kept only when that is not the series' own
+    /// (sorted, one value per key) order; the common writer sorts its tags and keeps none.
+    written: Option<Box<[Tag]>>,
     series: Arc<Series>,
     group: Arc<Group>,
-    field_names: Vec<Arc<str>>,
     last_seen: i64,
 }
 
+impl Interned {
+    /// Whether `p` is a point of this series, written with the same tags in the same order.
+    fn matches(&self, p: &PointRef<'_>) -> bool {
+        let tags = self.written.as_deref().unwrap_or(&self.series.tags);
+        *self.series.measurement == *p.measurement()
+            && tags.len() == p.tags().len()
+            && tags
+                .iter()
+                .zip(p.tags())
+                .all(|((k, v), (pk, pv))| **k == *pk && **v == *pv)
+    }
+}
+
+/// The hash of a point's measurement and tags in their written order.
+fn written_hash(p: &PointRef<'_>) -> u64 {
+    let mut key = fnv1a(FNV_START, p.measurement().as_bytes());
+    for (k, v) in p.tags() {
+        key = fnv1a(key, &[0]);
+        key = fnv1a(key, k.as_bytes());
+        key = fnv1a(key, &[1]);
+        key = fnv1a(key, v.as_bytes());
+    }
+    key
+}
+
 /// `from()`: filters written points, floors/rounds their time, assigns their group. Interns
-/// series so every point of one series shares one `Arc<Series>`.
+/// series so every point of one series shares one `Arc<Series>`, and interns their strings
+/// and groups so series share what they have in common (a tag key, a Deployment's name).
 pub struct From {
     spec: FromSpec,
     dims: Vec<Arc<str>>,
-    interned: FastMap<u64, Vec<Interned>>,
+    interned: HashTable<Interned>,
+    strings: Strings,
+    groups: Groups,
+    /// The group of every point when the node groups by nothing.
+    ungrouped: Arc<Group>,
+    /// Processor time of the next sweep of `strings` and `groups`.
+    next_sweep: i64,
     /// Points further ahead of the processor clock than this are dropped.
     future_limit_ns: i64,
     /// Points dropped for being stamped too far ahead.
     pub future_points: u64,
     /// Points of new series dropped because the task was at its series limit.
     pub series_over_limit: u64,
-}
-
-fn intern_name(names: &mut Vec<Arc<str>>, name: &str) -> Arc<str> {
-    if let Some(found) = names.iter().find(|n| &***n == name) {
-        return Arc::clone(found);
-    }
-    let new: Arc<str> = Arc::from(name);
-    names.push(Arc::clone(&new));
-    new
 }
 
 impl From {
@@ -73,7 +105,11 @@ impl From {
         From {
             spec: spec.clone(),
             dims,
-            interned: FastMap::default(),
+            interned: HashTable::new(),
+            strings: Strings::default(),
+            groups: Groups::default(),
+            ungrouped: Arc::new(Group::new(String::new(), Vec::new())),
+            next_sweep: i64::MIN,
             future_limit_ns,
             future_points: 0,
             series_over_limit: 0,
@@ -82,7 +118,7 @@ impl From {
 
     /// Series with state (for stats).
     pub fn cardinality(&self) -> usize {
-        self.interned.values().map(Vec::len).sum()
+        self.interned.len()
     }
 
     /// The point as the rest of the pipeline sees it, or `None` when filtered out or when it
@@ -116,75 +152,30 @@ impl From {
         {
             return Ok(None);
         }
-        let mut key = fnv1a(FNV_START, p.measurement().as_bytes());
-        for (k, v) in p.tags() {
-            key = fnv1a(key, &[0]);
-            key = fnv1a(key, k.as_bytes());
-            key = fnv1a(key, &[1]);
-            key = fnv1a(key, v.as_bytes());
-        }
-        let candidates = self.interned.entry(key).or_default();
-        let index = candidates.iter().position(|i| {
-            &*i.series.measurement == p.measurement()
-                && i.written.len() == p.tags().len()
-                && i.written
-                    .iter()
-                    .zip(p.tags())
-                    .all(|((k, v), (pk, pv))| **k == *pk && **v == *pv)
-        });
-        let entry = match index.and_then(|i| candidates.get_mut(i)) {
+        let hash = written_hash(p);
+        let entry = match self
+            .interned
+            .find_mut(hash, |i| i.hash == hash && i.matches(p))
+        {
             Some(entry) => entry,
             None => {
                 if !limit.admit() {
                     self.series_over_limit += 1;
                     limit.refused(|| series_key(p));
-                    if candidates.is_empty() {
-                        self.interned.remove(&key);
-                    }
                     return Ok(None);
                 }
-                let written: Vec<(Arc<str>, Arc<str>)> = p
-                    .tags()
-                    .map(|(k, v)| (Arc::from(k), Arc::from(v)))
-                    .collect();
-                let series = Series::new(Arc::from(p.measurement()), written.clone());
-                let group = if self.dims.is_empty() && !self.spec.group_by.all {
-                    if self.spec.group_by_measurement {
-                        Group::of(&series, &[], false, true)
-                    } else {
-                        Group::new(String::new(), Vec::new())
-                    }
-                } else {
-                    Group::of(
-                        &series,
-                        &self.dims,
-                        self.spec.group_by.all,
-                        self.spec.group_by_measurement,
-                    )
-                };
-                candidates.push(Interned {
-                    written,
-                    series: Arc::new(series),
-                    group: Arc::new(group),
-                    field_names: Vec::new(),
-                    last_seen: now,
-                });
-                let last = candidates.len() - 1;
-                match candidates.get_mut(last) {
-                    Some(entry) => entry,
-                    None => return Ok(None),
-                }
+                let interned = self.intern(p, hash, now);
+                self.interned
+                    .insert_unique(hash, interned, |i| i.hash)
+                    .into_mut()
             }
         };
         entry.last_seen = now;
+        let (series, group) = (Arc::clone(&entry.series), Arc::clone(&entry.group));
+        let strings = &mut self.strings;
         let fields = p
             .fields()
-            .map(|(k, v)| {
-                (
-                    intern_name(&mut entry.field_names, k),
-                    Field::from_borrowed(v),
-                )
-            })
+            .map(|(k, v)| (strings.get(k), Field::from_borrowed(v)))
             .collect();
         let mut time = p.time();
         if let Some(d) = self.spec.truncate.and_then(nanos) {
@@ -198,23 +189,60 @@ impl From {
             }
         }
         Ok(Some(Point {
-            series: Arc::clone(&entry.series),
-            group: Arc::clone(&entry.group),
+            series,
+            group,
             fields,
             time,
             provenance: None,
         }))
     }
 
+    /// The state of a new series: its strings and group shared with the series before it.
+    fn intern(&mut self, p: &PointRef<'_>, hash: u64, now: i64) -> Interned {
+        let written: Vec<(Arc<str>, Arc<str>)> = p
+            .tags()
+            .map(|(k, v)| (self.strings.get(k), self.strings.get(v)))
+            .collect();
+        let series = Series::new(self.strings.get(p.measurement()), written.clone());
+        let written = (series.tags != written).then(|| written.into_boxed_slice());
+        let group = if self.dims.is_empty() && !self.spec.group_by.all {
+            if self.spec.group_by_measurement {
+                self.groups.get(Group::of(&series, &[], false, true))
+            } else {
+                Arc::clone(&self.ungrouped)
+            }
+        } else {
+            self.groups.get(Group::of(
+                &series,
+                &self.dims,
+                self.spec.group_by.all,
+                self.spec.group_by_measurement,
+            ))
+        };
+        Interned {
+            hash,
+            written,
+            series: Arc::new(series),
+            group,
+            last_seen: now,
+        }
+    }
+
     /// Frees series not seen for `expiry_ns`; returns how many.
     pub fn expire(&mut self, now: i64, expiry_ns: i64) -> usize {
-        let mut freed = 0;
-        for list in self.interned.values_mut() {
-            let before = list.len();
-            list.retain(|i| now.saturating_sub(i.last_seen) < expiry_ns);
-            freed += before.saturating_sub(list.len());
+        let before = self.interned.len();
+        self.interned
+            .retain(|i| now.saturating_sub(i.last_seen) < expiry_ns);
+        let freed = before - self.interned.len();
+        if sparse(self.interned.len(), self.interned.capacity()) {
+            self.interned
+                .shrink_to(self.interned.len().saturating_mul(2), |i| i.hash);
         }
-        self.interned.retain(|_, list| !list.is_empty());
+        if now >= self.next_sweep {
+            self.next_sweep = now.saturating_add(SWEEP_EVERY_NS);
+            self.groups.sweep();
+            self.strings.sweep();
+        }
         freed
     }
 }
@@ -247,6 +275,10 @@ pub struct GroupBy {
     all: bool,
     by_measurement: bool,
     cache: FastMap<Arc<Series>, (Arc<Group>, i64)>,
+    /// The series of one new group share its `Arc<Group>`.
+    groups: Groups,
+    /// Processor time of the next sweep of `groups`.
+    next_sweep: i64,
 }
 
 impl GroupBy {
@@ -264,6 +296,8 @@ impl GroupBy {
             all: spec.dimensions.all,
             by_measurement: spec.by_measurement,
             cache: FastMap::default(),
+            groups: Groups::default(),
+            next_sweep: i64::MIN,
         }
     }
 
@@ -277,7 +311,7 @@ impl GroupBy {
             .entry(Arc::clone(&point.series))
             .or_insert_with(|| {
                 let group = Group::of(&point.series, &self.dims, self.all, self.by_measurement);
-                (Arc::new(group), now)
+                (self.groups.get(group), now)
             });
         entry.1 = now;
         point.group = Arc::clone(&entry.0);
@@ -306,6 +340,11 @@ impl GroupBy {
     pub fn expire(&mut self, now: i64, expiry_ns: i64) {
         self.cache
             .retain(|_, (_, seen)| now.saturating_sub(*seen) < expiry_ns);
+        shrink_map(&mut self.cache);
+        if now >= self.next_sweep {
+            self.next_sweep = now.saturating_add(SWEEP_EVERY_NS);
+            self.groups.sweep();
+        }
     }
 }
 
@@ -395,4 +434,115 @@ pub fn eval(spec: &EvalSpec, point: Point) -> Result<Point, Error> {
         time: point.time,
         provenance: point.provenance,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line_protocol::{Precision, parse_body};
+    use crate::tick::nodes::Dimensions;
+
+    const S: i64 = 1_000_000_000;
+
+    fn from(group_by: &[&str]) -> From {
+        From::new(
+            &FromSpec {
+                database: None,
+                retention_policy: None,
+                measurement: Some("m".into()),
+                where_: None,
+                group_by: Dimensions {
+                    all: false,
+                    tags: group_by.iter().map(|t| (*t).to_owned()).collect(),
+                },
+                group_by_measurement: false,
+                truncate: None,
+                round: None,
+            },
+            60 * S,
+        )
+    }
+
+    /// The points of `body` through `node` at processor time `now`.
+    fn feed(node: &mut From, body: &str, now: i64) -> Vec<Point> {
+        let parsed = parse_body(
+            body.as_bytes().to_vec(),
+            "db".into(),
+            "rp".into(),
+            Precision::Nanoseconds,
+            0,
+        );
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        let mut limit = SeriesLimit::new(0);
+        parsed
+            .batch
+            .points()
+            .filter_map(|p| node.point(&p, now, &mut limit).ok().flatten())
+            .collect()
+    }
+
+    #[test]
+    fn series_share_their_group_and_strings_and_unsorted_writers_keep_their_order() {
+        let mut node = from(&["deployment"]);
+        let points = feed(
+            &mut node,
+            "m,deployment=web,host=a v=1 1\nm,host=b,deployment=web v=1 1\nm,deployment=web,host=a v=2 2\nm,host=b,deployment=web v=2 2",
+            0,
+        );
+        assert_eq!(points.len(), 4);
+        assert_eq!(
+            node.cardinality(),
+            2,
+            "an unsorted writer's later points find its series"
+        );
+        let (a, b) = (&points[0], &points[1]);
+        assert!(Arc::ptr_eq(&a.group, &b.group), "one group, shared");
+        assert_eq!(a.group.id, "deployment=web");
+        assert!(Arc::ptr_eq(&a.series, &points[2].series));
+        assert!(Arc::ptr_eq(&b.series, &points[3].series));
+        assert_eq!(
+            b.series.key(),
+            "m,deployment=web,host=b",
+            "the series is sorted"
+        );
+        assert!(
+            Arc::ptr_eq(&a.series.tags[0].1, &b.series.tags[0].1)
+                && Arc::ptr_eq(&a.group.dims[0].1, &a.series.tags[0].1),
+            "the Deployment's name is one string"
+        );
+        assert!(
+            Arc::ptr_eq(&a.fields[0].0, &b.fields[0].0),
+            "field names too"
+        );
+    }
+
+    #[test]
+    fn expired_series_give_back_their_strings_groups_and_table() {
+        let mut node = from(&["host"]);
+        let body: String = (0..1000)
+            .map(|i| format!("m,deployment=web,host=h{i} v=1 1\n"))
+            .collect();
+        drop(feed(&mut node, &body, 0));
+        assert_eq!(node.cardinality(), 1000);
+        let (strings, groups) = (node.strings.len(), node.groups.len());
+        assert!(
+            strings > 1000 && groups == 1000,
+            "{strings} strings, {groups} groups"
+        );
+        let kept = feed(&mut node, "m,deployment=web,host=h0 v=2 2", 50 * S);
+        assert_eq!(node.expire(70 * S, 60 * S), 999);
+        assert_eq!(node.cardinality(), 1);
+        assert_eq!(node.groups.len(), 1, "only the live series' group is left");
+        assert!(
+            node.strings.len() <= 6,
+            "{} strings left",
+            node.strings.len()
+        );
+        assert!(
+            node.interned.capacity() < 64,
+            "the table shrank: {}",
+            node.interned.capacity()
+        );
+        drop(kept);
+    }
 }

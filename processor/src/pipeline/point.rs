@@ -96,11 +96,16 @@ impl Series {
     }
 
     pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tag_shared(key).map(|v| &**v)
+    }
+
+    /// The value of tag `key`, shared (a group made from the series holds no copy).
+    pub fn tag_shared(&self, key: &str) -> Option<&Arc<str>> {
         self.tags
             .binary_search_by(|(k, _)| (**k).cmp(key))
             .ok()
             .and_then(|i| self.tags.get(i))
-            .map(|(_, v)| &**v)
+            .map(|(_, v)| v)
     }
 }
 
@@ -221,7 +226,9 @@ impl Group {
         } else {
             dims.iter()
                 .map(|d| {
-                    let value = series.tag(d).map_or_else(|| Arc::from(""), Arc::from);
+                    let value = series
+                        .tag_shared(d)
+                        .map_or_else(|| Arc::from(""), Arc::clone);
                     (Arc::clone(d), value)
                 })
                 .collect()
@@ -292,6 +299,8 @@ impl Provenance {
         if count > MAX_NAMED {
             series.select_nth_unstable_by(MAX_NAMED, newest_first);
             series.truncate(MAX_NAMED);
+            // The total is kept (by k8sAutoscale, in records): not the group's whole list.
+            series.shrink_to_fit();
         }
         series.sort_unstable_by(newest_first);
         Provenance {

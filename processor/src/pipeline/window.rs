@@ -180,6 +180,7 @@ impl Window {
         let state_expiry = self.alignment.state_expiry_ns;
         self.groups
             .retain(|_, s| now.saturating_sub(s.last_arrival) < state_expiry);
+        super::intern::shrink_map(&mut self.groups);
     }
 
     fn emit_due(&mut self, group: &Arc<Group>, now: i64, out: &mut Vec<Batch>) {
