@@ -119,8 +119,9 @@ mod tests {
     #[test]
     fn groups_are_shared_by_id() {
         let mut groups = Groups::default();
-        let a = groups.get(Group::new("deployment=a".into(), Vec::new()));
-        let b = groups.get(Group::new("deployment=a".into(), Vec::new()));
+        let dims = || vec![(Arc::from("deployment"), Arc::from("a"))];
+        let a = groups.get(Group::new(None, dims()));
+        let b = groups.get(Group::new(None, dims()));
         assert!(Arc::ptr_eq(&a, &b));
         drop((a, b));
         groups.sweep();

@@ -108,7 +108,7 @@ pub(super) fn on_point(
             };
             data.lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(point.group.id.clone(), rows);
+                .insert(point.group.id(), rows);
             out.push(Message::Point(point));
         }
         State::InfluxDbOut(node_out) => {
@@ -197,7 +197,7 @@ pub(super) fn on_batch(
             };
             data.lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(batch.group.id.clone(), rows);
+                .insert(batch.group.id(), rows);
             out.push(Message::Batch(batch));
         }
         State::InfluxDbOut(node_out) => {

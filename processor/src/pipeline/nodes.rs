@@ -108,7 +108,7 @@ impl From {
             interned: HashTable::new(),
             strings: Strings::default(),
             groups: Groups::default(),
-            ungrouped: Arc::new(Group::new(String::new(), Vec::new())),
+            ungrouped: Group::all(),
             next_sweep: i64::MIN,
             future_limit_ns,
             future_points: 0,
@@ -497,7 +497,7 @@ mod tests {
         );
         let (a, b) = (&points[0], &points[1]);
         assert!(Arc::ptr_eq(&a.group, &b.group), "one group, shared");
-        assert_eq!(a.group.id, "deployment=web");
+        assert_eq!(a.group.id(), "deployment=web");
         assert!(Arc::ptr_eq(&a.series, &points[2].series));
         assert!(Arc::ptr_eq(&b.series, &points[3].series));
         assert_eq!(

@@ -136,12 +136,15 @@ impl fmt::Debug for Series {
     }
 }
 
-/// The group a point belongs to: Kapacitor's group id (`k1=v1,k2=v2`, dims sorted; with
-/// `byMeasurement` the measurement and a newline first) and the dimension tags. Compared by
-/// id; the hash is computed once.
+/// The group a point belongs to: the dimension tags (and with `byMeasurement` the
+/// measurement). Kapacitor's group id (`k1=v1,k2=v2`, dims sorted; with `byMeasurement` the
+/// measurement and a newline first) is made from them when asked for ([`Group::id`]), not kept:
+/// a task grouping by pod has a group per series. Compared by content; the hash is computed
+/// once.
 #[derive(Debug, Clone)]
 pub struct Group {
-    pub id: String,
+    /// With `byMeasurement`: the measurement.
+    pub measurement: Option<Arc<str>>,
     /// Dimension tags (missing tag = empty value), sorted by key.
     pub dims: Vec<(Arc<str>, Arc<str>)>,
     hash: u64,
@@ -149,7 +152,10 @@ pub struct Group {
 
 impl PartialEq for Group {
     fn eq(&self, other: &Group) -> bool {
-        std::ptr::eq(self, other) || (self.hash == other.hash && self.id == other.id)
+        std::ptr::eq(self, other)
+            || (self.hash == other.hash
+                && self.measurement == other.measurement
+                && self.dims == other.dims)
     }
 }
 
@@ -208,15 +214,29 @@ impl std::hash::BuildHasher for Prehashed {
 pub type FastMap<K, V> = std::collections::HashMap<K, V, Prehashed>;
 
 impl Group {
-    /// A group from its id and sorted dimensions.
-    pub fn new(id: String, dims: Vec<(Arc<str>, Arc<str>)>) -> Group {
-        let hash = fnv1a(FNV_START, id.as_bytes());
-        Group { id, dims, hash }
+    /// A group from its (optional) measurement and dimensions sorted by key.
+    pub fn new(measurement: Option<Arc<str>>, dims: Vec<(Arc<str>, Arc<str>)>) -> Group {
+        let mut hash = FNV_START;
+        if let Some(m) = &measurement {
+            hash = fnv1a(hash, m.as_bytes());
+            hash = fnv1a(hash, b"\n");
+        }
+        for (k, v) in &dims {
+            hash = fnv1a(hash, k.as_bytes());
+            hash = fnv1a(hash, b"=");
+            hash = fnv1a(hash, v.as_bytes());
+            hash = fnv1a(hash, b",");
+        }
+        Group {
+            measurement,
+            dims,
+            hash,
+        }
     }
 
     /// The group of everything (no dimensions).
     pub fn all() -> Arc<Group> {
-        Arc::new(Group::new(String::new(), Vec::new()))
+        Arc::new(Group::new(None, Vec::new()))
     }
 
     /// The group of `series` for sorted dimension names (`all`: every tag).
@@ -234,12 +254,19 @@ impl Group {
                 .collect()
         };
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let measurement = by_measurement.then(|| Arc::clone(&series.measurement));
+        Group::new(measurement, pairs)
+    }
+
+    /// Kapacitor's group id: `k1=v1,k2=v2` (dims sorted), after the measurement and a newline
+    /// with `byMeasurement`.
+    pub fn id(&self) -> String {
         let mut id = String::new();
-        if by_measurement {
-            id.push_str(&series.measurement);
+        if let Some(m) = &self.measurement {
+            id.push_str(m);
             id.push('\n');
         }
-        for (i, (k, v)) in pairs.iter().enumerate() {
+        for (i, (k, v)) in self.dims.iter().enumerate() {
             if i > 0 {
                 id.push(',');
             }
@@ -247,7 +274,7 @@ impl Group {
             id.push('=');
             id.push_str(v);
         }
-        Group::new(id, pairs)
+        id
     }
 }
 
@@ -469,9 +496,14 @@ mod tests {
         let s = series(&[("host", "h1"), ("deployment", "app")]);
         let dims: Vec<Arc<str>> = vec![Arc::from("host"), Arc::from("deployment"), Arc::from("x")];
         let g = Group::of(&s, &dims, false, false);
-        assert_eq!(g.id, "deployment=app,host=h1,x=");
+        assert_eq!(g.id(), "deployment=app,host=h1,x=");
         let g = Group::of(&s, &[], true, true);
-        assert_eq!(g.id, "m\ndeployment=app,host=h1");
+        assert_eq!(g.id(), "m\ndeployment=app,host=h1");
+        assert_ne!(
+            g,
+            Group::of(&s, &[], true, false),
+            "the measurement is part of it"
+        );
     }
 
     #[test]
