@@ -4,59 +4,47 @@
 //! (called when the node frees expired series), and the tables shrink once mostly empty, so
 //! a burst of series leaves no table behind.
 
+use std::borrow::Borrow;
 use std::collections::HashSet;
+use std::hash::Hash;
 use std::sync::Arc;
 
 use super::point::{Group, Prehashed};
 
+/// Shared values: each distinct value once, handed out as clones of one `Arc`.
+#[derive(Debug)]
+pub struct Interned<T: ?Sized>(HashSet<Arc<T>, Prehashed>);
+
 /// Interned strings (tag keys and values, measurements, field names).
-#[derive(Debug, Default)]
-pub struct Strings(HashSet<Arc<str>, Prehashed>);
+pub type Strings = Interned<str>;
 
-impl Strings {
-    /// The shared copy of `s`.
-    pub fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(found) = self.0.get(s) {
-            return Arc::clone(found);
-        }
-        let new: Arc<str> = Arc::from(s);
-        self.0.insert(Arc::clone(&new));
-        new
-    }
+/// Interned groups: every series of one group shares one `Arc<Group>`.
+pub type Groups = Interned<Group>;
 
-    /// Drops the strings only this table holds.
-    pub fn sweep(&mut self) {
-        self.0.retain(|s| Arc::strong_count(s) > 1);
-        shrink_set(&mut self.0);
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+impl<T: ?Sized> Default for Interned<T> {
+    fn default() -> Self {
+        Interned(HashSet::default())
     }
 }
 
-/// Interned groups: every series of one group shares one `Arc<Group>`.
-#[derive(Debug, Default)]
-pub struct Groups(HashSet<Arc<Group>, Prehashed>);
-
-impl Groups {
-    /// The shared copy of `group`.
-    pub fn get(&mut self, group: Group) -> Arc<Group> {
-        if let Some(found) = self.0.get(&group) {
+impl<T: ?Sized + Eq + Hash> Interned<T> {
+    /// The shared copy of `value` (a `&str` for strings, a [`Group`] for groups).
+    pub fn get<Q>(&mut self, value: Q) -> Arc<T>
+    where
+        Q: Borrow<T>,
+        Arc<T>: From<Q>,
+    {
+        if let Some(found) = self.0.get(value.borrow()) {
             return Arc::clone(found);
         }
-        let new = Arc::new(group);
+        let new = Arc::from(value);
         self.0.insert(Arc::clone(&new));
         new
     }
 
-    /// Drops the groups only this table holds.
+    /// Drops the values only this table holds.
     pub fn sweep(&mut self) {
-        self.0.retain(|g| Arc::strong_count(g) > 1);
+        self.0.retain(|v| Arc::strong_count(v) > 1);
         shrink_set(&mut self.0);
     }
 
@@ -81,7 +69,7 @@ pub fn sparse(len: usize, capacity: usize) -> bool {
 }
 
 /// Shrinks a map that [`sparse`] says holds mostly nothing.
-pub fn shrink_map<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
+pub fn shrink_map<K: Eq + Hash, V, S: std::hash::BuildHasher>(
     map: &mut std::collections::HashMap<K, V, S>,
 ) {
     if sparse(map.len(), map.capacity()) {
@@ -90,7 +78,7 @@ pub fn shrink_map<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
 }
 
 /// Shrinks a set that [`sparse`] says holds mostly nothing.
-pub fn shrink_set<K: Eq + std::hash::Hash, S: std::hash::BuildHasher>(set: &mut HashSet<K, S>) {
+pub fn shrink_set<K: Eq + Hash, S: std::hash::BuildHasher>(set: &mut HashSet<K, S>) {
     if sparse(set.len(), set.capacity()) {
         set.shrink_to(set.len().saturating_mul(2));
     }
@@ -131,7 +119,9 @@ mod tests {
     #[test]
     fn tables_shrink_once_mostly_empty() {
         let mut strings = Strings::default();
-        let held: Vec<Arc<str>> = (0..10_000).map(|i| strings.get(&i.to_string())).collect();
+        let held: Vec<Arc<str>> = (0..10_000)
+            .map(|i| strings.get(i.to_string().as_str()))
+            .collect();
         let full = strings.0.capacity();
         drop(held);
         let kept = strings.get("kept");
