@@ -527,8 +527,14 @@ fn the_kubernetes_api_gone_for_a_minute_is_backed_off_from_and_scaling_resumes_w
 }
 
 /// A node's stats in task `task`, by the prefix of its name (`moving_average`).
-fn node(processor: &Processor, task: &str, prefix: &str) -> Value {
+/// The stats of `task`'s nodes named `prefix…`, in order, from one read of the task (two
+/// reads would race the points flowing between the nodes).
+fn nodes<const N: usize>(processor: &Processor, task: &str, prefixes: [&str; N]) -> [Value; N] {
     let shown = processor.get(&format!("/kapacitor/v1/tasks/{task}"));
+    prefixes.map(|prefix| node_in(&shown, prefix))
+}
+
+fn node_in(shown: &Value, prefix: &str) -> Value {
     shown
         .pointer("/stats/node-stats")
         .and_then(Value::as_object)
@@ -613,8 +619,7 @@ fn a_processor_restarted_under_load_brings_its_tasks_back_decides_only_from_warm
                 "SIG{how}: {task} decides again"
             );
             let decisions = processor.decisions(task);
-            let average = node(&processor, task, "movingAverage");
-            let scaler = node(&processor, task, "k8s_autoscale");
+            let [average, scaler] = nodes(&processor, task, ["movingAverage", "k8s_autoscale"]);
             let (collected, emitted) = (
                 average["collected"].as_i64().unwrap_or(-1),
                 average["emitted"].as_i64().unwrap_or(-1),
@@ -840,7 +845,7 @@ fn agents_with_skewed_clocks_late_reordered_and_repeated_batches_keep_the_cross_
     }
     let worst = errors.iter().map(|e| e.2).fold(0.0, f64::max);
     let within = errors.iter().filter(|e| e.2 <= 2.0).count();
-    let sum = node(&processor, "autoscale", "sum");
+    let [sum] = nodes(&processor, "autoscale", ["sum"]);
     println!(
         "skewed clocks (+2 s, -2 s writers beside a real agent at 100 rps; {} late batches, {} batches sent twice, {} with a bad line answered 400 partial write): {} totals checked, {within} within 2 %, worst {worst:.2} %; sum node: late_points {}, duplicate_points {}, expired_series {}",
         counts[1].0,
