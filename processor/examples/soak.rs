@@ -64,6 +64,11 @@ pub struct Figures {
     pub cpu_seconds: f64,
     pub rss_after_silence_kib: u64,
     pub cardinality_after_silence: u64,
+    /// `processor_allocator_{allocated,resident}_bytes` in KiB as the writers stopped (`None`
+    /// when the processor does not report them: built with `system-allocator`).
+    pub allocator_at_load_end: Option<(u64, u64)>,
+    /// The same after the silence.
+    pub allocator_after_silence: Option<(u64, u64)>,
     pub samples: Vec<(f64, u64)>,
 }
 
@@ -84,6 +89,15 @@ impl Figures {
             .rss_steady_kib
             .saturating_sub(self.rss_before_kib)
             .max(1) as f64;
+        let allocator = |figures: Option<(u64, u64)>| {
+            figures.map_or("not reported".to_owned(), |(allocated, resident)| {
+                format!(
+                    "{:.1} / {:.1} MiB",
+                    allocated as f64 / 1024.0,
+                    resident as f64 / 1024.0
+                )
+            })
+        };
         [
             format!("| live series | {} |", self.series),
             format!(
@@ -119,6 +133,11 @@ impl Figures {
                 self.cardinality_after_silence,
                 self.rss_after_silence_kib as f64 / 1024.0,
                 held / grown * 100.0
+            ),
+            format!(
+                "| allocator: allocated / resident, as the load ends; after silence | {}; {} |",
+                allocator(self.allocator_at_load_end),
+                allocator(self.allocator_after_silence)
             ),
         ]
         .join("\n")
@@ -260,19 +279,36 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// The sum of the task's working cardinality over its nodes, from `/metrics`.
-fn working_cardinality(addr: SocketAddr) -> Option<u64> {
+/// The sum of the samples of a metric family on the processor's `/metrics` (`prefix` ends
+/// the name, e.g. `"name{"` or `"name "`); `None` when the scrape fails or has none.
+fn metric_sum(addr: SocketAddr, prefix: &str) -> Option<u64> {
     let (status, text) = try_http(addr, "GET", "/metrics", "")?;
-    (status == 200).then(|| {
-        text.lines()
-            .filter(|line| line.starts_with("processor_node_working_cardinality{"))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    })
+    if status != 200 {
+        return None;
+    }
+    let values: Vec<u64> = text
+        .lines()
+        .filter(|line| line.starts_with(prefix))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+fn working_cardinality(addr: SocketAddr) -> Option<u64> {
+    metric_sum(addr, "processor_node_working_cardinality{")
+}
+
+/// The allocator's bytes held by the program and resident, KiB (`processor_allocator_*`).
+fn allocator_kib(addr: SocketAddr) -> Option<(u64, u64)> {
+    Some((
+        metric_sum(addr, "processor_allocator_allocated_bytes ")? / 1024,
+        metric_sum(addr, "processor_allocator_resident_bytes ")? / 1024,
+    ))
 }
 
 /// Stops the processor with SIGTERM, as Kubernetes does, so that it exits through its own
-/// shutdown (and an allocator's exit statistics, e.g. `MIMALLOC_SHOW_STATS=1`, are printed);
-/// SIGKILL after 15 s.
+/// shutdown (and an allocator's exit statistics, e.g. `_RJEM_MALLOC_CONF=stats_print:true`,
+/// are printed); SIGKILL after 15 s.
 fn stop_gracefully(mut processor: KillOnDrop) {
     let pid = processor.0.id().to_string();
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
@@ -465,6 +501,7 @@ pub fn run(options: &Options) -> Result<Figures, Error> {
     }
     let load_end = start.elapsed().as_secs_f64();
     let (_, cpu_end) = proc_figures(pid).unwrap_or_default();
+    let allocator_at_load_end = allocator_kib(addr);
     eprintln!(
         "soak: load done after {load_end:.0} s; silent for {} s",
         options.silence_secs
@@ -472,6 +509,7 @@ pub fn run(options: &Options) -> Result<Figures, Error> {
     std::thread::sleep(Duration::from_secs(options.silence_secs));
     let (rss_after, _) = proc_figures(pid).unwrap_or_default();
     let cardinality_after = working_cardinality(addr).unwrap_or(u64::MAX);
+    let allocator_after = allocator_kib(addr);
     stop_sampling.store(true, Ordering::Relaxed);
     let samples = sampler.join().unwrap_or_default();
     stop_gracefully(processor);
@@ -509,6 +547,8 @@ pub fn run(options: &Options) -> Result<Figures, Error> {
         cpu_seconds: cpu_end.saturating_sub(cpu_start) as f64 / ticks,
         rss_after_silence_kib: rss_after,
         cardinality_after_silence: cardinality_after,
+        allocator_at_load_end,
+        allocator_after_silence: allocator_after,
         samples: samples.iter().map(|s| (s.0, s.1)).collect(),
     })
 }

@@ -29,6 +29,7 @@
 //!
 //! [`run`] wires them: `config -> Router -> WriteApi -> Server`, until the shutdown future ends.
 
+pub mod allocator;
 pub mod cli;
 pub mod clock;
 pub mod config;

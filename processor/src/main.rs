@@ -11,12 +11,11 @@ use processor::config::Config;
 // data_dir cannot be written, the Kubernetes API cannot be reached).
 use lifecycle::exit::{UNAVAILABLE as EXIT_UNAVAILABLE, USAGE as EXIT_USAGE};
 
-/// mimalloc instead of glibc's malloc: it returns freed pages to the system (glibc kept the
-/// peak after a mass of series went silent; README, "Scale and soak"). The feature
-/// `system-allocator` keeps glibc's, for heap profilers that hook malloc (heaptrack).
+/// jemalloc, tuned to give freed memory back to the system (`processor::allocator`). The
+/// feature `system-allocator` keeps glibc's, for heap profilers that hook malloc (heaptrack).
 #[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,6 +52,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    #[cfg(not(feature = "system-allocator"))]
+    let tuning =
+        processor::allocator::configure(std::env::var(processor::allocator::CONF_VARIABLE).ok());
     let args = processor::cli::rewrite_flags(std::env::args());
     let cli: Cli = match lifecycle::parse_flags(args.into_iter().map(Into::into)) {
         Ok(cli) => cli,
@@ -64,11 +66,31 @@ fn main() -> ExitCode {
         _ => "info",
     };
     lifecycle::init_tracing(default_filter);
+    #[cfg(not(feature = "system-allocator"))]
+    log_tuning(&tuning);
     let url = processor::cli::server_url(cli.url, |name| std::env::var(name).ok());
     match cli.command {
         Command::Serve { config, bind } => serve(config, bind),
         Command::Replay(args) => processor::replay::command::run(args),
         Command::Client(command) => processor::cli::run(url, command),
+    }
+}
+
+#[cfg(not(feature = "system-allocator"))]
+fn log_tuning(tuning: &processor::allocator::Tuning) {
+    use processor::allocator::{CONF_VARIABLE, DIRTY_DECAY_MS, Tuning};
+    match tuning {
+        Tuning::Tuned => tracing::info!(
+            dirty_decay_ms = DIRTY_DECAY_MS,
+            "allocator: jemalloc, background purging"
+        ),
+        Tuning::FromEnvironment(conf) => {
+            tracing::info!(%conf, "allocator: jemalloc as {CONF_VARIABLE} sets it")
+        }
+        Tuning::Failed(error) => tracing::warn!(
+            %error,
+            "allocator: cannot turn on jemalloc's background purging; freed memory is returned only while the processor allocates"
+        ),
     }
 }
 

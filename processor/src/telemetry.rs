@@ -145,6 +145,9 @@ impl Telemetry {
             let _ = writeln!(out, "{name}{{task=\"{}\"}} {dropped}", label(task));
         }
         write_decisions(&mut out, &tasks.decision_metrics());
+        if let Some(stats) = crate::allocator::stats() {
+            crate::allocator::render(&stats, &mut out);
+        }
         let (total, enabled, _) = tasks.counts();
         let _ = writeln!(
             out,

@@ -313,3 +313,22 @@ fn warnings_on_a_pipe_are_plain_text_without_terminal_colours() {
     assert!(stderr.contains("http.bogus"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
 }
+
+#[test]
+fn the_allocator_purges_in_the_background_unless_jemalloc_conf_says_otherwise() {
+    let (_dir, path) = config("");
+    let output = serve(&path, &[], &[]);
+    assert!(
+        stderr(&output).contains("allocator: jemalloc, background purging"),
+        "{}",
+        stderr(&output)
+    );
+    let output = serve(&path, &[], &[("_RJEM_MALLOC_CONF", "dirty_decay_ms:2000")]);
+    let text = stderr(&output);
+    assert!(
+        text.contains("allocator: jemalloc as _RJEM_MALLOC_CONF sets it")
+            && text.contains("dirty_decay_ms:2000")
+            && !text.contains("background purging"),
+        "{text}"
+    );
+}

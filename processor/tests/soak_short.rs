@@ -24,6 +24,12 @@ fn a_short_soak_delivers_every_batch_and_the_state_is_freed_after_the_silence() 
     // 12 s of one point per second per series, give or take the last second.
     assert!(figures.points >= 200 * 11, "{}", figures.render());
     assert!(figures.rss_steady_kib > 0 && figures.cpu_seconds > 0.0);
+    // The binary's allocator (jemalloc) reports what the program holds and what is resident.
+    let (allocated, resident) = figures
+        .allocator_at_load_end
+        .expect("processor_allocator_* on /metrics");
+    assert!(allocated > 0 && resident > 0, "{}", figures.render());
+    assert!(figures.allocator_after_silence.is_some());
     assert_eq!(
         figures.cardinality_after_silence,
         0,
