@@ -69,7 +69,11 @@ pub struct Figures {
     pub allocator_at_load_end: Option<(u64, u64)>,
     /// The same after the silence.
     pub allocator_after_silence: Option<(u64, u64)>,
-    pub samples: Vec<(f64, u64)>,
+    /// The allocator's allocated bytes after warm-up (mean KiB, slope KiB/min): what the
+    /// program holds, without the allocator's free pages (`None` when not reported).
+    pub heap_steady: Option<(u64, f64)>,
+    /// Seconds, RSS KiB, allocated KiB.
+    pub samples: Vec<(f64, u64, Option<u64>)>,
 }
 
 impl Figures {
@@ -119,6 +123,14 @@ impl Figures {
                 "| RSS slope after warm-up | {:+.1} KiB/min ({:+.2} % of the steady growth per min) |",
                 self.slope_kib_per_min,
                 self.slope_kib_per_min / grown * 100.0
+            ),
+            format!(
+                "| allocated (heap) after warm-up | {} |",
+                self.heap_steady.map_or("not reported".to_owned(), |(mean, slope)| format!(
+                    "mean {:.1} MiB, slope {slope:+.1} KiB/min ({:+.2} % of the steady growth per min)",
+                    mean as f64 / 1024.0,
+                    slope / grown * 100.0
+                ))
             ),
             format!(
                 "| write latency p50 / p99 / max | {:.2} / {:.2} / {:.2} ms |",
@@ -278,7 +290,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-/// The sum of the task's working cardinality over its nodes, from `/metrics`.
 /// The sum of the samples of a metric family on the processor's `/metrics` (`prefix` ends
 /// the name, e.g. `"name{"` or `"name "`); `None` when the scrape fails or has none.
 fn metric_sum(addr: SocketAddr, prefix: &str) -> Option<u64> {
@@ -294,6 +305,7 @@ fn metric_sum(addr: SocketAddr, prefix: &str) -> Option<u64> {
     (!values.is_empty()).then(|| values.iter().sum())
 }
 
+/// The sum of the task's working cardinality over its nodes, from `/metrics`.
 fn working_cardinality(addr: SocketAddr) -> Option<u64> {
     metric_sum(addr, "processor_node_working_cardinality{")
 }
@@ -437,7 +449,8 @@ pub fn run(options: &Options) -> Result<Figures, Error> {
             let mut samples = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 if let Some((rss, cpu)) = proc_figures(pid) {
-                    samples.push((start.elapsed().as_secs_f64(), rss, cpu));
+                    let heap = allocator_kib(addr).map(|(allocated, _)| allocated);
+                    samples.push((start.elapsed().as_secs_f64(), rss, cpu, heap));
                 }
                 std::thread::sleep(Duration::from_secs(2));
             }
@@ -524,6 +537,11 @@ pub fn run(options: &Options) -> Result<Figures, Error> {
     // Warm-up: the first third of the load (or at least the first 30 s).
     let warm = (load_end / 3.0).max(30.0_f64.min(load_end / 2.0));
     let steady: Vec<(f64, u64)> = during.iter().copied().filter(|s| s.0 >= warm).collect();
+    let heap_steady: Vec<(f64, u64)> = samples
+        .iter()
+        .filter(|s| s.0 >= warm && s.0 <= load_end)
+        .filter_map(|s| Some((s.0, s.3?)))
+        .collect();
     let rss_steady = if steady.is_empty() {
         during.last().map_or(rss_before, |s| s.1)
     } else {
@@ -539,6 +557,12 @@ pub fn run(options: &Options) -> Result<Figures, Error> {
         rss_steady_kib: rss_steady,
         rss_peak_kib: samples.iter().map(|s| s.1).max().unwrap_or(0),
         slope_kib_per_min: slope_per_minute(&steady),
+        heap_steady: (!heap_steady.is_empty()).then(|| {
+            (
+                heap_steady.iter().map(|s| s.1).sum::<u64>() / heap_steady.len() as u64,
+                slope_per_minute(&heap_steady),
+            )
+        }),
         latency_ms: [
             percentile(&latencies, 50.0),
             percentile(&latencies, 99.0),
@@ -549,7 +573,7 @@ pub fn run(options: &Options) -> Result<Figures, Error> {
         cardinality_after_silence: cardinality_after,
         allocator_at_load_end,
         allocator_after_silence: allocator_after,
-        samples: samples.iter().map(|s| (s.0, s.1)).collect(),
+        samples: samples.iter().map(|s| (s.0, s.1, s.3)).collect(),
     })
 }
 
@@ -563,9 +587,10 @@ fn main() -> std::process::ExitCode {
     };
     match run(&options) {
         Ok(figures) => {
-            println!("RSS over time (s, MiB):");
-            for (t, rss) in &figures.samples {
-                println!("  {t:7.1}  {:8.1}", *rss as f64 / 1024.0);
+            println!("RSS and allocated over time (s, MiB, MiB):");
+            for (t, rss, heap) in &figures.samples {
+                let heap = heap.map_or("-".to_owned(), |h| format!("{:.1}", h as f64 / 1024.0));
+                println!("  {t:7.1}  {:8.1}  {heap:>8}", *rss as f64 / 1024.0);
             }
             println!("| figure | value |\n|---|---|\n{}", figures.render());
             std::process::ExitCode::SUCCESS
