@@ -6,9 +6,9 @@
 //! 89 % (README, "Scale and soak").
 //!
 //! `_RJEM_MALLOC_CONF` (jemalloc's `MALLOC_CONF`, read at start) overrides the tuning: when it
-//! is set the processor changes nothing and says so. The binary calls [`configure`]; before
-//! that (and in tests, whose allocator is the system's) [`stats`] is `None`, so `/metrics`
-//! never reports the figures of an allocator that is not in use.
+//! is set the processor changes nothing and says so. `processor serve` calls [`configure`];
+//! before that (and in tests, whose allocator is the system's) [`stats`] is `None`, so
+//! `/metrics` never reports the figures of an allocator that is not in use.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

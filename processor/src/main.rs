@@ -52,9 +52,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    #[cfg(not(feature = "system-allocator"))]
-    let tuning =
-        processor::allocator::configure(std::env::var(processor::allocator::CONF_VARIABLE).ok());
     let args = processor::cli::rewrite_flags(std::env::args());
     let cli: Cli = match lifecycle::parse_flags(args.into_iter().map(Into::into)) {
         Ok(cli) => cli,
@@ -66,8 +63,6 @@ fn main() -> ExitCode {
         _ => "info",
     };
     lifecycle::init_tracing(default_filter);
-    #[cfg(not(feature = "system-allocator"))]
-    log_tuning(&tuning);
     let url = processor::cli::server_url(cli.url, |name| std::env::var(name).ok());
     match cli.command {
         Command::Serve { config, bind } => serve(config, bind),
@@ -76,10 +71,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// Tunes the allocator for a long-running server (before its threads start) and says how;
+/// the short client commands and replay leave jemalloc as it starts.
 #[cfg(not(feature = "system-allocator"))]
-fn log_tuning(tuning: &processor::allocator::Tuning) {
-    use processor::allocator::{CONF_VARIABLE, DIRTY_DECAY_MS, Tuning};
-    match tuning {
+fn tune_allocator() {
+    use processor::allocator::{CONF_VARIABLE, DIRTY_DECAY_MS, Tuning, configure};
+    match configure(std::env::var(CONF_VARIABLE).ok()) {
         Tuning::Tuned => tracing::info!(
             dirty_decay_ms = DIRTY_DECAY_MS,
             "allocator: jemalloc, background purging"
@@ -95,6 +92,8 @@ fn log_tuning(tuning: &processor::allocator::Tuning) {
 }
 
 fn serve(config_path: Option<PathBuf>, bind: Option<String>) -> ExitCode {
+    #[cfg(not(feature = "system-allocator"))]
+    tune_allocator();
     let mut config = match load_config(config_path.as_deref()) {
         Ok(config) => config,
         Err(error) => {
