@@ -45,6 +45,7 @@
 //! with no contributors and no buckets are freed.
 
 use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use crate::tick::nodes::{AggregateFn, AggregateSpec};
@@ -181,15 +182,26 @@ impl Contributor {
 pub(super) struct Contributors(FastMap<Arc<Series>, Contributor>);
 
 impl Contributors {
-    /// `series` sent a point at `time`, arriving at processor time `now`.
-    pub(super) fn saw(&mut self, series: &Arc<Series>, time: i64, now: i64) {
-        let contributor = self.0.entry(Arc::clone(series)).or_insert(Contributor {
-            first: time,
-            watermark: time,
-            last_arrival: now,
-            last_advance: now,
-            cadence: Cadence::default(),
-        });
+    /// `series` sent a point at `time`, arriving at processor time `now`; returns its
+    /// watermark before this point (`None` for a series not seen yet).
+    pub(super) fn saw(&mut self, series: &Arc<Series>, time: i64, now: i64) -> Option<i64> {
+        let (contributor, before) = match self.0.entry(Arc::clone(series)) {
+            Entry::Occupied(entry) => {
+                let contributor = entry.into_mut();
+                let before = contributor.watermark;
+                (contributor, Some(before))
+            }
+            Entry::Vacant(entry) => (
+                entry.insert(Contributor {
+                    first: time,
+                    watermark: time,
+                    last_arrival: now,
+                    last_advance: now,
+                    cadence: Cadence::default(),
+                }),
+                None,
+            ),
+        };
         contributor.last_arrival = now;
         if time > contributor.watermark {
             // A later batch with new times: one gap of its cadence. The other points of the
@@ -200,6 +212,7 @@ impl Contributors {
             }
             contributor.watermark = time;
         }
+        before
     }
 
     /// True when no live series is still awaited for `time` at `now`: each has sent a point at
@@ -361,9 +374,8 @@ impl Aggregate {
         // searched (a linear search per point would cost the group's size).
         let maybe_repeated = state
             .contributors
-            .watermark(&point.series)
+            .saw(&point.series, point.time, now)
             .is_none_or(|watermark| watermark >= point.time);
-        state.contributors.saw(&point.series, point.time, now);
         if state.emitted_through.is_some_and(|t| point.time <= t) {
             self.stats.late_points += 1;
             return Ok(());
