@@ -290,31 +290,32 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-/// The sum of the samples of a metric family on the processor's `/metrics` (`prefix` ends
-/// the name, e.g. `"name{"` or `"name "`); `None` when the scrape fails or has none.
-fn metric_sum(addr: SocketAddr, prefix: &str) -> Option<u64> {
-    let (status, text) = try_http(addr, "GET", "/metrics", "")?;
-    if status != 200 {
-        return None;
-    }
-    let values: Vec<u64> = text
-        .lines()
+/// The processor's `/metrics` text; `None` when the scrape fails.
+fn scrape(addr: SocketAddr) -> Option<String> {
+    try_http(addr, "GET", "/metrics", "").and_then(|(status, text)| (status == 200).then_some(text))
+}
+
+/// The sum of the samples of a metric family in `text` (`prefix` ends the name, e.g.
+/// `"name{"` or `"name "`); `None` when there are none.
+fn metric_sum(text: &str, prefix: &str) -> Option<u64> {
+    text.lines()
         .filter(|line| line.starts_with(prefix))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
+        .fold(None, |sum, value| Some(sum.unwrap_or(0) + value))
 }
 
 /// The sum of the task's working cardinality over its nodes, from `/metrics`.
 fn working_cardinality(addr: SocketAddr) -> Option<u64> {
-    metric_sum(addr, "processor_node_working_cardinality{")
+    metric_sum(&scrape(addr)?, "processor_node_working_cardinality{")
 }
 
-/// The allocator's bytes held by the program and resident, KiB (`processor_allocator_*`).
+/// The allocator's bytes held by the program and resident, KiB (`processor_allocator_*`),
+/// from one scrape.
 fn allocator_kib(addr: SocketAddr) -> Option<(u64, u64)> {
+    let text = scrape(addr)?;
     Some((
-        metric_sum(addr, "processor_allocator_allocated_bytes ")? / 1024,
-        metric_sum(addr, "processor_allocator_resident_bytes ")? / 1024,
+        metric_sum(&text, "processor_allocator_allocated_bytes ")? / 1024,
+        metric_sum(&text, "processor_allocator_resident_bytes ")? / 1024,
     ))
 }
 
