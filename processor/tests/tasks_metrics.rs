@@ -43,6 +43,9 @@ async fn metrics_pass_promtool_and_name_tasks_and_nodes() {
         "{text}"
     );
     assert!(text.contains("processor_write_duration_seconds"), "{text}");
+    // This server runs on the test's allocator (the system's), not the binary's jemalloc:
+    // no allocator figures (soak_short checks the binary reports them).
+    assert!(!text.contains("processor_allocator_"), "{text}");
     assert!(text.contains("processor_node_events_total{task=\"autoscale\",node=\"derivative2\",event=\"counter_resets\"} 0"), "{text}");
     if let Some(check) = workspace_bins::peers::promtool_check_metrics(&text) {
         assert!(check.passed(), "promtool: {}\n{text}", check.report);
